@@ -1,0 +1,53 @@
+# The two commands of the README: `make book` and `make test`. Everything else is a step of them.
+PYTHON    ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+# full (the chapter's own numbers) or quick (a few minutes); notebooks read it through idlmam.budget
+IDL_BUDGET ?= full
+export IDL_DATA ?= $(CURDIR)/data
+# no progress bars in pages or logs
+export TQDM_DISABLE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: book test unit notebooks data venv system-deps sync clean
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch torchvision
+	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
+	touch $@
+
+# Debian packages the tests use: a PostgreSQL server for the tuning tests (only as root with apt-get)
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing postgresql (Debian) for the tuning tests"; \
+	    apt-get install -y -q postgresql >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null); \
+	  else echo "postgresql not installed and apt-get unavailable: its tests will be skipped"; fi; fi
+
+data: $(STAMP)
+	$(BIN)/python -m idlmam.data
+
+unit: $(STAMP) data system-deps
+	$(BIN)/python -m pytest tests -q
+
+notebooks: $(STAMP) data
+	@if ls book/*.ipynb >/dev/null 2>&1; then \
+	  IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval book/*.ipynb; \
+	else echo 'no notebooks yet'; fi
+
+test: unit notebooks
+
+book: $(STAMP) data
+	rm -rf _build/.jupyter_cache
+	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . -W --keep-going
+
+# after editing a notebook's .py: refresh its paired .ipynb (outputs come from a quick run)
+sync: $(STAMP) data
+	IDL_BUDGET=quick $(BIN)/python -m jupytext --sync --execute book/*.py
+
+clean:
+	rm -rf _build

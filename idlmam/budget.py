@@ -1,0 +1,69 @@
+"""The budget knob: the one place that reads ``IDL_BUDGET``.
+
+Every notebook asks this module how many epochs, trials and seeds to use, so that one setting
+decides how long the whole book takes:
+
+* ``full`` (the default) is the source chapter's own: 50 epochs per run, 10 and 20 Optuna trials
+  of 10 epochs each.
+* ``quick`` runs every cell of every notebook in a few minutes on a 2-core CPU; it is what CI
+  and the notebook regression suite use.
+
+Example:
+    >>> from idlmam.budget import get_budget
+    >>> get_budget("quick").epochs
+    3
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Budget", "BUDGETS", "get_budget"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work each notebook does.
+
+    Args:
+        name: ``"full"`` or ``"quick"``.
+        epochs: epochs for every training run of the chapter.
+        trials: Optuna trials of the plain study.
+        prune_trials: Optuna trials of the study with pruning.
+        trial_epochs: epochs inside one Optuna trial.
+        seeds: how many seeds each multi-seed comparison uses.
+        train_size: training examples used (``None``: all 60,000).
+        toy_trials: trials of the toy-function study (it costs microseconds).
+    """
+
+    name: str
+    epochs: int
+    trials: int
+    prune_trials: int
+    trial_epochs: int
+    seeds: int
+    train_size: int | None
+    toy_trials: int = 100
+
+
+BUDGETS = {
+    "full": Budget("full", epochs=50, trials=10, prune_trials=20, trial_epochs=10, seeds=3,
+                   train_size=None),
+    "quick": Budget("quick", epochs=3, trials=4, prune_trials=6, trial_epochs=2, seeds=1,
+                    train_size=12_000),
+}
+
+
+def get_budget(name: str | None = None) -> Budget:
+    """Return the budget named ``name``, or the one ``IDL_BUDGET`` names (``full`` if unset).
+
+    Raises:
+        ValueError: the name is not one of :data:`BUDGETS`.
+    """
+    chosen = name if name is not None else os.environ.get("IDL_BUDGET", "full")
+    chosen = chosen.strip().lower()
+    if chosen not in BUDGETS:
+        raise ValueError(
+            f"unknown budget {chosen!r}: set IDL_BUDGET to one of {sorted(BUDGETS)} "
+            "(for example IDL_BUDGET=quick)")
+    return BUDGETS[chosen]

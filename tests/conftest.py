@@ -1,0 +1,27 @@
+"""Shared fixtures: small fake data for fast tests, the real Fashion-MNIST for slow ones."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_data():
+    """100 random 28x28 'images' with labels that depend on them, so a model can learn."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(100, 1, 28, 28, generator=g)
+    y = (X.mean(dim=(1, 2, 3)) * 10 % 10).long()  # (100,)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def fashion_root():
+    """The real data root (fetched the way `make data` does); skips when it cannot be had."""
+    from idlmam.data import DataUnavailableError, ensure_fashion_mnist
+
+    try:
+        return ensure_fashion_mnist(download=False)
+    except DataUnavailableError as err:  # pragma: no cover - only off the supported machines
+        pytest.skip(str(err))
