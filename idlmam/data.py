@@ -28,6 +28,7 @@ import torch
 __all__ = [
     "DataUnavailableError", "CorruptDataError", "data_root", "ensure_fashion_mnist",
     "fashion_mnist", "split", "subset", "ResidentLoader", "resident_loader", "classic_loader",
+    "book_loaders",
 ]
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -295,6 +296,30 @@ def classic_loader(dataset, batch_size: int = 256, *, shuffle: bool = False, see
 
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def book_loaders(batch_size: int = 256, *, device: torch.device | str = "cpu",
+                 train_size: int | None = None, val_fraction: float | None = None,
+                 seed: int = 0) -> dict[str, ResidentLoader]:
+    """The chapter's loaders, resident on ``device``: ``{"train", "test"}`` (and ``"val"``).
+
+    Args:
+        batch_size: training batch size (the chapter's B = 256).
+        device: where the tensors live.
+        train_size: use a seeded random subset of this many training examples (None: all 60,000).
+        val_fraction: when given, split this fraction off the *training* data as a validation
+            set (seeded); the training loader then holds only the rest, so no validation row is
+            ever trained on.
+        seed: seed of the subset, the split and the training order.
+    """
+    train = subset(fashion_mnist(True), train_size, seed=seed)
+    loaders = {}
+    if val_fraction is not None:
+        train, val = split(train, (1 - val_fraction, val_fraction), seed=seed)
+        loaders["val"] = resident_loader(val, 1024, device=device)
+    loaders["train"] = resident_loader(train, batch_size, shuffle=True, seed=seed, device=device)
+    loaders["test"] = resident_loader(fashion_mnist(False), 1024, device=device)
+    return loaders
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Schedule arithmetic (and, later, optimizers written from scratch).
+"""Schedule arithmetic, gradient-norm clipping on any optimizer (and optimizers from scratch).
 
 The chapter picks schedule constants from what a reader wants to happen, not by trial:
 an exponential decay that ends at ``eta_min`` after ``epochs``, a cosine schedule with a given
@@ -6,7 +6,9 @@ number of dips that ends on a dip.
 """
 from __future__ import annotations
 
-__all__ = ["exponential_gamma", "cosine_t_max"]
+import torch
+
+__all__ = ["exponential_gamma", "cosine_t_max", "clip_grad_norm_on_step"]
 
 
 def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
@@ -41,3 +43,28 @@ def cosine_t_max(epochs: int, dips: int) -> int:
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     return max(1, epochs // (2 * dips - 1))
+
+
+def clip_grad_norm_on_step(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.optim.Optimizer:
+    r"""Rescale the gradients so their joint L2 norm is at most ``max_norm`` before each step.
+
+    .. math::
+        g \leftarrow g \cdot \min\left(1, \frac{z}{\lVert g \rVert_2}\right)
+
+    Unlike clamping each value, this keeps the gradient's direction. It is registered as a
+    step pre-hook on ``optimizer`` (``torch.nn.utils.clip_grad_norm_`` over all its
+    parameters), so any training loop and any schedule keep working unchanged.
+
+    Returns:
+        ``optimizer`` itself, so it can wrap a constructor:
+        ``clip_grad_norm_on_step(torch.optim.AdamW(model.parameters()), 5.0)``.
+    """
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clip(opt, args, kwargs) -> None:  # a pre-hook must return None (or new arguments)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    optimizer.register_step_pre_hook(clip)
+    return optimizer

@@ -31,3 +31,20 @@ def test_cosine_schedule_ends_on_a_dip(epochs, dips):
     minima = [i for i in range(1, len(lrs) - 1) if lrs[i] < 1e-12] + ([len(lrs) - 1] if lrs[-1] < 1e-12 else [])
     assert len(minima) == dips
     assert (2 * dips - 1) * t_max <= epochs
+
+
+def test_clip_grad_norm_on_step_keeps_the_direction():
+    from idlmam.optim import clip_grad_norm_on_step
+
+    p = torch.nn.Parameter(torch.zeros(5))
+    opt = clip_grad_norm_on_step(torch.optim.SGD([p], lr=1.0), 5.0)
+    g = torch.tensor([1.0, -2.0, 1000.0, 3.0, -7.0])
+    p.grad = g.clone()
+    opt.step()
+    expected = -g * 5.0 / g.norm()
+    assert torch.allclose(p.detach(), expected, atol=1e-6)
+    assert torch.isclose(p.detach().norm(), torch.tensor(5.0))
+    p.grad = torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0])  # small gradients pass unchanged
+    before = p.detach().clone()
+    opt.step()
+    assert torch.allclose(p.detach(), before - torch.tensor([0.1, 0, 0, 0, 0]))
