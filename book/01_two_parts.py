@@ -1,0 +1,197 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Gradient descent in two parts
+#
+# Every training run in this book updates the weights with one rule, and that rule has exactly
+# two knobs: *how far* to step (the learning rate, set by a schedule $L$) and *which way* to step
+# (the gradient, processed by an optimizer $G$). This page separates the two, shows the training
+# loop that gives each its own argument, and trains the baseline every later page improves on:
+# plain SGD with $\eta_0 = 0.1$ on Fashion-MNIST.
+
+# %% tags=["hide-cell"]
+# Colab only: install the companion package from the repository (does nothing elsewhere).
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+
+# %%
+import time
+
+import torch
+from torch import nn
+
+from idlmam.budget import get_budget
+from idlmam.data import book_loaders, classic_loader, fashion_mnist, resident_loader, subset
+from idlmam.experiments import run
+from idlmam.models import count_parameters, mlp
+from idlmam.notebook import glue, setup
+from idlmam.plotting import final_scores, plot_runs
+from idlmam.train import train_network
+from idlmam.utils import get_device
+
+setup()
+
+# %%
+BUDGET = get_budget()   # IDL_BUDGET=full (the chapter's numbers) or quick (a few minutes)
+EPOCHS = BUDGET.epochs  # passes over the training data per run
+BATCH_SIZE = 256        # B, a respectable batch size
+ETA_0 = 0.1             # the initial learning rate: large on purpose, to make schedules visible
+DEVICE = get_device()   # the GPU when there is one
+print(f"budget={BUDGET.name}, epochs={EPOCHS}, device={DEVICE.type}")
+
+# %% [markdown]
+# ## One update, two parts
+#
+# Gradient descent treats the network as one big function $f_\Theta$ and moves the parameters
+# $\Theta$ against the gradient of the loss $\ell$ on the current batch:
+#
+# $$\Theta_{t+1} = \Theta_t - \eta \cdot \underbrace{\nabla_{\Theta_t} \ell\big(f_{\Theta_t}(x), y\big)}_{g^t}$$
+#
+# We call that gradient $g^t$: a new one arrives with every batch, so learning consumes a
+# *sequence* of gradients. Written this way, the rule has only two parts we can change, the
+# learning rate $\eta$ and the gradient $g^t$:
+#
+# $$\Theta_{t+1} = \Theta_t - \eta \cdot g^t$$
+#
+# **The schedule $L$.** One fixed $\eta$ for the whole run is a strange demand: a train does not
+# arrive at full speed and stop dead at the platform; it slows down as the station nears. So we
+# let the rate depend on how far training has come, $L(\eta_0, t)$, starting from an initial
+# rate $\eta_0$.
+#
+# **The optimizer $G$.** Gradients computed on noisy batches can point the wrong way, can be far
+# too large (*exploding*, $\lVert g^t \rVert_2 \to \infty$) or far too small (*vanishing*,
+# $\lVert g^t \rVert_2 \to 0$). A function $G$ that looks at the gradient, and at the gradients
+# before it, can make them better behaved. Together:
+#
+# $$\Theta_{t+1} = \Theta_t - L(\eta_0, t) \cdot G(g^t)$$
+#
+# The two act on different clocks. $G$ runs on every batch, thousands of times per epoch; $L$
+# runs once per epoch, a few dozen times per run. One is the short-term steering, the other the
+# long-term speed limit, and good training uses both.
+
+# %% [markdown]
+# ## A training loop with both
+#
+# PyTorch has a class for each part: a `torch.optim.Optimizer` is $G$ (its `step()` runs after
+# every batch) and a `torch.optim.lr_scheduler` object is $L$ (its `step()` runs after every
+# epoch, and it changes the learning rate stored inside the optimizer). `train_network` takes
+# one of each, `optimizer=` and `lr_schedule=`. With no optimizer it uses AdamW, a good default
+# we meet on the gradients page; with no schedule the rate stays at $\eta_0$. The one special case
+# is `ReduceLROnPlateau`, which needs to be told the validation loss. Here is the loop, phases
+# numbered:
+#
+# ````{dropdown} The source of `train_network`
+# ```{literalinclude} ../idlmam/train.py
+# :pyobject: train_network
+# :language: python
+# ```
+# ````
+#
+# It returns a pandas DataFrame with one row per epoch: the learning rate used (`lr`), the
+# losses, and a score column such as `test Accuracy` for every score function we pass.
+
+# %% [markdown]
+# ## The data, kept where the model trains
+#
+# We use Fashion-MNIST: 60,000 training and 10,000 test images of clothing in 10 classes, the
+# same size as MNIST but harder. The usual way to feed it is a `DataLoader` over torchvision's
+# dataset with `ToTensor()`, which turns every image into a PIL image and back into a tensor,
+# every epoch. Our loaders decode the whole split *once* into one tensor on the training device
+# (the values are bitwise the same) and draw each epoch's batches from a seeded shuffle.
+
+# %%
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+print({name: loader.n_examples for name, loader in loaders.items()})
+
+# %% [markdown]
+# How much that saves is easy to measure: one training pass of the same model, with the same
+# loop, over the same 5,000 images, fed each way.
+
+# %% tags=["nbval-ignore-output"]
+def seconds_per_pass(loader):
+    model = mlp()
+    start = time.perf_counter()
+    train_network(model, nn.CrossEntropyLoss(), loader, epochs=1, device=DEVICE,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=ETA_0))
+    return time.perf_counter() - start
+
+
+images = subset(fashion_mnist(train=True), 5_000, seed=0)
+classic_s = seconds_per_pass(classic_loader(images, BATCH_SIZE, shuffle=True))
+fast = resident_loader(images, BATCH_SIZE, shuffle=True, device=DEVICE)
+resident_s = min(seconds_per_pass(fast) for _ in range(3))  # the first call also warms up torch
+glue("speedup", classic_s / resident_s, display=False)
+print(f"DataLoader: {classic_s:.2f} s, resident: {resident_s:.3f} s, {classic_s / resident_s:.0f}x faster")
+
+# %% [markdown]
+# ```{note}
+# On the machine that built this page the resident loader was
+# {glue:text}`speedup:.0f` times faster for the same pass. Almost all of the classic path's time
+# goes into converting images one by one, not into the network. That difference is what lets
+# every experiment on these pages train for real instead of asking you to wait.
+# ```
+
+# %% [markdown]
+# ## The baseline network
+#
+# The network is the fully connected one from earlier chapters: the $28 \times 28$ image
+# flattened to 784 values, three hidden layers of 128 neurons with $\tanh$, and 10 outputs.
+
+# %%
+model = mlp(in_features=28 * 28, hidden=128, layers=3, classes=10)
+print(model)
+print(f"{count_parameters(model):,} parameters")
+
+# %% [markdown]
+# The baseline is plain SGD with no schedule. We set $\eta_0 = 0.1$ in the optimizer's
+# constructor: that is where every schedule will later reach in to change it. A rate of 0.1 is
+# more aggressive than you would normally choose (0.001 is a common start), which makes the
+# effect of each improvement easier to see.
+
+# %% tags=["nbval-ignore-output"]
+sgd = run("SGD", lambda params: torch.optim.SGD(params, lr=ETA_0), loaders=loaders,
+          epochs=EPOCHS, device=DEVICE)
+sgd.tail(3)
+
+# %% tags=["nbval-ignore-output"]
+plot_runs(sgd, "test Accuracy", title="Plain SGD, eta_0 = 0.1");
+
+# %% tags=["nbval-ignore-output"]
+last = sgd["test Accuracy"].iloc[-1]
+glue("sgd_final", last, display=False)
+glue("sgd_best", sgd["test Accuracy"].max(), display=False)
+glue("sgd_drops", int((sgd["test Accuracy"].diff() < 0).sum()), display=False)
+print(final_scores(sgd))
+
+# %% [markdown]
+# The network learns: it ends at a test accuracy of {glue:text}`sgd_final:.3f` (best epoch
+# {glue:text}`sgd_best:.3f`). But the curve does not only rise: in {glue:text}`sgd_drops`
+# epochs the accuracy went *down* from the epoch before. A learning rate that is a little too
+# large keeps kicking the weights past good solutions; the next two pages attack that from both
+# sides, first with schedules $L$, then with optimizers $G$.
+#
+# ## What we did
+#
+# - Split the gradient-descent update into a schedule $L(\eta_0, t)$, applied once per epoch,
+#   and an optimizer $G(g^t)$, applied once per batch.
+# - Met `train_network`, which takes `optimizer=` and `lr_schedule=` and returns one row per
+#   epoch, the learning rate included.
+# - Kept the data on the training device, and measured why.
+# - Trained the baseline, plain SGD with $\eta_0 = 0.1$, that the next pages improve on.

@@ -1,0 +1,64 @@
+"""The notebook sources (.py) and the notebooks Colab opens (.ipynb) must say the same thing.
+
+The outputs themselves are checked by nbval (`make notebooks`); this file checks the pairing
+and the conventions every chapter follows.
+"""
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+SOURCES = sorted(p for p in BOOK.rglob("*.py") if "jupytext" in p.read_text()[:2000])
+
+
+def cells(nb):
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_py_and_ipynb_have_the_same_cells(source):
+    paired = source.with_suffix(".ipynb")
+    assert paired.exists(), f"{paired} is missing: run `make sync NB={source.relative_to(BOOK.parent)}`"
+    text = jupytext.read(source)
+    stored = nbformat.read(paired, as_version=4)
+    assert cells(text) == cells(stored), (
+        f"{source.name} and {paired.name} drifted apart: run `make sync NB=book/{source.name}`")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_asks_colab_for_a_gpu_and_can_install_itself(source):
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    assert nb.metadata.get("accelerator") == "GPU"
+    setup = nb.cells[1]
+    assert setup.cell_type == "code" and '"google.colab" in sys.modules' in setup.source
+    assert "git+https://github.com/" in setup.source and "torch==" not in setup.source
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_every_notebook_has_stored_outputs_to_compare(source):
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    compared = [c for c in nb.cells if c.cell_type == "code"
+                and "nbval-ignore-output" not in c.metadata.get("tags", []) and c.get("outputs")]
+    assert compared, f"{source.name}: no code cell has a stored output for nbval to compare"
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    toc = yaml.safe_load((BOOK.parent / "_toc.yml").read_text())
+    listed = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                listed.add(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    for source in SOURCES:
+        assert str(source.relative_to(BOOK.parent).with_suffix("")) in listed
