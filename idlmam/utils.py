@@ -1,26 +1,42 @@
-"""Seeds, device choice and moving nested data between devices."""
+"""Seeds and random states, device choice, and moving nested data between devices."""
 from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "get_device", "move_to", "progress_enabled"]
+__all__ = ["set_seed", "rng_state", "set_rng_state", "get_device", "move_to", "progress_enabled"]
 
 
-def set_seed(seed: int) -> torch.Generator:
+def set_seed(seed: int, *, deterministic: bool = False) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA) and return a generator for the data order.
 
     Two runs that call ``set_seed`` with the same value before building their model and loaders
-    get the same initial weights, the same batch order and, on the CPU, the same numbers. On a GPU
-    some kernels (atomic adds in reductions, cuBLAS algorithm choice) are not bitwise repeatable, so
-    results agree only to a few decimals there.
+    get the same initial weights, the same dropout masks, the same batch order and, on the CPU,
+    bitwise the same results frame (all but the ``total time`` column).
+
+    The data order is seeded apart from the rest: :class:`idlmam.data.ResidentLoader` and
+    :func:`idlmam.data.classic_loader` take ``seed=`` and keep their own ``torch.Generator``
+    (for a plain ``DataLoader``, pass ``generator=set_seed(seed)``). The order then does not
+    depend on how many random numbers building the model drew, and
+    :func:`idlmam.train.train_network` saves and restores that generator when it resumes.
+
+    On a GPU the same seed is not enough for the same numbers. Some CUDA kernels add with
+    atomic operations, whose order changes from run to run (``index_add``, ``scatter_add``, the
+    backward of embeddings and of some poolings), and cuBLAS and cuDNN pick algorithms per run
+    (``cudnn.benchmark``) with different rounding. Results then agree to a few decimals, not
+    bitwise. ``deterministic=True`` asks for repeatable kernels instead:
+    ``torch.use_deterministic_algorithms(True)``, ``cudnn.benchmark = False`` and
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (set before CUDA starts, so call ``set_seed`` first). It
+    is slower, and an operation with no deterministic kernel then raises instead of running.
 
     Args:
         seed: any non-negative integer.
+        deterministic: also switch torch to deterministic kernels (see above); global and
+            left on for the rest of the process.
 
     Returns:
         A ``torch.Generator`` seeded with ``seed``, to hand to a loader or a split.
@@ -36,24 +52,113 @@ def set_seed(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True)
     return torch.Generator().manual_seed(seed)
+
+
+def rng_state(generators: Iterable[torch.Generator] = (), *, cuda: bool = False) -> dict:
+    """Every random state a training run draws from, as tensors and plain Python numbers.
+
+    Python's ``random``, NumPy's global generator, torch's CPU generator, every CUDA device's
+    generator when ``cuda`` is true, and the given ``generators`` (a loader's data order). The
+    result holds no NumPy objects, so a checkpoint holding it loads with
+    ``torch.load(..., weights_only=True)``. Generators a caller made with
+    ``np.random.default_rng`` are not global and not included.
+
+    Args:
+        generators: extra ``torch.Generator`` objects, e.g. ``[train_loader.generator]``.
+        cuda: include the CUDA generators (initialises CUDA; only when training there).
+
+    Returns:
+        A dict ``{"python", "numpy", "torch", "cuda", "generators"}`` for :func:`set_rng_state`.
+
+    Example:
+        >>> state = rng_state()
+        >>> a = torch.rand(1); set_rng_state(state); bool(torch.rand(1) == a)
+        True
+    """
+    version, internal, gauss_next = random.getstate()
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    return {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if cuda else None,
+        "generators": [g.get_state() for g in generators],
+    }
+
+
+def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> None:
+    """Put back the random states :func:`rng_state` saved.
+
+    Args:
+        state: what :func:`rng_state` returned (possibly through a checkpoint).
+        generators: the same generators, in the same order, as were saved. The CUDA states are
+            restored only where this machine has CUDA (a CPU resume of a GPU run skips them).
+
+    Raises:
+        ValueError: ``generators`` are not as many as the saved ones.
+    """
+    generators = list(generators)
+    if len(generators) != len(state["generators"]):
+        raise ValueError(f"{len(state['generators'])} generator state(s) were saved but "
+                         f"{len(generators)} generator(s) were given: pass the same loaders")
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+    for generator, saved in zip(generators, state["generators"]):
+        generator.set_state(saved)
 
 
 def get_device(prefer: str | None = None) -> torch.device:
     """Pick the training device: ``prefer`` if given, else CUDA when present, else the CPU.
 
+    Args:
+        prefer: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or None to choose.
+
+    Returns:
+        The ``torch.device``, checked to exist on this machine.
+
     Raises:
-        ValueError: ``prefer`` names a device this machine does not have.
+        ValueError: ``prefer`` is not a device name, or names a device this machine lacks.
+
+    Example:
+        >>> get_device("cpu")
+        device(type='cpu')
     """
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(prefer)
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {prefer!r} is not a device name: use 'cpu', 'cuda', 'cuda:0' "
+                         "or 'mps', or get_device() to choose automatically") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {prefer!r} was asked for, but this machine has no CUDA GPU: "
                          "use device='cpu' or get_device() to choose automatically")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {prefer!r} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
+                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {prefer!r} was asked for, but this machine has no Apple GPU "
+                         "(MPS): use device='cpu' or get_device() to choose automatically")
+    backend = getattr(torch, device.type, None)  # e.g. torch.xpu
+    if device.type not in ("cpu", "cuda", "mps") and not (
+            hasattr(backend, "is_available") and backend.is_available()):
+        raise ValueError(f"device {prefer!r} is not available on this machine: use 'cpu', "
+                         "'cuda' or 'mps', or get_device() to choose automatically")
     return device
 
 

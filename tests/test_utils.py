@@ -1,10 +1,11 @@
+import io
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from idlmam.utils import get_device, move_to, progress_enabled, set_seed
+from idlmam.utils import get_device, move_to, progress_enabled, rng_state, set_rng_state, set_seed
 
 
 def test_set_seed_repeats_every_source_of_randomness():
@@ -30,6 +31,56 @@ def test_get_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             get_device("cuda")
+
+
+def test_set_seed_deterministic_switches_torch_to_repeatable_kernels(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    try:
+        set_seed(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.benchmark is False
+        import os
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint():
+    loader_generator = torch.Generator().manual_seed(5)
+    set_seed(3)
+    random.random(), np.random.randn(), torch.rand(1)  # np.random.randn leaves a cached gaussian
+    buffer = io.BytesIO()
+    torch.save(rng_state([loader_generator]), buffer)
+
+    def draw():
+        return (random.random(), random.gauss(0, 1), np.random.rand(), np.random.randn(),
+                torch.rand(1).item(), torch.randperm(10, generator=loader_generator).tolist())
+
+    first = draw()
+    set_seed(99)  # move every source on
+    loader_generator.manual_seed(99)
+    buffer.seek(0)
+    set_rng_state(torch.load(buffer, weights_only=True), [loader_generator])
+    assert draw() == first
+
+
+def test_set_rng_state_needs_the_same_generators():
+    state = rng_state([torch.Generator()])
+    with pytest.raises(ValueError, match="same loaders"):
+        set_rng_state(state, [])
+
+
+@pytest.mark.parametrize("name,message", [("gpu", "not a device name"), ("cuda:x", "not a device name"),
+                                          ("meta", "not available")])
+def test_get_device_names_what_is_wrong(name, message):
+    with pytest.raises(ValueError, match=message):
+        get_device(name)
+
+
+def test_get_device_refuses_a_gpu_index_that_is_not_there():
+    with pytest.raises(ValueError, match="no CUDA|does not exist"):
+        get_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_move_to_nested():
