@@ -48,3 +48,100 @@ def test_clip_grad_norm_on_step_keeps_the_direction():
     before = p.detach().clone()
     opt.step()
     assert torch.allclose(p.detach(), before - torch.tensor([0.1, 0, 0, 0, 0]))
+
+
+# Optimizers from scratch: oracle tests against torch.optim ------------------------------------
+
+from idlmam import optim as ours  # noqa: E402
+
+
+def _train_pair(make_ours, make_torch, steps=100, make_schedule=None):
+    """Train two copies of one small network, one per optimizer, on the same batches."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    twin.load_state_dict(net.state_dict())
+    opts = [make_ours(net.parameters()), make_torch(twin.parameters())]
+    schedules = [make_schedule(o) for o in opts] if make_schedule else []
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        X, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+        for model, opt in zip((net, twin), opts):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(X), y).backward()
+            opt.step()
+        for schedule in schedules:
+            schedule.step()
+    return net, twin, opts
+
+
+SAME_AS_TORCH = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum": ("SGD", dict(lr=0.05, momentum=0.9)),
+    "sgd_dampening": ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.5)),
+    "sgd_nesterov": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    "sgd_weight_decay": ("SGD", dict(lr=0.1, weight_decay=0.01)),
+    "sgd_nesterov_weight_decay": ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.05)),
+    "adam": ("Adam", dict(lr=0.01)),
+    "adam_betas_eps": ("Adam", dict(lr=0.01, betas=(0.5, 0.9), eps=1e-6)),
+    "adam_weight_decay": ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    "adamw": ("AdamW", dict(lr=0.01)),
+    "adamw_weight_decay": ("AdamW", dict(lr=0.01, weight_decay=0.3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_AS_TORCH))
+def test_from_scratch_optimizer_matches_torch(case):
+    name, kwargs = SAME_AS_TORCH[case]
+    net, twin, _ = _train_pair(lambda p: getattr(ours, name)(p, **kwargs),
+                               lambda p: getattr(torch.optim, name)(p, **kwargs))
+    for mine, theirs in zip(net.parameters(), twin.parameters()):
+        assert torch.allclose(mine, theirs, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                         ("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01))])
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_from_scratch_optimizer_follows_a_schedule(name, kwargs, schedule):
+    make_schedule = {
+        "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=1e-4),
+        "step": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.3),
+    }[schedule]
+    net, twin, opts = _train_pair(lambda p: getattr(ours, name)(p, **kwargs),
+                                  lambda p: getattr(torch.optim, name)(p, **kwargs),
+                                  make_schedule=make_schedule)
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(opts[1].param_groups[0]["lr"])
+    assert opts[0].param_groups[0]["lr"] != kwargs["lr"]  # the schedule really moved it
+    for mine, theirs in zip(net.parameters(), twin.parameters()):
+        assert torch.allclose(mine, theirs, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_from_scratch_defaults_are_torchs(name):
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    mine, theirs = getattr(ours, name)(p).defaults, getattr(torch.optim, name)(p).defaults
+    assert mine == {k: theirs[k] for k in mine}
+
+
+def test_from_scratch_optimizers_skip_parameters_without_gradients():
+    used, unused = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    for opt in (ours.SGD([used, unused], lr=0.1, momentum=0.9), ours.AdamW([used, unused])):
+        used.grad = torch.ones(2)
+        opt.step()
+    assert torch.equal(unused.detach(), torch.ones(2)) and not torch.equal(used.detach(), torch.ones(2))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: ours.SGD(p, lr=-0.1), "lr must be non-negative"),
+    (lambda p: ours.SGD(p, lr=0.1, momentum=-0.5), "momentum must be non-negative"),
+    (lambda p: ours.SGD(p, lr=0.1, nesterov=True), "nesterov=True needs a momentum"),
+    (lambda p: ours.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening = 0"),
+    (lambda p: ours.SGD(p, lr=0.1, weight_decay=-1.0), "weight_decay must be non-negative"),
+    (lambda p: ours.Adam(p, lr=-1e-3), "lr must be non-negative"),
+    (lambda p: ours.Adam(p, betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\)"),
+    (lambda p: ours.AdamW(p, betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\)"),
+    (lambda p: ours.AdamW(p, eps=-1e-8), "eps must be non-negative"),
+])
+def test_from_scratch_optimizers_reject_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([torch.nn.Parameter(torch.zeros(1))])
