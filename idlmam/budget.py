@@ -11,7 +11,7 @@ decides how long the whole book takes:
 Example:
     >>> from idlmam.budget import get_budget
     >>> get_budget("quick").epochs
-    3
+    7
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Budget:
 BUDGETS = {
     "full": Budget("full", epochs=50, trials=10, prune_trials=20, trial_epochs=10, seeds=3,
                    train_size=None),
-    "quick": Budget("quick", epochs=3, trials=4, prune_trials=6, trial_epochs=2, seeds=1,
+    "quick": Budget("quick", epochs=7, trials=4, prune_trials=6, trial_epochs=2, seeds=1,
                     train_size=12_000),
 }
 

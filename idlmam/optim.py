@@ -31,18 +31,22 @@ def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
 def cosine_t_max(epochs: int, dips: int) -> int:
     r"""``T_max`` for ``CosineAnnealingLR`` so that ``epochs`` of training end on the last of ``dips``.
 
-    A dip is a minimum of the learning rate; ``dips`` of them are ``2 * dips - 1`` half-periods,
-    so :math:`T_{max} = T / (2 \cdot \mathrm{dips} - 1)` (rounded down, at least 1).
+    A dip is a minimum of the learning rate. The schedule reaches its k-th dip at epoch
+    :math:`(2k - 1) \cdot T_{max}`, so ``dips`` of them fit in epochs ``0 .. T-1`` when
+    :math:`T_{max} = \lfloor (T - 1) / (2 \cdot \mathrm{dips} - 1) \rfloor` (at least 1),
+    and the run ends low, never halfway up a rise. When the rounding leaves exactly enough
+    epochs, one more dip falls on the very last epoch.
 
     Example:
-        >>> cosine_t_max(50, 2)
+        >>> cosine_t_max(50, 2)  # dips at epochs 16 and 48 of 0..49
         16
     """
     if dips < 1:
         raise ValueError(f"dips must be at least 1, got {dips}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    return max(1, epochs // (2 * dips - 1))
+    if epochs < 2 * dips:
+        raise ValueError(f"{dips} dips need at least {2 * dips} epochs, got {epochs}: "
+                         "train longer or ask for fewer dips")
+    return max(1, (epochs - 1) // (2 * dips - 1))
 
 
 def clip_grad_norm_on_step(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.optim.Optimizer:

@@ -110,3 +110,17 @@ def test_split_is_seeded_and_disjoint():
     assert not set(a1.indices) & set(b1.indices) and len(a1) == 80
     with pytest.raises(ValueError, match="add up to 1"):
         split(list(range(10)), (0.5, 0.2))
+
+
+def test_book_loaders_split_off_validation_without_leakage(fashion_root, monkeypatch):
+    monkeypatch.setenv("IDL_DATA", str(fashion_root))
+    loaders = data.book_loaders(64, train_size=1000, val_fraction=0.2, seed=4)
+    assert (loaders["train"].n_examples, loaders["val"].n_examples, loaders["test"].n_examples) == (800, 200, 10_000)
+    every = data.fashion_mnist(True, fashion_root)
+    chosen = data.subset(every, 1000, seed=4)
+    train_part, val_part = data.split(chosen, (0.8, 0.2), seed=4)
+    train_ids = {chosen.indices[i] for i in train_part.indices}
+    val_ids = {chosen.indices[i] for i in val_part.indices}
+    assert not train_ids & val_ids
+    # the loaders hold exactly those rows
+    assert torch.equal(loaders["val"].X[0], every[chosen.indices[val_part.indices[0]]][0])
