@@ -1,0 +1,346 @@
+"""``python -m idlmam.bench``: how fast the chapter's training runs here, and how far from the floor.
+
+One command, one process, the same :func:`idlmam.train.train_network` and the same model (the
+chapter's 784-128-128-128-10 tanh MLP, batch 256, SGD with lr 0.1, a training pass and a test pass
+per epoch) fed three ways:
+
+* the **classic path**: a ``DataLoader`` over torchvision's ``FashionMNIST`` with ``ToTensor()``,
+  converting every image every epoch. It is timed on a few thousand images and scaled to a full
+  epoch (its cost is per image, so the scaling is linear; the output says how many were used);
+* the **fast path**: :func:`idlmam.data.resident_loader`, the whole split decoded once;
+* **K models in one pass** (:func:`idlmam.multi.train_many`) against K single fast runs.
+
+It also times this machine's matrix products at the shapes the model uses, to print the
+*arithmetic floor*: the seconds an epoch would take if it did nothing but its matrix products
+(forward, the two backward products per layer, the test pass), and estimates the whole chapter.
+Every time is a median over several epochs; other processes on the machine show up as noise,
+so the load average is printed with the results.
+
+Example:
+    ``python -m idlmam.bench --json bench.json`` (about a minute on 2 CPU cores)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .budget import BUDGETS, Budget
+from .data import classic_loader, fashion_mnist, resident_loader, subset
+from .models import mlp
+from .multi import train_many
+from .train import train_network
+from .utils import get_device
+
+__all__ = ["Settings", "epoch_flops", "matmul_floor", "chapter_epochs", "run_bench", "main"]
+
+N_TRAIN, N_TEST = 60_000, 10_000  # a full Fashion-MNIST epoch: one training and one test pass
+BATCH_SIZE, LR = 256, 0.1
+EVAL_BATCH = 8192  # what ResidentLoader.eval_batches uses for the test pass
+# Training runs in the source chapter: the SGD baseline, four schedules, momentum, Nesterov, the
+# Adam family and the clipping runs (13 runs of budget.epochs), plus the two Optuna studies.
+CHAPTER_RUNS = 13
+
+
+@dataclass
+class Settings:
+    """What one benchmark run does.
+
+    Args:
+        device: where to train.
+        k: models trained together in the K-model path.
+        classic_images: training images the classic path is timed on (test images: a sixth).
+        train_images: training images of the fast and K-model paths (None: all 60,000).
+        test_images: test images of the fast and K-model paths (None: all 10,000).
+        epochs: epochs per run; the first of each run is also timed (no separate warm-up).
+        rounds: single and K-model runs alternate this many times, so that load from other
+            processes hits both alike.
+        floor_repeats: timings per matrix product for the floor.
+    """
+
+    device: str = "cpu"
+    k: int = 8
+    classic_images: int = 4096
+    train_images: int | None = None
+    test_images: int | None = None
+    epochs: int = 3
+    rounds: int = 3
+    floor_repeats: int = 15
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: first calls pick kernels and allocate
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _linear_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def epoch_flops(model: nn.Module, n_train: int = N_TRAIN, n_test: int = N_TEST) -> float:
+    """Floating-point operations of the matrix products in one epoch (training and test pass).
+
+    Per training example and ``Linear(in, out)`` layer: ``2*in*out`` for the forward product,
+    as much for the weight gradient and, except in the first layer (whose input needs no
+    gradient), for the input gradient; per test example, the forward product only. For the
+    chapter's MLP that is about 39 GFLOP.
+
+    Example:
+        >>> round(epoch_flops(mlp()) / 1e9, 1)
+        39.0
+    """
+    total = 0.0
+    for index, (fan_in, fan_out) in enumerate(_linear_shapes(model)):
+        mac = fan_in * fan_out
+        total += n_train * 2 * mac * (2 if index == 0 else 3) + n_test * 2 * mac
+    return total
+
+
+def matmul_floor(model: nn.Module, *, batch_size: int = BATCH_SIZE, eval_batch: int = EVAL_BATCH,
+                 n_train: int = N_TRAIN, n_test: int = N_TEST, device: torch.device | str = "cpu",
+                 repeats: int = 15) -> float:
+    """Seconds one epoch's matrix products take here, each timed alone at its real shape.
+
+    For each ``Linear(in, out)``: the forward product ``(B, in) @ (in, out)`` with its bias, the
+    weight gradient ``(out, B) @ (B, in)``, the input gradient ``(B, out) @ (out, in)`` (not for
+    the first layer) at the training batch, and the forward product at the evaluation batch;
+    medians, scaled by the number of examples. Nothing else an epoch does (activations, the loss,
+    the optimizer, Python) is counted: no loop over this model can be faster.
+
+    Returns:
+        The floor in seconds per epoch.
+    """
+    device = get_device(str(device))
+    dtype = next(model.parameters()).dtype
+    per_train_example = per_test_example = 0.0
+    for index, (fan_in, fan_out) in enumerate(_linear_shapes(model)):
+        W = torch.randn(fan_out, fan_in, device=device, dtype=dtype)
+        b = torch.randn(fan_out, device=device, dtype=dtype)
+        X = torch.randn(batch_size, fan_in, device=device, dtype=dtype)
+        G = torch.randn(batch_size, fan_out, device=device, dtype=dtype)
+        X_eval = torch.randn(eval_batch, fan_in, device=device, dtype=dtype)
+        seconds = _median_seconds(lambda: torch.addmm(b, X, W.t()), repeats, device)  # (B, in) -> (B, out)
+        seconds += _median_seconds(lambda: G.t().mm(X), repeats, device)  # dW: (out, B) @ (B, in)
+        if index > 0:
+            seconds += _median_seconds(lambda: G.mm(W), repeats, device)  # dX: (B, out) @ (out, in)
+        per_train_example += seconds / batch_size
+        per_test_example += _median_seconds(lambda: torch.addmm(b, X_eval, W.t()), repeats,
+                                            device) / eval_batch
+    return per_train_example * n_train + per_test_example * n_test
+
+
+def chapter_epochs(budget: Budget, *, seeds: int = 1) -> float:
+    """Full-data epochs of the chapter's model the whole chapter trains under ``budget``.
+
+    ``CHAPTER_RUNS`` runs of ``budget.epochs`` (each ``seeds`` times) plus the two Optuna studies
+    (``trials + prune_trials`` trials of ``trial_epochs``, pruning ignored), scaled by the
+    fraction of the training set the budget uses.
+
+    Example:
+        >>> chapter_epochs(BUDGETS["full"])
+        950.0
+    """
+    runs = CHAPTER_RUNS * budget.epochs * seeds
+    studies = (budget.trials + budget.prune_trials) * budget.trial_epochs
+    return (runs + studies) * (budget.train_size or N_TRAIN) / N_TRAIN
+
+
+def _sgd(params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=LR)
+
+
+def _single_epochs(train, test, epochs: int, device: torch.device) -> list[float]:
+    """Wall seconds of each epoch (training and test pass) of one train_network run."""
+    stamps = [time.perf_counter()]
+    model = mlp()
+    train_network(model, nn.CrossEntropyLoss(), train, test_loader=test, epochs=epochs,
+                  device=device, optimizer=_sgd(model.parameters()), disable_tqdm=True,
+                  on_epoch_end=lambda epoch, row: stamps.append(time.perf_counter()))
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list[float]:
+    """Wall seconds of each epoch of one train_many run with ``k`` models."""
+    stamps = [time.perf_counter()]
+    train_many(mlp, range(k), nn.CrossEntropyLoss(), train, test_loader=test, optimizer_fn=_sgd,
+               epochs=epochs, device=device, disable_tqdm=True,
+               on_epoch_end=lambda epoch, rows: stamps.append(time.perf_counter()))
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def _classic_epoch(settings: Settings, device: torch.device) -> tuple[float, float]:
+    """Classic path on a few thousand images, scaled to a full epoch: (seconds, wall seconds spent)."""
+    n_train = min(settings.classic_images, N_TRAIN)
+    n_test = max(1, min(n_train // 6, N_TEST))
+    train = classic_loader(subset(fashion_mnist(train=True), n_train, seed=0), BATCH_SIZE,
+                           shuffle=True, seed=0)
+    test = classic_loader(subset(fashion_mnist(train=False), n_test, seed=0), BATCH_SIZE)
+    estimates, spent = [], time.perf_counter()
+    for _ in range(max(1, settings.rounds)):
+        model = mlp()
+        start = time.perf_counter()
+        frame = train_network(model, nn.CrossEntropyLoss(), train, test_loader=test, epochs=1,
+                              device=device, optimizer=_sgd(model.parameters()), disable_tqdm=True)
+        wall = time.perf_counter() - start
+        train_s = float(frame["total time"].iloc[-1])
+        estimates.append(train_s * N_TRAIN / n_train + (wall - train_s) * N_TEST / n_test)
+    return statistics.median(estimates), time.perf_counter() - spent
+
+
+def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
+    """Run every measurement of the benchmark and return the results as a dict (see :func:`main`)."""
+    device = get_device(settings.device)
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    log(f"idlmam.bench on {device.type} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"load average {load_before:.1f}")
+
+    # the model's arithmetic and this machine's matrix products at its shapes
+    model = mlp()
+    flops = epoch_flops(model)
+    floor = matmul_floor(model, device=device, repeats=settings.floor_repeats)
+
+    # classic path: a DataLoader converting every image, on a few thousand images
+    classic, classic_spent = _classic_epoch(settings, device)
+
+    # fast path and K models, alternating so that outside load hits both alike
+    train_set = subset(fashion_mnist(train=True), settings.train_images, seed=0)
+    test_set = subset(fashion_mnist(train=False), settings.test_images, seed=0)
+    train = resident_loader(train_set, BATCH_SIZE, shuffle=True, seed=0, device=device)
+    test = resident_loader(test_set, BATCH_SIZE, device=device)
+    scale = (N_TRAIN + N_TEST) / (len(train_set) + len(test_set))  # 1 unless a subset is used
+    single_times, many_times = [], []
+    for _ in range(settings.rounds):
+        single_times += _single_epochs(train, test, settings.epochs, device)
+        many_times += _many_epochs(train, test, settings.epochs, settings.k, device)
+    fast = statistics.median(single_times) * scale
+    many = statistics.median(many_times) * scale
+
+    full, quick = BUDGETS["full"], BUDGETS["quick"]
+    results = {
+        "classic_s_per_epoch": classic,
+        "fast_s_per_epoch": fast,
+        "speedup": classic / fast,
+        "floor_s_per_epoch": floor,
+        "k_models": settings.k,
+        "k_models_s_per_epoch": many,
+        "k_single_s_per_epoch": settings.k * fast,
+        "chapter_full_minutes": chapter_epochs(full) * fast / 60,
+        # more detail
+        "floor_ratio": fast / floor,
+        "k_speedup": settings.k * fast / many,
+        "gflop_per_epoch": flops / 1e9,
+        "matmul_gflops": flops / floor / 1e9,
+        "chapter_full_epochs": chapter_epochs(full),
+        "chapter_full_classic_minutes": chapter_epochs(full) * classic / 60,
+        "chapter_full_seeds_minutes": chapter_epochs(full, seeds=full.seeds) * fast / 60,
+        "chapter_full_seeds": full.seeds,
+        "chapter_quick_minutes": chapter_epochs(quick) * fast / 60,
+        "classic_images": min(settings.classic_images, N_TRAIN),
+        "train_images": len(train_set),
+        "test_images": len(test_set),
+        "fast_epoch_times": single_times,
+        "k_epoch_times": many_times,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "load_average": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")],
+        "bench_seconds": None,
+    }
+    results["bench_seconds"] = time.perf_counter() - started
+    log(_table(results, classic_spent))
+    return results
+
+
+def _table(r: dict, classic_spent: float) -> str:
+    k = r["k_models"]
+    scaled = "" if r["train_images"] == N_TRAIN and r["test_images"] == N_TEST else (
+        f" (timed on {r['train_images']:,} + {r['test_images']:,} images, scaled)")
+    rows = [
+        ("classic: DataLoader + ToTensor", r["classic_s_per_epoch"], "1.0x",
+         f"timed on {r['classic_images']:,} + {max(1, r['classic_images'] // 6):,} images "
+         f"({classic_spent:.0f} s), scaled to 60,000 + 10,000"),
+        ("fast: resident loader", r["fast_s_per_epoch"], f"{r['speedup']:.1f}x",
+         f"{r['floor_ratio']:.2f}x the floor{scaled}"),
+        ("arithmetic floor (matmuls only)", r["floor_s_per_epoch"], f"{r['classic_s_per_epoch'] / r['floor_s_per_epoch']:.0f}x",
+         f"{r['gflop_per_epoch']:.1f} GFLOP at {r['matmul_gflops']:.0f} GFLOP/s"),
+        (f"{k} models in one pass (train_many)", r["k_models_s_per_epoch"], "",
+         f"{r['k_speedup']:.2f}x cheaper than {k} single runs"),
+        (f"{k} single runs (fast path)", r["k_single_s_per_epoch"], "", f"{k} x the fast path"),
+    ]
+    lines = [f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note"]
+    lines += [f"{name:36s} {sec:9.3f} {speed:>7s}  {note}" for name, sec, speed, note in rows]
+    lines.append(
+        f"whole chapter, full budget ({r['chapter_full_epochs']:.0f} epochs): classic "
+        f"{r['chapter_full_classic_minutes']:.0f} min, fast {r['chapter_full_minutes']:.1f} min "
+        f"({r['chapter_full_seeds_minutes']:.1f} min with {r['chapter_full_seeds']} seeds per run); "
+        f"quick budget: {r['chapter_quick_minutes']:.1f} min")
+    lines.append(f"{r['device']}, {r['threads']} threads, load average {r['load_average'][0]:.1f} "
+                 f"before / {r['load_average'][1]:.1f} after; benchmark took {r['bench_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m idlmam.bench [--device cpu|cuda] [--json PATH] [--quick]``: print the table.
+
+    With ``--json PATH`` it also writes the results, among them ``classic_s_per_epoch``,
+    ``fast_s_per_epoch``, ``speedup``, ``floor_s_per_epoch``, ``k_models``,
+    ``k_models_s_per_epoch``, ``k_single_s_per_epoch`` and ``chapter_full_minutes`` (all times
+    per full Fashion-MNIST epoch: 60,000 training and 10,000 test images).
+    """
+    parser = argparse.ArgumentParser(prog="python -m idlmam.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--k", type=int, default=8, help="models trained together (default: 8)")
+    parser.add_argument("--classic-images", type=int, default=4096,
+                        help="training images the classic path is timed on (default: 4096)")
+    parser.add_argument("--train-images", type=int, default=None,
+                        help="training images for the fast paths (default: all 60,000)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per timed run (default: 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of single and K-model runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny setting that checks the command works (seconds; numbers are rough)")
+    args = parser.parse_args(argv)
+    settings = Settings(device=args.device, k=args.k, classic_images=args.classic_images,
+                        train_images=args.train_images, epochs=args.epochs, rounds=args.rounds)
+    if args.quick:
+        settings = Settings(device=args.device, k=min(args.k, 2), classic_images=256,
+                            train_images=512, test_images=128, epochs=1, rounds=1, floor_repeats=3)
+    if settings.k < 1 or settings.epochs < 1 or settings.rounds < 1 or settings.classic_images < 1:
+        parser.error("--k, --epochs, --rounds and --classic-images must be at least 1")
+    try:
+        results = run_bench(settings)
+    except ValueError as err:  # e.g. --device cuda on a machine without one
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The benchmark command works and reports sane numbers; no timing threshold is tested here."""
+import json
+import math
+
+import pytest
+import torch
+
+from idlmam.bench import chapter_epochs, epoch_flops, main
+from idlmam.budget import BUDGETS
+from idlmam.models import mlp
+
+KEYS = {"classic_s_per_epoch", "fast_s_per_epoch", "speedup", "floor_s_per_epoch", "k_models",
+        "k_models_s_per_epoch", "k_single_s_per_epoch", "chapter_full_minutes"}
+
+
+def test_flops_and_chapter_arithmetic():
+    # per training example: 2*784*128*2 + 2*(128*128*3)*2 + 2*128*10*3, per test example the forward
+    train = 2 * 784 * 128 * 2 + 2 * 128 * 128 * 3 * 2 + 2 * 128 * 10 * 3
+    test = 2 * (784 * 128 + 128 * 128 * 2 + 128 * 10)
+    assert epoch_flops(mlp()) == 60_000 * train + 10_000 * test
+    assert epoch_flops(mlp()) / 1e9 == pytest.approx(39.0, abs=0.1)
+    full, quick = BUDGETS["full"], BUDGETS["quick"]
+    trials = (full.trials + full.prune_trials) * full.trial_epochs
+    assert chapter_epochs(full) == 13 * full.epochs + trials  # 950: 13 runs of 50, 30 trials of 10
+    assert chapter_epochs(full, seeds=3) == 13 * full.epochs * 3 + trials
+    runs_and_trials = 13 * quick.epochs + (quick.trials + quick.prune_trials) * quick.trial_epochs
+    assert chapter_epochs(quick) == pytest.approx(runs_and_trials * quick.train_size / 60_000)
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_json(tmp_path, fashion_root, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["--quick", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "classic" in out and "floor" in out and "scaled" in out  # says what was scaled
+    results = json.loads(path.read_text())
+    assert KEYS <= set(results)
+    for key in KEYS:
+        assert math.isfinite(results[key]) and results[key] > 0, key
+    assert results["speedup"] == pytest.approx(results["classic_s_per_epoch"] / results["fast_s_per_epoch"])
+    assert results["k_single_s_per_epoch"] == pytest.approx(results["k_models"] * results["fast_s_per_epoch"])
+    assert results["chapter_full_minutes"] == pytest.approx(
+        chapter_epochs(BUDGETS["full"]) * results["fast_s_per_epoch"] / 60)
+    assert results["gflop_per_epoch"] == pytest.approx(39.0, abs=0.1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_missing_gpu_is_a_clear_error(capsys):
+    assert main(["--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
