@@ -1,6 +1,14 @@
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import accuracy_score
@@ -8,7 +16,8 @@ from torch import nn
 
 from idlmam.data import ResidentLoader, classic_loader, fashion_mnist, resident_loader
 from idlmam.models import mlp
-from idlmam.train import train_network
+from idlmam.train import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, DivergenceWarning,
+                          load_checkpoint, train_network)
 from idlmam.utils import set_seed
 
 
@@ -203,3 +212,288 @@ def test_classic_and_resident_paths_agree(fashion_root):
                               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
         results.append(frame["train loss"].iloc[0])
     assert results[0] == pytest.approx(results[1], rel=1e-6)
+
+
+# --- checkpoints and resume -------------------------------------------------------------------
+
+WORKER = Path(__file__).with_name("resume_worker.py")
+
+
+def without_time(frame):
+    return frame.drop(columns="total time")
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_results(tmp_path):
+    """SIGKILL in the middle of epoch 3, resume from the file: the frame of a run never killed."""
+    import resume_worker
+
+    checkpoint, marker = tmp_path / "run.pt", tmp_path / "stalled"
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    worker = subprocess.Popen([sys.executable, str(WORKER), str(checkpoint), str(marker), "2"],
+                              env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert worker.poll() is None, f"the worker ended early: {worker.stderr.read()}"
+            assert time.monotonic() < deadline, "the worker never reached epoch 3"
+            time.sleep(0.02)
+    finally:
+        worker.kill()  # SIGKILL: no handler, no cleanup, like a pre-empted machine
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+    assert load_checkpoint(checkpoint)["epoch"] == 2  # epochs 0-2 saved, epoch 3 lost
+
+    ran = []
+    resumed = train_network(**resume_worker.run_kwargs(), checkpoint_file=checkpoint, resume=True,
+                            on_epoch_end=lambda epoch, row: ran.append(epoch))
+    assert ran == [3, 4, 5]  # continued, not started over
+    never_killed = train_network(**resume_worker.run_kwargs())
+    pd.testing.assert_frame_equal(without_time(resumed), without_time(never_killed), check_exact=True)
+    assert resumed["total time"].is_monotonic_increasing
+
+    ran.clear()  # a finished run resumes to its frame, training nothing
+    again = train_network(**resume_worker.run_kwargs(), checkpoint_file=checkpoint, resume=True,
+                          on_epoch_end=lambda epoch, row: ran.append(epoch))
+    assert ran == [] and again.equals(resumed)
+
+
+def test_resume_without_a_file_starts_fresh(tiny_data, tmp_path):
+    X, y = tiny_data
+    path = tmp_path / "new.pt"
+    fresh = train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2,
+                          checkpoint_file=path, resume=True)
+    plain = train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2)
+    pd.testing.assert_frame_equal(without_time(fresh), without_time(plain), check_exact=True)
+    assert load_checkpoint(path)["epoch"] == 1
+    with pytest.raises(ValueError, match="needs checkpoint_file"):
+        train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), resume=True)
+
+
+def test_checkpoint_holds_every_random_state_and_loads_weights_only(tiny_data, tmp_path):
+    X, y = tiny_data
+    path = tmp_path / "ckpt.pt"
+    model = small_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = ResidentLoader(X, y, 50, shuffle=True, seed=3)
+    train_network(model, nn.CrossEntropyLoss(), loader, val_loader=loader, epochs=2, optimizer=opt,
+                  lr_schedule="ReduceLROnPlateau", checkpoint_file=path)
+    state = torch.load(path, weights_only=True)
+    assert set(state) == set(CHECKPOINT_KEYS) and state["format"] == CHECKPOINT_FORMAT
+    assert state["lr_schedule_class"] == "ReduceLROnPlateau" and state["diverged"] is False
+    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda", "generators"}
+    assert len(state["rng"]["generators"]) == 1  # the loader's own order generator, once
+    assert torch.equal(state["rng"]["generators"][0], loader.generator.get_state())
+    assert torch.equal(state["rng"]["torch"], torch.get_rng_state())
+
+
+def write_truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("damage,message", [
+    (write_truncated, "cannot be read"),
+    (lambda path: path.write_bytes(b"\x00garbage" * 10), "cannot be read"),
+    (lambda path: path.write_bytes(b""), "cannot be read"),
+    (lambda path: torch.save({"epoch": 1, "model_state_dict": {}}, path), "format"),
+])
+def test_a_damaged_checkpoint_names_the_file_and_the_fix(damage, message, tiny_data, tmp_path):
+    X, y = tiny_data
+    path = tmp_path / "damaged.pt"
+    train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=1,
+                  checkpoint_file=path)
+    damage(path)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2,
+                      checkpoint_file=path, resume=True)
+    assert str(path) in str(caught.value) and "resume=False" in str(caught.value)
+    # resume=False trains from scratch and overwrites the damaged file
+    train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=1,
+                  checkpoint_file=path)
+    assert load_checkpoint(path)["epoch"] == 0
+
+
+def test_a_checkpoint_of_another_setup_is_refused(tiny_data, tmp_path):
+    X, y = tiny_data
+    path = tmp_path / "ckpt.pt"
+    train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=1,
+                  checkpoint_file=path)
+    with pytest.raises(CheckpointError, match="columns"):  # a score function added since
+        train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2,
+                      checkpoint_file=path, resume=True, score_funcs={"Accuracy": accuracy_score})
+    with pytest.raises(CheckpointError, match="does not fit"):  # a wider model
+        set_seed(0)
+        train_network(mlp(hidden=32, layers=2), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50),
+                      epochs=2, checkpoint_file=path, resume=True)
+    with pytest.raises(CheckpointError, match="optimizer AdamW, this call has SGD"):
+        model = small_model()
+        train_network(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2,
+                      optimizer=torch.optim.SGD(model.parameters(), lr=0.1), checkpoint_file=path,
+                      resume=True)
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+def regression_data():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(100, 4, generator=g)
+    return X, X.sum(1, keepdim=True)  # (100, 4), (100, 1)
+
+
+def test_divergence_stops_keeps_the_rows_marks_them_and_warns_once(tmp_path):
+    X, y = regression_data()
+    set_seed(0)
+    model = nn.Linear(4, 1)
+    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = train_network(model, nn.MSELoss(), ResidentLoader(X, y, 50, shuffle=True),
+                              val_loader=ResidentLoader(X, y, 50), epochs=50,
+                              optimizer=torch.optim.SGD(model.parameters(), lr=100),
+                              checkpoint_file=tmp_path / "run.pt",
+                              on_epoch_end=lambda epoch, row: rows.append(row))
+    assert [w.category for w in caught] == [DivergenceWarning]
+    assert "lower the learning rate" in str(caught[0].message)
+    assert 1 < len(frame) < 50  # a few finite epochs, then the stop
+    assert np.isfinite(frame["train loss"].iloc[:-1]).all()
+    assert not np.isfinite(frame["train loss"].iloc[-1]) and np.isnan(frame["val loss"].iloc[-1])
+    assert frame["diverged"].tolist() == [False] * (len(frame) - 1) + [True]
+    assert frame.attrs["diverged"] is True and rows[-1]["diverged"] is True
+    assert len(rows) == len(frame)
+
+    # resuming a diverged run trains nothing more and says why
+    with pytest.warns(DivergenceWarning, match="diverged"):
+        again = train_network(model, nn.MSELoss(), ResidentLoader(X, y, 50, shuffle=True),
+                              val_loader=ResidentLoader(X, y, 50), epochs=50,
+                              optimizer=torch.optim.SGD(model.parameters(), lr=100),
+                              checkpoint_file=tmp_path / "run.pt", resume=True)
+    pd.testing.assert_frame_equal(again, frame)
+
+
+def test_a_nan_loss_stops_at_once_and_scores_are_not_asked(tiny_data):
+    X, y = tiny_data
+    X = X.clone()
+    X[0, 0, 0, 0] = float("nan")
+
+    def never(y_true, y_pred):
+        raise AssertionError("a score function was asked to rate a diverged model")
+
+    with pytest.warns(DivergenceWarning):
+        frame = train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X[:50], y[:50], 50),
+                              epochs=5, score_funcs={"Accuracy": never})
+    assert len(frame) == 1 and np.isnan(frame["train loss"].iloc[0]) and frame["diverged"].iloc[0]
+
+
+def test_a_healthy_run_is_marked_not_diverged(tiny_data):
+    X, y = tiny_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)
+        frame = train_network(small_model(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 50), epochs=2)
+    assert frame.attrs["diverged"] is False and "diverged" not in frame
+
+
+# --- bad input, refused before any training ---------------------------------------------------
+
+def refused(error, match, *, model=None, loss_func=None, loader=None, **kwargs):
+    """Call train_network and check it raises before the first epoch, weights untouched."""
+    model = model or small_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    epochs_run = []
+    with pytest.raises(error, match=match) as caught:
+        train_network(model, loss_func or nn.CrossEntropyLoss(), loader, epochs=1,
+                      on_epoch_end=lambda epoch, row: epochs_run.append(epoch), **kwargs)
+    assert epochs_run == []
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    return str(caught.value)
+
+
+def test_a_model_output_that_does_not_fit_the_labels(tiny_data):
+    X, y = tiny_data
+    two_columns = torch.stack([y, y], dim=1)  # (100, 2) labels for (B, 10) scores
+    message = refused(ValueError, "loss_func cannot compare", loader=ResidentLoader(X, two_columns, 50))
+    assert "(50, 10)" in message and "(50, 2)" in message and "CrossEntropyLoss" in message
+    refused(ValueError, r"\(50, 1\).*\(50,\).*broadcast", model=nn.Sequential(nn.Flatten(), nn.Linear(784, 1)),
+            loss_func=nn.MSELoss(), loader=ResidentLoader(X, y.float(), 50))
+    refused(ValueError, "one number", loss_func=nn.CrossEntropyLoss(reduction="none"),
+            loader=ResidentLoader(X, y, 50))
+
+
+def test_a_model_that_cannot_take_the_inputs(tiny_data):
+    X, y = tiny_data
+    message = refused(ValueError, "cannot take the first batch of train_loader",
+                      model=nn.Linear(10, 10), loader=ResidentLoader(X, y, 50))
+    assert "(50, 1, 28, 28)" in message
+
+
+def test_a_bad_validation_loader_is_caught_before_training(tiny_data):
+    X, y = tiny_data
+    refused(ValueError, "val_loader", loader=ResidentLoader(X, y, 50),
+            val_loader=ResidentLoader(X, torch.stack([y, y], 1), 50))
+
+
+@pytest.mark.parametrize("batches,what", [
+    ([{"x": torch.zeros(4, 784), "y": torch.zeros(4, dtype=torch.long)}], "a dict with keys"),
+    ([(torch.zeros(4, 784), torch.zeros(4, dtype=torch.long), torch.zeros(4))], "of 3 items"),
+    ([torch.zeros(4, 784)], "a single tensor"),
+])
+def test_a_loader_that_does_not_yield_pairs(batches, what):
+    message = refused(TypeError, r"\(inputs, labels\) pairs", loader=batches)
+    assert what in message
+
+
+def test_a_score_function_that_raises_is_named(tiny_data):
+    X, y = tiny_data
+
+    def roc_of_labels(y_true, y_pred):
+        raise ValueError("multiclass format is not supported")
+
+    refused(ValueError, "score function 'AUC' .*roc_of_labels.*multiclass",
+            loader=ResidentLoader(X, y, 50), score_funcs={"AUC": roc_of_labels})
+
+
+@pytest.mark.parametrize("device,match", [("gpu", "not a device name"),
+                                          (f"cuda:{torch.cuda.device_count() + 3}", "CUDA")])
+def test_a_device_that_does_not_exist(device, match, tiny_data):
+    X, y = tiny_data
+    refused(ValueError, match, loader=ResidentLoader(X, y, 50), device=device)
+
+
+# --- reproducibility --------------------------------------------------------------------------
+
+def seeded_run(seed, loader_kind="resident"):
+    """Dropout, a shuffled loader, a validation set: every source of randomness in play."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.rand(80, 1, 28, 28, generator=g), torch.randint(0, 10, (80,), generator=g)
+    set_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+    if loader_kind == "resident":
+        train = ResidentLoader(X[:60], y[:60], 16, shuffle=True, seed=seed)
+    else:
+        train = classic_loader(torch.utils.data.TensorDataset(X[:60], y[:60]), 16, shuffle=True, seed=seed)
+    return model, train, ResidentLoader(X[60:], y[60:], 20)
+
+
+def test_two_runs_with_the_same_seed_give_the_same_frame():
+    frames = []
+    for seed in (0, 0, 1):
+        model, train, val = seeded_run(seed)
+        frames.append(train_network(model, nn.CrossEntropyLoss(), train, val_loader=val, epochs=3,
+                                    score_funcs={"Accuracy": accuracy_score}))
+    pd.testing.assert_frame_equal(without_time(frames[0]), without_time(frames[1]), check_exact=True)
+    assert not frames[0]["train loss"].equals(frames[2]["train loss"])
+
+
+@pytest.mark.parametrize("loader_kind", ["resident", "classic"])
+def test_the_checks_before_training_change_nothing(loader_kind):
+    """One epoch of train_network equals a hand-written loop over the same seeded objects."""
+    model, train, _ = seeded_run(0, loader_kind)
+    train_network(model, nn.CrossEntropyLoss(), train, epochs=1,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    hand, hand_train, _ = seeded_run(0, loader_kind)
+    hand_opt = torch.optim.SGD(hand.parameters(), lr=0.1)
+    for xb, yb in hand_train:
+        loss = nn.functional.cross_entropy(hand(xb), yb)
+        hand_opt.zero_grad()
+        loss.backward()
+        hand_opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), hand.parameters()))
