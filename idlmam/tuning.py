@@ -1,0 +1,458 @@
+"""Hyperparameter search with Optuna: the chapter's objective, its data, and studies that persist.
+
+The objective trains the chapter's MLP (:func:`idlmam.models.mlp`) with ``AdamW`` and a cosine
+schedule and returns the validation accuracy of its last epoch. The validation set is split off
+the *training* data (:func:`chapter_loaders`); the test set is never touched, so the test accuracy
+of the best trial stays an honest estimate.
+
+A study lives in a storage, named by a URL (:func:`open_storage`):
+
+==============================  ===========================================================
+``None`` or ``"memory"``        in this process only; gone when it ends
+``sqlite:///study.db``          a file (RDB); one process at a time, resumable
+``journal:///study.log``        an append-only file (Optuna's journal); several processes
+                                on one machine
+``postgresql+psycopg://...``    a PostgreSQL server (RDB); workers on any number of machines
+==============================  ===========================================================
+
+Paths follow SQLAlchemy's convention: three slashes then the path, so ``sqlite:///study.db`` is
+relative to the working folder and ``journal:////tmp/study.log`` is absolute.
+
+Workers share a study through its storage; :func:`optimize_until` runs trials until the study,
+counted across all workers, holds a given number of them. ``python -m idlmam.tune`` is that loop
+as a command (see :mod:`idlmam.tune`).
+
+Example:
+    >>> study = create_study(seed=0)                       # in memory
+    >>> train_loader, val_loader = chapter_loaders("quick")  # doctest: +SKIP
+    >>> objective = make_objective(train_loader, val_loader, epochs=2)  # doctest: +SKIP
+    >>> optimize_until(study, objective, 4)                 # doctest: +SKIP
+    4
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+if TYPE_CHECKING:  # pragma: no cover - for the type hints only
+    from .budget import Budget
+
+__all__ = [
+    "COUNTED_STATES",
+    "StudyNotFoundError",
+    "make_objective",
+    "chapter_loaders",
+    "open_storage",
+    "create_study",
+    "optimize_until",
+    "count_trials",
+]
+
+#: The trial states that count towards a study's total in :func:`optimize_until`. Running
+#: trials count, so that parallel workers do not overshoot. Failed ones do not, so that a trial
+#: lost with its worker is made up for. Waiting (queued) ones count once a worker runs them:
+#: workers run queued trials first, retried ones included.
+COUNTED_STATES: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED,
+                                          TrialState.RUNNING)
+
+_RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+_STORAGE_HELP = ("use 'memory', 'sqlite:///PATH', 'journal:///PATH' or "
+                 "'postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DATABASE'")
+
+
+class StudyNotFoundError(LookupError):
+    """The storage holds no study of that name (and we were told not to create one)."""
+
+
+# --------------------------------------------------------------------------- the objective
+
+def _check_range(name: str, bounds: Sequence[float], *, positive: bool = False,
+                 integer: bool = False) -> tuple:
+    if len(bounds) != 2:
+        raise ValueError(f"{name} must be a (low, high) pair, got {bounds!r}")
+    low, high = bounds
+    if integer and not (float(low).is_integer() and float(high).is_integer()):
+        raise ValueError(f"{name} must be whole numbers, got {bounds!r}")
+    if low > high:
+        raise ValueError(f"{name}=({low}, {high}): low must not exceed high")
+    if positive and low <= 0:
+        raise ValueError(f"{name}=({low}, {high}): the range must be above 0")
+    return (int(low), int(high)) if integer else (float(low), float(high))
+
+
+def _accuracy(y_true, y_pred) -> float:
+    """The fraction of labels predicted right: ``sklearn.metrics.accuracy_score``, without the
+    seconds of importing scikit-learn into every worker."""
+    return float((y_true == y_pred).mean())
+
+
+def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
+                   device: str = "cpu", prune: bool = False,
+                   neurons: tuple[int, int] = (16, 256), layers: tuple[int, int] = (1, 6),
+                   learning_rate: tuple[float, float] = (1e-5, 1e-2), seed: int = 0,
+                   max_train_loss: float | None = None) -> Callable[[optuna.Trial], float]:
+    """The chapter's objective: train an MLP with the trial's hyperparameters, return val accuracy.
+
+    Each trial suggests ``neurons_per_layer`` (an int), ``hidden_layers`` (an int) and
+    ``learning_rate`` (a float on a log scale), builds ``mlp(hidden=neurons_per_layer,
+    layers=hidden_layers)``, and trains it for ``epochs`` with ``AdamW(lr=learning_rate)`` and a
+    ``CosineAnnealingLR`` with ``T_max=epochs``: half a cosine over the run, so every epoch trains
+    with a positive learning rate and the minimum comes right after the last one. (The source
+    chapter's ``T_max=16`` with 10 epochs stopped halfway down; ``cosine_t_max(epochs, 1)``,
+    which puts the dip *on* the last epoch, would spend that epoch at ``eta_min = 0``, half of a
+    2-epoch trial.)
+    Every trial starts from the same seed (weights and batch order), so trials differ only by
+    their hyperparameters, and a trial's score does not depend on which worker ran it.
+
+    The validation accuracy is reported after every epoch (``trial.report``), so the dashboard
+    shows learning curves. With ``prune=True`` the study's pruner is asked after every epoch
+    (``trial.should_prune``); a trial it stops ends as PRUNED.
+
+    A trial whose training loss is not finite (NaN or infinite: the run diverged), or above
+    ``max_train_loss`` when given, is stopped after that epoch and ends as PRUNED; the reason is
+    kept in the trial's user attribute ``stop_reason``, and the study carries on.
+
+    Args:
+        train_loader: the training batches (for example from :func:`chapter_loaders`).
+        val_loader: the validation batches the score is computed on.
+        epochs: epochs per trial (``Budget.trial_epochs``).
+        device: where to train.
+        prune: consult the study's pruner after every epoch.
+        neurons: ``(low, high)`` of ``neurons_per_layer``, inclusive.
+        layers: ``(low, high)`` of ``hidden_layers``, inclusive.
+        learning_rate: ``(low, high)`` of ``learning_rate``, searched on a log scale.
+        seed: the seed every trial's weights and batch order start from.
+        max_train_loss: a finite training loss above this also counts as diverged (``None``:
+            only NaN and infinity do). Guessing uniformly among 10 classes costs
+            ``ln 10 = 2.3``.
+
+    Returns:
+        ``objective(trial) -> float``: the validation accuracy of the last epoch.
+
+    Example:
+        >>> objective = make_objective(train_loader, val_loader, epochs=2)   # doctest: +SKIP
+        >>> study.optimize(objective, n_trials=4)                            # doctest: +SKIP
+        >>> wide = make_objective(train_loader, val_loader, epochs=2, prune=True,
+        ...                       neurons=(1, 256), learning_rate=(1e-5, 100.0))  # doctest: +SKIP
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
+    neurons = _check_range("neurons", neurons, positive=True, integer=True)
+    layers = _check_range("layers", layers, positive=True, integer=True)
+    learning_rate = _check_range("learning_rate", learning_rate, positive=True)
+    if max_train_loss is not None and not max_train_loss > 0:
+        raise ValueError(f"max_train_loss must be above 0 (or None), got {max_train_loss!r}")
+
+    def objective(trial: optuna.Trial) -> float:
+        import torch
+        from torch import nn
+        from torch.optim.lr_scheduler import CosineAnnealingLR
+
+        from . import train
+        from .models import mlp
+        from .utils import set_seed
+
+        n = trial.suggest_int("neurons_per_layer", *neurons)
+        depth = trial.suggest_int("hidden_layers", *layers)
+        lr = trial.suggest_float("learning_rate", *learning_rate, log=True)
+
+        set_seed(seed)  # the same initial weights for the same architecture, in every trial
+        order = getattr(train_loader, "generator", None)
+        if isinstance(order, torch.Generator):
+            order.manual_seed(seed)  # and the same batch order, whatever ran before
+        model = mlp(hidden=n, layers=depth)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        lr_schedule = CosineAnnealingLR(optimizer, T_max=epochs)
+
+        stop: dict[str, str] = {}
+
+        def on_epoch_end(epoch: int, row: dict) -> bool:
+            loss = row["train loss"]
+            if not math.isfinite(loss) or (max_train_loss is not None and loss > max_train_loss):
+                stop["reason"] = f"diverged: train loss {loss:.4g} after epoch {epoch}"
+                return True
+            if math.isfinite(row["val Accuracy"]):
+                trial.report(row["val Accuracy"], epoch)
+            if prune and trial.should_prune():
+                stop["reason"] = (f"pruned: val Accuracy {row['val Accuracy']:.4f} after epoch "
+                                  f"{epoch} was below the pruner's bar")
+                return True
+            return False
+
+        with warnings.catch_warnings():
+            # the loop warns when a run diverges; here that is an outcome, kept in stop_reason
+            if hasattr(train, "DivergenceWarning"):
+                warnings.simplefilter("ignore", train.DivergenceWarning)
+            results = train.train_network(
+                model, nn.CrossEntropyLoss(), train_loader, val_loader,
+                score_funcs={"Accuracy": _accuracy}, epochs=epochs, device=device,
+                optimizer=optimizer, lr_schedule=lr_schedule, disable_tqdm=True,
+                on_epoch_end=on_epoch_end)
+        trial.set_user_attr("epochs_trained", len(results))
+        losses = results["train loss"]
+        if "reason" not in stop and not all(math.isfinite(x) for x in losses):
+            # the loop may stop a diverging run by itself, before our hook has seen the NaN
+            stop["reason"] = f"diverged: train loss {losses.iloc[-1]:.4g} after epoch {len(losses) - 1}"
+        if "reason" in stop:
+            trial.set_user_attr("stop_reason", stop["reason"])
+            raise optuna.TrialPruned(stop["reason"])
+        return float(results["val Accuracy"].iloc[-1])
+
+    return objective
+
+
+def chapter_loaders(budget: Budget | str | None = None, *, seed: int = 0, device: str = "cpu",
+                    batch_size: int = 256, train_size: int | None = None):
+    """Training and validation loaders for the search, both cut from the Fashion-MNIST *training* set.
+
+    The budget's ``train_size`` examples (all 60,000 when it is ``None``) are drawn with ``seed``,
+    then split 80/20 with ``seed`` into training and validation. The test set is not loaded.
+
+    Args:
+        budget: a :class:`idlmam.budget.Budget`, its name, or ``None`` for ``IDL_BUDGET``'s.
+        seed: seed of the subset, of the split and of the training batch order.
+        device: where the tensors live.
+        batch_size: examples per training batch.
+        train_size: examples to use, overriding the budget's (tests use a few thousand).
+
+    Returns:
+        ``(train_loader, val_loader)``, two :class:`idlmam.data.ResidentLoader`; the training one
+        shuffles.
+
+    Example:
+        >>> train_loader, val_loader = chapter_loaders("quick")  # doctest: +SKIP
+        >>> train_loader.n_examples, val_loader.n_examples       # doctest: +SKIP
+        (9600, 2400)
+    """
+    from .budget import Budget, get_budget
+    from .data import fashion_mnist, resident_loader, split, subset
+
+    if not isinstance(budget, Budget):
+        budget = get_budget(budget)
+    n = budget.train_size if train_size is None else train_size
+    if n is not None and n < 10:
+        raise ValueError(f"train_size must be at least 10 examples (or None for all), got {n!r}")
+    data = subset(fashion_mnist(train=True), n, seed=seed)
+    train_part, val_part = split(data, (0.8, 0.2), seed=seed)
+    train_loader = resident_loader(train_part, batch_size, shuffle=True, seed=seed, device=device)
+    val_loader = resident_loader(val_part, batch_size, device=device)
+    return train_loader, val_loader
+
+
+# --------------------------------------------------------------------------- storages and studies
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Ignore Optuna's ExperimentalWarning inside the block.
+
+    The heartbeat (``heartbeat_interval``, :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`,
+    :func:`~optuna.storages.fail_stale_trials`) has been marked experimental since Optuna 2.8/2.9
+    and is still the documented way to recover the trials of dead workers; the warning would
+    only repeat that on every worker's stderr, with nothing for the reader to change.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: nothing to hide
+        return url
+
+
+def open_storage(url: str | None = None, *, heartbeat_interval: int | None = 10,
+                 grace_period: int | None = None, max_retry: int | None = 3):
+    """The Optuna storage a URL names (see the table in the module docstring).
+
+    An RDB storage (SQLite, PostgreSQL, any SQLAlchemy URL Optuna accepts) gets a heartbeat: each
+    running trial writes a timestamp every ``heartbeat_interval`` seconds; a trial silent for
+    ``grace_period`` seconds (its worker was killed, its machine lost) is marked FAIL by the next
+    worker that starts a trial, and queued again with the same parameters, up to ``max_retry``
+    times. A journal file has no heartbeat: a worker killed there leaves its trial RUNNING.
+
+    Args:
+        url: ``None``/``"memory"``, ``sqlite:///PATH``, ``journal:///PATH`` or an SQLAlchemy URL
+            such as ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE``.
+        heartbeat_interval: seconds between heartbeats of a running trial (``None``: none).
+        grace_period: seconds of silence after which a running trial is failed
+            (``None``: twice ``heartbeat_interval``).
+        max_retry: how often a failed trial is queued again (``None``: without limit).
+
+    Returns:
+        An ``optuna.storages`` object, ready for :func:`create_study`.
+
+    Raises:
+        ValueError: the URL names no storage we know, or the storage cannot be opened (the
+            message says which and why).
+
+    Example:
+        >>> type(open_storage("memory")).__name__
+        'InMemoryStorage'
+    """
+    if url is None or url == "memory":
+        return optuna.storages.InMemoryStorage()
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"storage URL {url!r} has no scheme: {_STORAGE_HELP}")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url[len("journal:///"):] if url.startswith("journal:///") else ""
+        if not path:
+            raise ValueError(f"journal URL {url!r} names no file: write journal:///study.log "
+                             "(relative) or journal:////abs/path/study.log")
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(path))
+        except OSError as err:
+            raise ValueError(f"cannot open the journal file {path!r}: {err.strerror or err}") from err
+    if scheme.split("+", 1)[0] not in _RDB_SCHEMES:
+        raise ValueError(f"unknown storage scheme {scheme!r} in {_hide_password(url)!r}: {_STORAGE_HELP}")
+    import sqlalchemy.exc
+
+    retry = None
+    with _quiet_experimental():
+        if heartbeat_interval is not None:
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                heartbeat_stale_trial_callback=retry)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"cannot open storage {_hide_password(url)!r}: {first_line}") from err
+
+
+def create_study(storage=None, study_name: str | None = None, *, seed: int | None = 0,
+                 direction: str = "maximize", pruner: optuna.pruners.BasePruner | None = None,
+                 load_if_exists: bool = True, create: bool = True) -> optuna.Study:
+    """Create (or load) a study with a seeded TPE sampler.
+
+    A seeded sampler makes a *sequential* study reproducible: each proposal depends only on the
+    seed and on the trials before it, and with the seeded objective of :func:`make_objective`
+    those come out the same on the CPU, so the same seed gives the same trials. *Parallel* workers
+    are not reproducible: each worker has its own sampler, and what it proposes depends on which
+    trials the other workers had finished at the moment it asked, which is a matter of timing.
+    Two workers given the same seed would even propose the same first (random) trials: give each
+    worker its own seed, or none.
+
+    Args:
+        storage: a URL for :func:`open_storage`, an ``optuna.storages`` object, or ``None``
+            (in memory).
+        study_name: the study's name in the storage (``None``: a generated one).
+        seed: seed of the ``TPESampler`` (``None``: a fresh random one).
+        direction: ``"maximize"`` (accuracy) or ``"minimize"``.
+        pruner: used by objectives made with ``prune=True`` (``None``: Optuna's default,
+            ``MedianPruner``).
+        load_if_exists: load the study when one of that name exists (how a study is resumed).
+        create: create it when it does not exist; ``False`` only loads, and a missing study is an
+            error (how a worker avoids starting a new study under a mistyped name).
+
+    Returns:
+        The ``optuna.Study``.
+
+    Raises:
+        StudyNotFoundError: ``create=False`` and there is no such study.
+        ValueError: the existing study optimizes in the other direction.
+
+    Example:
+        >>> study = create_study("memory", "demo", seed=0)
+        >>> study.study_name, study.direction.name
+        ('demo', 'MAXIMIZE')
+    """
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if storage is None or isinstance(storage, str):
+        storage = open_storage(storage)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    if not create:
+        if study_name is None:
+            raise ValueError("create=False needs the study_name of the study to load")
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler,
+                                      pruner=pruner)
+        except KeyError:
+            raise StudyNotFoundError(f"there is no study named {study_name!r} in this storage: "
+                                     "check the name, or create it (create=True, "
+                                     "or --create on the command line)") from None
+    else:
+        try:
+            study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
+                                        study_name=study_name, direction=direction,
+                                        load_if_exists=load_if_exists)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise ValueError(f"a study named {study_name!r} exists already: load it "
+                             "(load_if_exists=True) or choose another name") from None
+    if study.direction.name.lower() != direction:
+        raise ValueError(f"study {study.study_name!r} {study.direction.name.lower()}s its "
+                         f"objective, but direction={direction!r} was asked for: use the study's "
+                         "own direction or another study name")
+    return study
+
+
+def count_trials(study: optuna.Study, states: Sequence[TrialState] = COUNTED_STATES) -> int:
+    """How many trials of ``study`` are in one of ``states``, all workers together.
+
+    On a storage with a heartbeat, running trials whose worker has gone silent for the grace
+    period are failed first, so that they do not count as running.
+
+    Example:
+        >>> study = create_study(seed=0)
+        >>> study.enqueue_trial({"x": 0.5})
+        >>> count_trials(study), count_trials(study, [TrialState.WAITING])
+        (0, 1)
+    """
+    with _quiet_experimental():
+        optuna.storages.fail_stale_trials(study)
+    return len(study.get_trials(deepcopy=False, states=tuple(states)))
+
+
+def optimize_until(study: optuna.Study, objective: Callable[[optuna.Trial], float],
+                   n_trials: int, *, callbacks: Sequence[Callable] = ()) -> int:
+    """Run trials until the study holds ``n_trials``, counting those of every worker.
+
+    ``n_trials`` is the study's total, not this call's share: start any number of workers with
+    the same ``n_trials`` and together they make that many. Trials in :data:`COUNTED_STATES`
+    count, running ones included, so a worker does not start a trial that another one's running
+    trial already covers; two workers can still decide at the same instant, so the total can
+    exceed ``n_trials`` by at most one per extra worker. Failed trials do not count: a trial
+    whose worker died is failed (on an RDB storage with a heartbeat) and made up for.
+
+    The check runs before the first trial (a worker joining a full study does nothing) and after
+    each one (Optuna's ``MaxTrialsCallback``).
+
+    Args:
+        study: the study, in any storage.
+        objective: ``objective(trial) -> float``, e.g. from :func:`make_objective`.
+        n_trials: the total the study should hold (0 or more).
+        callbacks: more ``callback(study, frozen_trial)``, run after each trial.
+
+    Returns:
+        How many trials this call ran.
+
+    Example:
+        >>> study = create_study(seed=0)
+        >>> optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 3)
+        3
+        >>> optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 3)
+        0
+    """
+    from optuna.study import MaxTrialsCallback
+
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0:
+        raise ValueError(f"n_trials must be a whole number of at least 0, got {n_trials!r}")
+    if count_trials(study) >= n_trials:
+        return 0
+    ran = []
+    study.optimize(objective, callbacks=[MaxTrialsCallback(n_trials, states=COUNTED_STATES),
+                                         lambda study, trial: ran.append(trial.number),
+                                         *callbacks])
+    return len(ran)
