@@ -1,0 +1,147 @@
+"""Tests of ``python -m idlmam.tune``: real worker processes sharing one study.
+
+Workers train on the quick budget's data (a few seconds of startup, under a second per trial);
+the PostgreSQL server is the throwaway one of ``pg_server``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from pg_server import postgres_url  # noqa: F401  (a fixture)
+
+from idlmam.tune import main
+from idlmam.tuning import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+REPO = Path(__file__).resolve().parents[1]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@pytest.fixture
+def env(fashion_root):
+    """The environment of a worker process: the test's data, one torch thread."""
+    return dict(os.environ, IDL_DATA=str(Path(fashion_root).resolve()), OMP_NUM_THREADS="1")
+
+
+def worker(storage: str, study: str, n_trials: int, *extra: str) -> list[str]:
+    """A worker on 4,000 examples of the quick budget (3,200 to train on, 800 to validate)."""
+    return [sys.executable, "-m", "idlmam.tune", "--storage", storage, "--study", study,
+            "--n-trials", str(n_trials), "--budget", "quick", "--train-size", "4000",
+            "--threads", "1", *extra]
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Start a worker whose stdout and stderr go to ``log`` (a pipe could fill and block it)."""
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
+def ran(log: Path) -> int:
+    """How many trials a worker says it ran."""
+    found = re.search(r"this worker ran (\d+) trial", log.read_text())
+    assert found, log.read_text()[-3000:]
+    return int(found.group(1))
+
+
+def load(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(storage, heartbeat_interval=None))
+
+
+def two_workers(storage: str, name: str, n_trials: int, env: dict, tmp_path: Path) -> list[int]:
+    """Create the study, run two workers on it at once, return how many trials each ran."""
+    assert main(["--storage", storage, "--study", name, "--n-trials", "0", "--create"]) == 0
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    procs = [start(worker(storage, name, n_trials), env, log) for log in logs]
+    for proc, log in zip(procs, logs):
+        assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
+    return [ran(log) for log in logs]
+
+
+def check_shared_study(study: optuna.Study, n_trials: int, ran_by_worker: list[int]) -> None:
+    trials = study.get_trials(deepcopy=False)
+    assert n_trials <= len(trials) <= n_trials + 1  # both may decide at once: one extra at most
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
+    assert all(t.state in FINISHED for t in trials), [t.state for t in trials]
+    assert sum(ran_by_worker) == len(trials)  # every trial was run by exactly one worker
+    assert min(ran_by_worker) >= 1, f"the workers did not both work: {ran_by_worker}"
+    by_worker = Counter(t.user_attrs["worker"] for t in trials)
+    assert sorted(by_worker.values()) == sorted(ran_by_worker)
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == len(params)  # unseeded workers do not propose the same trials
+
+
+def test_two_workers_fill_one_journal_study(env, tmp_path, capsys):
+    url = f"journal:///{tmp_path}/study.log"
+    ran_by_worker = two_workers(url, "j", 6, env, tmp_path)
+    check_shared_study(load(url, "j"), 6, ran_by_worker)
+    # a worker that joins a full study runs nothing (and loads no data)
+    capsys.readouterr()
+    assert main(["--storage", url, "--study", "j", "--n-trials", "6"]) == 0
+    assert "this worker ran 0 trial(s)" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_two_workers_fill_one_postgres_study(env, tmp_path, postgres_url):
+    ran_by_worker = two_workers(postgres_url, "pg", 6, env, tmp_path)
+    check_shared_study(load(postgres_url, "pg"), 6, ran_by_worker)
+
+
+@pytest.mark.postgres
+def test_a_trial_killed_with_its_worker_is_failed_and_retried(env, tmp_path, postgres_url):
+    """SIGKILL one worker in the middle of a trial; a new worker finishes the study."""
+    n_trials, opts = 3, ("--heartbeat", "1", "--epochs", "6")  # a dead trial is failed after 2 s
+    assert main(["--storage", postgres_url, "--study", "k", "--n-trials", "0", "--create"]) == 0
+    first = start(worker(postgres_url, "k", n_trials, *opts), env, tmp_path / "first.log")
+    study = load(postgres_url, "k")
+    deadline = time.monotonic() + 180
+    while True:  # wait for: one trial done, and the next one an epoch into its training
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the worker never got into its second trial"
+        trials = study.get_trials(deepcopy=False)
+        if (any(t.state == TrialState.COMPLETE for t in trials)
+                and any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials)):
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    (killed,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    assert killed.user_attrs["worker"].endswith(f":{first.pid}")
+
+    second = start(worker(postgres_url, "k", n_trials, *opts), env, tmp_path / "second.log")
+    assert second.wait(timeout=240) == 0, (tmp_path / "second.log").read_text()[-3000:]
+
+    trials = load(postgres_url, "k").get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == n_trials
+    assert trials[killed.number].state == TrialState.FAIL
+    assert states.count(TrialState.FAIL) == 1 and len(trials) == n_trials + 1
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params
+    assert retried[0].state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--storage", "foo://x", "--study", "s", "--n-trials", "3"], "unknown storage scheme 'foo'"),
+    (["--storage", "journal:///{tmp}/j.log", "--study", "missing", "--n-trials", "3"],
+     "no study named 'missing'.*--create"),
+    (["--storage", "memory", "--study", "s", "--n-trials", "-3"], "--n-trials: must be 0 or more"),
+])
+def test_bad_input_stops_with_one_line(args, says, tmp_path):
+    args = [a.format(tmp=tmp_path) for a in args]
+    out = subprocess.run([sys.executable, "-m", "idlmam.tune", *args], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("python -m idlmam.tune: error: ")
+    assert re.search(says, lines[0]), lines[0]
