@@ -428,7 +428,9 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     bitwise; ``total time`` aside). If the file does not exist yet, training starts fresh, so
     the same call serves the first start and every restart. A truncated or corrupted file, or
     one from a different setup, raises :class:`CheckpointError` naming it: delete it or pass
-    ``resume=False`` (which trains from scratch and overwrites it). Not restored: state a caller
+    ``resume=False`` (which trains from scratch and overwrites it). A run that
+    ``on_epoch_end`` stopped resumes after its last epoch (the hook is asked again); a run that
+    diverged resumes to its rows, training nothing. Not restored: state a caller
     keeps outside (its ``on_epoch_end`` closure, a ``np.random.default_rng``), and random
     augmentation drawn inside ``DataLoader`` worker processes.
 
