@@ -85,15 +85,15 @@ def curved_valley(p: torch.Tensor, *, a: float = 0.3, b: float = 2.0) -> torch.T
 
 
 def quartic_bowl(p: torch.Tensor) -> torch.Tensor:
-    r"""A bowl whose gradient grows with the cube of the distance: far out, it explodes.
+    r"""An oval bowl whose gradient grows with the cube of the distance: far out, it explodes.
 
     .. math::
-        f(x, y) = \tfrac{1}{4}(x^2 + y^2)^2, \qquad \lVert \nabla f \rVert_2 = r^3
+        f(x, y) = \tfrac{1}{4}(x^2 + 2 y^2)^2, \qquad \lVert \nabla f \rVert_2 \propto r^3
 
-    A step of rate :math:`\eta` from radius :math:`r` overshoots the origin once
-    :math:`\eta r^2 > 2`, lands farther out, where the gradient is larger still.
+    A step of rate :math:`\eta` from far enough out overshoots the minimum and lands farther
+    out still, where the gradient is larger again: the steps grow without bound.
     """
-    return 0.25 * ((p**2).sum(-1)) ** 2
+    return 0.25 * (p[..., 0] ** 2 + 2 * p[..., 1] ** 2) ** 2
 
 
 def plateau(p: torch.Tensor, *, width: float = 1.0) -> torch.Tensor:
@@ -199,7 +199,7 @@ def plot_paths(f: Surface, paths: Mapping[str, torch.Tensor], *, xlim: tuple[flo
                ylim: tuple[float, float], ax=None, levels: int = 25, title: str | None = None,
                colors: Sequence[str] = ("black", "tab:blue", "tab:purple", "white"),
                markersize: float = 3.0, minima: Sequence[Sequence[float]] = ()):
-    """Draw ``f`` as filled contours, red (high) to green (low), with each path on top.
+    """Draw ``f`` as filled contour bands, red (high) to green (low), with each path on top.
 
     The contour levels are quantiles of ``f`` over the view, so narrow valleys and flat
     plains both show their shape. Each path starts at a hollow circle; points that left
@@ -228,14 +228,14 @@ def plot_paths(f: Surface, paths: Mapping[str, torch.Tensor], *, xlim: tuple[flo
     X, Y = torch.meshgrid(xs, ys, indexing="xy")                      # (200, 200) each
     Z = f(torch.stack([X, Y], dim=-1)).numpy()                        # (200, 200, 2) -> (200, 200)
     bounds = np.unique(np.quantile(Z, np.linspace(0, 1, levels + 1)))
-    ax.contourf(X.numpy(), Y.numpy(), Z, levels=bounds, cmap="RdYlGn_r", alpha=0.75)
-    ax.contour(X.numpy(), Y.numpy(), Z, levels=bounds, colors="k", linewidths=0.3, alpha=0.4)
+    # no anti-aliasing and no contour lines: the bands show the shape, and the PNG stays small
+    ax.contourf(X.numpy(), Y.numpy(), Z, levels=bounds, cmap="RdYlGn_r", alpha=0.8, antialiased=False)
     for (label, path), color in zip(paths.items(), colors):
         pts = path.detach().numpy()
         ax.plot(pts[:, 0], pts[:, 1], "-o", color=color, lw=1.2, ms=markersize, label=label)
         ax.plot(*pts[0], "o", mfc="none", mec=color, ms=9, mew=1.5)
     for point in minima:
-        ax.plot(*point, "*", color="gold", mec="k", ms=14, zorder=5)
+        ax.plot(*point, "*", color="gold", mec="k", ms=11, zorder=5)
     ax.set(xlim=xlim, ylim=ylim, xlabel="$\\theta_1$", ylabel="$\\theta_2$", title=title)
     ax.grid(False)
     if paths:

@@ -1,0 +1,428 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pictures of optimization
+#
+# The chapter explains schedules and optimizers with hand-drawn sketches: a point rolling down
+# a loss surface, bouncing, overshooting, getting stuck. This page redraws each sketch from
+# code. The surfaces are small functions of two parameters, and every path on them is traced by
+# a real PyTorch optimizer, learning-rate scheduler or clipping call, the same objects that
+# train the network on the other pages. Nothing is trained on data here; every picture takes
+# milliseconds.
+
+# %% tags=["hide-cell"]
+# Colab only: install the companion package from the repository (does nothing elsewhere).
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
+
+from idlmam import optim as scratch
+from idlmam.budget import get_budget
+from idlmam.landscapes import (CURVED_VALLEY_MIN, TWO_MINIMA_BAD, TWO_MINIMA_GOOD, bowl, curved_valley,
+                               curved_valley_floor, narrow_valley, optimizer_path, plateau, plot_paths,
+                               quartic_bowl, steps_to_reach, two_minima)
+from idlmam.notebook import glue, setup
+
+setup(threads=1)
+
+# %%
+BUDGET = get_budget()   # every budget draws the same pictures: they cost milliseconds
+MU = 0.9                # the chapter's momentum
+CLIP_Z = 5.0            # the chapter's clipping threshold z
+NOISE = 1.0             # standard deviation of the noise added to each gradient coordinate
+TOL = 0.1               # "reached" a point: stayed within this distance of it from then on
+print(f"budget={BUDGET.name}: the pictures are the same on every budget")
+
+
+# %% [markdown]
+# ## How to read these pictures
+#
+# Each picture is a map of a loss $f(\theta_1, \theta_2)$ over two parameters, coloured like the
+# chapter's sketches: red is a high loss, dark green a low one, and a gold star marks a minimum.
+# A path is the sequence of parameters an optimizer visits, one dot per update, starting at the
+# hollow circle. `optimizer_path` makes one: it puts the two numbers in an `nn.Parameter`, and on
+# every step asks autograd for the gradient, optionally adds noise or clips it, and calls
+# `optimizer.step()` (and `lr_schedule.step()`, when there is one).
+#
+# ````{dropdown} The source of `optimizer_path`
+# ```{literalinclude} ../idlmam/landscapes.py
+# :pyobject: optimizer_path
+# :language: python
+# ```
+# ````
+#
+# A network has millions of parameters, not two, so these are cartoons of the real thing. But
+# the update rules are the real ones, applied to surfaces built to have one feature each: a
+# narrow valley, a bend, a cliff, a flat plain, a trap.
+
+# %% [markdown]
+# ## Figure 5.1: many minima, and where descent ends
+#
+# The chapter's first sketch is a one-dimensional loss with several minima: a global one, two
+# local ones almost as good, and a bad one. We build such a curve from four Gaussian dips in a
+# gentle bowl, then let plain gradient descent start from 60 evenly spaced points and see where
+# each one ends. The 60 starting values form one tensor, so one optimizer runs all 60 at once.
+
+# %%
+CENTRES, DEPTHS, WIDTHS = [-6.0, -2.5, 1.0, 4.5], [0.5, 1.6, 2.0, 1.7], [0.6, 0.8, 0.9, 0.8]
+
+
+def wavy_loss(theta):  # (N,) -> (N,): each theta on its own
+    dips = sum(d * torch.exp(-(theta - c) ** 2 / (2 * w**2)) for c, d, w in zip(CENTRES, DEPTHS, WIDTHS))
+    return 0.02 * theta**2 - dips
+
+
+theta = torch.nn.Parameter(torch.linspace(-8, 8, 60))
+optimizer = torch.optim.SGD([theta], lr=0.1)
+for _ in range(500):
+    optimizer.zero_grad()
+    wavy_loss(theta).sum().backward()  # the sum's gradient is each theta's own gradient
+    optimizer.step()
+
+# %%
+ends = pd.Series(theta.detach().round(decimals=2).numpy()).value_counts().sort_index()
+minima = pd.DataFrame({"theta": ends.index, "starts ending here": ends.values,
+                       "loss": wavy_loss(torch.tensor(ends.index.values)).numpy().round(3)})
+global_share = minima.loc[minima["loss"].idxmin(), "starts ending here"] / len(theta)
+glue("global_share", 100 * global_share, display=False)
+minima
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.2))
+grid = torch.linspace(-8, 8, 400)
+ax.plot(grid, wavy_loss(grid), color="k", lw=1.5)
+names = {0: "bad local minimum", 1: "local minimum", 2: "global minimum", 3: "local minimum"}
+for i, row in minima.iterrows():
+    ax.plot(row["theta"], row["loss"], "o", color="tab:red" if i == 0 else "tab:green", ms=8)
+    ax.annotate(f"{names[i]}\n{int(row['starts ending here'])} of {len(theta)} starts",
+                (row["theta"], row["loss"]), xytext=(0, -34), textcoords="offset points",
+                ha="center", fontsize=8)
+ax.set(xlabel="$\\theta$", ylabel="loss", ylim=(-2.6, 1.5),
+       title="Figure 5.1, from code: where gradient descent ends, by starting point")
+plt.show()
+
+# %% [markdown]
+# Only {glue:text}`global_share:.0f`% of the starts end in the global minimum; every other start
+# is stopped by whichever dip is nearest downhill, and nothing in the gradient says how good that
+# dip is. Descent only ever sees the slope where it stands.
+
+# %% [markdown]
+# ## Figure 5.2: ideal, noisy, exploding and vanishing gradients
+#
+# The chapter's second sketch shows four ways a run of gradient descent can look. Here they are
+# with plain SGD, each from the same starting point:
+#
+# - **ideal**: a round bowl, where every gradient points straight at the minimum;
+# - **noisy**: the same bowl, but each gradient has random noise added, as a mini-batch gradient
+#   does (standard deviation `NOISE` per coordinate);
+# - **exploding**: a bowl that steepens with the cube of the distance, so one step that
+#   overshoots lands where the gradient is larger still;
+# - **vanishing**: a well in a flat plain, where the slope points the right way but is tiny.
+
+# %%
+START = (-3.0, 2.5)
+cases = {  # title: (surface, learning rate, noise)
+    "ideal": (bowl, 0.1, 0.0),
+    "noisy": (bowl, 0.1, NOISE),
+    "exploding": (quartic_bowl, 0.15, 0.0),
+    "vanishing": (plateau, 0.1, 0.0),
+}
+four = {name: optimizer_path(f, START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), 40, noise=noise)
+        for name, (f, lr, noise) in cases.items()}
+summary = pd.DataFrame({
+    "steps to reach the minimum": pd.array([steps_to_reach(p, (0, 0), TOL) for p in four.values()], dtype="Int64"),
+    "distance left after 40 steps": [round(p[-1].norm().item(), 3) for p in four.values()]}, index=list(four))
+summary
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(9, 7.5), constrained_layout=True)
+for ax, (name, path) in zip(axes.flat, four.items()):
+    f, lr, noise = cases[name]
+    plot_paths(f, {f"SGD, lr={lr}": path}, xlim=(-4, 4), ylim=(-3.5, 3.5), ax=ax,
+               title=name, minima=[(0, 0)])
+    left = summary.loc[name, "distance left after 40 steps"]
+    ax.text(0.03, 0.04, "after 40 steps: " + ("diverged" if pd.isna(left) else f"{left:.2f} from the minimum"),
+            transform=ax.transAxes, fontsize=9, bbox=dict(facecolor="white", alpha=0.8, lw=0))
+fig.suptitle("Figure 5.2, from code: four kinds of gradients")
+plt.show()
+
+# %%
+diverged_at = int(torch.isnan(four["exploding"][:, 0]).nonzero()[0])
+glue("ideal_steps", int(summary.loc["ideal", "steps to reach the minimum"]), display=False)
+glue("noisy_left", summary.loc["noisy", "distance left after 40 steps"], display=False)
+glue("exploding_steps", diverged_at, display=False)
+glue("vanishing_moved", (four["vanishing"][-1] - four["vanishing"][0]).norm().item(), display=False)
+print(f"ideal: {summary.loc['ideal', 'steps to reach the minimum']} steps; "
+      f"exploding: not a finite number after step {diverged_at - 1}")
+
+# %% [markdown]
+# The ideal path reaches the minimum in {glue:text}`ideal_steps` steps in a straight line. The
+# noisy one heads the same way but wanders, and once near the minimum it keeps jittering around
+# it, because the noise never stops: after 40 steps it is still {glue:text}`noisy_left:.2f` away. The exploding one jumps out of the picture on its first step and is no
+# longer a finite number after step {glue:text}`exploding_steps`. The vanishing one, pointed the
+# right way the whole time, moved {glue:text}`vanishing_moved:.3f` in 40 steps.
+
+# %% [markdown]
+# ## Figures 5.12 and 5.13: momentum in a narrow valley
+#
+# Figure 5.12 sketches the problem momentum solves: a long, narrow valley. The surface is steep
+# across the valley and almost flat along it. A learning rate large enough to make progress
+# along the floor is nearly too large for the walls, so plain SGD bounces from wall to wall
+# (top-left, bottom-right, and back) and creeps towards the minimum. The velocity of momentum,
+# $v^t = \mu \cdot v^{t-1} + g^t$, adds up the gradients: the across-valley parts alternate in
+# sign and cancel, the along-valley parts agree and accumulate.
+
+# %%
+VALLEY_START, VALLEY_LR = (-4.0, -2.5), 0.09
+valley = {
+    "SGD": optimizer_path(narrow_valley, VALLEY_START, lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR), 300),
+    "momentum 0.7": optimizer_path(narrow_valley, VALLEY_START,
+                                   lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=0.7), 300),
+    f"momentum {MU}": optimizer_path(narrow_valley, VALLEY_START,
+                                     lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=MU), 300),
+}
+valley_steps = {name: steps_to_reach(path, (0, 0), TOL) for name, path in valley.items()}
+for name, steps in valley_steps.items():
+    glue("valley_" + name.split()[-1].replace(".", ""), steps, display=False)  # valley_SGD, valley_07, ...
+valley_steps
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+shown = 60  # the first 60 steps of each path
+plot_paths(narrow_valley, {"SGD": valley["SGD"][:shown], "momentum 0.7": valley["momentum 0.7"][:shown]},
+           xlim=(-4.5, 1.5), ylim=(-4, 2), ax=axes[0], minima=[(0, 0)], title="SGD and momentum 0.7")
+plot_paths(narrow_valley, {"SGD": valley["SGD"][:shown], f"momentum {MU}": valley[f"momentum {MU}"][:shown]},
+           xlim=(-4.5, 1.5), ylim=(-4, 2), ax=axes[1], minima=[(0, 0)], title=f"SGD and momentum {MU}")
+fig.suptitle(f"Figures 5.12 and 5.13, from code: the first {shown} steps in a narrow valley, lr = {VALLEY_LR}")
+plt.show()
+
+# %% [markdown]
+# With the same learning rate, plain SGD needs {glue:text}`valley_SGD` steps to settle within
+# 0.1 of the minimum. With momentum 0.7 the zig-zag dies out in a few steps and the path runs
+# straight down the floor, arriving after {glue:text}`valley_07` steps. The chapter's
+# $\mu = 0.9$ (right) arrives after {glue:text}`valley_09`, and shows the other side of figure
+# 5.13: the oscillation does not disappear, since a velocity that remembers 90% of its past
+# also remembers the bounces, but the path still reaches the minimum in far fewer steps than
+# SGD. Momentum and learning rate are tuned together; a smaller $\mu$ suits a rate this close
+# to the walls' limit.
+
+# %% [markdown]
+# ## Figures 5.14 and 5.15: Nesterov turns sooner
+#
+# Figure 5.14 shows momentum's weakness: after a long straight run it has built up speed, and
+# when the valley bends it keeps going and swerves wide of the floor before the gradient, a
+# little at a time, turns it. Nesterov momentum first moves with the velocity and only then
+# looks at the gradient, at the point where the velocity would take it (figure 5.15). If that
+# point is up the wall, the gradient there already pushes back, so the turn starts one step
+# earlier. Our valley runs straight along $\theta_2 = 0$ and then bends up steeply.
+
+# %%
+BEND_START, BEND_LR = (-5.0, 0.0), 0.1
+bend = {name: optimizer_path(curved_valley, BEND_START,
+                             lambda ps, n=nesterov: torch.optim.SGD(ps, lr=BEND_LR, momentum=MU, nesterov=n), 150)
+        for name, nesterov in [("momentum", False), ("Nesterov", True)]}
+xs = torch.linspace(-6, 4, 4001, dtype=torch.float64)
+floor = torch.stack([xs, curved_valley_floor(xs)], dim=1)          # (4001, 2) points on the floor
+off_floor = {name: torch.cdist(path, floor).min(dim=1).values for name, path in bend.items()}  # (151,)
+bend_table = pd.DataFrame({
+    "farthest from the floor": {n: round(d.max().item(), 3) for n, d in off_floor.items()},
+    "steps more than 0.1 off the floor": {n: int((d > 0.1).sum()) for n, d in off_floor.items()},
+    "steps to reach the minimum": {n: steps_to_reach(p, CURVED_VALLEY_MIN, TOL) for n, p in bend.items()}})
+bend_table
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 5))
+plot_paths(curved_valley, {name: path[:60] for name, path in bend.items()}, xlim=(-5.5, 2.5),
+           ylim=(-1.5, 3.5), ax=ax, minima=[CURVED_VALLEY_MIN], colors=("black", "tab:purple"),
+           title=f"Figures 5.14 and 5.15, from code: a bend, momentum {MU}, lr = {BEND_LR}")
+ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
+ax.legend(fontsize=8)
+plt.show()
+for column, name in [("steps more than 0.1 off the floor", "off"), ("farthest from the floor", "far")]:
+    for run_name, value in bend_table[column].items():
+        glue(f"bend_{name}_{run_name}", value, display=False)
+
+# %% [markdown]
+# Both paths come down the straight part at about the same speed. Plain momentum swings out to
+# {glue:text}`bend_far_momentum:.2f` from the floor, loops back across it, and spends
+# {glue:text}`bend_off_momentum` steps more than 0.1 away from it. Nesterov swings out only
+# {glue:text}`bend_far_Nesterov:.2f` and is off the floor for {glue:text}`bend_off_Nesterov`
+# steps. That is the chapter's point, and so is the table's last column: plain momentum does
+# correct itself eventually, and on this surface it even settles first, because the same
+# look-ahead that turns Nesterov sooner also brakes it on the way in. On real networks the two
+# are usually close; Nesterov is the safer default.
+
+# %% [markdown]
+# ## Exploding gradients, tamed by clipping
+#
+# Back to the exploding panel of figure 5.2. Clipping the gradient's norm at $z$ (the chapter
+# uses $z = 5$) does not change its direction, only caps its length, so no step can be longer
+# than $\eta \cdot z$. Far out, where the gradient is huge, the path walks in at that fixed
+# stride; close in, where the gradient is small, clipping does nothing and SGD finishes as usual.
+
+# %%
+wild = four["exploding"]
+tamed = optimizer_path(quartic_bowl, START, lambda ps: torch.optim.SGD(ps, lr=0.15), 40, clip=CLIP_Z)
+step_lengths = tamed.diff(dim=0).norm(dim=1)  # (40,)
+glue("clip_longest", step_lengths.max().item(), display=False)
+glue("clip_cap", 0.15 * CLIP_Z, display=False)
+glue("clip_left", tamed[-1].norm().item(), display=False)
+print(f"longest clipped step {step_lengths.max():.3f} (cap {0.15 * CLIP_Z:.3f}); "
+      f"{tamed[-1].norm():.3f} from the minimum after 40 steps")
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 4.5))
+plot_paths(quartic_bowl, {"SGD, lr=0.15": wild, f"SGD, lr=0.15, clip z={CLIP_Z:g}": tamed},
+           xlim=(-4, 4), ylim=(-3.5, 3.5), ax=ax, minima=[(0, 0)],
+           title="The exploding gradient of figure 5.2, clipped")
+plt.show()
+
+# %% [markdown]
+# Unclipped, the first step already leaves the picture. Clipped, no step is longer than
+# {glue:text}`clip_longest:.2f` (the cap $\eta z$ is {glue:text}`clip_cap:.2f`): the first
+# steps point the same way as the unclipped one but stop at the cap, and after 40 steps the path
+# is {glue:text}`clip_left:.2f` from the minimum. The same learning rate, the same surface: only
+# the size of the worst steps changed. (Close in, this surface is very flat, so the last stretch
+# is slow: the vanishing gradient again.)
+
+# %% [markdown]
+# ## Figures 5.8 and 5.9: a cosine schedule escapes a bad minimum
+#
+# Figure 5.8 shows a run that slides into a poor, narrow minimum on its way to a better, wide
+# one, and stays: once the learning rate is small, nothing pulls it out. Figure 5.9 shows the
+# cure the chapter gives cosine annealing: raise the learning rate again. A narrow minimum is
+# steep-sided, and a step size that suits a wide minimum is too large for a narrow one, so at a
+# high rate the run cannot stay in it. `CosineAnnealingLR` does that by itself: the rate falls to
+# `eta_min` over `T_max` steps, then rises back over the next `T_max`, then falls again. We
+# compare it with a small constant rate, stepping the schedule once per update (an update plays
+# the part of an epoch here).
+
+# %%
+TRAP_START, T_MAX, TRAP_STEPS = (-3.0, 2.0), 40, 120
+trap = {
+    "constant lr=0.1": optimizer_path(two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.1), TRAP_STEPS),
+    "cosine, lr 0.5 to 0.01": optimizer_path(
+        two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.5), TRAP_STEPS,
+        make_schedule=lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01)),
+}
+losses = pd.DataFrame({name: two_minima(path).numpy() for name, path in trap.items()})  # (121, 2)
+final = losses.iloc[-1].round(3)
+glue("trap_constant", final.iloc[0], display=False)
+glue("trap_cosine", final.iloc[1], display=False)
+final
+
+# %%
+probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+schedule = CosineAnnealingLR(probe, T_max=T_MAX, eta_min=0.01)
+lrs = []
+for _ in range(TRAP_STEPS + 1):
+    lrs.append(probe.param_groups[0]["lr"])
+    probe.step()
+    schedule.step()
+in_bad = (trap["cosine, lr 0.5 to 0.01"] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(dim=1) < TOL
+escape = int(in_bad.nonzero()[-1]) + 1  # the first step outside the bad minimum, for good
+glue("escape_step", escape, display=False)
+glue("escape_lr", lrs[escape - 1], display=False)
+print(f"leaves the narrow minimum for good at step {escape}, learning rate {lrs[escape - 1]:.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+plot_paths(two_minima, trap, xlim=(-3.5, 4), ylim=(-3, 2.5), ax=axes[0], colors=("black", "tab:blue"),
+           minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD], title="the paths")
+losses.plot(ax=axes[1], color=["black", "tab:blue"])
+axes[1].set(xlabel="step", ylabel="loss", title="loss (left axis) and the cosine learning rate (right)")
+twin = axes[1].twinx()
+twin.plot(lrs, color="grey", ls=":", label="cosine lr")
+twin.set(ylabel="learning rate")
+twin.grid(False)
+axes[1].axvline(escape, color="grey", lw=0.8)
+fig.suptitle("Figures 5.8 and 5.9, from code: a narrow minimum on the way to a wide one")
+plt.show()
+
+# %% [markdown]
+# Both runs first fall into the narrow minimum. The constant rate stays there, ending at a loss
+# of {glue:text}`trap_constant:.3f`. The cosine run settles there too while its rate is small,
+# but as the rate climbs back it is thrown out (it leaves for good at step
+# {glue:text}`escape_step`, the grey line, at a rate of {glue:text}`escape_lr:.2f`), crosses to
+# the wide minimum, and, as the rate falls again, settles at a loss of
+# {glue:text}`trap_cosine:.3f`. A large rate alone would have skipped the trap from the start;
+# a small rate alone stays in it. The schedule gets both: large steps to explore, small steps to
+# settle.
+
+# %% [markdown]
+# ## The update rules from scratch, on the same surfaces
+#
+# `idlmam.optim` has SGD (with momentum, Nesterov and weight decay), Adam and AdamW written out
+# in a few lines each, as the chapter writes the equations, with PyTorch's conventions (the
+# velocity is $v^t = \mu v^{t-1} + g^t$ and the step $\eta v^t$, so a schedule can change
+# $\eta$ without rescaling the velocity). They are `torch.optim.Optimizer` subclasses, so they
+# plug into `optimizer_path`, `train_network` and every scheduler.
+#
+# :::{dropdown} The source of `idlmam.optim.SGD` and `idlmam.optim.Adam`
+# ```{literalinclude} ../idlmam/optim.py
+# :pyobject: SGD
+# :language: python
+# ```
+# ```{literalinclude} ../idlmam/optim.py
+# :pyobject: Adam
+# :language: python
+# ```
+# :::
+#
+# If they are right, they must trace the very same paths as `torch.optim`:
+
+# %%
+rules = {"SGD": ("SGD", dict(lr=0.1)), "momentum": ("SGD", dict(lr=0.1, momentum=MU)),
+         "Nesterov": ("SGD", dict(lr=0.1, momentum=MU, nesterov=True)),
+         "Adam": ("Adam", dict(lr=0.1)), "AdamW": ("AdamW", dict(lr=0.1, weight_decay=0.1))}
+rows = {}
+for label, (name, kwargs) in rules.items():
+    paths = [optimizer_path(curved_valley, BEND_START, lambda ps, m=module: getattr(m, name)(ps, **kwargs), 150)
+             for module in (torch.optim, scratch)]
+    rows[label] = {"steps (torch.optim)": steps_to_reach(paths[0], CURVED_VALLEY_MIN, TOL),
+                   "steps (from scratch)": steps_to_reach(paths[1], CURVED_VALLEY_MIN, TOL),
+                   "same path (within 1e-10)": torch.allclose(*paths, atol=1e-10, rtol=0)}
+pd.DataFrame(rows).T
+
+# %% [markdown]
+# Every from-scratch rule follows its `torch.optim` namesake step for step. (`None` means the
+# run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
+# the floor, and AdamW's weight decay pulls towards the origin, so it settles short of it.) The tests in `tests/test_optim.py` check the same thing on a small network, parameter
+# for parameter, with and without learning-rate schedules.
+#
+# ## What we did
+#
+# - Drew each of the chapter's hand-drawn figures from code, with real PyTorch optimizers,
+#   schedulers and clipping moving two parameters over surfaces built for one lesson each.
+# - Figure 5.1: descent ends in whichever minimum is nearest downhill.
+# - Figure 5.2: ideal, noisy, exploding and vanishing gradients; then clipping, which caps the
+#   length of each step and tames the explosion.
+# - Figures 5.12 and 5.13: in a narrow valley, momentum cancels the zig-zag and speeds along
+#   the floor.
+# - Figures 5.14 and 5.15: at a bend, Nesterov momentum turns sooner than plain momentum.
+# - Figures 5.8 and 5.9: a cosine schedule that raises the rate again escapes a narrow minimum
+#   that holds a small constant rate.
+# - Checked that SGD, Adam and AdamW written from the chapter's equations trace the same paths
+#   as `torch.optim`.
