@@ -12,16 +12,19 @@ __all__ = ["cnn", "pool_positions"]
 
 
 def pool_positions(conv_layers: int, pool_rounds: int) -> list[int]:
-    """After which convolutions (0-based) a max pooling follows: spread evenly, the last one last.
+    """After which convolutions (0-based) a max pooling follows.
+
+    The convolutions are split into ``pool_rounds`` blocks as even as possible, and each block
+    ends with a pooling, so the last pooling follows the last convolution. With more rounds than
+    convolutions, some convolutions are followed by several poolings in a row.
 
     Example:
-        >>> pool_positions(4, 2), pool_positions(3, 3), pool_positions(5, 0)
-        ([1, 3], [0, 1, 2], [])
+        >>> pool_positions(4, 2), pool_positions(3, 3), pool_positions(5, 0), pool_positions(1, 2)
+        ([1, 3], [0, 1, 2], [], [0, 0])
     """
-    if not 0 <= pool_rounds <= conv_layers:
-        raise ValueError(f"need 0 <= pool_rounds <= conv_layers, got pool_rounds={pool_rounds}, "
-                         f"conv_layers={conv_layers}: each pooling follows its own convolution")
-    return [(k + 1) * conv_layers // pool_rounds - 1 for k in range(pool_rounds)]
+    if conv_layers < 1 or pool_rounds < 0:
+        raise ValueError(f"need conv_layers >= 1 and pool_rounds >= 0, got {conv_layers}, {pool_rounds}")
+    return [-(-(k + 1) * conv_layers // pool_rounds) - 1 for k in range(pool_rounds)]  # ceil - 1
 
 
 def cnn(channels: int = 16, conv_layers: int = 2, pool_rounds: int = 1, *, classes: int = 10,
@@ -37,7 +40,7 @@ def cnn(channels: int = 16, conv_layers: int = 2, pool_rounds: int = 1, *, class
     Args:
         channels: filters per convolution.
         conv_layers: convolutions (at least 1).
-        pool_rounds: max poolings (``0 .. conv_layers``, and the image must keep a pixel).
+        pool_rounds: max poolings (``0`` or more, as long as the image keeps a pixel).
         classes: outputs.
         in_channels: channels of the input image.
         image_size: side of the (square) input image.
@@ -55,13 +58,13 @@ def cnn(channels: int = 16, conv_layers: int = 2, pool_rounds: int = 1, *, class
         raise ValueError(f"kernel_size must be odd so the padding keeps the size, got {kernel_size}")
     if image_size // 2**pool_rounds < 1:
         raise ValueError(f"{pool_rounds} poolings leave nothing of a {image_size}-pixel image")
-    pools = set(pool_positions(conv_layers, pool_rounds))
+    pools = pool_positions(conv_layers, pool_rounds)
     stack: list[nn.Module] = []
     width, side = in_channels, image_size
     for i in range(conv_layers):
         stack += [nn.Conv2d(width, channels, kernel_size, padding=kernel_size // 2), activation()]  # (B, width, s, s) -> (B, C, s, s)
         width = channels
-        if i in pools:
+        for _ in range(pools.count(i)):
             stack.append(nn.MaxPool2d(2))  # (B, C, s, s) -> (B, C, s // 2, s // 2)
             side //= 2
     stack += [nn.Flatten(), nn.Linear(channels * side * side, classes)]  # (B, C * s * s) -> (B, classes)

@@ -5,7 +5,7 @@ from torch import nn
 from idlmam.cnn import cnn, pool_positions
 
 
-@pytest.mark.parametrize("conv_layers,pool_rounds", [(1, 0), (1, 1), (2, 1), (3, 2), (4, 4), (6, 3)])
+@pytest.mark.parametrize("conv_layers,pool_rounds", [(1, 0), (1, 1), (2, 1), (3, 2), (4, 4), (6, 3), (1, 3), (2, 4)])
 def test_output_shape_and_number_of_poolings(conv_layers, pool_rounds):
     model = cnn(channels=4, conv_layers=conv_layers, pool_rounds=pool_rounds)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
@@ -29,16 +29,20 @@ def test_each_pooling_halves_the_image_rounding_down():
 
 def test_pool_positions_spread_evenly_and_end_on_the_last_convolution():
     assert pool_positions(6, 3) == [1, 3, 5]
-    assert pool_positions(3, 2) == [0, 2]
+    assert pool_positions(3, 2) == [1, 2]
+    assert pool_positions(1, 3) == [0, 0, 0]
+    assert pool_positions(2, 3) == [0, 1, 1]
     for layers in range(1, 7):
-        for rounds in range(1, layers + 1):
+        for rounds in range(1, 5):
             positions = pool_positions(layers, rounds)
-            assert len(set(positions)) == rounds and positions[-1] == layers - 1
+            assert positions == sorted(positions) and positions[-1] == layers - 1
+            if rounds <= layers:  # never two poolings in a row when there are enough convolutions
+                assert len(set(positions)) == rounds
 
 
 def test_impossible_networks_are_refused():
-    with pytest.raises(ValueError, match="pool_rounds <= conv_layers"):
-        cnn(conv_layers=1, pool_rounds=2)
+    with pytest.raises(ValueError, match="pool_rounds >= 0"):
+        cnn(conv_layers=1, pool_rounds=-1)
     with pytest.raises(ValueError, match="leave nothing"):
         cnn(conv_layers=5, pool_rounds=5)
     with pytest.raises(ValueError, match="odd"):
