@@ -33,9 +33,14 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
                     "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
 
 # %%
+import tempfile
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Image
+from matplotlib.animation import FuncAnimation, PillowWriter
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam import optim as scratch
@@ -106,7 +111,7 @@ ends = pd.Series(theta.detach().round(decimals=2).numpy()).value_counts().sort_i
 minima = pd.DataFrame({"theta": ends.index, "starts ending here": ends.values,
                        "loss": wavy_loss(torch.tensor(ends.index.values)).numpy().round(3)})
 global_share = minima.loc[minima["loss"].idxmin(), "starts ending here"] / len(theta)
-glue("global_share", 100 * global_share, display=False)
+glue("global_share", float(100 * global_share), display=False)
 minima
 
 # %%
@@ -171,17 +176,17 @@ plt.show()
 # %%
 diverged_at = int(torch.isnan(four["exploding"][:, 0]).nonzero()[0])
 glue("ideal_steps", int(summary.loc["ideal", "steps to reach the minimum"]), display=False)
-glue("noisy_left", summary.loc["noisy", "distance left after 40 steps"], display=False)
+glue("noisy_left", float(summary.loc["noisy", "distance left after 40 steps"]), display=False)
 glue("exploding_steps", diverged_at, display=False)
 glue("vanishing_moved", (four["vanishing"][-1] - four["vanishing"][0]).norm().item(), display=False)
 print(f"ideal: {summary.loc['ideal', 'steps to reach the minimum']} steps; "
-      f"exploding: not a finite number after step {diverged_at - 1}")
+      f"exploding: not a finite number from step {diverged_at} on")
 
 # %% [markdown]
 # The ideal path reaches the minimum in {glue:text}`ideal_steps` steps in a straight line. The
 # noisy one heads the same way but wanders, and once near the minimum it keeps jittering around
 # it, because the noise never stops: after 40 steps it is still {glue:text}`noisy_left:.2f` away. The exploding one jumps out of the picture on its first step and is no
-# longer a finite number after step {glue:text}`exploding_steps`. The vanishing one, pointed the
+# longer a finite number from step {glue:text}`exploding_steps` on. The vanishing one, pointed the
 # right way the whole time, moved {glue:text}`vanishing_moved:.3f` in 40 steps.
 
 # %% [markdown]
@@ -261,7 +266,7 @@ ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="val
 ax.legend(fontsize=8)
 plt.show()
 for column, name in [("steps more than 0.1 off the floor", "off"), ("farthest from the floor", "far")]:
-    for run_name, value in bend_table[column].items():
+    for run_name, value in zip(bend_table.index, bend_table[column].tolist()):  # plain Python numbers
         glue(f"bend_{name}_{run_name}", value, display=False)
 
 # %% [markdown]
@@ -273,6 +278,56 @@ for column, name in [("steps more than 0.1 off the floor", "off"), ("farthest fr
 # correct itself eventually, and on this surface it even settles first, because the same
 # look-ahead that turns Nesterov sooner also brakes it on the way in. On real networks the two
 # are usually close; Nesterov is the safer default.
+
+# %% [markdown]
+# ### One step, up close
+#
+# Figure 5.15 zooms in on the step where it happens. Take plain momentum at the moment it
+# reaches the bend, with the velocity it has built. Both rules first let the velocity carry the
+# point on ($\mu$ times the last step, grey). Momentum adds the gradient from where the point
+# *was*, on the flat floor, which has little to say about the bend. Nesterov adds the gradient
+# from where the velocity *took* it, already up the outer wall, which pushes back hard. (PyTorch
+# computes the same Nesterov step with the terms rearranged, so that it needs only one gradient
+# per step.)
+
+# %%
+path = bend["momentum"]
+k = int((path[:, 0] > 0).nonzero()[0])  # the first step past the bend
+theta, last_step = path[k], path[k] - path[k - 1]
+
+
+def gradient(point):  # (2,) -> (2,)
+    point = point.clone().requires_grad_(True)
+    curved_valley(point).backward()
+    return point.grad
+
+
+ahead = theta + MU * last_step                     # where the velocity alone carries it
+momentum_next = ahead - BEND_LR * gradient(theta)  # + the gradient where it stood
+nesterov_next = ahead - BEND_LR * gradient(ahead)  # + the gradient where it is going
+assert torch.allclose(momentum_next, path[k + 1])  # the momentum step is the real run's next step
+glue("anatomy_step", k, display=False)
+glue("anatomy_next", k + 1, display=False)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 4.5))
+plot_paths(curved_valley, {"momentum, so far": path[: k + 1]}, xlim=(-0.8, 1.4), ylim=(-0.4, 1.2), ax=ax)
+ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
+arrow = dict(angles="xy", scale_units="xy", scale=1, width=0.007)
+ax.quiver(*theta, *(ahead - theta), color="grey", label="$\\mu$ times the last step", **arrow)
+ax.quiver(*ahead, *(momentum_next - ahead), color="black", label="gradient where it stood", **arrow)
+ax.quiver(*ahead, *(nesterov_next - ahead), color="tab:purple", label="gradient where it is going", **arrow)
+ax.plot(*momentum_next, "o", color="black", ms=7)
+ax.plot(*nesterov_next, "o", color="tab:purple", ms=7)
+ax.set_title(f"Figure 5.15, from code: step {k + 1}, momentum and Nesterov")
+ax.legend(fontsize=8, loc="upper left")
+plt.show()
+
+# %% [markdown]
+# After step {glue:text}`anatomy_step` plain momentum is just past the bend and moving fast
+# along the old direction. For step {glue:text}`anatomy_next` its gradient, taken on the flat
+# floor, barely bends the step (the short black arrow), so it lands far out on the wall. The gradient at the look-ahead point, taken on
+# the wall, turns the step back toward the floor (purple): the turn begins one step sooner.
 
 # %% [markdown]
 # ## Exploding gradients, tamed by clipping
@@ -329,8 +384,8 @@ trap = {
 }
 losses = pd.DataFrame({name: two_minima(path).numpy() for name, path in trap.items()})  # (121, 2)
 final = losses.iloc[-1].round(3)
-glue("trap_constant", final.iloc[0], display=False)
-glue("trap_cosine", final.iloc[1], display=False)
+glue("trap_constant", float(final.iloc[0]), display=False)
+glue("trap_cosine", float(final.iloc[1]), display=False)
 final
 
 # %%
@@ -367,9 +422,66 @@ plt.show()
 # but as the rate climbs back it is thrown out (it leaves for good at step
 # {glue:text}`escape_step`, the grey line, at a rate of {glue:text}`escape_lr:.2f`), crosses to
 # the wide minimum, and, as the rate falls again, settles at a loss of
-# {glue:text}`trap_cosine:.3f`. A large rate alone would have skipped the trap from the start;
-# a small rate alone stays in it. The schedule gets both: large steps to explore, small steps to
-# settle.
+# {glue:text}`trap_cosine:.3f`.
+#
+# Why not simply keep the rate large? On this smooth surface a constant 0.5 would also find the
+# wide minimum. But real gradients are noisy, and a large rate keeps every noisy step large, so
+# the run never settles (figure 5.5 of the chapter). Add the noise of figure 5.2 (a standard
+# deviation of 0.5 here) and compare where three runs end, averaged over three seeds:
+
+# %%
+noisy_runs = {"constant lr=0.1": (0.1, None), "constant lr=0.5": (0.5, None),
+              "cosine, lr 0.5 to 0.01": (0.5, lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01))}
+good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
+distance = {name: sum((optimizer_path(two_minima, TRAP_START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr),
+                                      TRAP_STEPS, noise=0.5, seed=seed, make_schedule=schedule)[-1] - good).norm()
+                      for seed in range(3)).item() / 3
+            for name, (lr, schedule) in noisy_runs.items()}
+for name, value in zip(["noisy_small", "noisy_large", "noisy_cosine"], distance.values()):
+    glue(name, value, display=False)
+pd.Series(distance, name="distance from the wide minimum at the end").round(3)
+
+# %% [markdown]
+# The small constant rate is still stuck in the narrow minimum, {glue:text}`noisy_small:.2f`
+# away. The large constant rate reaches the wide one but keeps bouncing around it and ends
+# {glue:text}`noisy_large:.2f` away. The cosine run ends {glue:text}`noisy_cosine:.2f` away:
+# large steps while its rate is high, to explore; small steps once it falls, to settle.
+
+# %% [markdown]
+# The same run as an animation: watch the point sit in the narrow minimum while the rate climbs,
+# and leave it near the top of the climb.
+
+# %%
+def escape_animation(path, lrs, frames):
+    """An animation of `path` on `two_minima` beside the learning rate, one frame per step in `frames`."""
+    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=70, width_ratios=[1.2, 1], constrained_layout=True)
+    plot_paths(two_minima, {}, xlim=(-3.5, 4), ylim=(-3, 2.5), ax=ax, minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD])
+    ax_lr.plot(lrs, color="grey", ls=":")
+    ax_lr.set(xlabel="step", ylabel="learning rate", title="cosine schedule")
+    trail, = ax.plot([], [], "-", color="tab:blue", lw=1)
+    dot, = ax.plot([], [], "o", color="tab:blue", mec="k", ms=7)
+    now, = ax_lr.plot([], [], "o", color="tab:blue", mec="k", ms=7)
+
+    def draw_frame(t):
+        trail.set_data(path[: t + 1, 0], path[: t + 1, 1])
+        dot.set_data([path[t, 0]], [path[t, 1]])
+        now.set_data([t], [lrs[t]])
+        ax.set_title(f"step {t}")
+
+    fig.canvas.draw()
+    fig.set_layout_engine(None)  # keep this layout: re-planning it for every frame is the slow part
+    return fig, FuncAnimation(fig, draw_frame, frames=frames)
+
+
+# %% tags=["nbval-ignore-output"]
+fig, animation = escape_animation(trap["cosine, lr 0.5 to 0.01"], lrs, frames=range(0, TRAP_STEPS + 1, 3))
+with tempfile.TemporaryDirectory() as folder:
+    gif = Path(folder) / "cosine_escape.gif"
+    animation.save(gif, writer=PillowWriter(fps=8))
+    gif_bytes = gif.read_bytes()
+plt.close(fig)
+print(f"{len(gif_bytes) / 1e3:.0f} kB")
+Image(data=gif_bytes)
 
 # %% [markdown]
 # ## The update rules from scratch, on the same surfaces
@@ -421,8 +533,9 @@ pd.DataFrame(rows).T
 #   length of each step and tames the explosion.
 # - Figures 5.12 and 5.13: in a narrow valley, momentum cancels the zig-zag and speeds along
 #   the floor.
-# - Figures 5.14 and 5.15: at a bend, Nesterov momentum turns sooner than plain momentum.
+# - Figures 5.14 and 5.15: at a bend, Nesterov momentum turns sooner than plain momentum,
+#   because its gradient is taken where the velocity is about to carry it.
 # - Figures 5.8 and 5.9: a cosine schedule that raises the rate again escapes a narrow minimum
-#   that holds a small constant rate.
+#   that holds a small constant rate (and watched it happen, in an animation).
 # - Checked that SGD, Adam and AdamW written from the chapter's equations trace the same paths
 #   as `torch.optim`.

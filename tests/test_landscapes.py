@@ -135,3 +135,14 @@ def test_plot_paths_draws_every_path_and_leaves_out_nan():
     labels = [line.get_label() for line in ax.get_lines()]
     assert "wild" in labels and "calm" in labels
     plt.close(ax.figure)
+
+
+def test_with_noisy_gradients_the_cosine_schedule_settles_closer_than_a_large_constant_rate():
+    good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
+    cosine = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 40, eta_min=0.01)  # noqa: E731
+
+    def mean_distance(make_schedule):
+        return sum((optimizer_path(two_minima, (-3.0, 2.0), sgd(0.5), 120, noise=0.5, seed=seed,
+                                   make_schedule=make_schedule)[-1] - good).norm() for seed in range(3)) / 3
+
+    assert mean_distance(cosine) < mean_distance(None) / 2
