@@ -124,7 +124,7 @@ for i, row in minima.iterrows():
     ax.annotate(f"{names[i]}\n{int(row['starts ending here'])} of {len(theta)} starts",
                 (row["theta"], row["loss"]), xytext=(0, -34), textcoords="offset points",
                 ha="center", fontsize=8)
-ax.set(xlabel="$\\theta$", ylabel="loss", ylim=(-2.6, 1.5),
+ax.set(xlabel="$\\theta$", ylabel="loss", ylim=(-3.1, 1.5),
        title="Figure 5.1, from code: where gradient descent ends, by starting point")
 plt.show()
 
