@@ -130,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the worker; returns the exit status (0 done, 1 no data, 2 bad input, 130 interrupted).
 
     Example:
-        >>> main(["--storage", "memory", "--study", "demo", "--n-trials", "0", "--create"])  # doctest: +SKIP
+        >>> main(["--storage", "journal:///study.log", "--study", "demo", "--n-trials", "0",
+        ...       "--create"])  # doctest: +SKIP
         0
     """
     args = build_parser().parse_args(argv)

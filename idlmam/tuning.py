@@ -197,7 +197,8 @@ def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
         losses = results["train loss"]
         if "reason" not in stop and not all(math.isfinite(x) for x in losses):
             # the loop may stop a diverging run by itself, before our hook has seen the NaN
-            stop["reason"] = f"diverged: train loss {losses.iloc[-1]:.4g} after epoch {len(losses) - 1}"
+            last = len(losses) - 1
+            stop["reason"] = f"diverged: train loss {losses.iloc[-1]:.4g} after epoch {last}"
         if "reason" in stop:
             trial.set_user_attr("stop_reason", stop["reason"])
             raise optuna.TrialPruned(stop["reason"])
@@ -315,7 +316,8 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int | None = 10,
         except OSError as err:
             raise ValueError(f"cannot open the journal file {path!r}: {err.strerror or err}") from err
     if scheme.split("+", 1)[0] not in _RDB_SCHEMES:
-        raise ValueError(f"unknown storage scheme {scheme!r} in {_hide_password(url)!r}: {_STORAGE_HELP}")
+        raise ValueError(f"unknown storage scheme {scheme!r} in {_hide_password(url)!r}: "
+                         f"{_STORAGE_HELP}")
     import sqlalchemy.exc
 
     retry = None
@@ -403,6 +405,13 @@ def count_trials(study: optuna.Study, states: Sequence[TrialState] = COUNTED_STA
 
     On a storage with a heartbeat, running trials whose worker has gone silent for the grace
     period are failed first, so that they do not count as running.
+
+    Args:
+        study: the study, in any storage.
+        states: the trial states to count (default :data:`COUNTED_STATES`).
+
+    Returns:
+        The number of such trials.
 
     Example:
         >>> study = create_study(seed=0)

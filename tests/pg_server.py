@@ -30,7 +30,7 @@ __all__ = ["PostgresServer", "find_pg_bin", "postgres_url"]
 
 
 def find_pg_bin() -> Path | None:
-    """The folder of ``pg_ctl`` and ``initdb``: on the PATH, else Debian's newest; ``None`` if absent."""
+    """The folder of ``pg_ctl`` and ``initdb``: on the PATH, else Debian's newest, else ``None``."""
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(os.path.realpath(on_path)).parent

@@ -71,7 +71,8 @@ def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders
                           lr_schedule=CosineAnnealingLR(optimizer, T_max=3), disable_tqdm=True)
     assert value == frame["val Accuracy"].iloc[-1]
     # and it is not a number that any run would give: another learning rate scores differently
-    other = make_objective(train_loader, val_loader, epochs=3)(FixedTrial({**PARAMS, "learning_rate": 1e-5}))
+    slower = FixedTrial({**PARAMS, "learning_rate": 1e-5})
+    other = make_objective(train_loader, val_loader, epochs=3)(slower)
     assert other != value
 
 
@@ -219,6 +220,7 @@ def test_chapter_loaders_split_the_training_set_and_never_load_the_test_set(monk
 
 def test_chapter_loaders_size_comes_from_the_budget(monkeypatch):
     import idlmam.data
+    from idlmam.budget import get_budget
 
     seen = []
     monkeypatch.setattr(idlmam.data, "subset", lambda data, n, seed=0: seen.append(n) or data[:50])
@@ -226,7 +228,9 @@ def test_chapter_loaders_size_comes_from_the_budget(monkeypatch):
                         lambda train=True, root=None: [(torch.zeros(1, 28, 28), 0)] * 100)
     chapter_loaders("quick")
     chapter_loaders("full")
-    assert seen == [12_000, None]
+    chapter_loaders("quick", train_size=500)
+    assert seen == [get_budget("quick").train_size, get_budget("full").train_size, 500]
+    assert seen[0] < 60_000 and seen[1] is None  # quick draws a subset, full uses everything
 
 
 # --------------------------------------------------------------------------- storages and studies
