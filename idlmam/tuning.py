@@ -114,8 +114,11 @@ def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
     (``trial.should_prune``); a trial it stops ends as PRUNED.
 
     A trial whose training loss is not finite (NaN or infinite: the run diverged), or above
-    ``max_train_loss`` when given, is stopped after that epoch and ends as PRUNED; the reason is
-    kept in the trial's user attribute ``stop_reason``, and the study carries on.
+    ``max_train_loss`` when given, is stopped after that epoch and ends as PRUNED too, with the
+    reason in its user attribute ``stop_reason`` (``"diverged: train loss nan after epoch 1"``);
+    the study carries on. Only diverged trials have a ``stop_reason``, so
+    ``"stop_reason" in trial.user_attrs`` tells them from those the pruner stopped. Every trial
+    records ``epochs_trained``.
 
     Args:
         train_loader: the training batches (for example from :func:`chapter_loaders`).
@@ -179,8 +182,8 @@ def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
             if math.isfinite(row["val Accuracy"]):
                 trial.report(row["val Accuracy"], epoch)
             if prune and trial.should_prune():
-                stop["reason"] = (f"pruned: val Accuracy {row['val Accuracy']:.4f} after epoch "
-                                  f"{epoch} was below the pruner's bar")
+                stop["pruned"] = (f"val Accuracy {row['val Accuracy']:.4f} after epoch {epoch} "
+                                  "was below the pruner's bar")
                 return True
             return False
 
@@ -202,6 +205,8 @@ def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
         if "reason" in stop:
             trial.set_user_attr("stop_reason", stop["reason"])
             raise optuna.TrialPruned(stop["reason"])
+        if "pruned" in stop:
+            raise optuna.TrialPruned(stop["pruned"])
         return float(results["val Accuracy"].iloc[-1])
 
     return objective

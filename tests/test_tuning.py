@@ -170,7 +170,7 @@ def test_pruning_reports_each_epoch_and_stops_only_when_asked(loaders, prune):
     (trial,) = study.trials
     if prune:
         assert trial.state == TrialState.PRUNED
-        assert trial.user_attrs["stop_reason"].startswith("pruned: val Accuracy")
+        assert "stop_reason" not in trial.user_attrs  # kept for trials that diverged
         assert list(trial.intermediate_values) == [0] and trial.user_attrs["epochs_trained"] == 1
     else:
         assert trial.state == TrialState.COMPLETE
