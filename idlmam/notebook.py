@@ -12,6 +12,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     Uses ``myst_nb.glue`` when the book's stack is installed; elsewhere (Colab, a bare Jupyter)
     it only returns ``value`` so the notebook runs the same.
     """
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # NumPy/torch scalars -> plain Python numbers, which format cleanly
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
