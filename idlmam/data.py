@@ -72,7 +72,7 @@ def _verify(path: Path) -> None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime)
     if key in _verified:
         return
-    fix = f"delete it and run `python -m idlmam.data` (or `make data`) to fetch it again"
+    fix = "delete it and run `python -m idlmam.data` (or `make data`) to fetch it again"
     if stat.st_size != size:
         raise CorruptDataError(f"{path} has {stat.st_size} bytes, expected {size} "
                                f"(truncated or not Fashion-MNIST): {fix}")

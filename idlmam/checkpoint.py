@@ -1,0 +1,137 @@
+"""Checkpoints of a training run: written atomically, read back with ``weights_only=True``.
+
+:func:`idlmam.train.train_network` writes one after every epoch and resumes from it; this module
+owns the file format, so that the loop only says *when*.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .utils import set_rng_state
+
+__all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "save_checkpoint",
+           "load_checkpoint", "loader_generators", "restore"]
+
+CHECKPOINT_FORMAT = 2  # 1: the first loop's files (no random states); not resumable
+CHECKPOINT_KEYS = ("format", "epoch", "model_class", "model_state_dict", "optimizer_class",
+                   "optimizer_state_dict", "lr_schedule_class", "lr_schedule_state_dict", "rng",
+                   "results", "total_time", "diverged")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be resumed from (unreadable, or written by a different run)."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    A kill at any moment leaves either the previous checkpoint or the new one, never half a file.
+
+    Args:
+        path: the checkpoint file; its folder is created if needed.
+        state: anything ``torch.save`` takes (keep to tensors, numbers, strings, lists and dicts
+            so that it loads with ``weights_only=True``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "state.pt"
+        >>> save_checkpoint(path, {"epoch": 3})
+        >>> torch.load(path, weights_only=True)
+        {'epoch': 3}
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint :func:`train_network` wrote, with ``weights_only=True``, onto the CPU.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        The dict with the keys of :data:`CHECKPOINT_KEYS` (see :func:`train_network`).
+
+    Raises:
+        CheckpointError: the file is truncated, corrupted, or not such a checkpoint; the message
+            names it and says what to do.
+
+    Example:
+        >>> state = load_checkpoint("run.pt")  # doctest: +SKIP
+        >>> state["epoch"], state["results"]["train loss"][-1]  # doctest: +SKIP
+    """
+    fix = "delete it to start over, or pass resume=False to overwrite it"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn zip, a truncated pickle, a foreign object: all unreadable
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {detail}): "
+                              f"it is truncated, corrupted or not a checkpoint; {fix}") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format", "none") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"checkpoint {path} is not in train_network's format "
+                              f"{CHECKPOINT_FORMAT} (found {found}: another program or an older "
+                              f"idlmam wrote it); {fix}")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; {fix}")
+    return state
+
+
+def loader_generators(loaders: Iterable) -> list[torch.Generator]:
+    """The ``torch.Generator`` objects that decide these loaders' order, each once, in order.
+
+    A :class:`idlmam.data.ResidentLoader` has ``.generator``; a ``DataLoader`` has
+    ``.generator`` and its sampler may hold one too.
+    """
+    found: list[torch.Generator] = []
+    for loader in loaders:
+        for owner in (loader, getattr(loader, "sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+                found.append(generator)
+    return found
+
+
+def restore(path, state: dict, model, optimizer, lr_schedule, generators, columns: set[str]):
+    """Load ``state`` into the objects of this call; a mismatch is a :class:`CheckpointError`."""
+    fix = f"resume with the same setup, or delete {path} / pass resume=False to start over"
+    saved_columns = set(state["results"])
+    if saved_columns != columns:
+        raise CheckpointError(f"checkpoint {path} has the columns {sorted(saved_columns)} but "
+                              f"this call makes {sorted(columns)} (other loaders or score_funcs?): "
+                              f"{fix}")
+    schedule_class = None if lr_schedule is None else type(lr_schedule).__name__
+    for what, saved, ours in (("model", state["model_class"], type(model).__name__),
+                              ("optimizer", state["optimizer_class"], type(optimizer).__name__),
+                              ("lr_schedule", state["lr_schedule_class"], schedule_class)):
+        if saved != ours:
+            raise CheckpointError(f"checkpoint {path} was written with {what} {saved}, this call "
+                                  f"has {ours}: {fix}")
+    try:
+        model.load_state_dict(state["model_state_dict"])
+        optimizer.load_state_dict(state["optimizer_state_dict"])
+        if lr_schedule is not None:
+            lr_schedule.load_state_dict(state["lr_schedule_state_dict"])
+        set_rng_state(state["rng"], generators)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this run ({type(err).__name__}: "
+                              f"{str(err).strip()[:300]}): {fix}") from err
+    results = defaultdict(list, {column: list(values) for column, values in state["results"].items()})
+    return state["epoch"] + 1, float(state["total_time"]), results, bool(state["diverged"])
