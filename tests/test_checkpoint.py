@@ -1,0 +1,57 @@
+"""The checkpoint file format on its own (train_network's use of it is in test_train.py)."""
+import pytest
+import torch
+
+from idlmam.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, load_checkpoint,
+                               loader_generators, save_checkpoint)
+from idlmam.data import ResidentLoader, classic_loader
+
+
+def full_state(**overrides):
+    state = {key: None for key in CHECKPOINT_KEYS}
+    state.update({"format": CHECKPOINT_FORMAT, "epoch": 0, "results": {"epoch": [0]}, **overrides})
+    return state
+
+
+def test_save_replaces_atomically_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "sub" / "run.pt"
+    save_checkpoint(path, full_state(epoch=1))
+    save_checkpoint(path, full_state(epoch=2))
+    assert load_checkpoint(path)["epoch"] == 2
+    assert [p.name for p in path.parent.iterdir()] == ["run.pt"]
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, full_state(epoch=1))
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"bad": lambda: None})  # cannot be pickled
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "cannot be read"), (b"not a zip file at all", "cannot be read")])
+def test_unreadable_files_are_named(tmp_path, content, message):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"broken.pt.*{message}.*resume=False"):
+        load_checkpoint(path)
+
+
+def test_other_formats_are_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": 1, "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="old.pt is not in train_network's format"):
+        load_checkpoint(path)
+    torch.save({k: v for k, v in full_state().items() if k != "rng"}, path)
+    with pytest.raises(CheckpointError, match=r"lacks \['rng'\]"):
+        load_checkpoint(path)
+
+
+def test_loader_generators_finds_each_generator_once():
+    X, y = torch.zeros(8, 2), torch.zeros(8)
+    resident = ResidentLoader(X, y, 4, shuffle=True)
+    classic = classic_loader(torch.utils.data.TensorDataset(X, y), 4, shuffle=True)
+    found = loader_generators([resident, classic, resident])
+    assert found[0] is resident.generator and found[1] is classic.generator and len(found) == 2
