@@ -13,18 +13,20 @@ per epoch) fed three ways:
 It also times this machine's matrix products at the shapes the model uses, to print the
 *arithmetic floor*: the seconds an epoch would take if it did nothing but its matrix products
 (forward, the two backward products per layer, the test pass), and estimates the whole chapter.
-Every time is a median over several epochs; other processes on the machine show up as noise,
-so the load average is printed with the results.
+Every measurement is repeated round by round (floor, classic, fast, K models, again) and the
+medians are reported. Other processes on the machine show up as noise, so the load average is
+printed with the results; on a busy machine, ``--threads 1 --cpu-time`` counts the CPU seconds
+the work took instead of the wall seconds (two OpenMP threads that share their cores with other
+processes wait for each other, and wall times then mean little).
 
 Example:
-    ``python -m idlmam.bench --json bench.json`` (about a minute on 2 CPU cores)
+    ``python -m idlmam.bench --json bench.json`` (about a minute on 2 idle CPU cores)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -58,13 +60,19 @@ class Settings:
     Args:
         device: where to train.
         k: models trained together in the K-model path.
-        classic_images: training images the classic path is timed on (test images: a sixth).
+        classic_images: training images the classic path is timed on (and a sixth as many test
+            images, the proportion of a real epoch).
         train_images: training images of the fast and K-model paths (None: all 60,000).
         test_images: test images of the fast and K-model paths (None: all 10,000).
-        epochs: epochs per run; the first of each run is also timed (no separate warm-up).
-        rounds: single and K-model runs alternate this many times, so that load from other
-            processes hits both alike.
+        epochs: epochs of each single fast run; every epoch is timed, the first included.
+        k_epochs: epochs of each K-model run.
+        rounds: every measurement is repeated this many times, round by round, so that load
+            from other processes falls on all of them alike.
         floor_repeats: timings per matrix product for the floor.
+        threads: ``torch.set_num_threads`` for the run (None: torch's default).
+        cpu_time: measure this process's CPU seconds instead of wall seconds. With one thread
+            that is the time the work took, however busy the machine is (time the process spent
+            waiting for a core does not count); it needs ``threads=1`` on the CPU.
     """
 
     device: str = "cpu"
@@ -72,9 +80,15 @@ class Settings:
     classic_images: int = 4096
     train_images: int | None = None
     test_images: int | None = None
-    epochs: int = 3
+    epochs: int = 2
+    k_epochs: int = 1
     rounds: int = 3
     floor_repeats: int = 15
+    threads: int | None = None
+    cpu_time: bool = False
+
+
+_clock: Callable[[], float] = time.perf_counter  # set by run_bench
 
 
 def _sync(device: torch.device) -> None:
@@ -87,10 +101,10 @@ def _median_seconds(fn: Callable[[], object], repeats: int, device: torch.device
     times = []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start = _clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return statistics.median(times)
 
 
@@ -171,72 +185,74 @@ def _sgd(params) -> torch.optim.Optimizer:
 
 
 def _single_epochs(train, test, epochs: int, device: torch.device) -> list[float]:
-    """Wall seconds of each epoch (training and test pass) of one train_network run."""
-    stamps = [time.perf_counter()]
+    """Seconds of each epoch (training and test pass) of one train_network run."""
+    stamps = [_clock()]
     model = mlp()
     train_network(model, nn.CrossEntropyLoss(), train, test_loader=test, epochs=epochs,
                   device=device, optimizer=_sgd(model.parameters()), disable_tqdm=True,
-                  on_epoch_end=lambda epoch, row: stamps.append(time.perf_counter()))
+                  on_epoch_end=lambda epoch, row: stamps.append(_clock()))
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list[float]:
-    """Wall seconds of each epoch of one train_many run with ``k`` models."""
-    stamps = [time.perf_counter()]
+    """Seconds of each epoch of one train_many run with ``k`` models."""
+    stamps = [_clock()]
     train_many(mlp, range(k), nn.CrossEntropyLoss(), train, test_loader=test, optimizer_fn=_sgd,
                epochs=epochs, device=device, disable_tqdm=True,
-               on_epoch_end=lambda epoch, rows: stamps.append(time.perf_counter()))
+               on_epoch_end=lambda epoch, rows: stamps.append(_clock()))
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-def _classic_epoch(settings: Settings, device: torch.device) -> tuple[float, float]:
-    """Classic path on a few thousand images, scaled to a full epoch: (seconds, wall seconds spent)."""
-    n_train = min(settings.classic_images, N_TRAIN)
-    n_test = max(1, min(n_train // 6, N_TEST))
-    train = classic_loader(subset(fashion_mnist(train=True), n_train, seed=0), BATCH_SIZE,
-                           shuffle=True, seed=0)
-    test = classic_loader(subset(fashion_mnist(train=False), n_test, seed=0), BATCH_SIZE)
-    estimates, spent = [], time.perf_counter()
-    for _ in range(max(1, settings.rounds)):
-        model = mlp()
-        start = time.perf_counter()
-        frame = train_network(model, nn.CrossEntropyLoss(), train, test_loader=test, epochs=1,
-                              device=device, optimizer=_sgd(model.parameters()), disable_tqdm=True)
-        wall = time.perf_counter() - start
-        train_s = float(frame["total time"].iloc[-1])
-        estimates.append(train_s * N_TRAIN / n_train + (wall - train_s) * N_TEST / n_test)
-    return statistics.median(estimates), time.perf_counter() - spent
+def _loaders(make: Callable, n_train: int | None, n_test: int | None) -> tuple:
+    train_set = subset(fashion_mnist(train=True), n_train, seed=0)
+    test_set = subset(fashion_mnist(train=False), n_test, seed=0)
+    scale = (N_TRAIN + N_TEST) / (len(train_set) + len(test_set))  # 1 unless subsets are used
+    return (make(train_set, BATCH_SIZE, shuffle=True, seed=0), make(test_set, BATCH_SIZE), scale,
+            len(train_set), len(test_set))
 
 
 def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
-    """Run every measurement of the benchmark and return the results as a dict (see :func:`main`)."""
+    """Run every measurement of the benchmark and return the results (see :func:`main`)."""
+    global _clock
     device = get_device(settings.device)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    if settings.cpu_time and (device.type != "cpu" or torch.get_num_threads() != 1):
+        raise ValueError("cpu_time counts this process's CPU seconds, which equal the work's "
+                         "time only with one thread on the CPU: add --threads 1")
+    _clock = time.process_time if settings.cpu_time else time.perf_counter
     started = time.perf_counter()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    log(f"idlmam.bench on {device.type} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-        f"{platform.processor() or platform.machine()}), torch {torch.__version__}, "
-        f"load average {load_before:.1f}")
+    clock_name = "CPU seconds" if settings.cpu_time else "wall seconds"
+    log(f"idlmam.bench on {device.type} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs), "
+        f"torch {torch.__version__}, load average {load_before:.1f}; times in {clock_name}, "
+        f"medians of {settings.rounds} rounds")
 
-    # the model's arithmetic and this machine's matrix products at its shapes
     model = mlp()
     flops = epoch_flops(model)
-    floor = matmul_floor(model, device=device, repeats=settings.floor_repeats)
+    classic_train, classic_test, classic_scale, n_classic, n_classic_test = _loaders(
+        classic_loader, min(settings.classic_images, N_TRAIN), max(1, round(settings.classic_images / 6)))
+    resident = lambda dataset, batch_size, **kw: resident_loader(dataset, batch_size, device=device, **kw)  # noqa: E731
+    train, test, scale, n_train, n_test = _loaders(resident, settings.train_images, settings.test_images)
 
-    # classic path: a DataLoader converting every image, on a few thousand images
-    classic, classic_spent = _classic_epoch(settings, device)
-
-    # fast path and K models, alternating so that outside load hits both alike
-    train_set = subset(fashion_mnist(train=True), settings.train_images, seed=0)
-    test_set = subset(fashion_mnist(train=False), settings.test_images, seed=0)
-    train = resident_loader(train_set, BATCH_SIZE, shuffle=True, seed=0, device=device)
-    test = resident_loader(test_set, BATCH_SIZE, device=device)
-    scale = (N_TRAIN + N_TEST) / (len(train_set) + len(test_set))  # 1 unless a subset is used
-    single_times, many_times = [], []
-    for _ in range(settings.rounds):
-        single_times += _single_epochs(train, test, settings.epochs, device)
-        many_times += _many_epochs(train, test, settings.epochs, settings.k, device)
-    fast = statistics.median(single_times) * scale
-    many = statistics.median(many_times) * scale
+    floors, classics, single_times, many_times = [], [], [], []
+    for round_ in range(settings.rounds):
+        # 1. this machine's matrix products at the model's shapes: the arithmetic floor
+        floors.append(matmul_floor(model, device=device, repeats=settings.floor_repeats))
+        # 2. the classic path: a DataLoader converting every image, on a few thousand images
+        single = mlp()
+        start = _clock()
+        train_network(single, nn.CrossEntropyLoss(), classic_train, test_loader=classic_test,
+                      epochs=1, device=device, optimizer=_sgd(single.parameters()), disable_tqdm=True)
+        classics.append((_clock() - start) * classic_scale)
+        # 3. the fast path (one model) and 4. K models in one pass, on resident tensors
+        single_times += [t * scale for t in _single_epochs(train, test, settings.epochs, device)]
+        many_times += [t * scale for t in _many_epochs(train, test, settings.k_epochs, settings.k, device)]
+        log(f"round {round_ + 1}/{settings.rounds}: floor {floors[-1]:.3f} s, classic "
+            f"{classics[-1]:.2f} s, fast {statistics.median(single_times[-settings.epochs:]):.3f} s, "
+            f"{settings.k} models {statistics.median(many_times[-settings.k_epochs:]):.3f} s per epoch")
+    floor, classic = statistics.median(floors), statistics.median(classics)
+    fast, many = statistics.median(single_times), statistics.median(many_times)
 
     full, quick = BUDGETS["full"], BUDGETS["quick"]
     results = {
@@ -255,51 +271,57 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "matmul_gflops": flops / floor / 1e9,
         "chapter_full_epochs": chapter_epochs(full),
         "chapter_full_classic_minutes": chapter_epochs(full) * classic / 60,
-        "chapter_full_seeds_minutes": chapter_epochs(full, seeds=full.seeds) * fast / 60,
         "chapter_full_seeds": full.seeds,
+        "chapter_full_seeds_minutes": chapter_epochs(full, seeds=full.seeds) * fast / 60,
         "chapter_quick_minutes": chapter_epochs(quick) * fast / 60,
-        "classic_images": min(settings.classic_images, N_TRAIN),
-        "train_images": len(train_set),
-        "test_images": len(test_set),
+        "classic_images": [n_classic, n_classic_test],
+        "fast_images": [n_train, n_test],
+        "floor_times": floors,
+        "classic_times": classics,
         "fast_epoch_times": single_times,
         "k_epoch_times": many_times,
+        "clock": "cpu" if settings.cpu_time else "wall",
         "device": device.type,
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "load_average": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")],
-        "bench_seconds": None,
+        "bench_seconds": time.perf_counter() - started,
     }
-    results["bench_seconds"] = time.perf_counter() - started
-    log(_table(results, classic_spent))
+    log(_table(results))
     return results
 
 
-def _table(r: dict, classic_spent: float) -> str:
+def _table(r: dict) -> str:
     k = r["k_models"]
-    scaled = "" if r["train_images"] == N_TRAIN and r["test_images"] == N_TEST else (
-        f" (timed on {r['train_images']:,} + {r['test_images']:,} images, scaled)")
+    full = [N_TRAIN, N_TEST]
+    scaled = "" if r["fast_images"] == full else (
+        f"; timed on {r['fast_images'][0]:,} + {r['fast_images'][1]:,} images, scaled")
     rows = [
         ("classic: DataLoader + ToTensor", r["classic_s_per_epoch"], "1.0x",
-         f"timed on {r['classic_images']:,} + {max(1, r['classic_images'] // 6):,} images "
-         f"({classic_spent:.0f} s), scaled to 60,000 + 10,000"),
+         f"timed on {r['classic_images'][0]:,} + {r['classic_images'][1]:,} images, "
+         "scaled to 60,000 + 10,000"),
         ("fast: resident loader", r["fast_s_per_epoch"], f"{r['speedup']:.1f}x",
          f"{r['floor_ratio']:.2f}x the floor{scaled}"),
-        ("arithmetic floor (matmuls only)", r["floor_s_per_epoch"], f"{r['classic_s_per_epoch'] / r['floor_s_per_epoch']:.0f}x",
+        ("arithmetic floor (matmuls only)", r["floor_s_per_epoch"],
+         f"{r['classic_s_per_epoch'] / r['floor_s_per_epoch']:.0f}x",
          f"{r['gflop_per_epoch']:.1f} GFLOP at {r['matmul_gflops']:.0f} GFLOP/s"),
         (f"{k} models in one pass (train_many)", r["k_models_s_per_epoch"], "",
-         f"{r['k_speedup']:.2f}x cheaper than {k} single runs"),
+         f"{r['k_speedup']:.2f}x cheaper than {k} single runs{scaled}"),
         (f"{k} single runs (fast path)", r["k_single_s_per_epoch"], "", f"{k} x the fast path"),
     ]
-    lines = [f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note"]
+    lines = ["", "s/epoch: seconds per epoch of the 784-128-128-128-10 tanh MLP, batch 256, SGD "
+             "lr 0.1, training pass + test pass (60,000 + 10,000 images)",
+             f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note"]
     lines += [f"{name:36s} {sec:9.3f} {speed:>7s}  {note}" for name, sec, speed, note in rows]
     lines.append(
         f"whole chapter, full budget ({r['chapter_full_epochs']:.0f} epochs): classic "
         f"{r['chapter_full_classic_minutes']:.0f} min, fast {r['chapter_full_minutes']:.1f} min "
         f"({r['chapter_full_seeds_minutes']:.1f} min with {r['chapter_full_seeds']} seeds per run); "
         f"quick budget: {r['chapter_quick_minutes']:.1f} min")
-    lines.append(f"{r['device']}, {r['threads']} threads, load average {r['load_average'][0]:.1f} "
-                 f"before / {r['load_average'][1]:.1f} after; benchmark took {r['bench_seconds']:.0f} s")
+    lines.append(f"{r['device']}, {r['threads']} thread(s), {r['clock']} clock, load average "
+                 f"{r['load_average'][0]:.1f} before / {r['load_average'][1]:.1f} after; "
+                 f"the benchmark took {r['bench_seconds']:.0f} s")
     return "\n".join(lines)
 
 
@@ -319,21 +341,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="training images the classic path is timed on (default: 4096)")
     parser.add_argument("--train-images", type=int, default=None,
                         help="training images for the fast paths (default: all 60,000)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per timed run (default: 3)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of single and K-model runs")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of every measurement (default: 3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="count CPU seconds instead of wall seconds (with --threads 1): "
+                             "robust to other processes on a busy machine")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny setting that checks the command works (seconds; numbers are rough)")
+                        help="a tiny setting that checks the command works (seconds; rough numbers)")
     args = parser.parse_args(argv)
     settings = Settings(device=args.device, k=args.k, classic_images=args.classic_images,
-                        train_images=args.train_images, epochs=args.epochs, rounds=args.rounds)
+                        train_images=args.train_images, rounds=args.rounds, threads=args.threads,
+                        cpu_time=args.cpu_time)
     if args.quick:
         settings = Settings(device=args.device, k=min(args.k, 2), classic_images=256,
-                            train_images=512, test_images=128, epochs=1, rounds=1, floor_repeats=3)
-    if settings.k < 1 or settings.epochs < 1 or settings.rounds < 1 or settings.classic_images < 1:
-        parser.error("--k, --epochs, --rounds and --classic-images must be at least 1")
+                            train_images=512, test_images=128, epochs=1, rounds=1,
+                            floor_repeats=3, threads=args.threads, cpu_time=args.cpu_time)
+    if min(settings.k, settings.rounds, settings.classic_images, settings.threads or 1) < 1:
+        parser.error("--k, --rounds, --threads and --classic-images must be at least 1")
     try:
-        results = run_bench(settings)
-    except ValueError as err:  # e.g. --device cuda on a machine without one
+        results = run_bench(settings, log=lambda line: print(line, flush=True))
+    except ValueError as err:  # --device cuda without a GPU, --cpu-time without --threads 1
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:

@@ -58,12 +58,37 @@ ELEMENTWISE = (nn.Identity, nn.Tanh, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid
 NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon")
 
 
+class _StackedLinear(torch.autograd.Function):
+    """K linear layers at once: ``h @ W_k^T + b_k`` for each k, as batched matrix products.
+
+    Autograd's own backward of ``baddbmm(b, h, W^T)`` forms the weight gradient transposed,
+    ``(K, in, out)``, which MKL computes more slowly here and the optimizer then reads through a
+    transposed view; this backward forms ``(K, out, in)`` directly (5-10% of a step on this CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(h, weight.transpose(1, 2))  # (K, B, in) @ (K, in, out) -> (K, B, out)
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # grad: (K, B, out)
+        h, weight = ctx.saved_tensors
+        grad_h = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None  # (K, B, in)
+        grad_w = torch.bmm(grad.transpose(1, 2), h) if ctx.needs_input_grad[1] else None  # (K, out, in)
+        grad_b = grad.sum(dim=1) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (K, out)
+        return grad_h, grad_w, grad_b
+
+
 class StackedMLP(nn.Module):
     """K copies of an ``nn.Sequential`` of ``Flatten``/``Linear``/activation layers, as one module.
 
     Layer ``l`` of all K models is one weight of shape ``(K, out, in)`` and one bias ``(K, out)``;
-    the forward pass is one batched matrix product per layer (``torch.baddbmm``), and the first
-    layer, whose input all K models share, is a single wide product ``(B, in) @ (in, K*out)``.
+    the forward pass is one batched matrix product per layer (``torch.baddbmm``); the input, which
+    all K models share, is expanded to ``(K, B, in)`` as a view, without a copy.
 
     Args:
         models: K models with the same architecture (see :func:`stack_models`).
@@ -107,18 +132,13 @@ class StackedMLP(nn.Module):
             b = None
             if b_name is not None:
                 b, b_i = self.biases[b_i], b_i + 1
-            K, out, _ = w.shape
-            if shared:  # one wide product for all K: (B, in) -> (B, K*out) -> (K, B, out)
+            if shared:  # the K models read the same input: a view, no copy
                 if h.dim() != 2:
                     raise ValueError(f"the first Linear layer needs (B, in) inputs, got shape "
                                      f"{tuple(h.shape)}: put an nn.Flatten() before it")
-                h = F.linear(h, w.flatten(0, 1), None if b is None else b.flatten())
-                h = h.view(h.shape[0], K, out).transpose(0, 1)
+                h = h.expand(w.shape[0], *h.shape)  # (B, in) -> (K, B, in)
                 shared = False
-            elif b is None:
-                h = torch.bmm(h, w.transpose(1, 2))  # (K, B, in) -> (K, B, out)
-            else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, in) -> (K, B, out)
+            h = _StackedLinear.apply(h, w, b)  # (K, B, in) -> (K, B, out)
         if shared:
             raise ValueError("the model has no Linear layer: there is nothing to stack")
         return h
