@@ -134,14 +134,15 @@ for key, (label, frame) in zip(("string", "scaled"), runs.items()):
     glue(f"cuts_{key}", int((frame["lr"].diff() < 0).sum()), display=False)
     glue(f"test_{key}", frame["test Accuracy"].iloc[-1], display=False)
     glue(f"val_{key}", frame["val Accuracy"].iloc[-1], display=False)
+glue("patience", PATIENCE, display=False)
 summary = {label: frame.iloc[-1][["lr", "val Accuracy", "test Accuracy"]] for label, frame in runs.items()}
 print(__import__("pandas").DataFrame(summary).T.round(4))
 
 # %% [markdown]
 # :::{dropdown} Solution: what the runs show
-# With its default patience of 10 epochs, the string version cut the rate
-# {glue:text}`cuts_string` times in this run; the scheduler with a patience of `PATIENCE`
-# epochs cut it {glue:text}`cuts_scaled` times. Final test accuracies: the string version
+# Cuts of the learning rate in this run: {glue:text}`cuts_string` for the string version
+# (patience 10), {glue:text}`cuts_scaled` for the scheduler with a patience of
+# {glue:text}`patience` epochs. Final test accuracies: the string version
 # {glue:text}`test_string:.3f`, the scaled one
 # {glue:text}`test_scaled:.3f` (validation accuracies {glue:text}`val_string:.3f` and
 # {glue:text}`val_scaled:.3f`).

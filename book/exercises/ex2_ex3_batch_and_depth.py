@@ -52,8 +52,8 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 BUDGET = get_budget()           # IDL_BUDGET=full (the chapter's numbers) or quick
 EPOCHS = BUDGET.epochs          # T, the same for every run: equal passes over the data
 FULL = BUDGET.name == "full"
-BATCH_SIZES = (4, 32, 64, 128) if FULL else (64, 256)  # exercise 2 (B = 1 is left out: see below)
-DEPTHS = (1, 6, 12, 24) if FULL else (1, 8)           # exercise 3: hidden layers
+BATCH_SIZES = (4, 32, 64, 128) if FULL else (128, 512)  # exercise 2 (B = 1 is left out: see below)
+DEPTHS = (1, 6, 12, 24) if FULL else (1, 6)             # exercise 3: hidden layers
 WIDTH = 256                     # exercise 3: neurons per hidden layer
 ETA_0 = 0.1                     # SGD's rate, as in the chapter (AdamW keeps its default 0.001)
 DIPS = 2                        # cosine annealing: two dips, ending on the second
@@ -73,10 +73,10 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, batch sizes={BATCH_SIZES}, depths
 # :::{dropdown} Solution: the setup
 # The three tools are the chapter's: `AdamW` with its defaults, SGD with $\eta_0 = 0.1$ and
 # Nesterov momentum $\mu = 0.9$, and plain SGD with a cosine schedule of two dips. Every run
-# makes the same number of passes over the data, so a smaller batch takes *more* steps: 60,000
-# per epoch at $B = 1$, 469 at $B = 128$. That is also why $B = 1$ is not in the list: on a
-# CPU the full budget would spend most of an hour on it alone. Add `1` to `BATCH_SIZES` to see
-# it; expect SGD at $\eta = 0.1$ to be very noisy there.
+# makes the same number of passes over the data, so a smaller batch takes *more* steps: on the
+# full training set, 60,000 per epoch at $B = 1$ and 469 at $B = 128$. That is also why $B = 1$
+# is not in the list: on a CPU the full budget would spend most of an hour on it alone. Add `1`
+# to `BATCH_SIZES` to see it; expect SGD at $\eta = 0.1$ to be very noisy there.
 #
 # The training data is decoded once; each batch size gets a new loader over the same tensors.
 # :::
@@ -115,6 +115,8 @@ table.round(4)
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 small, large = min(BATCH_SIZES), max(BATCH_SIZES)
+glue("b_small", small, display=False)
+glue("b_large", large, display=False)
 for name in tools:
     key = name.replace("+", "_")
     glue(f"b_small_{key}", table.loc[small, name], display=False)
@@ -125,9 +127,9 @@ print(f"training seconds per run: {seconds.round(1).to_dict()}")
 
 # %% [markdown]
 # :::{dropdown} Solution: what changes with the batch size
-# At $B = $ `min(BATCH_SIZES)` the three tools ended at {glue:text}`b_small_AdamW:.3f` (AdamW),
+# At $B = $ {glue:text}`b_small` the three tools ended at {glue:text}`b_small_AdamW:.3f` (AdamW),
 # {glue:text}`b_small_SGD_Nesterov:.3f` (Nesterov) and {glue:text}`b_small_SGD_cosine:.3f`
-# (cosine); at $B = $ `max(BATCH_SIZES)` at {glue:text}`b_large_AdamW:.3f`,
+# (cosine); at $B = $ {glue:text}`b_large` at {glue:text}`b_large_AdamW:.3f`,
 # {glue:text}`b_large_SGD_Nesterov:.3f` and {glue:text}`b_large_SGD_cosine:.3f`. The
 # smallest batch took {glue:text}`b_time_ratio:.1f` times as long to train as the largest.
 #
@@ -172,7 +174,7 @@ print(f"training seconds per run: {seconds.round(1).to_dict()}")
 
 # %% tags=["hide-input"]
 for depth in DEPTHS:
-    print(f"{depth:>2} hidden layers of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters")
+    print(f"{depth:>2} hidden layer(s) of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters")
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 optimizers = {
@@ -202,6 +204,7 @@ for name in optimizers:
         glue(f"d_{name.replace('+', '_')}_{depth if depth == min(DEPTHS) else 'max'}",
              depth_table[f"{name} / {depth}"], display=False)
 deepest_sgd = by_depth[(by_depth["run"] == "SGD") & (by_depth["depth"] == max(DEPTHS))]
+glue("d_max", max(DEPTHS), display=False)
 glue("d_SGD_max_first_loss", deepest_sgd["train loss"].iloc[0], display=False)
 glue("d_SGD_max_last_loss", deepest_sgd["train loss"].iloc[-1], display=False)
 by_depth[by_depth["epoch"] == by_depth["epoch"].max()].pivot(index="depth", columns="run", values="test Accuracy").round(4)
@@ -209,13 +212,13 @@ by_depth[by_depth["epoch"] == by_depth["epoch"].max()].pivot(index="depth", colu
 # %% [markdown]
 # :::{dropdown} Solution: what depth does to each optimizer
 # With one hidden layer plain SGD reached {glue:text}`d_SGD_1:.3f` and AdamW with cosine
-# annealing {glue:text}`d_AdamW_cosine_1:.3f`; with the deepest network, `max(DEPTHS)` hidden
+# annealing {glue:text}`d_AdamW_cosine_1:.3f`; with the deepest network, {glue:text}`d_max` hidden
 # layers, {glue:text}`d_SGD_max:.3f` and {glue:text}`d_AdamW_cosine_max:.3f`.
 #
 # Deep stacks of $\tanh$ layers are hard for plain SGD: every layer multiplies the gradient by
 # its weights and by $\tanh'$, which is at most 1, so the gradient reaching the first layers is
 # small and SGD's fixed step leaves them nearly untrained. The training loss (log scale) shows
-# it as a slow start that gets slower with depth: at `max(DEPTHS)` layers SGD's training loss
+# it as a slow start that gets slower with depth: at {glue:text}`d_max` layers SGD's training loss
 # went from {glue:text}`d_SGD_max_first_loss:.2f` in the first epoch to
 # {glue:text}`d_SGD_max_last_loss:.2f` in the last, where guessing among ten classes costs
 # $\ln 10 \approx 2.30$. AdamW rescales each parameter's step by its
@@ -230,5 +233,5 @@ by_depth[by_depth["epoch"] == by_depth["epoch"].max()].pivot(index="depth", colu
 #
 # - Retrained AdamW, Nesterov momentum and cosine annealing at several batch sizes, with the
 #   number of epochs fixed, and read the result both per epoch and per second.
-# - Built networks of 256 neurons per layer and up to `max(DEPTHS)` hidden layers, and compared
+# - Built networks of 256 neurons per layer and up to {glue:text}`d_max` hidden layers, and compared
 #   plain SGD with AdamW plus cosine annealing on them.

@@ -64,6 +64,7 @@ TRIALS = BUDGET.trials              # trials per study
 TRIAL_EPOCHS = BUDGET.trial_epochs  # epochs per trial, and for the final training
 FULL = BUDGET.name == "full"
 CHANNELS = (8, 64) if FULL else (4, 8)  # exercise 7: filters per convolution (small on a CPU budget)
+CONV_LAYERS = (1, 3) if FULL else (1, 2)  # exercise 7: convolutions
 SEED = 0                            # seeds the samplers, the weights and the batch order
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, trials={TRIALS}, epochs per trial={TRIAL_EPOCHS}")
@@ -182,7 +183,7 @@ print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}
 def cnn_objective(trial: optuna.Trial) -> float:
     """Train a CNN with the trial's hyperparameters; return the last epoch's validation accuracy."""
     channels = trial.suggest_int("channels", *CHANNELS, log=True)
-    conv_layers = trial.suggest_int("conv_layers", 1, 3)
+    conv_layers = trial.suggest_int("conv_layers", *CONV_LAYERS)
     pool_rounds = trial.suggest_int("pool_rounds", 0, 3)
     learning_rate = trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
     set_seed(SEED)
