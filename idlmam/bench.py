@@ -80,7 +80,7 @@ class Settings:
     classic_images: int = 4096
     train_images: int | None = None
     test_images: int | None = None
-    epochs: int = 2
+    epochs: int = 3
     k_epochs: int = 1
     rounds: int = 3
     floor_repeats: int = 15
@@ -228,6 +228,11 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         f"torch {torch.__version__}, load average {load_before:.1f}; times in {clock_name}, "
         f"medians of {settings.rounds} rounds")
 
+    if not settings.cpu_time and load_before > (os.cpu_count() or 1):
+        log(f"note: load average {load_before:.1f} on {os.cpu_count()} CPUs: other processes compete "
+            "for the cores, so wall times are unreliable (threads that share a core with other "
+            "processes wait for each other); `--threads 1 --cpu-time` measures the work itself")
+
     model = mlp()
     flops = epoch_flops(model)
     classic_train, classic_test, classic_scale, n_classic, n_classic_test = _loaders(
@@ -235,6 +240,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
     resident = lambda dataset, batch_size, **kw: resident_loader(dataset, batch_size, device=device, **kw)  # noqa: E731
     train, test, scale, n_train, n_test = _loaders(resident, settings.train_images, settings.test_images)
 
+    next(iter(classic_train))  # warm-up: the first batch also imports and opens what the rest reuse
     floors, classics, single_times, many_times = [], [], [], []
     for round_ in range(settings.rounds):
         # 1. this machine's matrix products at the model's shapes: the arithmetic floor
