@@ -168,8 +168,8 @@ print(f"averaged, after update_bn:          {accuracy(swa_snap, loaders['test'],
 # %% [markdown]
 # With stale statistics the averaged network scores {glue:text}`swa_stale:.3f`; after
 # `update_bn`, {glue:text}`swa_snap:.3f`. In a network without BatchNorm the call changes
-# nothing, but calling it costs one pass and removes a silent source of error, so the PyTorch
-# documentation calls it every time.
+# nothing, but it costs only one pass and removes a silent source of error, which is why
+# PyTorch's SWA recipe always ends with it.
 
 # %% [markdown]
 # ## PyTorch's SWA recipe
@@ -227,10 +227,11 @@ summary.round(4).to_frame()
 # the last {glue:text}`recipe_n` epochs {glue:text}`recipe_swa:.3f`. Both averaging methods
 # cost nothing in training time: the ensemble pays at prediction time (one forward pass per
 # member), SWA pays one pass over the training data for `update_bn`. How much either gains
-# depends on how different the averaged points are; with few epochs per cycle, as in a short
-# run, the snapshots are close together and the gain is small, while the full budget spreads
-# them further apart. Results from a single seed move by a few tenths of a percent from seed to
-# seed, so treat small differences with care.
+# depends on how good the members are and how differently they err, so it varies from run to
+# run. Note also that the recipe holds a fairly large rate until the end: its final weights are
+# a snapshot taken mid-stride, and the average is what that run is for. Results from a single
+# seed move by a few tenths of a percent from seed to seed, so treat small differences with
+# care.
 #
 # ## What we did
 #
