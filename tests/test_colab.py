@@ -1,0 +1,73 @@
+"""Colab: the first cells of every notebook install idlmam from this repository, and pip can.
+
+Each chapter's second cell runs, in Colab only,
+``pip install "idlmam[tune] @ git+https://github.com/<owner>/<repo>"``; the site's launch button
+opens ``book/<name>.ipynb`` from the repository in ``_config.yml``. These tests check that both
+name the same repository, that the line is a valid pip requirement for an extra the package has,
+and that pip builds the package from a git URL of this repository (a local clone stands in for
+GitHub, which this machine cannot reach).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+NOTEBOOKS = sorted(p.with_suffix(".ipynb") for p in (ROOT / "book").rglob("*.py")
+                   if "jupytext" in p.read_text()[:2000])
+REQUIREMENT = re.compile(r"""["']([^"']*@\s*git\+[^"']*)["']""")
+
+
+def install_requirement(notebook: Path) -> Requirement:
+    """The pip requirement in the notebook's setup cell (its second cell)."""
+    setup = nbformat.read(notebook, as_version=4).cells[1]
+    found = REQUIREMENT.findall(setup.source)
+    assert len(found) == 1, f"{notebook.name}: expected one git requirement in the setup cell"
+    return Requirement(found[0])
+
+
+def test_config_names_a_github_repository_and_its_main_branch():
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPO_URL), REPO_URL
+    assert CONFIG["repository"].get("branch", "main") == "main"
+    assert CONFIG["launch_buttons"]["colab_url"].rstrip("/") == "https://colab.research.google.com"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_setup_cell_installs_from_the_repository_in_config(notebook):
+    req = install_requirement(notebook)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert req.name == "idlmam"
+    assert req.url.removesuffix(".git").rstrip("/") == "git+" + REPO_URL, (
+        f"{notebook.name} installs from {req.url}, but _config.yml's repository is {REPO_URL}")
+    assert req.extras <= set(extras), f"{notebook.name}: unknown extras {req.extras - set(extras)}"
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                    reason="needs git and a git checkout")
+def test_pip_builds_the_package_from_a_git_url(tmp_path):
+    """The same requirement, with this checkout's committed HEAD in place of GitHub."""
+    req = install_requirement(NOTEBOOKS[0])
+    local = f"{req.name}[{','.join(sorted(req.extras))}] @ git+file://{ROOT}"
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "--no-build-isolation", "-w", str(tmp_path), local],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = tmp_path.glob("idlmam-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "idlmam/__init__.py" in names and "idlmam/train.py" in names
+    for extra in req.extras:
+        assert f"Provides-Extra: {extra}" in metadata
