@@ -63,7 +63,7 @@ class _StackedLinear(torch.autograd.Function):
 
     Autograd's own backward of ``baddbmm(b, h, W^T)`` forms the weight gradient transposed,
     ``(K, in, out)``, which MKL computes more slowly here and the optimizer then reads through a
-    transposed view; this backward forms ``(K, out, in)`` directly (5-10% of a step on this CPU).
+    transposed view; this backward forms ``(K, out, in)`` directly (5-15% of a step on this CPU).
     """
 
     @staticmethod
@@ -162,9 +162,9 @@ class StackedMLP(nn.Module):
 class VmapModels(nn.Module):
     """K models of any architecture without buffers or randomness, run with ``torch.func.vmap``.
 
-    General but, on a CPU, not faster than K separate runs for the book's MLP (measure with
-    ``python -m idlmam.bench``); :func:`stack_models` uses it only when :class:`StackedMLP`
-    cannot express the model.
+    General, but for the book's MLP on a 2-core CPU it was slower than K separate runs (vmap
+    turns each layer into batched products with extra reshapes and copies); :func:`stack_models`
+    uses it only when :class:`StackedMLP` cannot express the model.
 
     Args:
         models: K models with the same architecture.
