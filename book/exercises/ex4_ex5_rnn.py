@@ -145,11 +145,11 @@ final_scores(plain).round(4)
 # times larger, which speeds up the first epochs, but with $\eta = 0.1$ it is often too much
 # for an RNN: instead of climbing, its accuracy tends to jump up and down, because momentum
 # also piles up the occasional very large gradient (exercise 5 looks at those). AdamW
-# normalizes every parameter's step by
-# the size of its recent gradients, so both small and large gradients give steps of a sensible
-# size, and it is the most reliable of the four from the same default settings. The cosine
-# schedule adds a calmer end to the run; in a short run that mostly means smaller steps, which
-# can cost accuracy when the network is still far from converged.
+# normalizes every parameter's step by the size of its recent gradients, so small and large
+# gradients alike give steps of a sensible size: from its default settings it climbs fastest.
+# Given enough epochs plain SGD can catch up, so compare the curves, not only the last
+# epoch. The cosine schedule adds a calmer end to the run; in a short run that mostly means
+# smaller steps while the network is still far from converged.
 # :::
 
 # %% tags=["hide-input", "nbval-ignore-output"]
@@ -222,16 +222,19 @@ table.round(4)
 # unclipped run was {glue:text}`spike_SGD:.1f`, {glue:text}`spike_SGD_Nesterov:.1f`,
 # {glue:text}`spike_AdamW:.1f` and {glue:text}`spike_AdamW_cosine:.1f` times its median.
 #
-# Who can gain follows from the update rules. Momentum turns one huge gradient into a series
-# of huge steps, which can undo many epochs of progress; capping the norm removes exactly those
-# steps, so the momentum run has the most to win. For AdamW clipping matters less: dividing by
-# the running size of the gradients already scales a sudden spike down (not entirely, since
-# the running average needs a few steps to catch up). Plain SGD's steps are small to begin
-# with, and a clipped step is only a smaller step, so clipping it mostly slows it down a
-# little. Single runs are noisy, so differences of a point or so are within what another seed
-# would change. This is why the chapter recommends clipping for recurrent networks by default:
-# with a threshold above the typical norm it costs little where it is not needed, and it can
-# save a run where it is.
+# Clipping is a guard against rare, very large gradients: it caps those steps and leaves the
+# others alone, so it helps exactly when such spikes are what holds a run back. Momentum
+# turns one huge gradient into a series of huge steps, so the momentum run has the most to
+# lose to spikes. But when its trouble is a rate that is too large on *every* step (a Nesterov
+# curve that wanders with and without clipping is the sign), capping only the largest steps
+# cannot fix it, and the remedy is a smaller $\eta$. For AdamW clipping matters less:
+# dividing by the running size of the gradients already scales a sudden spike down (not
+# entirely, since the running average needs a few steps to catch up). Plain SGD's steps are
+# small to begin with, and a clipped step is only a smaller step. Single runs are noisy, so
+# differences of a point or so are within what another seed would change. This is why the
+# chapter recommends clipping for recurrent networks by default: with a threshold above the
+# typical norm it costs little where it is not needed, and it can save a run that one spike
+# would otherwise wreck.
 # :::
 #
 # ## What we did
