@@ -10,7 +10,7 @@ export IDL_DATA ?= $(CURDIR)/data
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks data venv system-deps sync clean
+.PHONY: book test unit notebooks data venv system-deps sync clean site-check
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
@@ -20,13 +20,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
 	touch $@
 
-# Debian packages the tests use: a PostgreSQL server for the tuning tests (only as root with apt-get)
+# Debian packages the tests use (only as root with apt-get): a PostgreSQL server for the tuning
+# tests, Chromium for the browser test of the built site (tests/test_site.py)
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing postgresql (Debian) for the tuning tests"; \
 	    apt-get install -y -q postgresql >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null); \
 	  else echo "postgresql not installed and apt-get unavailable: its tests will be skipped"; fi; fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian) for the site test"; \
+	    apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+	      || echo "chromium could not be installed: the site test will be skipped"; \
+	  else echo "chromium not installed and apt-get unavailable: the site test will be skipped"; fi; fi
 
 data: $(STAMP)
 	$(BIN)/python -m idlmam.data
@@ -44,6 +51,11 @@ test: unit notebooks
 book: $(STAMP) data
 	rm -rf _build/.jupyter_cache
 	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . -W --keep-going
+
+# the browser checks of tests/test_site.py on the site `make book` built (any budget), instead of
+# the quick build that `make test` makes for them; screenshots land in _build/screenshots/
+site-check: $(STAMP) system-deps
+	IDL_SITE=$(CURDIR)/_build/html $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site.py
 
 # after editing a notebook's .py: refresh its paired .ipynb and its reference outputs (quick
 # budget, the one the nbval suite compares against). NB=book/02_schedules.py for just one.
