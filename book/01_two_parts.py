@@ -34,6 +34,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 # %%
 import time
 
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
@@ -171,7 +172,8 @@ sgd = run("SGD", lambda params: torch.optim.SGD(params, lr=ETA_0), loaders=loade
 sgd.tail(3)
 
 # %% tags=["nbval-ignore-output"]
-plot_runs(sgd, "test Accuracy", title="Plain SGD, eta_0 = 0.1");
+plot_runs(sgd, "test Accuracy", title="Plain SGD, eta_0 = 0.1")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 last = sgd["test Accuracy"].iloc[-1]

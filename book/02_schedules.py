@@ -97,7 +97,8 @@ print(f"eta_0 = 0.001 down to 0.0001 in 50 epochs needs gamma = {exponential_gam
 # %%
 schedules = {"constant": lambda opt: StepLR(opt, step_size=EPOCHS + 1),
              "exponential": lambda opt: ExponentialLR(opt, gamma)}
-plot_schedules(schedules, EPOCHS, ETA_0).set_title("Exponential decay from eta_0 to eta_min");
+plot_schedules(schedules, EPOCHS, ETA_0).set_title("Exponential decay from eta_0 to eta_min")
+plt.show()
 
 # %% [markdown]
 # Why it helps: far from a minimum a large step covers ground quickly, but near the minimum the
@@ -133,7 +134,8 @@ for drops in (3, 4):
 
 # %%
 schedules["step"] = lambda opt: StepLR(opt, step_size, gamma=STEP_GAMMA)
-plot_schedules(schedules, EPOCHS, ETA_0).set_title("Step drops against exponential decay");
+plot_schedules(schedules, EPOCHS, ETA_0).set_title("Step drops against exponential decay")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 step = run("+StepLR", sgd, schedules["step"], loaders=loaders, epochs=EPOCHS, device=DEVICE,
@@ -157,7 +159,8 @@ step = run("+StepLR", sgd, schedules["step"], loaders=loaders, epochs=EPOCHS, de
 t_max = cosine_t_max(EPOCHS, COSINE_DIPS)
 print(f"{COSINE_DIPS} dips in {EPOCHS} epochs: T_max = {t_max}")
 schedules["cosine"] = lambda opt: CosineAnnealingLR(opt, t_max, eta_min=ETA_MIN)
-plot_schedules(schedules, EPOCHS, ETA_0).set_title("Cosine annealing against the other schedules");
+plot_schedules(schedules, EPOCHS, ETA_0).set_title("Cosine annealing against the other schedules")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 cosine = run("+CosineLR", sgd, schedules["cosine"], loaders=loaders, epochs=EPOCHS,
@@ -180,7 +183,8 @@ cosine = run("+CosineLR", sgd, schedules["cosine"], loaders=loaders, epochs=EPOC
 
 # %% tags=["nbval-ignore-output"]
 ax = plot_runs(baseline, "train loss", title="Baseline SGD: training and test loss")
-plot_runs(baseline.assign(run="SGD, test"), "test loss", ax=ax);
+plot_runs(baseline.assign(run="SGD, test"), "test loss", ax=ax)
+plt.show()
 
 # %% [markdown]
 # The training loss keeps falling, as it nearly always does: the network grows ever better at
@@ -211,7 +215,8 @@ plateau = run("+Plateau", sgd,
               lambda opt: ReduceLROnPlateau(opt, mode="min", factor=0.2, patience=PATIENCE),
               loaders=split_loaders, epochs=EPOCHS, device=DEVICE, seeds=SEEDS)
 ax = plateau.plot(x="epoch", y="lr", legend=False, figsize=(7, 3), title="Rates chosen by the plateau schedule")
-ax.set_ylabel("learning rate");
+ax.set_ylabel("learning rate")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 glue("plateau_drops", int((plateau.groupby("seed")["lr"].nunique() - 1).mean()), display=False)
@@ -225,7 +230,8 @@ glue("plateau_drops", int((plateau.groupby("seed")["lr"].nunique() - 1).mean()),
 # %% tags=["nbval-ignore-output"]
 everything = pd.concat([baseline, expo, step, cosine, plateau], ignore_index=True)
 fig, ax = plt.subplots(figsize=(8, 4.5))
-plot_runs(everything, "test Accuracy", ax=ax, title="Test accuracy with each schedule");
+plot_runs(everything, "test Accuracy", ax=ax, title="Test accuracy with each schedule")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 finals = final_scores(everything)

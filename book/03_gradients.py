@@ -33,6 +33,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 # %%
 import math
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR
@@ -108,7 +109,8 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 # %% tags=["nbval-ignore-output"]
 momentum = run("SGD w/ Momentum", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU), **train)
 nesterov = run("SGD w/ Nesterov", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), **train)
-plot_runs(pd.concat([sgd, momentum, nesterov]), title="SGD, momentum and Nesterov momentum");
+plot_runs(pd.concat([sgd, momentum, nesterov]), title="SGD, momentum and Nesterov momentum")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 finals = final_scores(pd.concat([sgd, momentum, nesterov]))
@@ -169,7 +171,8 @@ adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
 nadam = run("NAdam", lambda p: torch.optim.NAdam(p), **train)
 adamax = run("AdaMax", lambda p: torch.optim.Adamax(p), **train)
 plot_runs(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax]),
-          title="The SGD family against the Adam family");
+          title="The SGD family against the Adam family")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 glue("adamw_acc", final_scores(adamw).iloc[0], display=False)
@@ -192,7 +195,8 @@ adamw_cos = run("AdamW+CosineLR", lambda p: torch.optim.AdamW(p), cosine, **trai
 nesterov_cos = run("SGD w/ Nesterov+CosineLR",
                    lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), cosine, **train)
 plot_runs(pd.concat([nesterov, nesterov_cos, adamw, adamw_cos]),
-          title="Nesterov and AdamW, with and without cosine annealing");
+          title="Nesterov and AdamW, with and without cosine annealing")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 combined = final_scores(pd.concat([nesterov, nesterov_cos, adamw, adamw_cos]))
@@ -247,7 +251,8 @@ adamw_cos_clamp = run("AdamW+CosineLR+Clamp", lambda p: torch.optim.AdamW(p), co
 adamw_cos_norm = run("AdamW+CosineLR+NormClip",
                      lambda p: clip_grad_norm_on_step(torch.optim.AdamW(p), CLIP), cosine, **train)
 plot_runs(pd.concat([adamw_cos, adamw_cos_clamp, adamw_cos_norm]),
-          title="AdamW with cosine annealing, with and without clipping");
+          title="AdamW with cosine annealing, with and without clipping")
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 clipped = final_scores(pd.concat([adamw_cos, adamw_cos_clamp, adamw_cos_norm]))

@@ -116,7 +116,8 @@ print(toy.best_params, toy.best_value)
 # %%
 optuna_plots.plot_contour(toy)
 plt.gcf().set_size_inches(6, 5)
-plt.title(f"{TOY_TRIALS} trials on |(x-3)(y+2)|");
+plt.title(f"{TOY_TRIALS} trials on |(x-3)(y+2)|")
+plt.show()
 
 # %% [markdown]
 # Most of the effort went near the lines of zeros and little into the far corners, where a few
@@ -194,7 +195,8 @@ best
 
 # %% tags=["nbval-ignore-output"]
 optuna_plots.plot_optimization_history(study)
-plt.gcf().set_size_inches(7, 4);
+plt.gcf().set_size_inches(7, 4)
+plt.show()
 
 # %% [markdown]
 # The *slice plot* shows the score against each hyperparameter on its own, coloured by trial
@@ -214,11 +216,13 @@ for ax in plt.gcf().axes:
 
 # %% tags=["nbval-ignore-output"]
 optuna_plots.plot_contour(study, params=["learning_rate", "neurons_per_layer"])
-plt.gcf().set_size_inches(6, 5);
+plt.gcf().set_size_inches(6, 5)
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
 optuna_plots.plot_parallel_coordinate(study)
-plt.gcf().set_size_inches(8, 4);
+plt.gcf().set_size_inches(8, 4)
+plt.show()
 
 # %% [markdown]
 # ## Pruning hopeless trials
@@ -264,7 +268,8 @@ glue("pruned_epochs", max(epochs_used) if epochs_used else 0, display=False)
 # %% tags=["nbval-ignore-output"]
 optuna_plots.plot_intermediate_values(study2)
 plt.gcf().set_size_inches(7, 4)
-plt.legend([], frameon=False);
+plt.legend([], frameon=False)
+plt.show()
 
 # %% [markdown]
 # Pruning is judged against the trials seen *so far*. Early on, poor trials run to the end
