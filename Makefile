@@ -41,10 +41,9 @@ data: $(STAMP)
 unit: $(STAMP) data system-deps
 	$(BIN)/python -m pytest tests -q
 
+NOTEBOOKS := $(wildcard book/*.ipynb book/exercises/*.ipynb)
 notebooks: $(STAMP) data
-	@if ls book/*.ipynb >/dev/null 2>&1; then \
-	  IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval book/*.ipynb; \
-	else echo 'no notebooks yet'; fi
+	IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval $(NOTEBOOKS)
 
 test: unit notebooks
 
@@ -59,7 +58,7 @@ site-check: $(STAMP) system-deps
 
 # after editing a notebook's .py: refresh its paired .ipynb and its reference outputs (quick
 # budget, the one the nbval suite compares against). NB=book/02_schedules.py for just one.
-NB ?= $(wildcard book/*.py)
+NB ?= $(wildcard book/*.py book/exercises/*.py)
 sync: $(STAMP) data
 	$(BIN)/jupytext --to ipynb --update -q $(NB)
 	IDL_BUDGET=quick $(BIN)/jupyter execute --inplace $(NB:.py=.ipynb)
