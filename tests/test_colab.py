@@ -47,7 +47,8 @@ def test_config_names_a_github_repository_and_its_main_branch():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_setup_cell_installs_from_the_repository_in_config(notebook):
     req = install_requirement(notebook)
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
     assert req.name == "idlmam"
     assert req.url.removesuffix(".git").rstrip("/") == "git+" + REPO_URL, (
         f"{notebook.name} installs from {req.url}, but _config.yml's repository is {REPO_URL}")

@@ -6,19 +6,21 @@ serves it on 127.0.0.1 with a throwaway ``http.server`` on a free port, and open
 no failed request and no missing resource; every ``<img>`` decoded (non-zero ``naturalWidth``) and,
 outside a collapsed toggle, drawn at a non-zero size; at least as many figures as its notebook's
 reference outputs (``book/<name>.ipynb``) hold, so a figure that silently drops out of a page is
-caught; plotly plots (if any) drew their SVG; every piece of math typeset by MathJax; and, on a
-chapter, a Colab button that opens ``book/<name>.ipynb`` on the repository's main branch. The site
-search must find "Nesterov". A screenshot of each page lands in ``_build/screenshots/``.
+caught; no stderr or traceback block printed into the page; plotly plots (if any) drew their
+SVG; every piece of math typeset by MathJax; and, on a chapter, a Colab button that opens
+``book/<name>.ipynb`` on the repository's main branch. The site search must find "Nesterov".
+A screenshot of each page lands in ``_build/screenshots/``.
 
 ``IDL_SITE=<folder>`` checks a site that is already built instead (``make site-check`` does
 this for the ``_build/html`` that ``make book`` made). The test is skipped only where no Chromium
 can be found (``make system-deps`` installs Debian's ``chromium`` as root); ``CHROMIUM=<path>``
 names another binary.
 
-Offline, two things come from elsewhere: MathJax 3, which the pages load from the jsDelivr CDN,
-is served from the copy in the ``sphinx-mathjax-offline`` package (MathJax 3.2, same build); any
-other request that leaves 127.0.0.1 is blocked and reported, since a reader without that host
-would see a broken page.
+Nothing may come from outside 127.0.0.1: a request that leaves it is blocked and reported, since
+a reader without that host would see a broken page. One exception: if the pages load MathJax 3
+from the jsDelivr CDN (Sphinx's default, unless the book ships MathJax with the
+``sphinx-mathjax-offline`` extension), the test answers from that package's copy (MathJax 3.2.2,
+the build the CDN serves), so that the math is still checked offline.
 """
 from __future__ import annotations
 
@@ -216,6 +218,7 @@ class Report:
     plotly: list[dict] = field(default_factory=list)
     math: dict = field(default_factory=dict)
     colab_links: list[str] = field(default_factory=list)
+    stray_outputs: list[str] = field(default_factory=list)
     thebe_scripts_identical: bool = False
     extra: object = None
 
@@ -234,6 +237,7 @@ class Report:
             found.append(f"{figures} figures on the page, but its notebook's reference run "
                          f"displayed {min_figures}")
         found += [f"plotly plot without SVG: #{p['id']}" for p in self.plotly if not p["svg"]]
+        found += [f"stderr or traceback shown on the page: {text!r}" for text in self.stray_outputs]
         if self.math.get("sources"):
             if not self.math["loaded"]:
                 found.append("page has math but MathJax never started")
@@ -273,15 +277,19 @@ INSPECT = """() => {
     return {src: img.getAttribute('src'), naturalWidth: img.naturalWidth,
             drawn: box.width > 0 && box.height > 0,
             inToggle: !!img.closest('details:not([open]), .toggle-hidden, [class*="tag_hide"]'),
-            figure: !!img.closest('article') && /(^|\\/)_images\\//.test(img.getAttribute('src') || '')};
+            figure: !!img.closest('article')
+                    && /(^|\\/)_images\\//.test(img.getAttribute('src') || '')};
   });
   const plotly = Array.from(document.querySelectorAll('.js-plotly-plot, .plotly-graph-div'))
     .map(div => ({id: div.id, svg: !!div.querySelector('svg.main-svg')}));
-  const colab = Array.from(document.querySelectorAll('a[href^="https://colab.research.google.com"]'))
-    .map(a => a.href);
+  const links = document.querySelectorAll('a[href^="https://colab.research.google.com"]');
+  const colab = Array.from(links, a => a.href);
   const thebe = Array.from(document.scripts).map(s => s.textContent)
     .filter(text => text.includes('const THEBE_JS_URL'));
-  return {imgs, plotly, colab, thebeIdentical: thebe.length > 1 && new Set(thebe).size === 1};
+  const printed = document.querySelectorAll('article .output.stderr, article .output.traceback');
+  const stray = Array.from(printed, div => div.textContent.trim().slice(0, 160));
+  const thebeIdentical = thebe.length > 1 && new Set(thebe).size === 1;
+  return {imgs, plotly, colab, stray, thebeIdentical};
 }"""
 
 MATH = """async () => {
@@ -321,8 +329,10 @@ def visit(browser, url: str, screenshot: Path | None = None, then=None) -> Repor
         page.wait_for_load_state("networkidle")
         report.math = page.evaluate(MATH)
         found = page.evaluate(INSPECT)
-        report.images, report.plotly, report.colab_links = found["imgs"], found["plotly"], found["colab"]
+        report.images, report.plotly = found["imgs"], found["plotly"]
+        report.colab_links = found["colab"]
         report.thebe_scripts_identical = found["thebeIdentical"]
+        report.stray_outputs = found["stray"]
         if then is not None:
             report.extra = then(page)
         if screenshot is not None:
