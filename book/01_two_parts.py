@@ -171,7 +171,7 @@ sgd = run("SGD", lambda params: torch.optim.SGD(params, lr=ETA_0), loaders=loade
           epochs=EPOCHS, device=DEVICE)
 sgd.tail(3)
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD baseline: test accuracy per epoch, eta_0 = 0.1.", "name": "fig-sgd-baseline"}}
 plot_runs(sgd, "test Accuracy", title="Plain SGD, eta_0 = 0.1")
 plt.show()
 
@@ -183,9 +183,9 @@ glue("sgd_drops", int((sgd["test Accuracy"].diff() < 0).sum()), display=False)
 print(final_scores(sgd))
 
 # %% [markdown]
-# The network learns: it ends at a test accuracy of {glue:text}`sgd_final:.3f` (best epoch
-# {glue:text}`sgd_best:.3f`). But the curve does not only rise: in {glue:text}`sgd_drops`
-# epochs the accuracy went *down* from the epoch before. A learning rate that is a little too
+# The network learns: it ends at a test accuracy of {glue:text}`sgd_final:.3f`, and its best
+# epoch reached {glue:text}`sgd_best:.3f`. But the curve does not only rise: the number of
+# epochs in which the accuracy went *down* from the epoch before was {glue:text}`sgd_drops`. A learning rate that is a little too
 # large keeps kicking the weights past good solutions; the next two pages attack that from both
 # sides, first with schedules $L$, then with optimizers $G$.
 #

@@ -94,7 +94,7 @@ print(f"eta_0 = 0.001 down to 0.0001 in 50 epochs needs gamma = {exponential_gam
 # The figure reads the rates off a real `ExponentialLR` object, stepped once per epoch exactly
 # as `train_network` steps it, so what you see is what the training runs get.
 
-# %%
+# %% mystnb={"figure": {"caption": "Exponential decay schedule, read off a real ExponentialLR.", "name": "fig-exponential-schedule"}}
 schedules = {"constant": lambda opt: StepLR(opt, step_size=EPOCHS + 1),
              "exponential": lambda opt: ExponentialLR(opt, gamma)}
 plot_schedules(schedules, EPOCHS, ETA_0).set_title("Exponential decay from eta_0 to eta_min")
@@ -132,7 +132,7 @@ for drops in (3, 4):
 # Four drops are a reduction of about 123 times, but the fourth comes only in the last epochs,
 # so most of the run happens at a 37-times reduction or less.
 
-# %%
+# %% mystnb={"figure": {"caption": "Step drop schedule (StepLR) against exponential decay.", "name": "fig-step-schedule"}}
 schedules["step"] = lambda opt: StepLR(opt, step_size, gamma=STEP_GAMMA)
 plot_schedules(schedules, EPOCHS, ETA_0).set_title("Step drops against exponential decay")
 plt.show()
@@ -155,7 +155,7 @@ step = run("+StepLR", sgd, schedules["step"], loaders=loaders, epochs=EPOCHS, de
 # a dip*, so the run finishes slowly, and keep the dips few (at most a quarter of the epochs).
 # A run with $d$ dips has $2d - 1$ half-periods, so $T_{max} = T / (2d - 1)$:
 
-# %%
+# %% mystnb={"figure": {"caption": "Cosine annealing schedule (CosineAnnealingLR) against the others.", "name": "fig-cosine-schedule"}}
 t_max = cosine_t_max(EPOCHS, COSINE_DIPS)
 print(f"{COSINE_DIPS} dips in {EPOCHS} epochs: T_max = {t_max}")
 schedules["cosine"] = lambda opt: CosineAnnealingLR(opt, t_max, eta_min=ETA_MIN)
@@ -181,7 +181,7 @@ cosine = run("+CosineLR", sgd, schedules["cosine"], loaders=loaders, epochs=EPOC
 # The schedules so far follow a fixed plan, whatever the training does. The plateau schedule
 # watches the loss instead. Look at the baseline's losses first:
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Baseline training and test loss: the test loss plateaus.", "name": "fig-plateau-losses"}}
 ax = plot_runs(baseline, "train loss", title="Baseline SGD: training and test loss")
 plot_runs(baseline.assign(run="SGD, test"), "test loss", ax=ax)
 plt.show()
@@ -210,7 +210,7 @@ print({name: loader.n_examples for name, loader in split_loaders.items()})
 # person or by date instead, or the validation loss leaks and lies.
 # ```
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Learning rates chosen by the ReduceLROnPlateau schedule.", "name": "fig-plateau-schedule"}}
 plateau = run("+Plateau", sgd,
               lambda opt: ReduceLROnPlateau(opt, mode="min", factor=0.2, patience=PATIENCE),
               loaders=split_loaders, epochs=EPOCHS, device=DEVICE, seeds=SEEDS)
@@ -227,7 +227,7 @@ glue("plateau_drops", int((plateau.groupby("seed")["lr"].nunique() - 1).mean()),
 #
 # ## Comparing the schedules
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Schedule comparison: test accuracy of SGD with each schedule.", "name": "fig-schedule-comparison"}}
 everything = pd.concat([baseline, expo, step, cosine, plateau], ignore_index=True)
 fig, ax = plt.subplots(figsize=(8, 4.5))
 plot_runs(everything, "test Accuracy", ax=ax, title="Test accuracy with each schedule")

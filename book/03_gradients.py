@@ -106,7 +106,7 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 # back, so the turn happens a step sooner. Rearranged, it costs no more than plain momentum.
 # In PyTorch both are options of `SGD`.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Momentum vs Nesterov vs SGD: test accuracy.", "name": "fig-momentum-nesterov"}}
 momentum = run("SGD w/ Momentum", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU), **train)
 nesterov = run("SGD w/ Nesterov", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), **train)
 plot_runs(pd.concat([sgd, momentum, nesterov]), title="SGD, momentum and Nesterov momentum")
@@ -166,7 +166,7 @@ print(f"m = {m:.3f}, m_hat = {m_hat:.3f}; by hand {by_hand:.6f}, torch {theta.it
 # Adam's momentum. **AdaMax** replaces the average of squares by a running maximum, which is
 # numerically steadier. We keep each at its default learning rate.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax against the SGD family.", "name": "fig-adamw"}}
 adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
 nadam = run("NAdam", lambda p: torch.optim.NAdam(p), **train)
 adamax = run("AdaMax", lambda p: torch.optim.Adamax(p), **train)
@@ -188,7 +188,7 @@ final_scores(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax])).to_fram
 # $G$ and $L$ work on different clocks, so they combine. Here AdamW and SGD with Nesterov
 # momentum each get a cosine schedule with two dips:
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Cosine combinations: Nesterov and AdamW with and without CosineLR.", "name": "fig-cosine-combinations"}}
 t_max = cosine_t_max(EPOCHS, 2)
 cosine = lambda opt: CosineAnnealingLR(opt, t_max)
 adamw_cos = run("AdamW+CosineLR", lambda p: torch.optim.AdamW(p), cosine, **train)
@@ -245,7 +245,7 @@ layer.weight.grad = None
 layer(torch.tensor([[1000.0]])).sum().backward()
 print("hook removed:    ", layer.weight.grad.item())
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Gradient clipping: AdamW+CosineLR with clamping and norm clipping.", "name": "fig-clipping"}}
 adamw_cos_clamp = run("AdamW+CosineLR+Clamp", lambda p: torch.optim.AdamW(p), cosine,
                       clip_value=CLIP, **train)
 adamw_cos_norm = run("AdamW+CosineLR+NormClip",

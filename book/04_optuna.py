@@ -113,7 +113,7 @@ print(toy.best_params, toy.best_value)
 # $y = ${glue:text}`toy_y:.3f`: on or next to one of the two lines of zeros. The contour plot
 # shows where the trials went (each dot is one):
 
-# %%
+# %% mystnb={"figure": {"caption": "Optuna contour plot of the toy function |(x-3)(y+2)|.", "name": "fig-toy-contour"}}
 optuna_plots.plot_contour(toy)
 plt.gcf().set_size_inches(6, 5)
 plt.title(f"{TOY_TRIALS} trials on |(x-3)(y+2)|")
@@ -193,7 +193,7 @@ best
 # The *optimization history* plots each trial's score and the best so far. If the best is still
 # climbing at the end, more trials will pay; if it went flat long ago, fewer will do next time.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna optimization history of the network search.", "name": "fig-optimization-history"}}
 optuna_plots.plot_optimization_history(study)
 plt.gcf().set_size_inches(7, 4)
 plt.show()
@@ -203,7 +203,7 @@ plt.show()
 # number: a tight band of good scores narrows the range for the next search; no pattern at all
 # suggests that hyperparameter hardly matters here.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna slice plot: score against each hyperparameter.", "name": "fig-slice"}}
 optuna_plots.plot_slice(study)
 plt.gcf().set_size_inches(10, 3.5)
 for ax in plt.gcf().axes:
@@ -214,12 +214,12 @@ for ax in plt.gcf().axes:
 # pair; the *parallel-coordinate plot* draws each trial as a line through all its values. Both
 # need many trials to say much: with a handful they mostly show where the search has been.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna contour plot: learning rate against neurons per layer.", "name": "fig-contour"}}
 optuna_plots.plot_contour(study, params=["learning_rate", "neurons_per_layer"])
 plt.gcf().set_size_inches(6, 5)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna parallel-coordinate plot of every trial.", "name": "fig-parallel-coordinate"}}
 optuna_plots.plot_parallel_coordinate(study)
 plt.gcf().set_size_inches(8, 4)
 plt.show()
@@ -265,7 +265,7 @@ glue("pruned_epochs", max(epochs_used) if epochs_used else 0, display=False)
 # more than {glue:text}`pruned_epochs` epoch(s). The *intermediate-values plot* draws each
 # trial's validation accuracy epoch by epoch, so you can see where each one stopped:
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna intermediate-values plot: pruned trials stop early.", "name": "fig-intermediate-values"}}
 optuna_plots.plot_intermediate_values(study2)
 plt.gcf().set_size_inches(7, 4)
 plt.legend([], frameon=False)
