@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from .checkpoint import loader_generators
 from .utils import move_to, rng_state, set_rng_state
 
-__all__ = ["check_arguments", "preflight", "predicted_labels", "score"]
+__all__ = ["check_arguments", "check_epochs_loaders_scores", "preflight", "predicted_labels", "score"]
 
 ScoreFunc = Callable[[np.ndarray, np.ndarray], float]
 # losses that broadcast a shape mismatch with only a warning: (B, 1) against (B,) trains on nonsense
@@ -43,8 +43,8 @@ def score(name: str, score_func: ScoreFunc, y_true: np.ndarray, y_pred: np.ndarr
                          ) from err
 
 
-def check_arguments(model, train_loader, val_loader, test_loader, score_funcs, epochs,
-                     optimizer, lr_schedule) -> None:
+def check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs) -> None:
+    """The checks every training loop shares: ``epochs``, empty loaders, the score functions."""
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
     for name, loader in (("train_loader", train_loader), ("val_loader", val_loader),
@@ -57,6 +57,11 @@ def check_arguments(model, train_loader, val_loader, test_loader, score_funcs, e
                             f"{name!r}: use e.g. score_funcs={{'Accuracy': accuracy_score}}")
         if not callable(func):
             raise TypeError(f"score_funcs[{name!r}] must be a function (y_true, y_pred) -> float")
+
+
+def check_arguments(model, train_loader, val_loader, test_loader, score_funcs, epochs,
+                     optimizer, lr_schedule) -> None:
+    check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
     if optimizer is not None:
         ours = {id(p) for p in model.parameters()}
         theirs = [p for group in optimizer.param_groups for p in group["params"]]

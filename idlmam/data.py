@@ -301,7 +301,7 @@ def classic_loader(dataset, batch_size: int = 256, *, shuffle: bool = False, see
 
 def book_loaders(batch_size: int = 256, *, device: torch.device | str = "cpu",
                  train_size: int | None = None, val_fraction: float | None = None,
-                 seed: int = 0) -> dict[str, ResidentLoader]:
+                 seed: int = 0, test: bool = True) -> dict[str, ResidentLoader]:
     """The chapter's loaders, resident on ``device``: ``{"train", "test"}`` (and ``"val"``).
 
     Args:
@@ -312,6 +312,7 @@ def book_loaders(batch_size: int = 256, *, device: torch.device | str = "cpu",
             set (seeded); the training loader then holds only the rest, so no validation row is
             ever trained on.
         seed: seed of the subset, the split and the training order.
+        test: also load the test set (a hyperparameter search must not even load it).
     """
     train = subset(fashion_mnist(True), train_size, seed=seed)
     loaders = {}
@@ -319,7 +320,8 @@ def book_loaders(batch_size: int = 256, *, device: torch.device | str = "cpu",
         train, val = split(train, (1 - val_fraction, val_fraction), seed=seed)
         loaders["val"] = resident_loader(val, 1024, device=device)
     loaders["train"] = resident_loader(train, batch_size, shuffle=True, seed=seed, device=device)
-    loaders["test"] = resident_loader(fashion_mnist(False), 1024, device=device)
+    if test:
+        loaders["test"] = resident_loader(fashion_mnist(False), 1024, device=device)
     return loaders
 
 

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from .checks import check_epochs_loaders_scores
 from .utils import get_device, move_to, progress_enabled, set_seed
 
 __all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many"]
@@ -320,16 +321,7 @@ def _check(seeds, epochs, train_loader, val_loader, test_loader, score_funcs) ->
             raise ValueError(f"seeds must be non-negative ints, got {seed!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeat ({seeds}): each seed would train the same model twice")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
-    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader),
-                         ("test_loader", test_loader)):
-        if loader is not None and hasattr(loader, "__len__") and len(loader) == 0:
-            raise ValueError(f"{name} is empty (0 batches): give it at least one example")
-    for name, func in (score_funcs or {}).items():
-        if not isinstance(name, str) or not callable(func):
-            raise TypeError("score_funcs maps column names (str) to functions (y_true, y_pred) "
-                            f"-> float, got {name!r}: {func!r}")
+    check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
     return seeds
 
 

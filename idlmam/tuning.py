@@ -236,18 +236,16 @@ def chapter_loaders(budget: Budget | str | None = None, *, seed: int = 0, device
         (9600, 2400)
     """
     from .budget import Budget, get_budget
-    from .data import fashion_mnist, resident_loader, split, subset
+    from .data import book_loaders
 
     if not isinstance(budget, Budget):
         budget = get_budget(budget)
     n = budget.train_size if train_size is None else train_size
     if n is not None and n < 10:
         raise ValueError(f"train_size must be at least 10 examples (or None for all), got {n!r}")
-    data = subset(fashion_mnist(train=True), n, seed=seed)
-    train_part, val_part = split(data, (0.8, 0.2), seed=seed)
-    train_loader = resident_loader(train_part, batch_size, shuffle=True, seed=seed, device=device)
-    val_loader = resident_loader(val_part, batch_size, device=device)
-    return train_loader, val_loader
+    loaders = book_loaders(batch_size, device=device, train_size=n, val_fraction=0.2, seed=seed,
+                           test=False)
+    return loaders["train"], loaders["val"]
 
 
 # --------------------------------------------------------------------------- storages and studies
