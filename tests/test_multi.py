@@ -134,6 +134,24 @@ def test_stacked_forward_and_unstack(tiny_data):
             assert all(torch.equal(p, q) for p, q in zip(model.parameters(), back.parameters()))
 
 
+def test_fused_tanh_layers_match_torch_values_and_gradients(tiny_data):
+    """The stacked tanh (2*sigmoid(2z) - 1, inside the product) against nn.Tanh, forward and back."""
+    X, y = tiny_data
+    models = [mlp(hidden=32, layers=3) for _ in range(3)]  # Linear, Tanh, ... : every Tanh fused
+    stacked = stack_models(models)
+    out = stacked(X)
+    F.cross_entropy(out.reshape(-1, 10), y.repeat(3), reduction="sum").backward()
+    for k, model in enumerate(models):
+        single = model(X)
+        assert torch.allclose(out[k], single, atol=1e-6)
+        F.cross_entropy(single, y, reduction="sum").backward()
+    grads = [w.grad for w in stacked.weights]
+    for k, model in enumerate(models):
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        for layer, grad in zip(linears, grads):
+            assert torch.allclose(grad[k], layer.weight.grad, atol=1e-5)
+
+
 def test_frame_layout(tiny_data):
     X, y = tiny_data
     frame = train_many(small_model, [3, 5], nn.CrossEntropyLoss(), ResidentLoader(X, y, 50),
