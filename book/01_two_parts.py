@@ -50,7 +50,7 @@ from idlmam.utils import get_device
 setup()
 
 # %%
-BUDGET = get_budget()   # IDL_BUDGET=full (the chapter's numbers) or quick (a few minutes)
+BUDGET = get_budget()   # IDL_BUDGET=full (default), chapter (the source's 50 epochs) or quick
 EPOCHS = BUDGET.epochs  # passes over the training data per run
 BATCH_SIZE = 256        # B, a respectable batch size
 ETA_0 = 0.1             # the initial learning rate: large on purpose, to make schedules visible

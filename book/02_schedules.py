@@ -47,7 +47,7 @@ from idlmam.utils import get_device
 setup()
 
 # %%
-BUDGET = get_budget()               # IDL_BUDGET=full (the chapter's numbers) or quick
+BUDGET = get_budget()               # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 EPOCHS = BUDGET.epochs              # T, epochs per run
 SEEDS = range(BUDGET.seeds)         # each run is repeated with these seeds
 BATCH_SIZE = 256                    # B

@@ -59,7 +59,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial i
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 # %%
-BUDGET = get_budget()                   # IDL_BUDGET=full (the chapter's numbers) or quick
+BUDGET = get_budget()                   # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 TOY_TRIALS = BUDGET.toy_trials          # the toy function costs microseconds per trial
 TRIALS = BUDGET.trials                  # trials of the network search (10 in the chapter)
 PRUNE_TRIALS = BUDGET.prune_trials      # trials of the search with pruning (20)

@@ -54,7 +54,7 @@ from idlmam.utils import get_device, set_seed
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()                 # IDL_BUDGET=full (the chapter's numbers) or quick
+BUDGET = get_budget()                 # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 DIPS = 4                              # snapshots wanted: one per dip of the cosine schedule
 EPOCHS = max(BUDGET.epochs, 2 * DIPS) # each dip needs an epoch down and an epoch back up
 BATCH_SIZE = 256                      # B

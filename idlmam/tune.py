@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prune", action="store_true", help="prune with a MedianPruner")
     parser.add_argument("--seed", type=_whole, default=None, metavar="S",
                         help="seed of this worker's sampler (one per worker; default: random)")
-    parser.add_argument("--budget", choices=["quick", "full"], default=None,
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default=None,
                         help="default: IDL_BUDGET, else full")
     parser.add_argument("--epochs", type=_positive, default=None, metavar="E",
                         help="epochs per trial (default: the budget's)")

@@ -3,16 +3,24 @@ import pytest
 from idlmam.budget import BUDGETS, get_budget
 
 
-def test_full_is_the_chapters_own_numbers():
-    full = get_budget("full")
-    assert (full.epochs, full.trials, full.prune_trials, full.trial_epochs) == (50, 10, 20, 10)
-    assert full.train_size is None and full.seeds >= 3
+def test_chapter_is_the_chapters_own_numbers():
+    chapter = get_budget("chapter")
+    assert (chapter.epochs, chapter.trials, chapter.prune_trials, chapter.trial_epochs) == (50, 10, 20, 10)
+    assert chapter.train_size is None and chapter.exercise_train_size is None and chapter.seeds >= 3
 
 
-def test_quick_is_smaller_everywhere():
-    quick, full = BUDGETS["quick"], BUDGETS["full"]
-    assert quick.epochs < full.epochs and quick.trials < full.trials
-    assert quick.prune_trials < full.prune_trials and quick.trial_epochs < full.trial_epochs
+def test_full_keeps_the_seeds_data_and_trials_of_the_chapter():
+    full, chapter = get_budget("full"), get_budget("chapter")
+    assert full.seeds >= 3 and full.train_size is None
+    assert (full.trials, full.prune_trials) == (chapter.trials, chapter.prune_trials)
+    assert full.epochs < chapter.epochs and full.trial_epochs < chapter.trial_epochs
+
+
+@pytest.mark.parametrize("larger", ["full", "chapter"])
+def test_quick_is_smaller_everywhere(larger):
+    quick, big = BUDGETS["quick"], BUDGETS[larger]
+    assert quick.epochs < big.epochs and quick.trials < big.trials and quick.seeds < big.seeds
+    assert quick.prune_trials < big.prune_trials and quick.trial_epochs < big.trial_epochs
 
 
 def test_environment_variable_chooses(monkeypatch):

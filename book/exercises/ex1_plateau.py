@@ -48,7 +48,7 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()           # IDL_BUDGET=full (the chapter's numbers) or quick
+BUDGET = get_budget()           # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 EPOCHS = BUDGET.epochs          # T
 BATCH_SIZE = 256                # B
 ETA_0 = 0.1                     # SGD's initial rate, as in the chapter

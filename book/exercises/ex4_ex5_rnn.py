@@ -51,9 +51,9 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()                             # IDL_BUDGET=full (the chapter's numbers) or quick
+BUDGET = get_budget()                             # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 EPOCHS = BUDGET.epochs                            # T
-N_TRAIN = 4096 if BUDGET.name == "full" else 640  # training sequences
+N_TRAIN = 640 if BUDGET.name == "quick" else 4096 # training sequences
 N_TEST = 2000                                     # test sequences
 BATCH_SIZE = 32                                   # B
 ETA_0 = 0.1                                       # SGD's rate (AdamW keeps its default 0.001)
