@@ -178,8 +178,8 @@ def chapter_epochs(budget: Budget, *, seeds: int = 1) -> float:
     fraction of the training set the budget uses.
 
     Example:
-        >>> chapter_epochs(BUDGETS["full"])
-        950.0
+        >>> chapter_epochs(BUDGETS["chapter"]), chapter_epochs(BUDGETS["full"])
+        (950.0, 345.0)
     """
     runs = CHAPTER_RUNS * budget.epochs * seeds
     studies = (budget.trials + budget.prune_trials) * budget.trial_epochs
@@ -297,6 +297,11 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "chapter_full_seeds": full.seeds,
         "chapter_full_seeds_minutes": chapter_epochs(full, seeds=full.seeds) * fast / 60,
         "chapter_quick_minutes": chapter_epochs(quick) * fast / 60,
+        "budget_minutes": {name: {"epochs": chapter_epochs(b), "seeds": b.seeds,
+                                  "fast": chapter_epochs(b) * fast / 60,
+                                  "fast_seeds": chapter_epochs(b, seeds=b.seeds) * fast / 60,
+                                  "classic": chapter_epochs(b) * classic / 60}
+                           for name, b in BUDGETS.items()},
         "classic_images": [n_classic, n_classic_test],
         "fast_images": [n_train, n_test],
         "floor_times": floors,
@@ -344,11 +349,11 @@ def _table(r: dict) -> str:
              "rounds; ratios: the median of each round's ratio (and their range)",
              f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note"]
     lines += [f"{name:36s} {sec:9.3f} {speed:>7s}  {note}" for name, sec, speed, note in rows]
-    lines.append(
-        f"whole chapter, full budget ({r['chapter_full_epochs']:.0f} epochs): classic "
-        f"{r['chapter_full_classic_minutes']:.0f} min, fast {r['chapter_full_minutes']:.1f} min "
-        f"({r['chapter_full_seeds_minutes']:.1f} min with {r['chapter_full_seeds']} seeds per run); "
-        f"quick budget: {r['chapter_quick_minutes']:.1f} min")
+    for name, m in r["budget_minutes"].items():
+        lines.append(
+            f"whole chapter, {name} budget ({m['epochs']:.0f} epochs of this model): fast "
+            f"{m['fast']:.1f} min ({m['fast_seeds']:.1f} min with {m['seeds']} seed(s) per run, "
+            f"not counting train_many's saving), classic {m['classic']:.0f} min")
     lines.append(f"{r['device']}, {r['threads']} thread(s), {r['clock']} clock, load average "
                  f"{r['load_average'][0]:.1f} before / {r['load_average'][1]:.1f} after; "
                  f"the benchmark took {r['bench_seconds']:.0f} s")

@@ -4,8 +4,9 @@ Every notebook asks this module how many epochs, trials and seeds to use, so tha
 decides how long the whole book takes:
 
 * ``full`` (the default) is the book as published: every comparison with 3 seeds on all 60,000
-  training images, 20 epochs per run, and the Optuna studies of the chapter (10 and 20 trials,
-  of 5 epochs each). The whole site builds in under 20 minutes on 2 CPU cores.
+  training images, 15 epochs per run, and the Optuna studies of the chapter (10 and 20 trials,
+  of 5 epochs each); the costlier exercises train 8 epochs on 12,000 images. The whole site
+  builds in under 20 minutes on 2 CPU cores.
 * ``chapter`` is the source chapter's own numbers: 50 epochs per run, trials of 10 epochs, and
   the exercises at their largest. Several times ``full``'s cost: meant for a GPU.
 * ``quick`` runs every cell of every notebook in a few minutes on a 2-core CPU; it is what CI
@@ -39,6 +40,7 @@ class Budget:
         toy_trials: trials of the toy-function study (it costs microseconds).
         exercise_train_size: training examples of the costlier exercises (the batch-size and
             depth sweeps, the two searches of exercises 6 and 7; ``None``: all 60,000).
+        exercise_epochs: epochs per run of the sweeps of exercises 2 to 5.
     """
 
     name: str
@@ -50,15 +52,16 @@ class Budget:
     train_size: int | None
     toy_trials: int = 100
     exercise_train_size: int | None = None
+    exercise_epochs: int = 50
 
 
 BUDGETS = {
-    "full": Budget("full", epochs=20, trials=10, prune_trials=20, trial_epochs=5, seeds=3,
-                   train_size=None, exercise_train_size=12_000),
+    "full": Budget("full", epochs=15, trials=10, prune_trials=20, trial_epochs=5, seeds=3,
+                   train_size=None, exercise_train_size=12_000, exercise_epochs=8),
     "chapter": Budget("chapter", epochs=50, trials=10, prune_trials=20, trial_epochs=10, seeds=3,
-                      train_size=None, exercise_train_size=None),
+                      train_size=None, exercise_train_size=None, exercise_epochs=50),
     "quick": Budget("quick", epochs=7, trials=4, prune_trials=6, trial_epochs=2, seeds=1,
-                    train_size=12_000, exercise_train_size=12_000),
+                    train_size=12_000, exercise_train_size=12_000, exercise_epochs=7),
 }
 
 

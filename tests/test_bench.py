@@ -1,6 +1,7 @@
 """The benchmark command works and reports sane numbers; no timing threshold is tested here."""
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -21,7 +22,8 @@ def test_flops_and_chapter_arithmetic():
     assert epoch_flops(mlp()) / 1e9 == pytest.approx(39.0, abs=0.1)
     full, quick = BUDGETS["full"], BUDGETS["quick"]
     trials = (full.trials + full.prune_trials) * full.trial_epochs
-    assert chapter_epochs(full) == 13 * full.epochs + trials  # 950: 13 runs of 50, 30 trials of 10
+    assert chapter_epochs(full) == 13 * full.epochs + trials  # 345: 13 runs of 15, 30 trials of 5
+    assert chapter_epochs(BUDGETS["chapter"]) == 950  # the source: 13 runs of 50, 30 trials of 10
     assert chapter_epochs(full, seeds=3) == 13 * full.epochs * 3 + trials
     runs_and_trials = 13 * quick.epochs + (quick.trials + quick.prune_trials) * quick.trial_epochs
     assert chapter_epochs(quick) == pytest.approx(runs_and_trials * quick.train_size / 60_000)
@@ -37,11 +39,19 @@ def test_quick_run_writes_the_json(tmp_path, fashion_root, capsys):
     assert KEYS <= set(results)
     for key in KEYS:
         assert math.isfinite(results[key]) and results[key] > 0, key
-    assert results["speedup"] == pytest.approx(results["classic_s_per_epoch"] / results["fast_s_per_epoch"])
+    # ratios are taken within each round (one round here), then their median
+    assert results["speedup_per_round"] == pytest.approx(
+        [c / f for c, f in zip(results["classic_times"], results["fast_epoch_times"])])
+    assert results["speedup"] == pytest.approx(statistics.median(results["speedup_per_round"]))
+    assert results["k_speedup"] == pytest.approx(
+        results["k_models"] * results["fast_epoch_times"][0] / results["k_epoch_times"][0])
     assert results["k_single_s_per_epoch"] == pytest.approx(results["k_models"] * results["fast_s_per_epoch"])
     assert results["chapter_full_minutes"] == pytest.approx(
         chapter_epochs(BUDGETS["full"]) * results["fast_s_per_epoch"] / 60)
     assert results["gflop_per_epoch"] == pytest.approx(39.0, abs=0.1)
+    for name, budget in BUDGETS.items():
+        assert results["budget_minutes"][name]["fast"] == pytest.approx(
+            chapter_epochs(budget) * results["fast_s_per_epoch"] / 60)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

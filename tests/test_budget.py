@@ -21,6 +21,7 @@ def test_quick_is_smaller_everywhere(larger):
     quick, big = BUDGETS["quick"], BUDGETS[larger]
     assert quick.epochs < big.epochs and quick.trials < big.trials and quick.seeds < big.seeds
     assert quick.prune_trials < big.prune_trials and quick.trial_epochs < big.trial_epochs
+    assert quick.exercise_epochs <= big.exercise_epochs
 
 
 def test_environment_variable_chooses(monkeypatch):

@@ -147,8 +147,8 @@ print(__import__("pandas").DataFrame(summary).T.round(4))
 # {glue:text}`test_scaled:.3f` (validation accuracies {glue:text}`val_string:.3f` and
 # {glue:text}`val_scaled:.3f`).
 #
-# A patience of 10 suits the chapter's 50 epochs; in a short run it never runs out, and the
-# "schedule" is a constant rate. That is the one real design question the string hides: the
+# A patience of 10 suits the chapter's 50 epochs; in a run of a few epochs it can hardly run
+# out, and the "schedule" is then a constant rate. That is the one real design question the string hides: the
 # default must match the run's length. A cut shows in the left panel as a step down, and the
 # smaller rate usually calms the validation loss in the epochs after it. Each cut also
 # costs something: with `factor=0.2`, three cuts leave less than 1% of $\eta_0$, and a run

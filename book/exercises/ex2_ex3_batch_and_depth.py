@@ -50,7 +50,7 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 
 # %%
 BUDGET = get_budget()           # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs          # T, the same for every run: equal passes over the data
+EPOCHS = BUDGET.exercise_epochs # T, the same for every run: equal passes over the data
 TRAIN_SIZE = BUDGET.exercise_train_size                 # training images (None: all 60,000)
 QUICK = BUDGET.name == "quick"
 BATCH_SIZES = (128, 512) if QUICK else (4, 32, 64, 128)  # exercise 2 (B = 1 is left out: see below)
@@ -79,8 +79,8 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, training images={TRAIN_SIZE or 60
 # full training set, 60,000 per epoch at $B = 1$ and 469 at $B = 128$. That is also why $B = 1$
 # is not in the list: on a CPU it would cost more than the rest of the page. Add `1` to
 # `BATCH_SIZES` to see it; expect SGD at $\eta = 0.1$ to be very noisy there. The `full`
-# budget trains these sweeps on a seeded subset of 12,000 training images (`chapter`: all
-# 60,000), so that the page takes minutes on a CPU.
+# budget trains these sweeps for 8 epochs on a seeded subset of 12,000 training images
+# (`chapter`: 50 epochs on all 60,000), so that the page takes minutes on a CPU.
 #
 # The training data is decoded once; each batch size gets a new loader over the same tensors.
 # :::

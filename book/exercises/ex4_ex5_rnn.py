@@ -52,7 +52,7 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 
 # %%
 BUDGET = get_budget()                             # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs                            # T
+EPOCHS = BUDGET.exercise_epochs                   # T
 N_TRAIN = 640 if BUDGET.name == "quick" else 4096 # training sequences
 N_TEST = 2000                                     # test sequences
 BATCH_SIZE = 32                                   # B
