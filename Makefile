@@ -49,7 +49,7 @@ test: unit notebooks
 
 book: $(STAMP) data
 	rm -rf _build/.jupyter_cache
-	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . -W --keep-going
+	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . --all -W --keep-going
 
 # the browser checks of tests/test_site.py on the site `make book` built (any budget), instead of
 # the quick build that `make test` makes for them; screenshots land in _build/screenshots/

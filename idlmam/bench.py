@@ -48,7 +48,7 @@ __all__ = ["Settings", "epoch_flops", "matmul_floor", "chapter_epochs", "run_ben
 
 N_TRAIN, N_TEST = 60_000, 10_000  # a full Fashion-MNIST epoch: one training and one test pass
 BATCH_SIZE, LR = 256, 0.1
-EVAL_BATCH = 8192  # what ResidentLoader.eval_batches uses for the test pass
+EVAL_BATCH = 1024  # what ResidentLoader.eval_batches uses for the test pass
 # Training runs in the source chapter: the SGD baseline, four schedules, momentum, Nesterov, the
 # Adam family and the clipping runs (13 runs of budget.epochs), plus the two Optuna studies.
 CHAPTER_RUNS = 13

@@ -277,8 +277,12 @@ class ResidentLoader:
                 # index_select: the same rows as X[idx], about five times faster per batch on a CPU
                 yield self.X.index_select(0, idx), self.y.index_select(0, idx)
 
-    def eval_batches(self, batch_size: int = 8192) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """All examples in order, in large batches (for evaluation; the order does not matter)."""
+    def eval_batches(self, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """All examples in order, in large batches (for evaluation; the order does not matter).
+
+        1,024 examples evaluate the chapter's MLP as fast as 8,192 here, and keep a CNN's
+        activations small: 8,192 images through a 16-filter convolution are 400 MB per layer.
+        """
         for start in range(0, len(self.X), batch_size):
             yield self.X[start:start + batch_size], self.y[start:start + batch_size]
 

@@ -312,7 +312,7 @@ def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, data
     y_true, y_pred = [], []
     if not training and hasattr(data_loader, "eval_batches"):
         # K models multiply the activations by K: keep one batch's worth about the single size
-        data_loader = data_loader.eval_batches(max(256, 8192 // K))
+        data_loader = data_loader.eval_batches(max(128, 1024 // K))
     start = time.perf_counter()
     with torch.enable_grad() if training else torch.inference_mode():
         for inputs, labels in data_loader:
