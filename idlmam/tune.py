@@ -51,6 +51,8 @@ import socket
 import sys
 from typing import NoReturn, Sequence
 
+from .budget import BUDGETS  # no torch: the worker parses its command line at once
+
 __all__ = ["main", "build_parser"]
 
 PROG = "python -m idlmam.tune"
