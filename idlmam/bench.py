@@ -68,7 +68,9 @@ class Settings:
         train_images: training images of the fast and K-model paths (None: all 60,000).
         test_images: test images of the fast and K-model paths (None: all 10,000).
         epochs: epochs of each single fast run; every epoch is timed, the first included.
-        k_epochs: epochs of each K-model run.
+        k_epochs: epochs of each K-model run; every epoch is timed, the first included. As
+            many as ``epochs`` by default, so that both paths are the median epoch of a run
+            (the first epoch of a run is the slowest: it allocates and warms up).
         rounds: every measurement is repeated this many times, round by round, so that load
             from other processes falls on all of them alike. The ratios (speed-up, distance to
             the floor, K models) are computed within each round and their medians reported: the
@@ -87,7 +89,7 @@ class Settings:
     train_images: int | None = None
     test_images: int | None = None
     epochs: int = 3
-    k_epochs: int = 1
+    k_epochs: int = 3
     rounds: int = 5
     floor_repeats: int = 15
     threads: int | None = None
@@ -389,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         cpu_time=args.cpu_time)
     if args.quick:
         settings = Settings(device=args.device, k=min(args.k, 2), classic_images=256,
-                            train_images=512, test_images=128, epochs=1, rounds=1,
+                            train_images=512, test_images=128, epochs=1, k_epochs=1, rounds=1,
                             floor_repeats=3, threads=args.threads, cpu_time=args.cpu_time)
     if min(settings.k, settings.rounds, settings.classic_images, settings.threads or 1) < 1:
         parser.error("--k, --rounds, --threads and --classic-images must be at least 1")
