@@ -276,7 +276,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
     floor_ratios = [f / fl for f, fl in zip(per_round_fast, floors)]
     k_speedups = [settings.k * f / m for f, m in zip(per_round_fast, per_round_many)]
 
-    full, quick = BUDGETS["full"], BUDGETS["quick"]
+    full = BUDGETS["full"]
     results = {
         "classic_s_per_epoch": classic,
         "fast_s_per_epoch": fast,
@@ -294,11 +294,6 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "k_speedup_per_round": k_speedups,
         "gflop_per_epoch": flops / 1e9,
         "matmul_gflops": flops / floor / 1e9,
-        "chapter_full_epochs": chapter_epochs(full),
-        "chapter_full_classic_minutes": chapter_epochs(full) * classic / 60,
-        "chapter_full_seeds": full.seeds,
-        "chapter_full_seeds_minutes": chapter_epochs(full, seeds=full.seeds) * fast / 60,
-        "chapter_quick_minutes": chapter_epochs(quick) * fast / 60,
         "budget_minutes": {name: {"epochs": chapter_epochs(b), "seeds": b.seeds,
                                   "fast": chapter_epochs(b) * fast / 60,
                                   "fast_seeds": chapter_epochs(b, seeds=b.seeds) * fast / 60,
