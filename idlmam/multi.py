@@ -46,7 +46,8 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .checks import check_epochs_loaders_scores
-from .utils import get_device, move_to, progress_enabled, set_seed
+from .train import batch_pass
+from .utils import get_device, progress_enabled, set_seed
 
 __all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many"]
 
@@ -304,34 +305,16 @@ def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, data
                loss_func: Callable, device: torch.device, results: list[dict],
                score_funcs: Mapping[str, ScoreFunc] | None, prefix: str) -> float:
     """One pass for all K models, like :func:`idlmam.train.run_epoch`; appends to each ``results[k]``."""
-    training = optimizer is not None
-    stacked.train(training)
     K = len(results)
-    running_loss = torch.zeros(K, device=device)
-    n_seen = 0
-    y_true, y_pred = [], []
-    if not training and hasattr(data_loader, "eval_batches"):
+    if optimizer is None and hasattr(data_loader, "eval_batches"):
         # K models multiply the activations by K: keep one batch's worth about the single size
         data_loader = data_loader.eval_batches(max(128, 1024 // K))
     start = time.perf_counter()
-    with torch.enable_grad() if training else torch.inference_mode():
-        for inputs, labels in data_loader:
-            inputs, labels = move_to(inputs, device), move_to(labels, device)
-            y_hat = stacked(inputs)  # (B, ...) -> (K, B, classes)
-            losses = _per_model_loss(loss_func, y_hat, labels)  # (K,)
-            if training:
-                optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()  # slice k of every gradient is model k's own gradient
-                optimizer.step()
-            batch = labels.shape[0]
-            running_loss += losses.detach() * batch  # stays on the device: no sync per batch
-            n_seen += batch
-            if score_funcs:
-                y_true.append(labels.detach())
-                y_pred.append(y_hat.detach())
-    if n_seen == 0:
-        raise ValueError(f"the {prefix} loader yielded no batches: give it at least one example")
-    mean_loss = (running_loss / n_seen).tolist()  # one sync per epoch
+    # the sum of the K losses is minimised: slice k of every gradient is model k's own gradient
+    running_loss, y_true, y_pred = batch_pass(
+        stacked, optimizer, data_loader, lambda y_hat, labels: _per_model_loss(loss_func, y_hat, labels),
+        device, keep_outputs=bool(score_funcs), name=prefix)
+    mean_loss = running_loss.tolist()  # one sync per epoch
     for k in range(K):
         results[k][f"{prefix} loss"] = mean_loss[k]
     if score_funcs:

@@ -36,7 +36,7 @@ from .utils import get_device, move_to, progress_enabled, rng_state
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["train_network", "run_epoch", "save_checkpoint", "load_checkpoint", "CheckpointError",
+__all__ = ["train_network", "run_epoch", "batch_pass", "save_checkpoint", "load_checkpoint", "CheckpointError",
            "DivergenceWarning", "CHECKPOINT_FORMAT"]
 
 ScoreFunc = Callable[[np.ndarray, np.ndarray], float]
@@ -45,6 +45,50 @@ EpochHook = Callable[[int, dict], "bool | None"]
 
 class DivergenceWarning(RuntimeWarning):
     """The training loss became NaN or infinite and the run was stopped."""
+
+
+def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batches: Iterable,
+               loss_of: Callable, device: torch.device | str, *, keep_outputs: bool,
+               name: str) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The loop over the batches of one pass, shared by :func:`run_epoch` and ``train_many``.
+
+    Trains (one ``optimizer`` step per batch) when ``optimizer`` is given, else evaluates under
+    ``torch.inference_mode()``. Never waits for the device: the losses are summed there.
+
+    Args:
+        loss_of: ``loss_of(y_hat, labels)``, a scalar, or one loss per model (``(K,)``) for
+            stacked models, whose sum is what is minimised.
+        keep_outputs: keep the labels and the model outputs of every batch (for score functions).
+        name: the loader's name in the error raised when it yields nothing.
+
+    Returns:
+        ``(mean_loss, y_true, y_pred)``: the mean loss per example (a tensor on the device,
+        shaped like ``loss_of``'s result), and the lists of labels and outputs (empty unless
+        ``keep_outputs``).
+    """
+    training = optimizer is not None
+    model.train(training)
+    running_loss = torch.zeros((), device=device)
+    n_seen = 0
+    y_true, y_pred = [], []
+    with torch.enable_grad() if training else torch.inference_mode():
+        for inputs, labels in batches:
+            inputs, labels = move_to(inputs, device), move_to(labels, device)
+            y_hat = model(inputs)  # (B, ...) -> (B, classes), or (K, B, classes) stacked
+            loss = loss_of(y_hat, labels)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                (loss if loss.dim() == 0 else loss.sum()).backward()
+                optimizer.step()
+            batch = labels.shape[0]
+            running_loss = running_loss + loss.detach() * batch  # stays on the device: no sync
+            n_seen += batch
+            if keep_outputs:
+                y_true.append(labels.detach())
+                y_pred.append(y_hat.detach())
+    if n_seen == 0:
+        raise ValueError(f"the {name} loader yielded no batches: give it at least one example")
+    return running_loss / n_seen, y_true, y_pred
 
 
 def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, data_loader: Iterable,
@@ -80,32 +124,12 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, data_lo
         >>> list(results)
         ['val loss']
     """
-    training = optimizer is not None
-    model.train(training)
-    running_loss = torch.zeros((), device=device)
-    n_seen = 0
-    y_true, y_pred = [], []
-    if not training and hasattr(data_loader, "eval_batches"):
+    if optimizer is None and hasattr(data_loader, "eval_batches"):
         data_loader = data_loader.eval_batches()  # large batches: the order does not matter here
     start = time.perf_counter()
-    with torch.enable_grad() if training else torch.inference_mode():
-        for inputs, labels in data_loader:
-            inputs, labels = move_to(inputs, device), move_to(labels, device)
-            y_hat = model(inputs)  # (B, ...) -> (B, classes)
-            loss = loss_func(y_hat, labels)
-            if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            batch = labels.shape[0]
-            running_loss += loss.detach() * batch  # stays on the device: no sync per batch
-            n_seen += batch
-            if score_funcs:
-                y_true.append(labels.detach())
-                y_pred.append(y_hat.detach())
-    if n_seen == 0:
-        raise ValueError(f"the {prefix or 'data'} loader yielded no batches: give it at least one example")
-    mean_loss = (running_loss / n_seen).item()  # one sync per epoch
+    running_loss, y_true, y_pred = batch_pass(model, optimizer, data_loader, loss_func, device,
+                                              keep_outputs=bool(score_funcs), name=prefix or "data")
+    mean_loss = running_loss.item()  # one sync per epoch
     results[f"{prefix} loss"].append(mean_loss)
     if score_funcs:
         finite = math.isfinite(mean_loss)
