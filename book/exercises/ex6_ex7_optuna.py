@@ -20,7 +20,8 @@
 #
 # The chapter's Optuna study stops at `study.best_params`. These two exercises finish the job:
 # tune on a validation split cut from the training data, rebuild the best network, train it on
-# all the training data, and score it once on the test set, which nothing before has touched.
+# all the training images, validation split included, and score it once on the test set, which
+# nothing before has touched.
 # Exercise 6 does this for a fully connected network, exercise 7 for a convolutional one whose
 # number of max-pooling rounds is one of the hyperparameters. Both search Fashion-MNIST.
 
@@ -122,7 +123,7 @@ print(f"best validation accuracy {fc_study.best_value:.4f} with {fc_study.best_p
 
 # %% tags=["hide-input"]
 def retrain_and_test(make_model, learning_rate):
-    """Train ``make_model()`` as a trial would, on all the training data; score it on the test set."""
+    """Train ``make_model()`` as a trial would, on all the training images; score it on the test set."""
     set_seed(SEED)
     final["train"].generator.manual_seed(SEED)
     model = make_model()
@@ -243,7 +244,8 @@ pd.DataFrame({"fully connected": fc_study.trials_dataframe()["value"],
 # ## What we did
 #
 # - Ran the chapter's Optuna study for a fully connected network, rebuilt its best network,
-#   trained it on all the training data and scored it once on the test set.
+#   trained it on all the training images, validation split included, and scored it once on
+#   the test set.
 # - Built a CNN whose depth and number of max-pooling rounds are arguments, and ran the same
 #   search, retraining and test on it.
 # - Compared each search's estimate with its test score, and the two kinds of network.
