@@ -49,6 +49,7 @@ from idlmam.landscapes import (CURVED_VALLEY_MIN, TWO_MINIMA_BAD, TWO_MINIMA_GOO
                                curved_valley_floor, narrow_valley, optimizer_path, plateau, plot_paths,
                                quartic_bowl, steps_to_reach, two_minima)
 from idlmam.notebook import glue, setup
+from idlmam.optim import schedule_lrs
 
 setup(threads=1)
 
@@ -389,13 +390,7 @@ glue("trap_cosine", float(final.iloc[1]), display=False)
 final
 
 # %%
-probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-schedule = CosineAnnealingLR(probe, T_max=T_MAX, eta_min=0.01)
-lrs = []
-for _ in range(TRAP_STEPS + 1):
-    lrs.append(probe.param_groups[0]["lr"])
-    probe.step()
-    schedule.step()
+lrs = schedule_lrs(lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01), TRAP_STEPS + 1, 0.5)
 in_bad = (trap["cosine, lr 0.5 to 0.01"] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(dim=1) < TOL
 escape = int(in_bad.nonzero()[-1]) + 1  # the first step outside the bad minimum, for good
 glue("escape_step", escape, display=False)

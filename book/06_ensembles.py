@@ -44,11 +44,12 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
-from idlmam.ensembles import (SnapshotEnsemble, accuracy, average_weights, bn_mlp, cosine_dips,
-                              train_snapshots, train_swa)
-from idlmam.models import count_parameters
+from idlmam.ensembles import (SnapshotEnsemble, average_weights, cosine_dips, train_snapshots,
+                              train_swa)
+from idlmam.models import count_parameters, mlp
 from idlmam.notebook import glue, setup
 from idlmam.optim import cosine_t_max
+from idlmam.train import accuracy, predict
 from idlmam.utils import get_device, set_seed
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
@@ -90,7 +91,7 @@ print(f"T_max = {t_max}; the rate is {ETA_MIN} in epochs {dips}")
 # not parameters: they are not trained by gradients and, as we will see, not averaged either.
 
 # %%
-model = bn_mlp(hidden=128, layers=3)
+model = mlp(hidden=128, layers=3, batch_norm=True)
 print(model)
 print(f"{count_parameters(model):,} parameters")
 
@@ -105,7 +106,7 @@ print(f"{count_parameters(model):,} parameters")
 loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
 loss_func, score_funcs = nn.CrossEntropyLoss(), {"Accuracy": accuracy_score}
 set_seed(0)
-model = bn_mlp(hidden=128, layers=3)
+model = mlp(hidden=128, layers=3, batch_norm=True)
 cyclic, states = train_snapshots(model, loss_func, loaders["train"],
                                  torch.optim.SGD(model.parameters(), lr=ETA_0),
                                  epochs=EPOCHS, dips=DIPS, eta_min=ETA_MIN,
@@ -126,8 +127,8 @@ cyclic[["epoch", "lr", "train loss", "test Accuracy"]].tail(4)
 
 # %% tags=["nbval-ignore-output"]
 ensemble = SnapshotEnsemble(model, states)
-single = [accuracy(SnapshotEnsemble(model, [state]), loaders["test"], device=DEVICE) for state in states]
-ensemble_acc = accuracy(ensemble, loaders["test"], device=DEVICE)
+single = [accuracy(*predict(SnapshotEnsemble(model, [state]), loaders["test"], device=DEVICE)) for state in states]
+ensemble_acc = accuracy(*predict(ensemble, loaders["test"], device=DEVICE))
 glue("snap_last", single[-1], display=False)
 glue("snap_best", max(single), display=False)
 glue("snap_ensemble", ensemble_acc, display=False)
@@ -160,10 +161,10 @@ print("each snapshot:", [round(a, 4) for a in single], f"ensemble of {len(states
 # %% tags=["nbval-ignore-output"]
 stale = average_weights(model, states)
 swa_snap = average_weights(model, states, bn_loader=loaders["train"], device=DEVICE)
-glue("swa_stale", accuracy(stale, loaders["test"], device=DEVICE), display=False)
-glue("swa_snap", accuracy(swa_snap, loaders["test"], device=DEVICE), display=False)
-print(f"averaged, old BatchNorm statistics: {accuracy(stale, loaders['test'], device=DEVICE):.4f}")
-print(f"averaged, after update_bn:          {accuracy(swa_snap, loaders['test'], device=DEVICE):.4f}")
+glue("swa_stale", accuracy(*predict(stale, loaders["test"], device=DEVICE)), display=False)
+glue("swa_snap", accuracy(*predict(swa_snap, loaders["test"], device=DEVICE)), display=False)
+print(f"averaged, old BatchNorm statistics: {accuracy(*predict(stale, loaders['test'], device=DEVICE)):.4f}")
+print(f"averaged, after update_bn:          {accuracy(*predict(swa_snap, loaders['test'], device=DEVICE)):.4f}")
 
 # %% [markdown]
 # With stale statistics the averaged network scores {glue:text}`swa_stale:.3f`; after
@@ -182,14 +183,14 @@ print(f"averaged, after update_bn:          {accuracy(swa_snap, loaders['test'],
 
 # %% tags=["nbval-ignore-output"]
 set_seed(0)
-model = bn_mlp(hidden=128, layers=3)
+model = mlp(hidden=128, layers=3, batch_norm=True)
 optimizer = torch.optim.SGD(model.parameters(), lr=ETA_0)
 recipe, swa_model = train_swa(model, loss_func, loaders["train"], optimizer, epochs=EPOCHS,
                               swa_start=SWA_START, swa_lr=SWA_LR,
                               lr_schedule=CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR),
                               test_loader=loaders["test"], score_funcs=score_funcs, device=DEVICE)
-glue("recipe_last", accuracy(model, loaders["test"], device=DEVICE), display=False)
-glue("recipe_swa", accuracy(swa_model, loaders["test"], device=DEVICE), display=False)
+glue("recipe_last", accuracy(*predict(model, loaders["test"], device=DEVICE)), display=False)
+glue("recipe_swa", accuracy(*predict(swa_model, loaders["test"], device=DEVICE)), display=False)
 glue("recipe_n", int(swa_model.n_averaged), display=False)
 recipe[["epoch", "lr", "averaged", "test Accuracy"]].tail(3)
 
@@ -208,7 +209,7 @@ ax_lr.scatter(dips, cyclic["lr"].iloc[dips], color="C0", zorder=3, label="snapsh
 ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Schedules")
 ax_acc.scatter(dips, cyclic["test Accuracy"].iloc[dips], color="C0", zorder=3)
 ax_acc.axhline(ensemble_acc, color="C0", ls="--", label="snapshot ensemble")
-ax_acc.axhline(accuracy(swa_model, loaders["test"], device=DEVICE), color="C1", ls="--", label="SWA model")
+ax_acc.axhline(accuracy(*predict(swa_model, loaders["test"], device=DEVICE)), color="C1", ls="--", label="SWA model")
 ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy")
 ax_lr.legend(); ax_acc.legend(loc="lower right");
 
@@ -216,9 +217,9 @@ ax_lr.legend(); ax_acc.legend(loc="lower right");
 summary = pd.Series({
     "last snapshot (single model)": single[-1],
     f"snapshot ensemble ({len(states)} members)": ensemble_acc,
-    "average of the snapshots (SWA, update_bn)": accuracy(swa_snap, loaders["test"], device=DEVICE),
-    "SWA recipe: final weights (single model)": accuracy(model, loaders["test"], device=DEVICE),
-    f"SWA recipe: average of {int(swa_model.n_averaged)} epochs": accuracy(swa_model, loaders["test"], device=DEVICE),
+    "average of the snapshots (SWA, update_bn)": accuracy(*predict(swa_snap, loaders["test"], device=DEVICE)),
+    "SWA recipe: final weights (single model)": accuracy(*predict(model, loaders["test"], device=DEVICE)),
+    f"SWA recipe: average of {int(swa_model.n_averaged)} epochs": accuracy(*predict(swa_model, loaders["test"], device=DEVICE)),
 }, name="test accuracy")
 summary.round(4).to_frame()
 

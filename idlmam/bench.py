@@ -40,8 +40,7 @@ from torch import nn
 from .budget import BUDGETS, Budget
 from .data import classic_loader, fashion_mnist, resident_loader, subset
 from .models import mlp
-from .multi import train_many
-from .train import train_network
+from .train import train_many, train_network
 from .utils import get_device
 
 __all__ = ["Settings", "epoch_flops", "matmul_floor", "chapter_epochs", "run_bench", "main"]

@@ -21,11 +21,11 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from .optim import cosine_t_max
+from .optim import cosine_t_max, schedule_lrs
 from .train import train_network
 
 __all__ = ["dip_epochs", "cosine_dips", "Snapshots", "train_snapshots", "SnapshotEnsemble",
-           "average_weights", "train_swa", "bn_mlp", "accuracy"]
+           "average_weights", "train_swa"]
 
 State = dict[str, torch.Tensor]
 
@@ -63,13 +63,8 @@ def cosine_dips(epochs: int, dips: int, *, eta_0: float, eta_min: float) -> list
         >>> cosine_dips(8, 4, eta_0=0.1, eta_min=1e-4)
         [1, 3, 5, 7]
     """
-    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=eta_0)
-    schedule = CosineAnnealingLR(optimizer, cosine_t_max(epochs, dips), eta_min=eta_min)
-    lrs = []
-    for _ in range(epochs):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
+    t_max = cosine_t_max(epochs, dips)
+    lrs = schedule_lrs(lambda opt: CosineAnnealingLR(opt, t_max, eta_min=eta_min), epochs, eta_0)
     return dip_epochs(lrs, eta_min)
 
 
@@ -237,41 +232,3 @@ def train_swa(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     return frame, swa_model
 
 
-def bn_mlp(in_features: int = 28 * 28, hidden: int = 128, layers: int = 3, classes: int = 10, *,
-           activation: type[nn.Module] = nn.Tanh) -> nn.Sequential:
-    """The chapter's fully connected network with BatchNorm before each activation.
-
-    BatchNorm keeps running statistics that are buffers, not parameters: averaging the weights
-    leaves them stale, which is why SWA ends with ``update_bn``.
-
-    Example:
-        >>> bn_mlp(layers=2)(torch.zeros(5, 1, 28, 28)).shape
-        torch.Size([5, 10])
-    """
-    if layers < 1 or hidden < 1:
-        raise ValueError(f"need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
-    stack: list[nn.Module] = [nn.Flatten()]  # (B, 1, 28, 28) -> (B, 784)
-    width = in_features
-    for _ in range(layers):
-        stack += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), activation()]  # (B, width) -> (B, hidden)
-        width = hidden
-    stack.append(nn.Linear(hidden, classes))  # (B, hidden) -> (B, classes)
-    return nn.Sequential(*stack)
-
-
-@torch.inference_mode()
-def accuracy(model: nn.Module, loader, *, device: torch.device | str = "cpu") -> float:
-    """The fraction of ``loader``'s examples whose argmax prediction is the label (eval mode).
-
-    Example:
-        >>> accuracy(model, loaders["test"])  # doctest: +SKIP
-        0.8712
-    """
-    model.to(device).eval()
-    batches = loader.eval_batches() if hasattr(loader, "eval_batches") else loader
-    correct = total = 0
-    for X, y in batches:
-        X, y = X.to(device), y.to(device)
-        correct += (model(X).argmax(dim=-1) == y).sum().item()  # (B, classes) -> (B,)
-        total += len(y)
-    return correct / total

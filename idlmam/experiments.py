@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .models import clamp_gradients, mlp
-from .train import train_network
+from .train import accuracy, train_many, train_network
 from .utils import set_seed
 
 __all__ = ["run"]
@@ -65,17 +65,14 @@ def run(label: str, make_optimizer: Callable[[Iterable[nn.Parameter]], torch.opt
         >>> frame = run("SGD", lambda p: torch.optim.SGD(p, lr=0.1), loaders=loaders, epochs=5)  # doctest: +SKIP
     """
     import pandas as pd
-    from sklearn.metrics import accuracy_score
 
     seeds = list(seeds)
-    score_funcs = score_funcs or {"Accuracy": accuracy_score}
+    score_funcs = score_funcs or {"Accuracy": accuracy}
     train_loader = loaders["train"]
     generator = getattr(train_loader, "generator", None)
     if generator is not None:
         generator.manual_seed(generator.initial_seed())  # the loader's order, from its start
     if len(seeds) > 1 and _can_stack(make_optimizer, make_schedule, model_fn):
-        from .multi import train_many
-
         frame = train_many(model_fn, seeds, nn.CrossEntropyLoss(), train_loader,
                            optimizer_fn=make_optimizer, lr_schedule_fn=make_schedule,
                            val_loader=loaders.get("val"), test_loader=loaders.get("test"),

@@ -6,9 +6,12 @@ number of dips that ends on a dip.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-__all__ = ["exponential_gamma", "cosine_t_max", "clip_grad_norm_on_step", "SGD", "Adam", "AdamW"]
+__all__ = ["exponential_gamma", "cosine_t_max", "schedule_lrs", "clip_grad_norm_on_step", "SGD", "Adam",
+           "AdamW"]
 
 
 def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
@@ -47,6 +50,33 @@ def cosine_t_max(epochs: int, dips: int) -> int:
         raise ValueError(f"{dips} dips need at least {2 * dips} epochs, got {epochs}: "
                          "train longer or ask for fewer dips")
     return max(1, (epochs - 1) // (2 * dips - 1))
+
+
+def schedule_lrs(make_schedule: Callable[[torch.optim.Optimizer], object], epochs: int,
+                 eta_0: float) -> list[float]:
+    """The learning rate of each epoch, read off a real ``torch.optim.lr_scheduler`` object.
+
+    The one place the book reads a schedule: the schedule is built on a throwaway SGD optimizer
+    with learning rate ``eta_0`` and stepped once per epoch, as :func:`idlmam.train.train_network`
+    steps it, so what this returns is the ``lr`` column a run with that schedule records.
+
+    Args:
+        make_schedule: ``optimizer -> schedule``.
+        epochs: how many epochs to read.
+        eta_0: the optimizer's initial learning rate.
+
+    Example:
+        >>> schedule_lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.5), 5, 1.0)
+        [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=eta_0)
+    schedule = make_schedule(optimizer)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return lrs
 
 
 def clip_grad_norm_on_step(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.optim.Optimizer:

@@ -3,30 +3,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-import torch
+from .optim import schedule_lrs
 
-__all__ = ["schedule_lrs", "plot_schedules", "plot_runs", "final_scores"]
-
-
-def schedule_lrs(make_schedule: Callable[[torch.optim.Optimizer], object], epochs: int,
-                 eta_0: float) -> list[float]:
-    """The learning rate of each epoch, read off a real ``torch.optim.lr_scheduler`` object.
-
-    The schedule is built on a throwaway SGD optimizer with learning rate ``eta_0`` and stepped
-    once per epoch, exactly as :func:`idlmam.train.train_network` steps it.
-
-    Example:
-        >>> schedule_lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.5), 5, 1.0)
-        [1.0, 1.0, 0.5, 0.5, 0.25]
-    """
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=eta_0)
-    schedule = make_schedule(optimizer)
-    lrs = []
-    for _ in range(epochs):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    return lrs
+__all__ = ["plot_schedules", "plot_runs", "final_scores"]
 
 
 def plot_schedules(schedules: Mapping[str, Callable], epochs: int, eta_0: float, ax=None):

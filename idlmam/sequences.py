@@ -146,33 +146,3 @@ def sequence_loaders(batch_size: int = 64, *, task: MarkovTask | None = None, n_
     return loaders
 
 
-class BiRNN(nn.Module):
-    """Embedding, a stacked bidirectional ``nn.RNN``, and a linear layer on the two last states.
-
-    The shape of the previous chapter's classifier: the forward direction ends on the last token,
-    the backward direction on the first, and the two final hidden states of the top layer are
-    concatenated and mapped to the classes.
-
-    Args:
-        vocab: alphabet size.
-        classes: outputs.
-        embed_dim: size of each token's embedding.
-        hidden: hidden units per direction and layer.
-        layers: stacked RNN layers.
-
-    Example:
-        >>> BiRNN(vocab=10, classes=4)(torch.zeros(2, 24, dtype=torch.long)).shape
-        torch.Size([2, 4])
-    """
-
-    def __init__(self, vocab: int, classes: int, *, embed_dim: int = 16, hidden: int = 32,
-                 layers: int = 3) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, embed_dim)
-        self.rnn = nn.RNN(embed_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.head = nn.Linear(2 * hidden, classes)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        _, h_n = self.rnn(self.embed(X))  # (B, T) -> (B, T, E); h_n: (layers * 2, B, hidden)
-        last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer, forward and backward: (B, 2 * hidden)
-        return self.head(last)  # (B, classes)

@@ -85,12 +85,6 @@ def _check_range(name: str, bounds: Sequence[float], *, positive: bool = False,
     return (int(low), int(high)) if integer else (float(low), float(high))
 
 
-def _accuracy(y_true, y_pred) -> float:
-    """The fraction of labels predicted right: ``sklearn.metrics.accuracy_score``, without the
-    seconds of importing scikit-learn into every worker."""
-    return float((y_true == y_pred).mean())
-
-
 def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
                    device: str = "cpu", prune: bool = False,
                    neurons: tuple[int, int] = (16, 256), layers: tuple[int, int] = (1, 6),
@@ -193,7 +187,7 @@ def make_objective(train_loader: Iterable, val_loader: Iterable, *, epochs: int,
                 warnings.simplefilter("ignore", train.DivergenceWarning)
             results = train.train_network(
                 model, nn.CrossEntropyLoss(), train_loader, val_loader,
-                score_funcs={"Accuracy": _accuracy}, epochs=epochs, device=device,
+                score_funcs={"Accuracy": train.accuracy}, epochs=epochs, device=device,
                 optimizer=optimizer, lr_schedule=lr_schedule, disable_tqdm=True,
                 on_epoch_end=on_epoch_end)
         trial.set_user_attr("epochs_trained", len(results))

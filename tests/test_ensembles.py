@@ -5,8 +5,7 @@ import torch
 from torch import nn
 
 from idlmam.data import ResidentLoader
-from idlmam.ensembles import (SnapshotEnsemble, Snapshots, accuracy, average_weights, bn_mlp,
-                              cosine_dips, dip_epochs, train_snapshots, train_swa)
+from idlmam.ensembles import (SnapshotEnsemble, Snapshots, average_weights, cosine_dips, dip_epochs, train_snapshots, train_swa)
 from idlmam.models import mlp
 from idlmam.optim import cosine_t_max
 
@@ -76,9 +75,9 @@ def test_averaged_model_holds_the_hand_mean_of_the_snapshots():
 
 
 def test_update_bn_recomputes_the_running_statistics_for_the_averaged_weights():
-    states = states_of(2, lambda: bn_mlp(hidden=8, layers=1))
+    states = states_of(2, lambda: mlp(hidden=8, layers=1, batch_norm=True))
     X, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
-    model = bn_mlp(hidden=8, layers=1)
+    model = mlp(hidden=8, layers=1, batch_norm=True)
     stale = average_weights(model, states)  # no bn_loader: statistics are the template's
     torch.testing.assert_close(stale.module[2].running_mean, model[2].running_mean)
     fresh = average_weights(model, states, bn_loader=ResidentLoader(X, y, batch_size=16))
@@ -117,7 +116,7 @@ def test_snapshot_hook_copies_rather_than_aliases():
 def test_train_swa_averages_the_epochs_after_swa_start(tiny_data):
     X, y = tiny_data
     torch.manual_seed(0)
-    model = bn_mlp(hidden=16, layers=1)
+    model = mlp(hidden=16, layers=1, batch_norm=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     frame, swa_model = train_swa(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 25), optimizer,
                                  epochs=5, swa_start=2, swa_lr=0.01, anneal_epochs=1)
@@ -129,10 +128,3 @@ def test_train_swa_averages_the_epochs_after_swa_start(tiny_data):
     with pytest.raises(ValueError, match="swa_start"):
         train_swa(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 25), optimizer, epochs=3,
                   swa_start=3, swa_lr=0.01)
-
-
-def test_accuracy_counts_correct_argmax():
-    model = nn.Identity()
-    X = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    y = torch.tensor([0, 1, 1, 1])
-    assert accuracy(model, ResidentLoader(X, y, 2)) == 0.75

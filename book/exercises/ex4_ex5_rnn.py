@@ -41,11 +41,11 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
 from idlmam.experiments import run
-from idlmam.models import count_parameters
+from idlmam.models import BiRNN, count_parameters
 from idlmam.notebook import glue, setup
 from idlmam.optim import clip_grad_norm_on_step
 from idlmam.plotting import final_scores
-from idlmam.sequences import BiRNN, bayes_accuracy, markov_task, sequence_loaders
+from idlmam.sequences import bayes_accuracy, markov_task, sequence_loaders
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly

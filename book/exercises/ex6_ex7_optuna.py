@@ -47,12 +47,10 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
-from idlmam.cnn import cnn
 from idlmam.data import book_loaders
-from idlmam.ensembles import accuracy
-from idlmam.models import mlp
+from idlmam.models import cnn, mlp
 from idlmam.notebook import glue, setup
-from idlmam.train import train_network
+from idlmam.train import accuracy, predict, train_network
 from idlmam.tuning import chapter_loaders, create_study, make_objective
 from idlmam.utils import get_device, set_seed
 
@@ -131,7 +129,7 @@ def retrain_and_test(make_model, learning_rate):
     train_network(model, nn.CrossEntropyLoss(), final["train"], epochs=TRIAL_EPOCHS, device=DEVICE,
                   optimizer=optimizer, lr_schedule=CosineAnnealingLR(optimizer, TRIAL_EPOCHS),
                   disable_tqdm=True)
-    return accuracy(model, final["test"], device=DEVICE)
+    return accuracy(*predict(model, final["test"], device=DEVICE))
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 best = fc_study.best_params
@@ -167,7 +165,7 @@ print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}
 # ### Solution
 #
 # :::{dropdown} Solution: a convolutional builder and its objective
-# The builder lives in the package, `idlmam.cnn.cnn(channels, conv_layers, pool_rounds)`: the
+# The builder lives in the package, `idlmam.models.cnn(channels, conv_layers, pool_rounds)`: the
 # convolutions keep the image size, and the `pool_rounds` 2x2 max poolings are spread over them
 # so each block of convolutions ends with one (with more rounds than convolutions, poolings
 # follow each other). Each round halves the image, so the search space covers everything from

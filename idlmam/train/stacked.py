@@ -46,8 +46,8 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .checks import check_epochs_loaders_scores
-from .train import batch_pass
-from .utils import get_device, progress_enabled, set_seed
+from .loop import batch_pass
+from ..utils import get_device, progress_enabled, set_seed
 
 __all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many"]
 

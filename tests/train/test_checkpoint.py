@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from idlmam.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, load_checkpoint,
+from idlmam.train.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, load_checkpoint,
                                loader_generators, save_checkpoint)
 from idlmam.data import ResidentLoader, classic_loader
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from idlmam.checks import check_arguments, predicted_labels, preflight, score
+from idlmam.train.checks import check_arguments, predicted_labels, preflight, score
 
 
 def test_predicted_labels_argmax_only_class_scores():

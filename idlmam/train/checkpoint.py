@@ -13,7 +13,7 @@ from typing import Iterable
 
 import torch
 
-from .utils import set_rng_state
+from ..utils import set_rng_state
 
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "save_checkpoint",
            "load_checkpoint", "loader_generators", "restore"]

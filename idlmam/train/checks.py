@@ -13,7 +13,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .checkpoint import loader_generators
-from .utils import move_to, rng_state, set_rng_state
+from ..utils import move_to, rng_state, set_rng_state
 
 __all__ = ["check_arguments", "check_epochs_loaders_scores", "preflight", "predicted_labels", "score"]
 

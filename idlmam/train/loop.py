@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, loader_generators,
                          restore, save_checkpoint)
 from .checks import check_arguments, predicted_labels, preflight, score
-from .utils import get_device, move_to, progress_enabled, rng_state
+from ..utils import get_device, move_to, progress_enabled, rng_state
 
 if TYPE_CHECKING:
     import pandas as pd

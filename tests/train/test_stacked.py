@@ -7,7 +7,7 @@ from torch import nn
 
 from idlmam.data import ResidentLoader
 from idlmam.models import clamp_gradients, mlp
-from idlmam.multi import StackedMLP, VmapModels, stack_models, train_many
+from idlmam.train.stacked import StackedMLP, VmapModels, stack_models, train_many
 from idlmam.train import train_network
 from idlmam.utils import set_seed
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from idlmam.data import ResidentLoader, classic_loader, fashion_mnist, resident_loader
 from idlmam.models import mlp
-from idlmam.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, load_checkpoint
+from idlmam.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CheckpointError, load_checkpoint
 from idlmam.train import DivergenceWarning, train_network
 from idlmam.utils import set_seed
 
