@@ -5,10 +5,10 @@ chapter's 784-128-128-128-10 tanh MLP, batch 256, SGD with lr 0.1, a training pa
 per epoch) fed three ways:
 
 * the **classic path**: a ``DataLoader`` over torchvision's ``FashionMNIST`` with ``ToTensor()``,
-  converting every image every epoch. It is timed on a few thousand images and scaled to a full
-  epoch (its cost is per image, so the scaling is linear; the output says how many were used);
+  converting every image every epoch. It is timed on ``Settings.classic_images`` training
+  images (all 60,000 by default) and scaled to a full epoch; the output says how many were used;
 * the **fast path**: :func:`idlmam.data.resident_loader`, the whole split decoded once;
-* **K models in one pass** (:func:`idlmam.multi.train_many`) against K single fast runs.
+* **K models in one pass** (:func:`idlmam.train.train_many`) against K single fast runs.
 
 It also times this machine's matrix products at the shapes the model uses, to print the
 *arithmetic floor*: the seconds an epoch would take if it did nothing but its matrix products
@@ -21,7 +21,7 @@ the work took instead of the wall seconds (two OpenMP threads that share their c
 processes wait for each other, and wall times then mean little).
 
 Example:
-    ``python -m idlmam.bench --json bench.json`` (about a minute on 2 idle CPU cores)
+    ``python -m idlmam.bench --json bench.json`` (``--quick`` for a seconds-long smoke run)
 """
 from __future__ import annotations
 
@@ -61,9 +61,8 @@ class Settings:
         device: where to train.
         k: models trained together in the K-model path.
         classic_images: training images the classic path is timed on (and a sixth as many test
-            images, the proportion of a real epoch); all 60,000 by default, since timing a few
-            thousand and scaling overstated the classic epoch by up to 2x here (its start-up
-            costs were scaled up with it).
+            images, the proportion of a real epoch); all 60,000 by default. Fewer are timed
+            and scaled up to a full epoch, start-up costs included, which overstates the epoch.
         train_images: training images of the fast and K-model paths (None: all 60,000).
         test_images: test images of the fast and K-model paths (None: all 10,000).
         epochs: epochs of each single fast run; every epoch is timed, the first included.
@@ -72,9 +71,9 @@ class Settings:
             (the first epoch of a run is the slowest: it allocates and warms up).
         rounds: every measurement is repeated this many times, round by round, so that load
             from other processes falls on all of them alike. The ratios (speed-up, distance to
-            the floor, K models) are computed within each round and their medians reported: the
-            speed of this virtual machine drifts by up to 1.7x over minutes, and a ratio of two
-            timings taken seconds apart drifts much less than either timing.
+            the floor, K models) are computed within each round and their medians reported: a
+            machine's speed can drift over minutes, and a ratio of two timings taken seconds
+            apart drifts much less than either timing.
         floor_repeats: timings per matrix product for the floor.
         threads: ``torch.set_num_threads`` for the run (None: torch's default).
         cpu_time: measure this process's CPU seconds instead of wall seconds. With one thread
@@ -141,7 +140,7 @@ def epoch_flops(model: nn.Module, n_train: int = N_TRAIN, n_test: int = N_TEST) 
 def matmul_floor(model: nn.Module, *, batch_size: int = BATCH_SIZE, eval_batch: int = EVAL_BATCH,
                  n_train: int = N_TRAIN, n_test: int = N_TEST, device: torch.device | str = "cpu",
                  repeats: int = 15) -> float:
-    """Seconds one epoch's matrix products take here, each timed alone at its real shape.
+    """Seconds one epoch's matrix products take on ``device``, each timed alone at its real shape.
 
     For each ``Linear(in, out)``: the forward product ``(B, in) @ (in, out)`` with its bias, the
     weight gradient ``(out, B) @ (B, in)``, the input gradient ``(B, out) @ (out, in)`` (not for
@@ -202,11 +201,11 @@ def _single_epochs(train, test, epochs: int, device: torch.device) -> list[float
 
 
 def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list[float]:
-    """Seconds of each epoch of one train_many run with ``k`` models."""
+    """Seconds of each epoch of one train_many run with ``k`` models, each in its own order."""
     stamps = [_clock()]
     train_many(mlp, range(k), nn.CrossEntropyLoss(), train, test_loader=test, optimizer_fn=_sgd,
                epochs=epochs, device=device, disable_tqdm=True,
-               on_epoch_end=lambda epoch, rows: stamps.append(_clock()))
+               on_epoch_end=lambda epoch, row: row["seed"] == k - 1 and stamps.append(_clock()))
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -252,7 +251,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
     for round_ in range(settings.rounds):
         # 1. this machine's matrix products at the model's shapes: the arithmetic floor
         floors.append(matmul_floor(model, device=device, repeats=settings.floor_repeats))
-        # 2. the classic path: a DataLoader converting every image, on a few thousand images
+        # 2. the classic path: a DataLoader converting every image, on classic_images images
         single = mlp()
         start = _clock()
         train_network(single, nn.CrossEntropyLoss(), classic_train, test_loader=classic_test,

@@ -1,102 +1,137 @@
-"""Run one named experiment of the chapter (a model, an optimizer, a schedule) for one or more seeds.
+"""Run one named experiment of the book (a model, an optimizer, a schedule) over seeds.
 
 Every comparison in the book is a list of such runs concatenated into one long results frame
 with a ``run`` and a ``seed`` column, which :mod:`idlmam.plotting` draws.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+import warnings
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .models import clamp_gradients, mlp
-from .train import accuracy, train_many, train_network
-from .utils import set_seed
+from .train import DivergenceWarning, accuracy, train_many, train_network, why_not_stacked
+from .utils import order_seed, set_seed
 
 __all__ = ["run"]
 
-
-def _can_stack(make_optimizer, make_schedule, model_fn) -> bool:
-    """Whether the seeds can train together in one pass (:func:`idlmam.multi.train_many`).
-
-    Not with ``ReduceLROnPlateau`` (each model would need its own rate) nor with an optimizer
-    that rewrites gradients across a whole tensor before its step (norm clipping): on stacked
-    weights those would mix the models.
-    """
-    if isinstance(make_schedule, str):
-        return False
-    probe = make_optimizer(model_fn().parameters())
-    schedule = make_schedule(probe) if make_schedule is not None else None
-    plateau = isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    return not plateau and not getattr(probe, "_optimizer_step_pre_hooks", None)
+Loaders = Mapping[str, Iterable]
 
 
 def run(label: str, make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        make_schedule: Callable[[torch.optim.Optimizer], object] | None = None, *,
-        loaders: dict, epochs: int, device: torch.device | str = "cpu",
-        seeds: Sequence[int] = (0,), model_fn: Callable[[], nn.Module] = mlp,
-        clip_value: float | None = None, score_funcs: dict | None = None):
+        make_schedule: Callable[[torch.optim.Optimizer], object] | str | None = None, *,
+        loaders: Loaders | Callable[[int], Loaders], epochs: int,
+        device: torch.device | str = "cpu", seeds: Sequence[int] = (0,),
+        model_fn: Callable[[], nn.Module] = mlp, clip_value: float | None = None,
+        score_funcs: dict | None = None,
+        on_epoch_end: Callable[[int, dict], "bool | None"] | None = None):
     """Train a fresh model per seed and return the long results frame.
 
-    The seeds change the initial weights; every run and every seed sees the same batches in the
-    same order (the training loader's own seed, restarted for each run), so a run does not depend
-    on what ran before it in the notebook. Several seeds train together in one pass over the data
-    (:func:`idlmam.multi.train_many`, the same numbers as separate runs, cheaper) unless the
-    schedule or the optimizer forbids it, in which case they train one after the other.
+    A seed is a whole repetition: it decides the model's initial weights
+    (:func:`idlmam.utils.set_seed`) and the order of the training batches (the training
+    loader's generator is reseeded with :func:`idlmam.utils.order_seed`), and, when
+    ``loaders`` is a function of the seed, the data split too. Two runs with the same seed see
+    the same batches, so a comparison between runs is paired; two seeds never share an order.
+
+    Several seeds train together in one pass (:func:`idlmam.train.train_many`) unless the
+    setup forbids it (:func:`idlmam.train.why_not_stacked`: batch norm, norm clipping,
+    ``ReduceLROnPlateau``) or ``loaders`` differs per seed; then they train one after the
+    other with :func:`idlmam.train.train_network`. Either way the caller gets the same frame
+    (up to rounding), the same checks and errors, divergence flagged per seed (the
+    ``diverged`` column, ``frame.attrs["diverged"]``) with one
+    :class:`~idlmam.train.DivergenceWarning`, and ``on_epoch_end`` called for each seed.
 
     Args:
         label: the name of the run, stored in the ``run`` column (and used by plot legends).
         make_optimizer: ``params -> optimizer``, e.g. ``lambda p: torch.optim.SGD(p, lr=0.1)``.
         make_schedule: ``optimizer -> schedule`` (or the string ``"ReduceLROnPlateau"``), or None.
-        loaders: ``{"train", "test"}`` and optionally ``"val"`` (see ``idlmam.data.book_loaders``).
+        loaders: ``{"train", "test"}`` and optionally ``"val"`` (see
+            :func:`idlmam.data.book_loaders`), or ``seed -> such a dict`` to draw the data (a
+            validation split, say) per seed.
         epochs: epochs per run.
         device: where to train.
         seeds: one model per seed.
         model_fn: builds the model (default: the chapter's MLP).
-        clip_value: clamp every gradient value into ``[-clip_value, clip_value]`` during this run
-            (the hooks are removed afterwards).
-        score_funcs: defaults to ``{"Accuracy": sklearn.metrics.accuracy_score}``.
+        clip_value: clamp every gradient value into ``[-clip_value, clip_value]`` during this
+            run (the hooks are removed afterwards).
+        score_funcs: defaults to ``{"Accuracy": idlmam.train.accuracy}``.
+        on_epoch_end: ``on_epoch_end(epoch, row)`` after every epoch of every seed, with
+            ``row["seed"]``; return True to stop that seed.
 
     Returns:
-        The results frames of all seeds, one below the other, with ``run`` and ``seed`` columns.
+        The results frames of all seeds, one below the other, with ``run`` and ``seed`` columns;
+        ``frame.attrs["diverged"]`` is True when any seed diverged.
+
+    Raises:
+        ValueError, TypeError: what :func:`idlmam.train.train_network` raises, before training.
 
     Example:
-        >>> frame = run("SGD", lambda p: torch.optim.SGD(p, lr=0.1), loaders=loaders, epochs=5)  # doctest: +SKIP
+        >>> frame = run("SGD", lambda p: torch.optim.SGD(p, lr=0.1), loaders=loaders,
+        ...             epochs=5, seeds=range(3))  # doctest: +SKIP
     """
-    import pandas as pd
-
     seeds = list(seeds)
     score_funcs = score_funcs or {"Accuracy": accuracy}
-    train_loader = loaders["train"]
-    generator = getattr(train_loader, "generator", None)
-    if generator is not None:
-        generator.manual_seed(generator.initial_seed())  # the loader's order, from its start
-    if len(seeds) > 1 and _can_stack(make_optimizer, make_schedule, model_fn):
-        frame = train_many(model_fn, seeds, nn.CrossEntropyLoss(), train_loader,
+    per_seed = callable(loaders)
+    stack = (len(seeds) > 1 and not per_seed
+             and not why_not_stacked(model_fn, make_optimizer, make_schedule))
+    if stack:
+        frame = train_many(model_fn, seeds, nn.CrossEntropyLoss(), loaders["train"],
                            optimizer_fn=make_optimizer, lr_schedule_fn=make_schedule,
                            val_loader=loaders.get("val"), test_loader=loaders.get("test"),
                            score_funcs=score_funcs, epochs=epochs, device=device,
-                           clip_value=clip_value)
-        columns = [c for c in frame.columns if c != "seed"] + ["seed"]
-        return frame[columns].assign(run=label)[columns[:-1] + ["run", "seed"]]
-    frames = []
-    order = generator.get_state() if generator is not None else None
+                           clip_value=clip_value, on_epoch_end=on_epoch_end)
+    else:
+        frame = _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device,
+                            model_fn, clip_value, score_funcs, on_epoch_end)
+    diverged = frame.attrs["diverged"]
+    columns = [c for c in frame.columns if c != "seed"]
+    frame = frame[columns].assign(run=label, seed=frame["seed"])
+    frame.attrs["diverged"] = diverged
+    return frame
+
+
+def _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device, model_fn,
+                clip_value, score_funcs, on_epoch_end):
+    """The seeds of :func:`run` trained one after the other with ``train_network``."""
+    import pandas as pd
+
+    frames, diverged = [], []
     for seed in seeds:
+        data = loaders(seed) if callable(loaders) else loaders
+        generator = getattr(data["train"], "generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(order_seed(seed))  # this seed's order, whatever ran before
         set_seed(seed)
         model = model_fn()
         optimizer = make_optimizer(model.parameters())
         schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
-        if order is not None:
-            generator.set_state(order)
         hooks = clamp_gradients(model, clip_value) if clip_value is not None else []
+        hook = (None if on_epoch_end is None else
+                lambda epoch, row, seed=seed: on_epoch_end(epoch, {**row, "seed": seed}))
         try:
-            frame = train_network(model, nn.CrossEntropyLoss(), train_loader,
-                                  val_loader=loaders.get("val"), test_loader=loaders.get("test"),
-                                  score_funcs=score_funcs, epochs=epochs, device=device,
-                                  optimizer=optimizer, lr_schedule=schedule)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DivergenceWarning)  # one warning for all seeds
+                frame = train_network(model, nn.CrossEntropyLoss(), data["train"],
+                                      val_loader=data.get("val"), test_loader=data.get("test"),
+                                      score_funcs=score_funcs, epochs=epochs, device=device,
+                                      optimizer=optimizer, lr_schedule=schedule,
+                                      on_epoch_end=hook)
         finally:
-            for hook in hooks:
-                hook.remove()
-        frames.append(frame.assign(run=label, seed=seed))
-    return pd.concat(frames, ignore_index=True)
+            for handle in hooks:
+                handle.remove()
+        if frame.attrs["diverged"]:
+            last = frame.iloc[-1]
+            diverged.append(f"seed {seed} at epoch {int(last['epoch'])} ({last['train loss']})")
+        frames.append(frame.assign(seed=seed))
+    frame = pd.concat(frames, ignore_index=True)
+    if diverged:
+        frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
+        warnings.warn(f"the training loss became NaN or infinite for {', '.join(diverged)}: "
+                      "those seeds stopped, the others went on. The frame keeps their rows, the "
+                      "last with diverged=True; lower the learning rate or clip the gradients",
+                      DivergenceWarning, stacklevel=3)
+    frame.attrs["diverged"] = bool(diverged)
+    return frame

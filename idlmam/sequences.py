@@ -1,4 +1,4 @@
-"""A sequence task made on the spot, and the bidirectional RNN that classifies it.
+"""A sequence task made on the spot (the RNN that classifies it is :class:`idlmam.models.BiRNN`).
 
 The previous chapter classified names by the language they come from. This module makes a task
 of the same kind without downloading anything: each class is a "language", a Markov chain over
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 __all__ = ["MarkovTask", "markov_task", "sample_sequences", "log_likelihood", "bayes_accuracy",
-           "sequence_loaders", "BiRNN"]
+           "sequence_loaders"]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "rng_state", "set_rng_state", "get_device", "move_to", "progress_enabled"]
+__all__ = ["set_seed", "order_seed", "rng_state", "set_rng_state", "get_device", "move_to", "progress_enabled"]
 
 
 def set_seed(seed: int, *, deterministic: bool = False) -> torch.Generator:
@@ -57,6 +57,28 @@ def set_seed(seed: int, *, deterministic: bool = False) -> torch.Generator:
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True)
     return torch.Generator().manual_seed(seed)
+
+
+def order_seed(seed: int) -> int:
+    """The seed of the batch order of the run with seed ``seed``.
+
+    A seed is a whole repetition: it decides the initial weights (:func:`set_seed`) *and* the
+    order of the batches. The order gets a seed of its own, derived from ``seed`` with NumPy's
+    ``SeedSequence``, so that it is not the same random stream that drew the weights, and two
+    different seeds never share an order. :func:`idlmam.experiments.run` reseeds the training
+    loader's generator with it before each seed; :func:`idlmam.train.train_many` gives each
+    stacked model a generator seeded with it.
+
+    Raises:
+        ValueError: ``seed`` is not a non-negative int.
+
+    Example:
+        >>> order_seed(0) == order_seed(0), order_seed(0) == order_seed(1)
+        (True, False)
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(np.random.SeedSequence([seed, 0xB47C4]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def rng_state(generators: Iterable[torch.Generator] = (), *, cuda: bool = False) -> dict:

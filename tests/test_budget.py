@@ -35,3 +35,9 @@ def test_unknown_budget_names_the_choices(monkeypatch):
     monkeypatch.setenv("IDL_BUDGET", "medium")
     with pytest.raises(ValueError, match="IDL_BUDGET.*quick"):
         get_budget()
+
+
+def test_quick_trains_several_seeds_so_ci_runs_the_published_path():
+    """Wherever full repeats a run over seeds, quick does too: the stacked path runs under CI."""
+    quick, full = get_budget("quick"), get_budget("full")
+    assert full.seeds > 1 and quick.seeds >= 2

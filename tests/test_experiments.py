@@ -54,3 +54,59 @@ def test_clip_value_hooks_do_not_outlive_the_run(loaders):
     again = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small)
     assert clipped["train loss"].iloc[0] != free["train loss"].iloc[0]
     assert free["train loss"].tolist() == again["train loss"].tolist()
+
+
+def test_several_seeds_take_the_stacked_path_unless_the_setup_forbids_it(loaders, monkeypatch):
+    import idlmam.experiments as experiments
+
+    calls = []
+    real = experiments.train_many
+    monkeypatch.setattr(experiments, "train_many",
+                        lambda *a, **k: calls.append(len(list(a[1]))) or real(*a, **k))
+    run("SGD", sgd, loaders=loaders, epochs=1, seeds=[0, 1], model_fn=small)
+    assert calls == [2]
+    run("Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=1, seeds=[0, 1],
+        model_fn=small)
+    run("BN", sgd, loaders=loaders, epochs=1, seeds=[0, 1],
+        model_fn=lambda: mlp(hidden=8, layers=1, batch_norm=True))
+    assert calls == [2]  # plateau and batch norm trained seed by seed
+
+
+def test_a_seed_decides_the_order_and_a_split_drawn_per_seed(loaders, tiny_data):
+    X, y = tiny_data
+    seen = {}
+
+    def split(seed):  # a validation split drawn per seed
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(80, generator=g)
+        seen[seed] = order[:60]
+        return {"train": ResidentLoader(X[order[:60]], y[order[:60]], 20, shuffle=True),
+                "val": ResidentLoader(X[order[60:]], y[order[60:]], 20)}
+
+    frame = run("Plateau", sgd, "ReduceLROnPlateau", loaders=split, epochs=2, seeds=[0, 1],
+                model_fn=small)
+    assert sorted(seen) == [0, 1] and not torch.equal(seen[0], seen[1])
+    assert frame.groupby("seed")["val loss"].first().nunique() == 2
+
+
+def test_divergence_and_on_epoch_end_behave_alike_on_both_paths(loaders):
+    import warnings
+
+    from idlmam.train import DivergenceWarning
+
+    def broken():  # a NaN weight: the loss is NaN from the first batch on
+        model = small()
+        with torch.no_grad():
+            model[1].weight[0, 0] = float("nan")
+        return model
+
+    for make_schedule in (None, "ReduceLROnPlateau"):  # stacked, then seed by seed
+        rows = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = run("boom", sgd, make_schedule, loaders=loaders, epochs=5, seeds=[0, 1],
+                        model_fn=broken, on_epoch_end=lambda epoch, row: rows.append(row["seed"]))
+        assert len([w for w in caught if w.category is DivergenceWarning]) == 1
+        assert frame.attrs["diverged"] is True and frame["diverged"].dtype == bool
+        assert frame.groupby("seed")["diverged"].sum().to_dict() == {0: 1, 1: 1}
+        assert sorted(set(rows)) == [0, 1]

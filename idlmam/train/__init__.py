@@ -15,10 +15,10 @@ run whose loss is no longer finite, and raise the same errors for the same mista
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import accuracy, predict
 from .loop import DivergenceWarning, batch_pass, run_epoch, train_network
-from .stacked import StackedMLP, VmapModels, stack_models, train_many
+from .stacked import StackedMLP, VmapModels, stack_models, train_many, why_not_stacked
 
 __all__ = [
     "train_network", "train_many", "run_epoch", "batch_pass", "DivergenceWarning",
     "save_checkpoint", "load_checkpoint", "CheckpointError", "CHECKPOINT_FORMAT",
-    "StackedMLP", "VmapModels", "stack_models", "accuracy", "predict",
+    "StackedMLP", "VmapModels", "stack_models", "why_not_stacked", "accuracy", "predict",
 ]

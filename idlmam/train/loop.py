@@ -49,7 +49,8 @@ class DivergenceWarning(RuntimeWarning):
 
 def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batches: Iterable,
                loss_of: Callable, device: torch.device | str, *, keep_outputs: bool,
-               name: str) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+               name: str, batch_dim: int = 0
+               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """The loop over the batches of one pass, shared by :func:`run_epoch` and ``train_many``.
 
     Trains (one ``optimizer`` step per batch) when ``optimizer`` is given, else evaluates under
@@ -60,6 +61,8 @@ def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batche
             stacked models, whose sum is what is minimised.
         keep_outputs: keep the labels and the model outputs of every batch (for score functions).
         name: the loader's name in the error raised when it yields nothing.
+        batch_dim: the dimension of the labels that counts the examples (1 when the K stacked
+            models each get their own batch, labels ``(K, B)``).
 
     Returns:
         ``(mean_loss, y_true, y_pred)``: the mean loss per example (a tensor on the device,
@@ -80,7 +83,7 @@ def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batche
                 optimizer.zero_grad(set_to_none=True)
                 (loss if loss.dim() == 0 else loss.sum()).backward()
                 optimizer.step()
-            batch = labels.shape[0]
+            batch = labels.shape[batch_dim]
             running_loss = running_loss + loss.detach() * batch  # stays on the device: no sync
             n_seen += batch
             if keep_outputs:

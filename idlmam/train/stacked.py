@@ -1,9 +1,14 @@
-r"""Train K models of one architecture on the same batches in one pass: multi-seed runs, cheaper.
+r"""Train K models of one architecture in one pass: several seeds, one contract, less time.
 
-The book compares optimizers over several seeds, which normally costs K separate trainings. Here
-the K models' weights are stacked along a new first dimension (a ``(128, 784)`` weight becomes
-``(K, 128, 784)``), so each layer of all K models is one batched matrix product, and each batch is
-gathered, and each Python step of the loop taken, once for all K instead of K times.
+The book repeats every comparison over several seeds. Here the K models' weights are stacked
+along a new first dimension (a ``(128, 784)`` weight becomes ``(K, 128, 784)``), so each layer
+of all K models is one batched matrix product, and each Python step of the loop is taken once
+for all K instead of K times.
+
+Each seed is a whole repetition: model ``k`` starts from the weights ``set_seed(seeds[k])``
+gives and sees the batches in its own order (a generator seeded with
+:func:`idlmam.utils.order_seed`), gathered for all K models at once
+(:meth:`idlmam.data.ResidentLoader.stacked_batches`).
 
 Why one ordinary optimizer is enough: SGD (with momentum or Nesterov), Adam, AdamW, weight decay
 and gradient value clipping update every parameter value from that value's own gradient and
@@ -11,25 +16,25 @@ state only (they are *elementwise*). Minimising the sum of the K models' mean lo
 
 .. math::
     \mathcal{L}(\Theta_1, \dots, \Theta_K) = \sum_{k=1}^{K} \frac{1}{B} \sum_{i=1}^{B}
-    \ell\big(f(x_i; \Theta_k), y_i\big),
-    \qquad \frac{\partial \mathcal{L}}{\partial \Theta_k} = \nabla_{\Theta_k}
-    \frac{1}{B} \sum_{i=1}^{B} \ell\big(f(x_i; \Theta_k), y_i\big)
+    \ell\big(f(x_{k,i}; \Theta_k), y_{k,i}\big)
 
 gives slice ``k`` of each stacked tensor exactly model ``k``'s own gradient, so one
 ``torch.optim`` optimizer over the stacked tensors performs K independent runs, and any
 ``torch.optim.lr_scheduler`` built on it schedules all K alike. Optimizers that mix values across
 a tensor (LBFGS, Adafactor, Muon) and ``ReduceLROnPlateau`` (one rate per model) are refused.
 
-All K models see the same batches in the same order: the seeds differ only in the initial
-weights. The result equals K calls of :func:`idlmam.train.train_network` that each use a fresh
-loader with the same shuffling seed.
+:func:`train_many` keeps the promises of :func:`idlmam.train.train_network`: the same checks
+before the first epoch with the same errors, a run whose loss is no longer finite stopped and
+flagged (``diverged``) with one :class:`~idlmam.train.DivergenceWarning`, the same score
+columns, and ``on_epoch_end`` asked after every epoch of every seed.
 
 Example:
     >>> import torch
     >>> from idlmam.data import ResidentLoader
     >>> from idlmam.models import mlp
     >>> X, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
-    >>> frame = train_many(mlp, [0, 1, 2], torch.nn.CrossEntropyLoss(), ResidentLoader(X, y, 32),
+    >>> frame = train_many(mlp, [0, 1, 2], torch.nn.CrossEntropyLoss(),
+    ...                    ResidentLoader(X, y, 32, shuffle=True),
     ...                    optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1), epochs=2)
     >>> frame.shape[0], list(frame.columns[:4])
     (6, ['seed', 'epoch', 'total time', 'lr'])
@@ -37,7 +42,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import time
+import warnings
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -45,11 +52,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from .checks import check_epochs_loaders_scores
-from .loop import batch_pass
-from ..utils import get_device, progress_enabled, set_seed
+from ..utils import get_device, order_seed, progress_enabled, set_seed
+from .checks import check_epochs_loaders_scores, preflight, score
+from .loop import DivergenceWarning, batch_pass
 
-__all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many"]
+__all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many", "why_not_stacked"]
 
 ScoreFunc = Callable[..., float]
 # activations applied value by value: the same module works on (B, h) and on (K, B, h)
@@ -68,11 +75,11 @@ class _StackedLayer(torch.autograd.Function):
       ``(B, in) @ (in, K*out)`` product and the weight gradient one ``(K*out, B) @ (B, in)``.
     * **Separate inputs** ``(K, B, in)``: batched products (``baddbmm``, ``bmm``). The weight
       gradient is formed as ``(K, out, in)`` directly (autograd's own backward of ``baddbmm``
-      forms it transposed, which MKL computes more slowly here).
+      forms it transposed).
     * **Fused tanh**: ``tanh(z) = 2 * sigmoid(2z) - 1``, with ``2z`` taken from the product's
-      own scale factors (free) and the rest done in place. On the book's 2-core CPU
-      ``torch.tanh`` costs about 1.4 ns per value and this about 0.4 ns; the two agree to about
-      1e-7. The backward pass is tanh's own, ``grad * (1 - y**2)``.
+      own scale factors (free) and the rest done in place (cheaper than ``torch.tanh`` on a
+      CPU; see the measurements page); the two agree to about 1e-7. The backward pass is
+      tanh's own, ``grad * (1 - y**2)``.
 
     Returns ``(K, B, out)`` (for a shared input, a transposed view of the ``(B, K*out)`` product).
     """
@@ -138,6 +145,7 @@ class StackedMLP(nn.Module):
         if why:
             raise ValueError(f"StackedMLP cannot stack this model: {why}; use VmapModels")
         self.k = len(models)
+        self.inputs_per_model = False  # True: forward takes (K, B, ...), one batch per model
         # the forward plan: Flatten/activation modules as they are, None where a stacked Linear goes
         self.plan: list[nn.Module | None] = [None if isinstance(layer, nn.Linear) else layer
                                              for layer in models[0]]
@@ -154,11 +162,17 @@ class StackedMLP(nn.Module):
         self.__dict__["_template"] = copy.deepcopy(models[0])  # not a submodule: no extra parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, shared, b_i, fused = x, True, 0, False
+        # (B, ...) shared by the K models, or (K, B, ...) when inputs_per_model is set
+        shared = not self.inputs_per_model
+        h, b_i, fused = x, 0, False
         linear = iter(zip(self.weights, self._names))
         for index, layer in enumerate(self.plan):
             if fused:  # this Tanh already ran inside the Linear before it
                 fused = False
+                continue
+            if isinstance(layer, nn.Flatten) and not shared:  # keep the model dimension K
+                end = layer.end_dim if layer.end_dim < 0 else layer.end_dim + 1
+                h = h.flatten(layer.start_dim + 1, end)  # (K, B, 1, 28, 28) -> (K, B, 784)
                 continue
             if layer is not None:
                 h = layer(h)  # Flatten (input still shared) or an elementwise activation
@@ -174,7 +188,7 @@ class StackedMLP(nn.Module):
             fused = type(following) is nn.Tanh
             # (B, in) for the first Linear (shared by the K models), else (K, B, in) -> (K, B, out)
             h, shared = _StackedLayer.apply(h, w, b, fused), False
-        if shared:
+        if shared and not self.inputs_per_model:
             raise ValueError("the model has no Linear layer: there is nothing to stack")
         return h
 
@@ -215,6 +229,7 @@ class VmapModels(nn.Module):
                              "idlmam.train.train_network")
         params, _ = stack_module_state(list(models))  # name -> (K, ...)
         self.k = len(models)
+        self.inputs_per_model = False  # True: forward takes (K, B, ...), one batch per model
         self.names = list(params)
         self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
         self.__dict__["_template"] = copy.deepcopy(models[0])
@@ -227,7 +242,8 @@ class VmapModels(nn.Module):
             return functional_call(self._skeleton, params, (inputs,))
 
         params = dict(zip(self.names, self.stacked))
-        return vmap(one, in_dims=(0, None))(params, x)  # (B, ...) -> (K, B, ...)
+        in_dims = (0, 0 if self.inputs_per_model else None)
+        return vmap(one, in_dims=in_dims)(params, x)  # (B, ...) or (K, B, ...) -> (K, B, ...)
 
     def unstack(self) -> list[nn.Module]:
         """The K trained models as ordinary modules (copies)."""
@@ -287,49 +303,72 @@ def stack_models(models: Sequence[nn.Module]) -> StackedMLP | VmapModels:
     return StackedMLP(models) if not _why_not_mlp(models[0]) else VmapModels(models)
 
 
-def _per_model_loss(loss_func: Callable, y_hat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Each model's mean loss on the batch: ``(K, B, C)`` scores, ``(B,)`` labels -> ``(K,)``."""
+def _per_model_loss(loss_func: Callable, y_hat: torch.Tensor, labels: torch.Tensor,
+                    per_model: bool) -> torch.Tensor:
+    """Each model's mean loss on its batch: ``(K, B, C)`` scores -> ``(K,)``.
+
+    ``labels`` is ``(K, B)`` when every model has its own batch (``per_model``), else ``(B,)``.
+    """
+    K, B = y_hat.shape[:2]
     plain_ce = (isinstance(loss_func, nn.CrossEntropyLoss) and loss_func.weight is None
                 and loss_func.reduction == "mean" and loss_func.label_smoothing == 0.0
-                and labels.dtype == torch.long and labels.dim() == 1 and y_hat.dim() == 3)
+                and labels.dtype == torch.long and y_hat.dim() == 3
+                and labels.dim() == (2 if per_model else 1))
     if plain_ce:  # one call for all K instead of K small ones
-        K, B, C = y_hat.shape
-        losses = F.cross_entropy(y_hat.reshape(K * B, C), labels.repeat(K), reduction="none",
-                                 ignore_index=loss_func.ignore_index)  # (K*B,)
-        counted = (labels != loss_func.ignore_index).sum()  # what "mean" divides by; no sync
-        return losses.view(K, B).sum(dim=1) / counted  # (K*B,) -> (K,)
-    return torch.stack([loss_func(y_hat[k], labels) for k in range(y_hat.shape[0])])
+        flat = labels.reshape(K * B) if per_model else labels.repeat(K)  # (K*B,)
+        losses = F.cross_entropy(y_hat.reshape(K * B, -1), flat, reduction="none",
+                                 ignore_index=loss_func.ignore_index).view(K, B)
+        counted = (flat != loss_func.ignore_index).view(K, B).sum(dim=1)  # what "mean" divides by
+        return losses.sum(dim=1) / counted  # (K,)
+    return torch.stack([loss_func(y_hat[k], labels[k] if per_model else labels) for k in range(K)])
 
 
-def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, data_loader: Iterable,
-               loss_func: Callable, device: torch.device, results: list[dict],
-               score_funcs: Mapping[str, ScoreFunc] | None, prefix: str) -> float:
-    """One pass for all K models, like :func:`idlmam.train.run_epoch`; appends to each ``results[k]``."""
-    K = len(results)
-    if optimizer is None and hasattr(data_loader, "eval_batches"):
-        # K models multiply the activations by K: keep one batch's worth about the single size
-        data_loader = data_loader.eval_batches(max(128, 1024 // K))
+def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, batches: Iterable,
+               loss_func: Callable, device: torch.device, rows: list[dict],
+               score_funcs: Mapping[str, ScoreFunc] | None, prefix: str,
+               running: torch.Tensor) -> float:
+    """One pass for all K models, as :func:`idlmam.train.run_epoch` does for one.
+
+    Writes ``"<prefix> loss"`` and the score columns into ``rows[k]`` for every model whose
+    ``running[k]`` is True (the others are stopped and get nothing). When training, each model
+    reads its own batch (``(K, B, ...)`` inputs); when evaluating, all read the same batch.
+    Returns the seconds spent.
+    """
+    per_model = optimizer is not None
+    stacked.inputs_per_model = per_model
+    zero = torch.zeros((), device=device)
+
+    def loss_of(y_hat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # stopped models add nothing to the sum that is minimised
+        return torch.where(running, _per_model_loss(loss_func, y_hat, labels, per_model), zero)
+
     start = time.perf_counter()
-    # the sum of the K losses is minimised: slice k of every gradient is model k's own gradient
-    running_loss, y_true, y_pred = batch_pass(
-        stacked, optimizer, data_loader, lambda y_hat, labels: _per_model_loss(loss_func, y_hat, labels),
-        device, keep_outputs=bool(score_funcs), name=prefix)
+    try:
+        running_loss, y_true, y_pred = batch_pass(
+            stacked, optimizer, batches, loss_of, device, keep_outputs=bool(score_funcs),
+            name=prefix, batch_dim=1 if per_model else 0)
+    finally:
+        stacked.inputs_per_model = False
     mean_loss = running_loss.tolist()  # one sync per epoch
-    for k in range(K):
-        results[k][f"{prefix} loss"] = mean_loss[k]
+    alive = running.tolist()
     if score_funcs:
-        y_true_np = torch.cat(y_true).cpu().numpy()
-        scores = torch.cat(y_pred, dim=1)  # (K, N, classes)
-        if scores.dim() == 3 and scores.shape[2] > 1:
-            scores = scores.argmax(dim=2)  # (K, N, classes) -> (K, N) predicted labels
-        scores = scores.cpu().numpy()
-        for k in range(K):
-            for name, score_func in score_funcs.items():
-                results[k][f"{prefix} {name}"] = float(score_func(y_true_np, scores[k]))
+        labels = torch.cat(y_true, dim=1 if per_model else 0).cpu().numpy()  # (K, N) or (N,)
+        predicted = torch.cat(y_pred, dim=1)  # (K, N, classes)
+        if predicted.dim() == 3 and predicted.shape[2] > 1:
+            predicted = predicted.argmax(dim=2)  # (K, N, classes) -> (K, N) labels
+        predicted = predicted.cpu().numpy()
+    for k, row in enumerate(rows):
+        if not alive[k]:
+            continue
+        row[f"{prefix} loss"] = mean_loss[k]
+        for name, score_func in (score_funcs or {}).items():
+            row[f"{prefix} {name}"] = (
+                score(name, score_func, labels[k] if per_model else labels, predicted[k],
+                      f"the {prefix} data") if math.isfinite(mean_loss[k]) else float("nan"))
     return time.perf_counter() - start
 
 
-def _check(seeds, epochs, train_loader, val_loader, test_loader, score_funcs) -> list[int]:
+def _check_seeds(seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=range(3)")
@@ -338,53 +377,111 @@ def _check(seeds, epochs, train_loader, val_loader, test_loader, score_funcs) ->
             raise ValueError(f"seeds must be non-negative ints, got {seed!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeat ({seeds}): each seed would train the same model twice")
-    check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
     return seeds
 
 
+def why_not_stacked(model_fn: Callable[[], nn.Module],
+                    optimizer_fn: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+                    lr_schedule_fn: Callable | str | None = None) -> str:
+    """Why K seeds of this setup cannot train in one pass (empty string: they can).
+
+    Not when the model cannot be stacked (batch norm, dropout, gradient hooks), nor with an
+    optimizer that mixes values across a tensor or rewrites the gradients as a whole before its
+    step (norm clipping), nor with ``ReduceLROnPlateau`` (each model would need its own rate).
+
+    Example:
+        >>> from idlmam.models import mlp
+        >>> why_not_stacked(mlp, lambda p: torch.optim.SGD(p, lr=0.1))
+        ''
+        >>> why_not_stacked(mlp, lambda p: torch.optim.SGD(p, lr=0.1), "ReduceLROnPlateau")
+        'ReduceLROnPlateau needs one learning rate per model'
+    """
+    plateau = "ReduceLROnPlateau needs one learning rate per model"
+    if isinstance(lr_schedule_fn, str):
+        return plateau
+    model = model_fn()
+    try:
+        stacked = stack_models([model])
+    except ValueError as err:
+        return str(err)
+    if isinstance(stacked, VmapModels) and any(True for _ in model.buffers()):
+        return "the model has buffers (batch norm statistics?), which vmap cannot update"
+    probe = optimizer_fn(model.parameters())
+    if type(probe).__name__ in NOT_ELEMENTWISE:
+        return f"{type(probe).__name__} mixes values within a tensor"
+    if getattr(probe, "_optimizer_step_pre_hooks", None):
+        return "the optimizer rewrites the gradients before its step (norm clipping?)"
+    schedule = lr_schedule_fn(probe) if lr_schedule_fn is not None else None
+    if isinstance(schedule, ReduceLROnPlateau):
+        return plateau
+    return ""
+
+
+def _frame(seeds: Sequence[int], rows: dict[int, list[dict]], diverged: bool):
+    import pandas as pd
+
+    frame = pd.concat([pd.DataFrame(rows[seed]).assign(seed=seed) for seed in seeds],
+                      ignore_index=True)
+    if diverged:  # True on the last row of each seed that diverged, False elsewhere
+        frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
+    first = ["seed", "epoch", "total time", "lr"]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    frame.attrs["diverged"] = diverged
+    return frame
+
+
 def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_func: Callable,
-               train_loader: Iterable, *,
+               train_loader, *,
                optimizer_fn: Callable[[list], torch.optim.Optimizer] | None = None,
                lr_schedule_fn: Callable[[torch.optim.Optimizer], object] | None = None,
                val_loader: Iterable | None = None, test_loader: Iterable | None = None,
                score_funcs: Mapping[str, ScoreFunc] | None = None, epochs: int = 50,
                device: torch.device | str = "cpu", clip_value: float | None = None,
                return_models: bool = False, disable_tqdm: bool = False,
-               on_epoch_end: Callable[[int, list], "bool | None"] | None = None):
-    """Train one model per seed, all K in one pass over the same batches; return the long frame.
+               on_epoch_end: Callable[[int, dict], "bool | None"] | None = None):
+    """Train one model per seed, all K in one pass; return the long results frame.
 
     Equivalent to, for each ``seed``: ``set_seed(seed); model = model_fn()``, then
     ``train_network(model, loss_func, train_loader, ...)`` with ``optimizer_fn(model.parameters())``
-    and ``lr_schedule_fn(optimizer)``, where every run's ``train_loader`` yields the same batches
-    in the same order (a fresh loader with the same shuffling seed).
+    and ``lr_schedule_fn(optimizer)``, after ``train_loader.generator.manual_seed(order_seed(seed))``
+    (see :func:`idlmam.utils.order_seed`): every seed draws its own batch order.
+
+    The contract of :func:`idlmam.train.train_network` holds: the same checks before training
+    (run on one model built by ``model_fn``, with the same errors); a seed whose training loss
+    becomes NaN or infinite stops after that epoch, its last row gets ``diverged=True`` (the
+    column is there when any seed diverged; ``frame.attrs["diverged"]`` says whether one did)
+    and one :class:`~idlmam.train.DivergenceWarning` names the seeds; the other seeds go on.
 
     Args:
-        model_fn: builds one model; called right after ``set_seed(seed)`` for each seed, so each
-            model starts from the weights a single run with that seed gets.
+        model_fn: builds one model; called right after ``set_seed(seed)`` for each seed.
         seeds: one model per seed (distinct non-negative ints).
         loss_func: ``loss_func(y_hat, y)`` returning one model's mean loss on a batch.
-        train_loader: yields ``(inputs, labels)``; iterated once per epoch for all K models.
+        train_loader: a :class:`idlmam.data.ResidentLoader` (it gathers each model's batch).
         optimizer_fn: ``params -> optimizer`` over the stacked ``(K, ...)`` tensors; must be
             elementwise (SGD, Adam, AdamW, RMSprop, ...). ``AdamW`` with its defaults when None.
         lr_schedule_fn: ``optimizer -> torch.optim.lr_scheduler`` object, stepped once per epoch
             (not ``ReduceLROnPlateau``: it would need one rate per model).
-        val_loader: evaluated after each epoch.
+        val_loader: evaluated after each epoch (the same batches for every model).
         test_loader: evaluated after each epoch.
-        score_funcs: ``{"Accuracy": accuracy_score}``, computed per model once per epoch.
-        epochs: passes over ``train_loader``.
+        score_funcs: ``{"Accuracy": accuracy}``, computed per model once per epoch.
+        epochs: passes over the training data.
         device: where to train.
         clip_value: clamp every gradient value into ``[-clip_value, clip_value]`` (what
             :func:`idlmam.models.clamp_gradients` does to a single model).
-        return_models: also return the K trained models (ordinary modules, in ``seeds`` order).
+        return_models: also return the K trained models (ordinary modules, in ``seeds`` order;
+            a stopped model as it was when it stopped).
         disable_tqdm: no progress bar.
-        on_epoch_end: called as ``on_epoch_end(epoch, rows)`` with that epoch's K rows (dicts, in
-            ``seeds`` order); return True to stop after it.
+        on_epoch_end: called as ``on_epoch_end(epoch, row)`` for each seed still training,
+            ``row["seed"]`` saying which; return True to stop that seed after this epoch.
 
     Returns:
         A pandas DataFrame with one row per (seed, epoch): ``seed``, then the columns of
-        :func:`idlmam.train.train_network` (``epoch``, ``total time``, ``lr``, ``train loss``,
-        ``train <score>``, ``val ...``, ``test ...``). ``total time`` is the training time of the
-        joint run so far, the same for every seed. With ``return_models``: ``(frame, models)``.
+        :func:`idlmam.train.train_network`. ``total time`` is the training time of the joint
+        run so far, the same for every seed. With ``return_models``: ``(frame, models)``.
+
+    Raises:
+        ValueError, TypeError: bad seeds, arguments, loaders, model output, score function,
+            an optimizer or schedule that would couple the models, before any training.
 
     Example:
         >>> frame = train_many(mlp, range(3), nn.CrossEntropyLoss(), loader, test_loader=test,
@@ -392,15 +489,26 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
         ...                    epochs=10)  # doctest: +SKIP
         >>> sns.lineplot(frame, x="epoch", y="test loss")  # a band over the seeds  # doctest: +SKIP
     """
-    import pandas as pd
     from tqdm import tqdm
 
-    seeds = _check(seeds, epochs, train_loader, val_loader, test_loader, score_funcs)
+    seeds = _check_seeds(seeds)
+    check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
+    if not hasattr(train_loader, "stacked_batches"):
+        raise TypeError(f"train_many gives every seed its own batch order, which needs an "
+                        f"idlmam.data.ResidentLoader, got a {type(train_loader).__name__}: use "
+                        "idlmam.data.resident_loader(dataset, ...) or train the seeds one by "
+                        "one with train_network")
+    if clip_value is not None and clip_value <= 0:
+        raise ValueError(f"clip_value must be positive, got {clip_value}")
     device = get_device(str(device))
     models = []
     for seed in seeds:
         set_seed(seed)
         models.append(model_fn())
+    loaders = {name: loader for name, loader in (("train_loader", train_loader),
+               ("val_loader", val_loader), ("test_loader", test_loader)) if loader is not None}
+    # train_network's own checks, on one plain model: the same errors for the same mistakes
+    preflight(copy.deepcopy(models[0]).to(device), loss_func, loaders, score_funcs, device)
     stacked = stack_models(models).to(device)
     del models
     params = list(stacked.parameters())
@@ -420,32 +528,65 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
         raise ValueError("lr_schedule_fn must build its schedule on the optimizer it is given")
     hooks = []
     if clip_value is not None:
-        if clip_value <= 0:
-            raise ValueError(f"clip_value must be positive, got {clip_value}")
         hooks = [p.register_hook(lambda grad: grad.clamp(-clip_value, clip_value)) for p in params]
+    orders = [torch.Generator().manual_seed(order_seed(seed)) for seed in seeds]
 
-    rows: list[list[dict]] = [[] for _ in seeds]  # rows[k][epoch]
+    K = len(seeds)
+    rows: dict[int, list[dict]] = {seed: [] for seed in seeds}
+    running = torch.ones(K, dtype=torch.bool, device=device)  # models still training
+    stopped_models: dict[int, nn.Module] = {}
+    diverged: list[str] = []
     total_time = 0.0
-    for epoch in tqdm(range(epochs), desc="Epoch", disable=not progress_enabled(disable_tqdm)):
-        row = [{"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]} for _ in seeds]
-        total_time += _run_epoch(stacked, optimizer, train_loader, loss_func, device, row,
-                                 score_funcs, "train")
-        for r in row:
-            r["total time"] = total_time
-        for prefix, loader in (("val", val_loader), ("test", test_loader)):
-            if loader is not None:
-                _run_epoch(stacked, None, loader, loss_func, device, row, score_funcs, prefix)
-        if lr_schedule is not None:
-            lr_schedule.step()
-        for k, r in enumerate(row):
-            rows[k].append(r)
-        if on_epoch_end is not None and on_epoch_end(epoch, row):
-            break
-    for hook in hooks:
-        hook.remove()
-
-    frame = pd.concat([pd.DataFrame(r).assign(seed=seed) for seed, r in zip(seeds, rows)],
-                      ignore_index=True)
-    first = ["seed", "epoch", "total time", "lr"]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
-    return (frame, stacked.unstack()) if return_models else frame
+    try:
+        for epoch in tqdm(range(epochs), desc="Epoch", disable=not progress_enabled(disable_tqdm)):
+            lr = float(optimizer.param_groups[0]["lr"])
+            row = [{"epoch": epoch, "lr": lr} for _ in seeds]
+            total_time += _run_epoch(stacked, optimizer, train_loader.stacked_batches(orders),
+                                     loss_func, device, row, score_funcs, "train", running)
+            alive = running.tolist()
+            bad = [k for k in range(K) if alive[k] and not math.isfinite(row[k]["train loss"])]
+            evaluate = running.clone()
+            evaluate[bad] = False  # a diverged model has nothing to evaluate: NaN, as one run
+            for prefix, loader in (("val", val_loader), ("test", test_loader)):
+                if loader is None:
+                    continue
+                batches = (loader.eval_batches(max(128, 1024 // K))
+                           if hasattr(loader, "eval_batches") else loader)
+                _run_epoch(stacked, None, batches, loss_func, device, row, score_funcs, prefix,
+                           evaluate)
+                for k in bad:
+                    for column in ["loss", *(score_funcs or {})]:
+                        row[k][f"{prefix} {column}"] = float("nan")
+            if lr_schedule is not None:
+                lr_schedule.step()
+            stop = []
+            for k, seed in enumerate(seeds):
+                if not alive[k]:
+                    continue
+                row[k]["total time"] = total_time
+                if k in bad:
+                    row[k]["diverged"] = True
+                    diverged.append(f"seed {seed} at epoch {epoch} ({row[k]['train loss']})")
+                rows[seed].append(row[k])
+                asked = on_epoch_end is not None and on_epoch_end(epoch, {**row[k], "seed": seed})
+                if k in bad or asked:
+                    stop.append(k)
+            if stop and return_models:
+                unstacked = stacked.unstack()
+                stopped_models.update({k: unstacked[k] for k in stop})
+            running[stop] = False
+            if not running.any():
+                break
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if diverged:
+        warnings.warn(f"the training loss became NaN or infinite for {', '.join(diverged)}: "
+                      "those seeds stopped, the others went on. The frame keeps their rows, the "
+                      "last with diverged=True; lower the learning rate or clip the gradients",
+                      DivergenceWarning, stacklevel=2)
+    frame = _frame(seeds, rows, bool(diverged))
+    if not return_models:
+        return frame
+    models = stacked.unstack()
+    return frame, [stopped_models.get(k, model) for k, model in enumerate(models)]
