@@ -10,7 +10,7 @@ export IDL_DATA ?= $(CURDIR)/data
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks data venv system-deps sync clean site-check
+.PHONY: book test lint unit notebooks data venv system-deps sync clean site-check
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
@@ -45,7 +45,12 @@ NOTEBOOKS := $(wildcard book/*.ipynb book/exercises/*.ipynb)
 notebooks: $(STAMP) data
 	IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval $(NOTEBOOKS)
 
-test: unit notebooks
+# the formatter and the linter, configured in pyproject.toml ([tool.ruff]); `ruff format .` fixes
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+test: lint unit notebooks
 
 book: $(STAMP) data
 	rm -rf _build/.jupyter_cache

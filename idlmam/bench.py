@@ -23,6 +23,7 @@ processes wait for each other, and wall times then mean little).
 Example:
     ``python -m idlmam.bench --json bench.json`` (``--quick`` for a seconds-long smoke run)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -137,9 +139,16 @@ def epoch_flops(model: nn.Module, n_train: int = N_TRAIN, n_test: int = N_TEST) 
     return total
 
 
-def matmul_floor(model: nn.Module, *, batch_size: int = BATCH_SIZE, eval_batch: int = EVAL_BATCH,
-                 n_train: int = N_TRAIN, n_test: int = N_TEST, device: torch.device | str = "cpu",
-                 repeats: int = 15) -> float:
+def matmul_floor(
+    model: nn.Module,
+    *,
+    batch_size: int = BATCH_SIZE,
+    eval_batch: int = EVAL_BATCH,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    device: torch.device | str = "cpu",
+    repeats: int = 15,
+) -> float:
     """Seconds one epoch's matrix products take on ``device``, each timed alone at its real shape.
 
     For each ``Linear(in, out)``: the forward product ``(B, in) @ (in, out)`` with its bias, the
@@ -160,13 +169,16 @@ def matmul_floor(model: nn.Module, *, batch_size: int = BATCH_SIZE, eval_batch: 
         X = torch.randn(batch_size, fan_in, device=device, dtype=dtype)
         G = torch.randn(batch_size, fan_out, device=device, dtype=dtype)
         X_eval = torch.randn(eval_batch, fan_in, device=device, dtype=dtype)
-        seconds = _median_seconds(lambda: torch.addmm(b, X, W.t()), repeats, device)  # (B, in) -> (B, out)
-        seconds += _median_seconds(lambda: G.t().mm(X), repeats, device)  # dW: (out, B) @ (B, in)
+        products = [
+            partial(torch.addmm, b, X, W.t()),  # (B, in) -> (B, out)
+            partial(torch.mm, G.t(), X),  # dW: (out, B) @ (B, in)
+        ]
         if index > 0:
-            seconds += _median_seconds(lambda: G.mm(W), repeats, device)  # dX: (B, out) @ (out, in)
+            products.append(partial(torch.mm, G, W))  # dX: (B, out) @ (out, in)
+        seconds = sum(_median_seconds(product, repeats, device) for product in products)
         per_train_example += seconds / batch_size
-        per_test_example += _median_seconds(lambda: torch.addmm(b, X_eval, W.t()), repeats,
-                                            device) / eval_batch
+        evaluate = partial(torch.addmm, b, X_eval, W.t())
+        per_test_example += _median_seconds(evaluate, repeats, device) / eval_batch
     return per_train_example * n_train + per_test_example * n_test
 
 
@@ -194,18 +206,35 @@ def _single_epochs(train, test, epochs: int, device: torch.device) -> list[float
     """Seconds of each epoch (training and test pass) of one train_network run."""
     stamps = [_clock()]
     model = mlp()
-    train_network(model, nn.CrossEntropyLoss(), train, test_loader=test, epochs=epochs,
-                  device=device, optimizer=_sgd(model.parameters()), disable_tqdm=True,
-                  on_epoch_end=lambda epoch, row: stamps.append(_clock()))
+    train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        train,
+        test_loader=test,
+        epochs=epochs,
+        device=device,
+        optimizer=_sgd(model.parameters()),
+        disable_tqdm=True,
+        on_epoch_end=lambda epoch, row: stamps.append(_clock()),
+    )
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list[float]:
     """Seconds of each epoch of one train_many run with ``k`` models, each in its own order."""
     stamps = [_clock()]
-    train_many(mlp, range(k), nn.CrossEntropyLoss(), train, test_loader=test, optimizer_fn=_sgd,
-               epochs=epochs, device=device, disable_tqdm=True,
-               on_epoch_end=lambda epoch, row: row["seed"] == k - 1 and stamps.append(_clock()))
+    train_many(
+        mlp,
+        range(k),
+        nn.CrossEntropyLoss(),
+        train,
+        test_loader=test,
+        optimizer_fn=_sgd,
+        epochs=epochs,
+        device=device,
+        disable_tqdm=True,
+        on_epoch_end=lambda epoch, row: row["seed"] == k - 1 and stamps.append(_clock()),
+    )
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -213,8 +242,13 @@ def _loaders(make: Callable, n_train: int | None, n_test: int | None) -> tuple:
     train_set = subset(fashion_mnist(train=True), n_train, seed=0)
     test_set = subset(fashion_mnist(train=False), n_test, seed=0)
     scale = (N_TRAIN + N_TEST) / (len(train_set) + len(test_set))  # 1 unless subsets are used
-    return (make(train_set, BATCH_SIZE, shuffle=True, seed=0), make(test_set, BATCH_SIZE), scale,
-            len(train_set), len(test_set))
+    return (
+        make(train_set, BATCH_SIZE, shuffle=True, seed=0),
+        make(test_set, BATCH_SIZE),
+        scale,
+        len(train_set),
+        len(test_set),
+    )
 
 
 def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
@@ -224,27 +258,38 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     if settings.cpu_time and (device.type != "cpu" or torch.get_num_threads() != 1):
-        raise ValueError("cpu_time counts this process's CPU seconds, which equal the work's "
-                         "time only with one thread on the CPU: add --threads 1")
+        raise ValueError(
+            "cpu_time counts this process's CPU seconds, which equal the work's "
+            "time only with one thread on the CPU: add --threads 1"
+        )
     _clock = time.process_time if settings.cpu_time else time.perf_counter
     started = time.perf_counter()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     clock_name = "CPU seconds" if settings.cpu_time else "wall seconds"
-    log(f"idlmam.bench on {device.type} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs), "
+    log(
+        f"idlmam.bench on {device.type} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs), "
         f"torch {torch.__version__}, load average {load_before:.1f}; times in {clock_name}, "
-        f"medians of {settings.rounds} rounds")
+        f"medians of {settings.rounds} rounds"
+    )
 
     if not settings.cpu_time and load_before > (os.cpu_count() or 1):
-        log(f"note: load average {load_before:.1f} on {os.cpu_count()} CPUs: other processes compete "
+        log(
+            f"note: load average {load_before:.1f} on {os.cpu_count()} CPUs: other processes compete "
             "for the cores, so wall times are unreliable (threads that share a core with other "
-            "processes wait for each other); `--threads 1 --cpu-time` measures the work itself")
+            "processes wait for each other); `--threads 1 --cpu-time` measures the work itself"
+        )
 
     model = mlp()
     flops = epoch_flops(model)
     classic_train, classic_test, classic_scale, n_classic, n_classic_test = _loaders(
-        classic_loader, min(settings.classic_images, N_TRAIN), max(1, round(settings.classic_images / 6)))
-    resident = lambda dataset, batch_size, **kw: resident_loader(dataset, batch_size, device=device, **kw)  # noqa: E731
-    train, test, scale, n_train, n_test = _loaders(resident, settings.train_images, settings.test_images)
+        classic_loader,
+        min(settings.classic_images, N_TRAIN),
+        max(1, round(settings.classic_images / 6)),
+    )
+    resident = partial(resident_loader, device=device)
+    train, test, scale, n_train, n_test = _loaders(
+        resident, settings.train_images, settings.test_images
+    )
 
     next(iter(classic_train))  # warm-up: the first batch also imports and opens what the rest reuse
     floors, classics, single_times, many_times = [], [], [], []
@@ -254,22 +299,38 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         # 2. the classic path: a DataLoader converting every image, on classic_images images
         single = mlp()
         start = _clock()
-        train_network(single, nn.CrossEntropyLoss(), classic_train, test_loader=classic_test,
-                      epochs=1, device=device, optimizer=_sgd(single.parameters()), disable_tqdm=True)
+        train_network(
+            single,
+            nn.CrossEntropyLoss(),
+            classic_train,
+            test_loader=classic_test,
+            epochs=1,
+            device=device,
+            optimizer=_sgd(single.parameters()),
+            disable_tqdm=True,
+        )
         classics.append((_clock() - start) * classic_scale)
         # 3. the fast path (one model) and 4. K models in one pass, on resident tensors
         single_times += [t * scale for t in _single_epochs(train, test, settings.epochs, device)]
-        many_times += [t * scale for t in _many_epochs(train, test, settings.k_epochs, settings.k, device)]
-        log(f"round {round_ + 1}/{settings.rounds}: floor {floors[-1]:.3f} s, classic "
-            f"{classics[-1]:.2f} s, fast {statistics.median(single_times[-settings.epochs:]):.3f} s, "
-            f"{settings.k} models {statistics.median(many_times[-settings.k_epochs:]):.3f} s per epoch")
+        many_times += [
+            t * scale for t in _many_epochs(train, test, settings.k_epochs, settings.k, device)
+        ]
+        log(
+            f"round {round_ + 1}/{settings.rounds}: floor {floors[-1]:.3f} s, classic "
+            f"{classics[-1]:.2f} s, fast {statistics.median(single_times[-settings.epochs :]):.3f} s, "
+            f"{settings.k} models {statistics.median(many_times[-settings.k_epochs :]):.3f} s per epoch"
+        )
     floor, classic = statistics.median(floors), statistics.median(classics)
     fast, many = statistics.median(single_times), statistics.median(many_times)
     # ratios within each round, then their median (robust to the machine's drift between rounds)
-    per_round_fast = [statistics.median(single_times[r * settings.epochs:(r + 1) * settings.epochs])
-                      for r in range(settings.rounds)]
-    per_round_many = [statistics.median(many_times[r * settings.k_epochs:(r + 1) * settings.k_epochs])
-                      for r in range(settings.rounds)]
+    per_round_fast = [
+        statistics.median(single_times[r * settings.epochs : (r + 1) * settings.epochs])
+        for r in range(settings.rounds)
+    ]
+    per_round_many = [
+        statistics.median(many_times[r * settings.k_epochs : (r + 1) * settings.k_epochs])
+        for r in range(settings.rounds)
+    ]
     speedups = [c / f for c, f in zip(classics, per_round_fast)]
     floor_ratios = [f / fl for f, fl in zip(per_round_fast, floors)]
     k_speedups = [settings.k * f / m for f, m in zip(per_round_fast, per_round_many)]
@@ -292,11 +353,16 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "k_speedup_per_round": k_speedups,
         "gflop_per_epoch": flops / 1e9,
         "matmul_gflops": flops / floor / 1e9,
-        "budget_minutes": {name: {"epochs": chapter_epochs(b), "seeds": b.seeds,
-                                  "fast": chapter_epochs(b) * fast / 60,
-                                  "fast_seeds": chapter_epochs(b, seeds=b.seeds) * fast / 60,
-                                  "classic": chapter_epochs(b) * classic / 60}
-                           for name, b in BUDGETS.items()},
+        "budget_minutes": {
+            name: {
+                "epochs": chapter_epochs(b),
+                "seeds": b.seeds,
+                "fast": chapter_epochs(b) * fast / 60,
+                "fast_seeds": chapter_epochs(b, seeds=b.seeds) * fast / 60,
+                "classic": chapter_epochs(b) * classic / 60,
+            }
+            for name, b in BUDGETS.items()
+        },
         "classic_images": [n_classic, n_classic_test],
         "fast_images": [n_train, n_test],
         "floor_times": floors,
@@ -308,7 +374,10 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
-        "load_average": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")],
+        "load_average": [
+            load_before,
+            os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        ],
         "bench_seconds": time.perf_counter() - started,
     }
     log(_table(results))
@@ -318,40 +387,64 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
 def _table(r: dict) -> str:
     k = r["k_models"]
     full = [N_TRAIN, N_TEST]
-    scaled = "" if r["fast_images"] == full else (
-        f"; timed on {r['fast_images'][0]:,} + {r['fast_images'][1]:,} images, scaled")
+    scaled = (
+        ""
+        if r["fast_images"] == full
+        else (f"; timed on {r['fast_images'][0]:,} + {r['fast_images'][1]:,} images, scaled")
+    )
+
     def spread(key: str, digits: int) -> str:
         values = r[f"{key}_per_round"]
         return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
-    classic_note = ("one whole epoch" if r["classic_images"] == full else
-                    f"timed on {r['classic_images'][0]:,} + {r['classic_images'][1]:,} images, "
-                    "scaled to 60,000 + 10,000")
+    classic_note = (
+        "one whole epoch"
+        if r["classic_images"] == full
+        else f"timed on {r['classic_images'][0]:,} + {r['classic_images'][1]:,} images, "
+        "scaled to 60,000 + 10,000"
+    )
     rows = [
         ("classic: DataLoader + ToTensor", r["classic_s_per_epoch"], "1.0x", classic_note),
-        ("fast: resident loader", r["fast_s_per_epoch"], f"{r['speedup']:.1f}x",
-         f"{spread('speedup', 1)}x over the rounds; {r['floor_ratio']:.2f}x the floor "
-         f"({spread('floor_ratio', 2)}){scaled}"),
-        ("arithmetic floor (matmuls only)", r["floor_s_per_epoch"],
-         f"{r['classic_s_per_epoch'] / r['floor_s_per_epoch']:.0f}x",
-         f"{r['gflop_per_epoch']:.1f} GFLOP at {r['matmul_gflops']:.0f} GFLOP/s"),
-        (f"{k} models in one pass (train_many)", r["k_models_s_per_epoch"], "",
-         f"{r['k_speedup']:.2f}x cheaper than {k} single runs ({spread('k_speedup', 2)}){scaled}"),
+        (
+            "fast: resident loader",
+            r["fast_s_per_epoch"],
+            f"{r['speedup']:.1f}x",
+            f"{spread('speedup', 1)}x over the rounds; {r['floor_ratio']:.2f}x the floor "
+            f"({spread('floor_ratio', 2)}){scaled}",
+        ),
+        (
+            "arithmetic floor (matmuls only)",
+            r["floor_s_per_epoch"],
+            f"{r['classic_s_per_epoch'] / r['floor_s_per_epoch']:.0f}x",
+            f"{r['gflop_per_epoch']:.1f} GFLOP at {r['matmul_gflops']:.0f} GFLOP/s",
+        ),
+        (
+            f"{k} models in one pass (train_many)",
+            r["k_models_s_per_epoch"],
+            "",
+            f"{r['k_speedup']:.2f}x cheaper than {k} single runs ({spread('k_speedup', 2)}){scaled}",
+        ),
         (f"{k} single runs (fast path)", r["k_single_s_per_epoch"], "", f"{k} x the fast path"),
     ]
-    lines = ["", "s/epoch: seconds per epoch of the 784-128-128-128-10 tanh MLP, batch 256, SGD "
-             "lr 0.1, training pass + test pass (60,000 + 10,000 images); times: medians over the "
-             "rounds; ratios: the median of each round's ratio (and their range)",
-             f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note"]
+    lines = [
+        "",
+        "s/epoch: seconds per epoch of the 784-128-128-128-10 tanh MLP, batch 256, SGD "
+        "lr 0.1, training pass + test pass (60,000 + 10,000 images); times: medians over the "
+        "rounds; ratios: the median of each round's ratio (and their range)",
+        f"{'path':36s} {'s/epoch':>9s} {'speed':>7s}  note",
+    ]
     lines += [f"{name:36s} {sec:9.3f} {speed:>7s}  {note}" for name, sec, speed, note in rows]
     for name, m in r["budget_minutes"].items():
         lines.append(
             f"whole chapter, {name} budget ({m['epochs']:.0f} epochs of this model): fast "
             f"{m['fast']:.1f} min ({m['fast_seeds']:.1f} min with {m['seeds']} seed(s) per run, "
-            f"not counting train_many's saving), classic {m['classic']:.0f} min")
-    lines.append(f"{r['device']}, {r['threads']} thread(s), {r['clock']} clock, load average "
-                 f"{r['load_average'][0]:.1f} before / {r['load_average'][1]:.1f} after; "
-                 f"the benchmark took {r['bench_seconds']:.0f} s")
+            f"not counting train_many's saving), classic {m['classic']:.0f} min"
+        )
+    lines.append(
+        f"{r['device']}, {r['threads']} thread(s), {r['clock']} clock, load average "
+        f"{r['load_average'][0]:.1f} before / {r['load_average'][1]:.1f} after; "
+        f"the benchmark took {r['bench_seconds']:.0f} s"
+    )
     return "\n".join(lines)
 
 
@@ -363,29 +456,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``k_models_s_per_epoch``, ``k_single_s_per_epoch`` and ``chapter_full_minutes`` (all times
     per full Fashion-MNIST epoch: 60,000 training and 10,000 test images).
     """
-    parser = argparse.ArgumentParser(prog="python -m idlmam.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m idlmam.bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--k", type=int, default=8, help="models trained together (default: 8)")
-    parser.add_argument("--classic-images", type=int, default=N_TRAIN,
-                        help="training images the classic path is timed on (default: all 60,000)")
-    parser.add_argument("--train-images", type=int, default=None,
-                        help="training images for the fast paths (default: all 60,000)")
-    parser.add_argument("--rounds", type=int, default=5, help="repeats of every measurement (default: 5)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="count CPU seconds instead of wall seconds (with --threads 1): "
-                             "robust to other processes on a busy machine")
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny setting that checks the command works (seconds; rough numbers)")
+    parser.add_argument(
+        "--classic-images",
+        type=int,
+        default=N_TRAIN,
+        help="training images the classic path is timed on (default: all 60,000)",
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=None,
+        help="training images for the fast paths (default: all 60,000)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="repeats of every measurement (default: 5)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="count CPU seconds instead of wall seconds (with --threads 1): "
+        "robust to other processes on a busy machine",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny setting that checks the command works (seconds; rough numbers)",
+    )
     args = parser.parse_args(argv)
-    settings = Settings(device=args.device, k=args.k, classic_images=args.classic_images,
-                        train_images=args.train_images, rounds=args.rounds, threads=args.threads,
-                        cpu_time=args.cpu_time)
+    settings = Settings(
+        device=args.device,
+        k=args.k,
+        classic_images=args.classic_images,
+        train_images=args.train_images,
+        rounds=args.rounds,
+        threads=args.threads,
+        cpu_time=args.cpu_time,
+    )
     if args.quick:
-        settings = Settings(device=args.device, k=min(args.k, 2), classic_images=256,
-                            train_images=512, test_images=128, epochs=1, k_epochs=1, rounds=1,
-                            floor_repeats=3, threads=args.threads, cpu_time=args.cpu_time)
+        settings = Settings(
+            device=args.device,
+            k=min(args.k, 2),
+            classic_images=256,
+            train_images=512,
+            test_images=128,
+            epochs=1,
+            k_epochs=1,
+            rounds=1,
+            floor_repeats=3,
+            threads=args.threads,
+            cpu_time=args.cpu_time,
+        )
     if min(settings.k, settings.rounds, settings.classic_images, settings.threads or 1) < 1:
         parser.error("--k, --rounds, --threads and --classic-images must be at least 1")
     try:

@@ -18,6 +18,7 @@ Example:
     >>> get_budget("quick").epochs
     7
 """
+
 from __future__ import annotations
 
 import os
@@ -57,12 +58,39 @@ class Budget:
 
 
 BUDGETS = {
-    "full": Budget("full", epochs=15, trials=10, prune_trials=20, trial_epochs=5, seeds=3,
-                   train_size=None, exercise_train_size=12_000, exercise_epochs=8),
-    "chapter": Budget("chapter", epochs=50, trials=10, prune_trials=20, trial_epochs=10, seeds=3,
-                      train_size=None, exercise_train_size=None, exercise_epochs=50),
-    "quick": Budget("quick", epochs=7, trials=4, prune_trials=6, trial_epochs=2, seeds=2,
-                    train_size=12_000, exercise_train_size=12_000, exercise_epochs=7),
+    "full": Budget(
+        "full",
+        epochs=15,
+        trials=10,
+        prune_trials=20,
+        trial_epochs=5,
+        seeds=3,
+        train_size=None,
+        exercise_train_size=12_000,
+        exercise_epochs=8,
+    ),
+    "chapter": Budget(
+        "chapter",
+        epochs=50,
+        trials=10,
+        prune_trials=20,
+        trial_epochs=10,
+        seeds=3,
+        train_size=None,
+        exercise_train_size=None,
+        exercise_epochs=50,
+    ),
+    "quick": Budget(
+        "quick",
+        epochs=7,
+        trials=4,
+        prune_trials=6,
+        trial_epochs=2,
+        seeds=2,
+        train_size=12_000,
+        exercise_train_size=12_000,
+        exercise_epochs=7,
+    ),
 }
 
 
@@ -77,5 +105,6 @@ def get_budget(name: str | None = None) -> Budget:
     if chosen not in BUDGETS:
         raise ValueError(
             f"unknown budget {chosen!r}: set IDL_BUDGET to one of {sorted(BUDGETS)} "
-            "(for example IDL_BUDGET=quick)")
+            "(for example IDL_BUDGET=quick)"
+        )
     return BUDGETS[chosen]

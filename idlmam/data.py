@@ -11,6 +11,7 @@ Where the four raw files come from, in order:
 Every file is checked (size and SHA-256 of its contents) before use, so a truncated or corrupt
 file stops with an error that names it instead of becoming a silently wrong dataset.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,29 +21,50 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
 __all__ = [
-    "DataUnavailableError", "CorruptDataError", "data_root", "ensure_fashion_mnist",
-    "fashion_mnist", "split", "subset", "ResidentLoader", "resident_loader", "classic_loader",
+    "DataUnavailableError",
+    "CorruptDataError",
+    "data_root",
+    "ensure_fashion_mnist",
+    "fashion_mnist",
+    "split",
+    "subset",
+    "ResidentLoader",
+    "resident_loader",
+    "classic_loader",
     "book_loaders",
 ]
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 # SHA-256 and size of the *uncompressed* files (the .gz archives differ between mirrors).
 RAW_FILES = {
-    "train-images-idx3-ubyte": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 47_040_016),
-    "train-labels-idx1-ubyte": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60_008),
-    "t10k-images-idx3-ubyte": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 7_840_016),
-    "t10k-labels-idx1-ubyte": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10_008),
+    "train-images-idx3-ubyte": (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        47_040_016,
+    ),
+    "train-labels-idx1-ubyte": (
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        60_008,
+    ),
+    "t10k-images-idx3-ubyte": (
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        7_840_016,
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        10_008,
+    ),
 }
 HOW_TO_GET = (
     "Fashion-MNIST is not available. Either connect to the internet (torchvision downloads it), "
     "or on Debian run `apt-get install dataset-fashion-mnist` as root, or copy the four files "
-    "{names} (gunzipped) into {raw}. Set IDL_DATA to use another data folder.")
+    "{names} (gunzipped) into {raw}. Set IDL_DATA to use another data folder."
+)
 
 
 class DataUnavailableError(RuntimeError):
@@ -74,15 +96,19 @@ def _verify(path: Path) -> None:
         return
     fix = "delete it and run `python -m idlmam.data` (or `make data`) to fetch it again"
     if stat.st_size != size:
-        raise CorruptDataError(f"{path} has {stat.st_size} bytes, expected {size} "
-                               f"(truncated or not Fashion-MNIST): {fix}")
+        raise CorruptDataError(
+            f"{path} has {stat.st_size} bytes, expected {size} "
+            f"(truncated or not Fashion-MNIST): {fix}"
+        )
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     if digest.hexdigest() != sha:
-        raise CorruptDataError(f"{path} has the right size but the wrong contents "
-                               f"(SHA-256 {digest.hexdigest()[:12]}…): {fix}")
+        raise CorruptDataError(
+            f"{path} has the right size but the wrong contents "
+            f"(SHA-256 {digest.hexdigest()[:12]}…): {fix}"
+        )
     _verified.add(key)
 
 
@@ -110,8 +136,10 @@ def _from_debian(raw: Path, source: Path = DEBIAN_DIR) -> bool:
                 shutil.copyfileobj(src, dst, 1 << 22)
         except (OSError, EOFError) as err:
             tmp.unlink(missing_ok=True)
-            raise CorruptDataError(f"{archive} could not be unpacked ({err}): reinstall it with "
-                                   "`apt-get install --reinstall dataset-fashion-mnist`") from err
+            raise CorruptDataError(
+                f"{archive} could not be unpacked ({err}): reinstall it with "
+                "`apt-get install --reinstall dataset-fashion-mnist`"
+            ) from err
         tmp.replace(target)  # atomic: a half-written file never carries the final name
     return _have_all(raw)
 
@@ -123,8 +151,10 @@ def _from_torchvision(root: Path) -> bool:
         FashionMNIST(str(root), train=True, download=True)
         FashionMNIST(str(root), train=False, download=True)
     except Exception as err:  # no network, a mirror down: fall through to the next source
-        print(f"idlmam.data: torchvision download failed ({type(err).__name__}: {err})",
-              file=sys.stderr)
+        print(
+            f"idlmam.data: torchvision download failed ({type(err).__name__}: {err})",
+            file=sys.stderr,
+        )
         return False
     return _have_all(_raw_dir(root))
 
@@ -140,8 +170,13 @@ def _from_apt() -> bool:
     return done.returncode == 0
 
 
-def ensure_fashion_mnist(root: str | os.PathLike | None = None, *, download: bool = True,
-                         apt: bool = True, debian_dir: Path = DEBIAN_DIR) -> Path:
+def ensure_fashion_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    apt: bool = True,
+    debian_dir: Path = DEBIAN_DIR,
+) -> Path:
     """Make sure the four raw Fashion-MNIST files are under ``root`` and return that root.
 
     Args:
@@ -189,7 +224,9 @@ def split(dataset, fractions: Sequence[float] = (0.8, 0.2), *, seed: int = 0):
     from torch.utils.data import random_split
 
     if abs(sum(fractions) - 1.0) > 1e-9:
-        raise ValueError(f"fractions must add up to 1, got {list(fractions)} (sum {sum(fractions)})")
+        raise ValueError(
+            f"fractions must add up to 1, got {list(fractions)} (sum {sum(fractions)})"
+        )
     return random_split(dataset, list(fractions), generator=torch.Generator().manual_seed(seed))
 
 
@@ -213,9 +250,13 @@ def _decode(dataset) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(dataset.indices, dtype=torch.long)
         return X[index], y[index]
     raw, targets = getattr(dataset, "data", None), getattr(dataset, "targets", None)
-    if (isinstance(raw, torch.Tensor) and raw.dtype == torch.uint8 and raw.dim() == 3
-            and isinstance(getattr(dataset, "transform", None), transforms.ToTensor)
-            and getattr(dataset, "target_transform", None) is None):
+    if (
+        isinstance(raw, torch.Tensor)
+        and raw.dtype == torch.uint8
+        and raw.dim() == 3
+        and isinstance(getattr(dataset, "transform", None), transforms.ToTensor)
+        and getattr(dataset, "target_transform", None) is None
+    ):
         # exactly what ToTensor does to each image, for all of them at once: (N, 28, 28) -> (N, 1, 28, 28)
         return raw.unsqueeze(1).to(torch.get_default_dtype()).div(255), torch.as_tensor(targets)
     items = [dataset[i] for i in range(len(dataset))]  # any other dataset: decode item by item
@@ -246,9 +287,17 @@ class ResidentLoader:
         (3, [4, 4, 2])
     """
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
-                 shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu",
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int = 256,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        drop_last: bool = False,
+    ) -> None:
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}: they must match")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -268,17 +317,20 @@ class ResidentLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, B = len(self.X), self.batch_size
-        order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
+        order = (
+            torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
+        )
         for start in range(0, len(self) * B, B):
             if order is None:
-                yield self.X[start:start + B], self.y[start:start + B]
+                yield self.X[start : start + B], self.y[start : start + B]
             else:
-                idx = order[start:start + B]
+                idx = order[start : start + B]
                 # index_select: the same rows as X[idx], the faster gather (book/measurements.md)
                 yield self.X.index_select(0, idx), self.y.index_select(0, idx)
 
-    def stacked_batches(self, generators: Sequence[torch.Generator]
-                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def stacked_batches(
+        self, generators: Sequence[torch.Generator]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch for K models at once, each in the order its own generator draws.
 
         Batch ``b`` stacks the ``b``-th batch of every model: inputs ``(K, B, ...)`` and labels
@@ -296,10 +348,12 @@ class ResidentLoader:
             orders = torch.arange(n).expand(K, n)
         orders = orders.to(self.device)
         for start in range(0, len(self) * B, B):
-            idx = orders[:, start:start + B]  # (K, B): row k is model k's batch
+            idx = orders[:, start : start + B]  # (K, B): row k is model k's batch
             flat = idx.reshape(-1)
-            yield (self.X.index_select(0, flat).view(*idx.shape, *self.X.shape[1:]),
-                   self.y.index_select(0, flat).view(*idx.shape, *self.y.shape[1:]))
+            yield (
+                self.X.index_select(0, flat).view(*idx.shape, *self.X.shape[1:]),
+                self.y.index_select(0, flat).view(*idx.shape, *self.y.shape[1:]),
+            )
 
     def eval_batches(self, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """All examples in order, in large batches (for evaluation; the order does not matter).
@@ -311,28 +365,46 @@ class ResidentLoader:
             ``(inputs, labels)`` batches, in the stored order, never shuffled.
         """
         for start in range(0, len(self.X), batch_size):
-            yield self.X[start:start + batch_size], self.y[start:start + batch_size]
+            yield self.X[start : start + batch_size], self.y[start : start + batch_size]
 
 
-def resident_loader(dataset, batch_size: int = 256, *, shuffle: bool = False, seed: int = 0,
-                    device: torch.device | str = "cpu", drop_last: bool = False) -> ResidentLoader:
+def resident_loader(
+    dataset,
+    batch_size: int = 256,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    drop_last: bool = False,
+) -> ResidentLoader:
     """Decode ``dataset`` once (bitwise what ``ToTensor()`` gives) into a :class:`ResidentLoader`."""
     X, y = _decode(dataset)
-    return ResidentLoader(X, y, batch_size, shuffle=shuffle, seed=seed, device=device,
-                          drop_last=drop_last)
+    return ResidentLoader(
+        X, y, batch_size, shuffle=shuffle, seed=seed, device=device, drop_last=drop_last
+    )
 
 
 def classic_loader(dataset, batch_size: int = 256, *, shuffle: bool = False, seed: int = 0):
     """The classic path, a ``DataLoader`` over the dataset, with a seeded order."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+    )
 
 
-def book_loaders(batch_size: int = 256, *, device: torch.device | str = "cpu",
-                 train_size: int | None = None, val_fraction: float | None = None,
-                 seed: int = 0, test: bool = True) -> dict[str, ResidentLoader]:
+def book_loaders(
+    batch_size: int = 256,
+    *,
+    device: torch.device | str = "cpu",
+    train_size: int | None = None,
+    val_fraction: float | None = None,
+    seed: int = 0,
+    test: bool = True,
+) -> dict[str, ResidentLoader]:
     """The chapter's loaders, resident on ``device``: ``{"train", "test"}`` (and ``"val"``).
 
     Args:

@@ -11,10 +11,11 @@ Example:
     >>> dips
     [7, 21, 35, 49]
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -24,8 +25,15 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from .optim import cosine_t_max, schedule_lrs
 from .train import train_network
 
-__all__ = ["dip_epochs", "cosine_dips", "Snapshots", "train_snapshots", "SnapshotEnsemble",
-           "average_weights", "train_swa"]
+__all__ = [
+    "dip_epochs",
+    "cosine_dips",
+    "Snapshots",
+    "train_snapshots",
+    "SnapshotEnsemble",
+    "average_weights",
+    "train_swa",
+]
 
 State = dict[str, torch.Tensor]
 
@@ -94,9 +102,17 @@ class Snapshots:
             self.states.append(_copy_state(self.model))
 
 
-def train_snapshots(model: nn.Module, loss_func: Callable, train_loader: Iterable,
-                    optimizer: torch.optim.Optimizer, *, epochs: int, dips: int,
-                    eta_min: float = 1e-4, **train_kwargs):
+def train_snapshots(
+    model: nn.Module,
+    loss_func: Callable,
+    train_loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    dips: int,
+    eta_min: float = 1e-4,
+    **train_kwargs,
+):
     """Train with a cosine schedule of ``dips`` dips and keep the weights at every dip.
 
     The schedule is ``CosineAnnealingLR(optimizer, cosine_t_max(epochs, dips), eta_min)``, the
@@ -115,8 +131,16 @@ def train_snapshots(model: nn.Module, loss_func: Callable, train_loader: Iterabl
     eta_0 = optimizer.param_groups[0]["lr"]
     lr_schedule = CosineAnnealingLR(optimizer, cosine_t_max(epochs, dips), eta_min=eta_min)
     hook = Snapshots(model, cosine_dips(epochs, dips, eta_0=eta_0, eta_min=eta_min))
-    frame = train_network(model, loss_func, train_loader, epochs=epochs, optimizer=optimizer,
-                          lr_schedule=lr_schedule, on_epoch_end=hook, **train_kwargs)
+    frame = train_network(
+        model,
+        loss_func,
+        train_loader,
+        epochs=epochs,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        on_epoch_end=hook,
+        **train_kwargs,
+    )
     return frame, hook.states
 
 
@@ -157,8 +181,13 @@ class SnapshotEnsemble(nn.Module):
         return self.predict_proba(x).log()  # (B, classes); log_softmax of it gives it back
 
 
-def average_weights(model: nn.Module, states: Sequence[State], *, bn_loader: Iterable | None = None,
-                    device: torch.device | str | None = None) -> AveragedModel:
+def average_weights(
+    model: nn.Module,
+    states: Sequence[State],
+    *,
+    bn_loader: Iterable | None = None,
+    device: torch.device | str | None = None,
+) -> AveragedModel:
     r"""One model whose parameters are the mean of ``states``, via ``AveragedModel``.
 
     .. math::
@@ -189,9 +218,19 @@ def average_weights(model: nn.Module, states: Sequence[State], *, bn_loader: Ite
     return swa_model
 
 
-def train_swa(model: nn.Module, loss_func: Callable, train_loader: Iterable,
-              optimizer: torch.optim.Optimizer, *, epochs: int, swa_start: int, swa_lr: float,
-              anneal_epochs: int = 1, lr_schedule=None, **train_kwargs):
+def train_swa(
+    model: nn.Module,
+    loss_func: Callable,
+    train_loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    swa_start: int,
+    swa_lr: float,
+    anneal_epochs: int = 1,
+    lr_schedule=None,
+    **train_kwargs,
+):
     """Train, then average the weights of every epoch from ``swa_start`` on (PyTorch's SWA recipe).
 
     Phase 1 (epochs ``0 .. swa_start - 1``) trains as usual, with ``lr_schedule`` if given.
@@ -215,20 +254,36 @@ def train_swa(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     import pandas as pd
 
     if not 1 <= swa_start < epochs:
-        raise ValueError(f"need 1 <= swa_start < epochs, got swa_start={swa_start}, epochs={epochs}")
-    first = train_network(model, loss_func, train_loader, epochs=swa_start, optimizer=optimizer,
-                          lr_schedule=lr_schedule, **train_kwargs)
+        raise ValueError(
+            f"need 1 <= swa_start < epochs, got swa_start={swa_start}, epochs={epochs}"
+        )
+    first = train_network(
+        model,
+        loss_func,
+        train_loader,
+        epochs=swa_start,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        **train_kwargs,
+    )
     swa_model = AveragedModel(model)
     swa_schedule = SWALR(optimizer, swa_lr=swa_lr, anneal_epochs=anneal_epochs)
-    second = train_network(model, loss_func, train_loader, epochs=epochs - swa_start,
-                           optimizer=optimizer, lr_schedule=swa_schedule,
-                           on_epoch_end=lambda epoch, row: swa_model.update_parameters(model),
-                           **train_kwargs)
+    second = train_network(
+        model,
+        loss_func,
+        train_loader,
+        epochs=epochs - swa_start,
+        optimizer=optimizer,
+        lr_schedule=swa_schedule,
+        on_epoch_end=lambda epoch, row: swa_model.update_parameters(model),
+        **train_kwargs,
+    )
     update_bn(train_loader, swa_model, device=train_kwargs.get("device"))
-    second = second.assign(epoch=second["epoch"] + swa_start,
-                           **{"total time": second["total time"] + first["total time"].iloc[-1]})
-    frame = pd.concat([first.assign(averaged=False), second.assign(averaged=True)],
-                      ignore_index=True)
+    second = second.assign(
+        epoch=second["epoch"] + swa_start,
+        **{"total time": second["total time"] + first["total time"].iloc[-1]},
+    )
+    frame = pd.concat(
+        [first.assign(averaged=False), second.assign(averaged=True)], ignore_index=True
+    )
     return frame, swa_model
-
-

@@ -7,7 +7,7 @@ with a ``run`` and a ``seed`` column, which :mod:`idlmam.plotting` draws.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -21,13 +21,20 @@ __all__ = ["run"]
 Loaders = Mapping[str, Iterable]
 
 
-def run(label: str, make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        make_schedule: Callable[[torch.optim.Optimizer], object] | str | None = None, *,
-        loaders: Loaders | Callable[[int], Loaders], epochs: int,
-        device: torch.device | str = "cpu", seeds: Sequence[int] = (0,),
-        model_fn: Callable[[], nn.Module] = mlp, clip_value: float | None = None,
-        score_funcs: dict | None = None,
-        on_epoch_end: Callable[[int, dict], "bool | None"] | None = None):
+def run(
+    label: str,
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    make_schedule: Callable[[torch.optim.Optimizer], object] | str | None = None,
+    *,
+    loaders: Loaders | Callable[[int], Loaders],
+    epochs: int,
+    device: torch.device | str = "cpu",
+    seeds: Sequence[int] = (0,),
+    model_fn: Callable[[], nn.Module] = mlp,
+    clip_value: float | None = None,
+    score_funcs: dict | None = None,
+    on_epoch_end: Callable[[int, dict], bool | None] | None = None,
+):
     """Train a fresh model per seed and return the long results frame.
 
     A seed is a whole repetition: it decides the model's initial weights
@@ -75,17 +82,40 @@ def run(label: str, make_optimizer: Callable[[Iterable[nn.Parameter]], torch.opt
     seeds = list(seeds)
     score_funcs = score_funcs or {"Accuracy": accuracy}
     per_seed = callable(loaders)
-    stack = (len(seeds) > 1 and not per_seed
-             and not why_not_stacked(model_fn, make_optimizer, make_schedule))
+    stack = (
+        len(seeds) > 1
+        and not per_seed
+        and not why_not_stacked(model_fn, make_optimizer, make_schedule)
+    )
     if stack:
-        frame = train_many(model_fn, seeds, nn.CrossEntropyLoss(), loaders["train"],
-                           optimizer_fn=make_optimizer, lr_schedule_fn=make_schedule,
-                           val_loader=loaders.get("val"), test_loader=loaders.get("test"),
-                           score_funcs=score_funcs, epochs=epochs, device=device,
-                           clip_value=clip_value, on_epoch_end=on_epoch_end)
+        frame = train_many(
+            model_fn,
+            seeds,
+            nn.CrossEntropyLoss(),
+            loaders["train"],
+            optimizer_fn=make_optimizer,
+            lr_schedule_fn=make_schedule,
+            val_loader=loaders.get("val"),
+            test_loader=loaders.get("test"),
+            score_funcs=score_funcs,
+            epochs=epochs,
+            device=device,
+            clip_value=clip_value,
+            on_epoch_end=on_epoch_end,
+        )
     else:
-        frame = _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device,
-                            model_fn, clip_value, score_funcs, on_epoch_end)
+        frame = _one_by_one(
+            seeds,
+            make_optimizer,
+            make_schedule,
+            loaders,
+            epochs,
+            device,
+            model_fn,
+            clip_value,
+            score_funcs,
+            on_epoch_end,
+        )
     diverged = frame.attrs["diverged"]
     columns = [c for c in frame.columns if c != "seed"]
     frame = frame[columns].assign(run=label, seed=frame["seed"])
@@ -93,8 +123,18 @@ def run(label: str, make_optimizer: Callable[[Iterable[nn.Parameter]], torch.opt
     return frame
 
 
-def _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device, model_fn,
-                clip_value, score_funcs, on_epoch_end):
+def _one_by_one(
+    seeds,
+    make_optimizer,
+    make_schedule,
+    loaders,
+    epochs,
+    device,
+    model_fn,
+    clip_value,
+    score_funcs,
+    on_epoch_end,
+):
     """The seeds of :func:`run` trained one after the other with ``train_network``."""
     import pandas as pd
 
@@ -109,16 +149,27 @@ def _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device, m
         optimizer = make_optimizer(model.parameters())
         schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
         hooks = clamp_gradients(model, clip_value) if clip_value is not None else []
-        hook = (None if on_epoch_end is None else
-                lambda epoch, row, seed=seed: on_epoch_end(epoch, {**row, "seed": seed}))
+        hook = (
+            None
+            if on_epoch_end is None
+            else lambda epoch, row, seed=seed: on_epoch_end(epoch, {**row, "seed": seed})
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DivergenceWarning)  # one warning for all seeds
-                frame = train_network(model, nn.CrossEntropyLoss(), data["train"],
-                                      val_loader=data.get("val"), test_loader=data.get("test"),
-                                      score_funcs=score_funcs, epochs=epochs, device=device,
-                                      optimizer=optimizer, lr_schedule=schedule,
-                                      on_epoch_end=hook)
+                frame = train_network(
+                    model,
+                    nn.CrossEntropyLoss(),
+                    data["train"],
+                    val_loader=data.get("val"),
+                    test_loader=data.get("test"),
+                    score_funcs=score_funcs,
+                    epochs=epochs,
+                    device=device,
+                    optimizer=optimizer,
+                    lr_schedule=schedule,
+                    on_epoch_end=hook,
+                )
         finally:
             for handle in hooks:
                 handle.remove()
@@ -129,9 +180,12 @@ def _one_by_one(seeds, make_optimizer, make_schedule, loaders, epochs, device, m
     frame = pd.concat(frames, ignore_index=True)
     if diverged:
         frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
-        warnings.warn(f"the training loss became NaN or infinite for {', '.join(diverged)}: "
-                      "those seeds stopped, the others went on. The frame keeps their rows, the "
-                      "last with diverged=True; lower the learning rate or clip the gradients",
-                      DivergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"the training loss became NaN or infinite for {', '.join(diverged)}: "
+            "those seeds stopped, the others went on. The frame keeps their rows, the "
+            "last with diverged=True; lower the learning rate or clip the gradients",
+            DivergenceWarning,
+            stacklevel=3,
+        )
     frame.attrs["diverged"] = bool(diverged)
     return frame

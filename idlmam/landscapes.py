@@ -13,15 +13,29 @@ Example:
     >>> path.shape, path[-1].tolist()
     (torch.Size([4, 2]), [0.25, 0.125])
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["bowl", "narrow_valley", "curved_valley", "curved_valley_floor", "quartic_bowl", "plateau",
-           "two_minima", "CURVED_VALLEY_MIN", "TWO_MINIMA_BAD", "TWO_MINIMA_GOOD", "optimizer_path", "steps_to_reach", "plot_paths"]
+__all__ = [
+    "bowl",
+    "narrow_valley",
+    "curved_valley",
+    "curved_valley_floor",
+    "quartic_bowl",
+    "plateau",
+    "two_minima",
+    "CURVED_VALLEY_MIN",
+    "TWO_MINIMA_BAD",
+    "TWO_MINIMA_GOOD",
+    "optimizer_path",
+    "steps_to_reach",
+    "plot_paths",
+]
 
 Surface = Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,12 +68,14 @@ def narrow_valley(p: torch.Tensor, *, a: float = 0.2, b: float = 20.0) -> torch.
     Plain gradient descent is stable only for :math:`\eta < 2 / b`, and then it crosses the
     valley back and forth while creeping along it at a rate set by the small ``a``.
     """
-    u = (p[..., 0] + p[..., 1]) / math.sqrt(2)   # along the valley
-    w = (p[..., 1] - p[..., 0]) / math.sqrt(2)   # across it
+    u = (p[..., 0] + p[..., 1]) / math.sqrt(2)  # along the valley
+    w = (p[..., 1] - p[..., 0]) / math.sqrt(2)  # across it
     return 0.5 * (a * u**2 + b * w**2)
 
 
-def curved_valley_floor(x: torch.Tensor, *, slope: float = 2.0, sharpness: float = 4.0) -> torch.Tensor:
+def curved_valley_floor(
+    x: torch.Tensor, *, slope: float = 2.0, sharpness: float = 4.0
+) -> torch.Tensor:
     r"""The floor of :func:`curved_valley`: flat for :math:`x < 0`, rising with ``slope`` after.
 
     .. math::
@@ -127,15 +143,24 @@ def two_minima(p: torch.Tensor) -> torch.Tensor:
     the wide well holds it; that is what a schedule that raises the rate again exploits.
     """
     good = torch.as_tensor(TWO_MINIMA_GOOD, dtype=p.dtype)
-    return (0.025 * ((p - good) ** 2).sum(-1) + _well(p, TWO_MINIMA_BAD, 1.2, 0.3)
-            + _well(p, TWO_MINIMA_GOOD, 2.0, 1.5))
+    return (
+        0.025 * ((p - good) ** 2).sum(-1)
+        + _well(p, TWO_MINIMA_BAD, 1.2, 0.3)
+        + _well(p, TWO_MINIMA_GOOD, 2.0, 1.5)
+    )
 
 
-def optimizer_path(f: Surface, start: Sequence[float],
-                   make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
-                   steps: int, *, noise: float = 0.0, seed: int = 0,
-                   make_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
-                   clip: float | None = None) -> torch.Tensor:
+def optimizer_path(
+    f: Surface,
+    start: Sequence[float],
+    make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+    steps: int,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    make_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
+    clip: float | None = None,
+) -> torch.Tensor:
     r"""The points a real optimizer visits on the surface ``f``, starting from ``start``.
 
     Each step computes :math:`g = \nabla f(p)`, adds Gaussian noise of standard deviation
@@ -195,10 +220,19 @@ def steps_to_reach(path: torch.Tensor, point: Sequence[float], tol: float = 0.05
     return int(far[-1]) + 1 if len(far) else 0
 
 
-def plot_paths(f: Surface, paths: Mapping[str, torch.Tensor], *, xlim: tuple[float, float],
-               ylim: tuple[float, float], ax=None, levels: int = 25, title: str | None = None,
-               colors: Sequence[str] = ("black", "tab:blue", "tab:purple", "white"),
-               markersize: float = 3.0, minima: Sequence[Sequence[float]] = ()):
+def plot_paths(
+    f: Surface,
+    paths: Mapping[str, torch.Tensor],
+    *,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    ax=None,
+    levels: int = 25,
+    title: str | None = None,
+    colors: Sequence[str] = ("black", "tab:blue", "tab:purple", "white"),
+    markersize: float = 3.0,
+    minima: Sequence[Sequence[float]] = (),
+):
     """Draw ``f`` as filled contour bands, red (high) to green (low), with each path on top.
 
     The contour levels are quantiles of ``f`` over the view, so narrow valleys and flat
@@ -225,11 +259,13 @@ def plot_paths(f: Surface, paths: Mapping[str, torch.Tensor], *, xlim: tuple[flo
     ax = ax or plt.subplots(figsize=(5, 4))[1]
     xs = torch.linspace(*xlim, 200, dtype=torch.float64)
     ys = torch.linspace(*ylim, 200, dtype=torch.float64)
-    X, Y = torch.meshgrid(xs, ys, indexing="xy")                      # (200, 200) each
-    Z = f(torch.stack([X, Y], dim=-1)).numpy()                        # (200, 200, 2) -> (200, 200)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")  # (200, 200) each
+    Z = f(torch.stack([X, Y], dim=-1)).numpy()  # (200, 200, 2) -> (200, 200)
     bounds = np.unique(np.quantile(Z, np.linspace(0, 1, levels + 1)))
     # no anti-aliasing and no contour lines: the bands show the shape, and the PNG stays small
-    ax.contourf(X.numpy(), Y.numpy(), Z, levels=bounds, cmap="RdYlGn_r", alpha=0.8, antialiased=False)
+    ax.contourf(
+        X.numpy(), Y.numpy(), Z, levels=bounds, cmap="RdYlGn_r", alpha=0.8, antialiased=False
+    )
     for (label, path), color in zip(paths.items(), colors):
         pts = path.detach().numpy()
         ax.plot(pts[:, 0], pts[:, 1], "-o", color=color, lw=1.2, ms=markersize, label=label)

@@ -5,17 +5,32 @@
 * :class:`BiRNN`: the bidirectional RNN of exercises 4 and 5;
 * :func:`weight_reset`, :func:`clamp_gradients`, :func:`count_parameters`.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["mlp", "cnn", "pool_positions", "BiRNN", "weight_reset", "clamp_gradients",
-           "count_parameters"]
+__all__ = [
+    "mlp",
+    "cnn",
+    "pool_positions",
+    "BiRNN",
+    "weight_reset",
+    "clamp_gradients",
+    "count_parameters",
+]
 
 
-def mlp(in_features: int = 28 * 28, hidden: int = 128, layers: int = 3, classes: int = 10, *,
-        activation: type[nn.Module] = nn.Tanh, batch_norm: bool = False) -> nn.Sequential:
+def mlp(
+    in_features: int = 28 * 28,
+    hidden: int = 128,
+    layers: int = 3,
+    classes: int = 10,
+    *,
+    activation: type[nn.Module] = nn.Tanh,
+    batch_norm: bool = False,
+) -> nn.Sequential:
     """A fully connected network with ``layers`` hidden layers of ``hidden`` neurons each.
 
     ``mlp()`` is the chapter's model, ``784 -> 128 -> 128 -> 128 -> 10`` with tanh. With
@@ -95,13 +110,23 @@ def pool_positions(conv_layers: int, pool_rounds: int) -> list[int]:
         ([1, 3], [0, 1, 2], [], [0, 0])
     """
     if conv_layers < 1 or pool_rounds < 0:
-        raise ValueError(f"need conv_layers >= 1 and pool_rounds >= 0, got {conv_layers}, {pool_rounds}")
+        raise ValueError(
+            f"need conv_layers >= 1 and pool_rounds >= 0, got {conv_layers}, {pool_rounds}"
+        )
     return [-(-(k + 1) * conv_layers // pool_rounds) - 1 for k in range(pool_rounds)]  # ceil - 1
 
 
-def cnn(channels: int = 16, conv_layers: int = 2, pool_rounds: int = 1, *, classes: int = 10,
-        in_channels: int = 1, image_size: int = 28, kernel_size: int = 3,
-        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def cnn(
+    channels: int = 16,
+    conv_layers: int = 2,
+    pool_rounds: int = 1,
+    *,
+    classes: int = 10,
+    in_channels: int = 1,
+    image_size: int = 28,
+    kernel_size: int = 3,
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
     """``conv_layers`` convolutions of ``channels`` filters, ``pool_rounds`` 2x2 max poolings, a linear layer.
 
     Every convolution keeps the image size (padding ``kernel_size // 2``); each max pooling
@@ -127,19 +152,27 @@ def cnn(channels: int = 16, conv_layers: int = 2, pool_rounds: int = 1, *, class
     if conv_layers < 1 or channels < 1:
         raise ValueError(f"need conv_layers >= 1 and channels >= 1, got {conv_layers}, {channels}")
     if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd so the padding keeps the size, got {kernel_size}")
+        raise ValueError(
+            f"kernel_size must be odd so the padding keeps the size, got {kernel_size}"
+        )
     if image_size // 2**pool_rounds < 1:
         raise ValueError(f"{pool_rounds} poolings leave nothing of a {image_size}-pixel image")
     pools = pool_positions(conv_layers, pool_rounds)
     stack: list[nn.Module] = []
     width, side = in_channels, image_size
     for i in range(conv_layers):
-        stack += [nn.Conv2d(width, channels, kernel_size, padding=kernel_size // 2), activation()]  # (B, width, s, s) -> (B, C, s, s)
+        stack += [
+            nn.Conv2d(width, channels, kernel_size, padding=kernel_size // 2),
+            activation(),
+        ]  # (B, width, s, s) -> (B, C, s, s)
         width = channels
         for _ in range(pools.count(i)):
             stack.append(nn.MaxPool2d(2))  # (B, C, s, s) -> (B, C, s // 2, s // 2)
             side //= 2
-    stack += [nn.Flatten(), nn.Linear(channels * side * side, classes)]  # (B, C * s * s) -> (B, classes)
+    stack += [
+        nn.Flatten(),
+        nn.Linear(channels * side * side, classes),
+    ]  # (B, C * s * s) -> (B, classes)
     return nn.Sequential(*stack)
 
 
@@ -162,14 +195,19 @@ class BiRNN(nn.Module):
         torch.Size([2, 4])
     """
 
-    def __init__(self, vocab: int, classes: int, *, embed_dim: int = 16, hidden: int = 32,
-                 layers: int = 3) -> None:
+    def __init__(
+        self, vocab: int, classes: int, *, embed_dim: int = 16, hidden: int = 32, layers: int = 3
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embed_dim)
-        self.rnn = nn.RNN(embed_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(
+            embed_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True
+        )
         self.head = nn.Linear(2 * hidden, classes)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         _, h_n = self.rnn(self.embed(X))  # (B, T) -> (B, T, E); h_n: (layers * 2, B, hidden)
-        last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer, forward and backward: (B, 2 * hidden)
+        last = torch.cat(
+            [h_n[-2], h_n[-1]], dim=1
+        )  # top layer, forward and backward: (B, 2 * hidden)
         return self.head(last)  # (B, classes)

@@ -1,4 +1,5 @@
 """Small conveniences for the chapter notebooks: glue numbers into the prose, quiet defaults."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,5 +30,12 @@ def setup(threads: int | None = None) -> None:
 
     if threads is not None:
         torch.set_num_threads(threads)
-    mpl.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
-                         "axes.spines.top": False, "axes.spines.right": False})
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )

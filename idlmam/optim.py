@@ -4,14 +4,22 @@ The chapter picks schedule constants from what a reader wants to happen, not by 
 an exponential decay that ends at ``eta_min`` after ``epochs``, a cosine schedule with a given
 number of dips that ends on a dip.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-__all__ = ["exponential_gamma", "cosine_t_max", "schedule_lrs", "clip_grad_norm_on_step", "SGD", "Adam",
-           "AdamW"]
+__all__ = [
+    "exponential_gamma",
+    "cosine_t_max",
+    "schedule_lrs",
+    "clip_grad_norm_on_step",
+    "SGD",
+    "Adam",
+    "AdamW",
+]
 
 
 def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
@@ -47,13 +55,16 @@ def cosine_t_max(epochs: int, dips: int) -> int:
     if dips < 1:
         raise ValueError(f"dips must be at least 1, got {dips}")
     if epochs < 2 * dips:
-        raise ValueError(f"{dips} dips need at least {2 * dips} epochs, got {epochs}: "
-                         "train longer or ask for fewer dips")
+        raise ValueError(
+            f"{dips} dips need at least {2 * dips} epochs, got {epochs}: "
+            "train longer or ask for fewer dips"
+        )
     return max(1, (epochs - 1) // (2 * dips - 1))
 
 
-def schedule_lrs(make_schedule: Callable[[torch.optim.Optimizer], object], epochs: int,
-                 eta_0: float) -> list[float]:
+def schedule_lrs(
+    make_schedule: Callable[[torch.optim.Optimizer], object], epochs: int, eta_0: float
+) -> list[float]:
     """The learning rate of each epoch, read off a real ``torch.optim.lr_scheduler`` object.
 
     The one place the book reads a schedule: the schedule is built on a throwaway SGD optimizer
@@ -79,7 +90,9 @@ def schedule_lrs(make_schedule: Callable[[torch.optim.Optimizer], object], epoch
     return lrs
 
 
-def clip_grad_norm_on_step(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.optim.Optimizer:
+def clip_grad_norm_on_step(
+    optimizer: torch.optim.Optimizer, max_norm: float
+) -> torch.optim.Optimizer:
     r"""Rescale the gradients so their joint L2 norm is at most ``max_norm`` before each step.
 
     .. math::
@@ -102,7 +115,6 @@ def clip_grad_norm_on_step(optimizer: torch.optim.Optimizer, max_norm: float) ->
 
     optimizer.register_step_pre_hook(clip)
     return optimizer
-
 
 
 # Optimizers from scratch ---------------------------------------------------------------------
@@ -150,13 +162,25 @@ class SGD(torch.optim.Optimizer):
         0.71
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         _check_non_negative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True needs a momentum > 0 and dampening = 0")
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -214,13 +238,21 @@ class Adam(torch.optim.Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         _check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
         for i, beta in enumerate(betas):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"betas[{i}] must be in [0, 1), got {beta}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(
+            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -230,23 +262,28 @@ class Adam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            lr, (beta1, beta2), eps, wd = (
+                group["lr"],
+                group["betas"],
+                group["eps"],
+                group["weight_decay"],
+            )
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 g = p.grad
                 if wd and self._decoupled:
-                    p.mul_(1 - lr * wd)          # AdamW: shrink the weights directly
+                    p.mul_(1 - lr * wd)  # AdamW: shrink the weights directly
                 elif wd:
-                    g = g + wd * p               # Adam: an L2 penalty inside the gradient
+                    g = g + wd * p  # Adam: an L2 penalty inside the gradient
                 state = self.state[p]
                 if not state:
                     state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
                 state["t"] += 1
                 t, m, v = state["t"], state["m"], state["v"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)             # mean of the gradients
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)      # mean of their squares
-                m_hat = m / (1 - beta1**t)                         # undo the pull towards m^0 = 0
+                m.mul_(beta1).add_(g, alpha=1 - beta1)  # mean of the gradients
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # mean of their squares
+                m_hat = m / (1 - beta1**t)  # undo the pull towards m^0 = 0
                 v_hat = v / (1 - beta2**t)
                 p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)
         return loss
@@ -281,6 +318,12 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

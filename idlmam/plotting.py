@@ -1,7 +1,8 @@
 """Figures from results frames, and learning-rate schedules drawn from the real scheduler objects."""
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from .optim import schedule_lrs
 
@@ -14,8 +15,12 @@ def plot_schedules(schedules: Mapping[str, Callable], epochs: int, eta_0: float,
 
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
     for label, make_schedule in schedules.items():
-        ax.plot(range(epochs), schedule_lrs(make_schedule, epochs, eta_0), label=label,
-                drawstyle="steps-post" if "step" in label.lower() else "default")
+        ax.plot(
+            range(epochs),
+            schedule_lrs(make_schedule, epochs, eta_0),
+            label=label,
+            drawstyle="steps-post" if "step" in label.lower() else "default",
+        )
     ax.set(xlabel="epoch", ylabel="learning rate")
     ax.legend()
     return ax
@@ -32,8 +37,9 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
 
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     several = frame.groupby("run")["seed"].nunique().max() > 1 if "seed" in frame else False
-    sns.lineplot(data=frame, x="epoch", y=y, hue="run", ax=ax,
-                 errorbar=("ci", 95) if several else None)
+    sns.lineplot(
+        data=frame, x="epoch", y=y, hue="run", ax=ax, errorbar=("ci", 95) if several else None
+    )
     ax.set_title(title or f"{y} per epoch" + (" (mean and 95% CI over seeds)" if several else ""))
     ax.legend(title=None)
     return ax

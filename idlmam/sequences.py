@@ -14,15 +14,21 @@ Example:
     >>> X.shape, y.shape
     (torch.Size([5, 12]), torch.Size([5]))
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-__all__ = ["MarkovTask", "markov_task", "sample_sequences", "log_likelihood", "bayes_accuracy",
-           "sequence_loaders"]
+__all__ = [
+    "MarkovTask",
+    "markov_task",
+    "sample_sequences",
+    "log_likelihood",
+    "bayes_accuracy",
+    "sequence_loaders",
+]
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,15 @@ class MarkovTask:
         return self.start.shape[1]
 
 
-def markov_task(classes: int = 4, vocab: int = 10, length: int = 16, *, shared: float = 0.5,
-                concentration: float = 0.5, seed: int = 0) -> MarkovTask:
+def markov_task(
+    classes: int = 4,
+    vocab: int = 10,
+    length: int = 16,
+    *,
+    shared: float = 0.5,
+    concentration: float = 0.5,
+    seed: int = 0,
+) -> MarkovTask:
     r"""Draw ``classes`` Markov chains that overlap by ``shared``.
 
     Every row of every table mixes one chain common to all classes with the class's own:
@@ -70,7 +83,9 @@ def markov_task(classes: int = 4, vocab: int = 10, length: int = 16, *, shared: 
         seed: the chains are a function of the arguments only.
     """
     if classes < 2 or vocab < 2 or length < 2:
-        raise ValueError(f"need classes, vocab and length of at least 2, got {classes}, {vocab}, {length}")
+        raise ValueError(
+            f"need classes, vocab and length of at least 2, got {classes}, {vocab}, {length}"
+        )
     if not 0 <= shared < 1:
         raise ValueError(f"shared must be in [0, 1), got {shared}")
     import numpy as np
@@ -79,11 +94,15 @@ def markov_task(classes: int = 4, vocab: int = 10, length: int = 16, *, shared: 
     rows = lambda *shape: torch.from_numpy(rng.dirichlet([concentration] * vocab, size=shape))  # noqa: E731
     common_start, common_table = rows(1), rows(1, vocab)  # (1, vocab), (1, vocab, vocab)
     start = shared * common_start + (1 - shared) * rows(classes)  # (classes, vocab)
-    transitions = shared * common_table + (1 - shared) * rows(classes, vocab)  # (classes, vocab, vocab)
+    transitions = shared * common_table + (1 - shared) * rows(
+        classes, vocab
+    )  # (classes, vocab, vocab)
     return MarkovTask(start.float(), transitions.float(), length)
 
 
-def sample_sequences(task: MarkovTask, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_sequences(
+    task: MarkovTask, n: int, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` labelled sequences, classes in equal shares (shuffled).
 
     Returns:
@@ -114,9 +133,16 @@ def bayes_accuracy(task: MarkovTask, X: torch.Tensor, y: torch.Tensor) -> float:
     return (log_likelihood(task, X).argmax(dim=1) == y).float().mean().item()
 
 
-def sequence_loaders(batch_size: int = 64, *, task: MarkovTask | None = None, n_train: int = 4000,
-                     n_val: int = 0, n_test: int = 2000, device: torch.device | str = "cpu",
-                     seed: int = 0) -> dict:
+def sequence_loaders(
+    batch_size: int = 64,
+    *,
+    task: MarkovTask | None = None,
+    n_train: int = 4000,
+    n_val: int = 0,
+    n_test: int = 2000,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> dict:
     """Training, optional validation and test loaders over sequences of ``task``.
 
     The three sets are drawn independently (different seeds), so no sequence is shared by
@@ -141,8 +167,12 @@ def sequence_loaders(batch_size: int = 64, *, task: MarkovTask | None = None, n_
         if n == 0:
             continue
         X, y = sample_sequences(task, n, seed=seed * 3 + offset)
-        loaders[name] = ResidentLoader(X, y, batch_size if name == "train" else 1024,
-                                       shuffle=name == "train", seed=seed, device=device)
+        loaders[name] = ResidentLoader(
+            X,
+            y,
+            batch_size if name == "train" else 1024,
+            shuffle=name == "train",
+            seed=seed,
+            device=device,
+        )
     return loaders
-
-

@@ -1,14 +1,24 @@
 """Seeds and random states, device choice, and moving nested data between devices."""
+
 from __future__ import annotations
 
 import os
 import random
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "order_seed", "rng_state", "set_rng_state", "get_device", "move_to", "progress_enabled"]
+__all__ = [
+    "set_seed",
+    "order_seed",
+    "rng_state",
+    "set_rng_state",
+    "get_device",
+    "move_to",
+    "progress_enabled",
+]
 
 
 def set_seed(seed: int, *, deterministic: bool = False) -> torch.Generator:
@@ -105,10 +115,17 @@ def rng_state(generators: Iterable[torch.Generator] = (), *, cuda: bool = False)
     version, internal, gauss_next = random.getstate()
     _, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     return {
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss_next": gauss_next},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": {
+            "version": version,
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if cuda else None,
         "generators": [g.get_state() for g in generators],
@@ -128,16 +145,25 @@ def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> No
     """
     generators = list(generators)
     if len(generators) != len(state["generators"]):
-        raise ValueError(f"{len(state['generators'])} generator state(s) were saved but "
-                         f"{len(generators)} generator(s) were given: pass the same loaders")
+        raise ValueError(
+            f"{len(state['generators'])} generator state(s) were saved but "
+            f"{len(generators)} generator(s) were given: pass the same loaders"
+        )
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
-        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, index)
     for generator, saved in zip(generators, state["generators"]):
         generator.set_state(saved)
@@ -164,23 +190,38 @@ def get_device(prefer: str | None = None) -> torch.device:
     try:
         device = torch.device(prefer)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {prefer!r} is not a device name: use 'cpu', 'cuda', 'cuda:0' "
-                         "or 'mps', or get_device() to choose automatically") from err
+        raise ValueError(
+            f"device {prefer!r} is not a device name: use 'cpu', 'cuda', 'cuda:0' "
+            "or 'mps', or get_device() to choose automatically"
+        ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {prefer!r} was asked for, but this machine has no CUDA GPU: "
-                         "use device='cpu' or get_device() to choose automatically")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {prefer!r} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
-                         f"cuda:{torch.cuda.device_count() - 1}")
+        raise ValueError(
+            f"device {prefer!r} was asked for, but this machine has no CUDA GPU: "
+            "use device='cpu' or get_device() to choose automatically"
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"device {prefer!r} does not exist: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {prefer!r} was asked for, but this machine has no Apple GPU "
-                         "(MPS): use device='cpu' or get_device() to choose automatically")
+        raise ValueError(
+            f"device {prefer!r} was asked for, but this machine has no Apple GPU "
+            "(MPS): use device='cpu' or get_device() to choose automatically"
+        )
     backend = getattr(torch, device.type, None)  # e.g. torch.xpu
     if device.type not in ("cpu", "cuda", "mps") and not (
-            hasattr(backend, "is_available") and backend.is_available()):
-        raise ValueError(f"device {prefer!r} is not available on this machine: use 'cpu', "
-                         "'cuda' or 'mps', or get_device() to choose automatically")
+        hasattr(backend, "is_available") and backend.is_available()
+    ):
+        raise ValueError(
+            f"device {prefer!r} is not available on this machine: use 'cpu', "
+            "'cuda' or 'mps', or get_device() to choose automatically"
+        )
     return device
 
 
@@ -209,7 +250,5 @@ def progress_enabled(disable: bool = False) -> bool:
     """
     if disable:
         return False
-    for var in ("TQDM_DISABLE", "CI"):
-        if os.environ.get(var, "").strip().lower() not in ("", "0", "false"):
-            return False
-    return True
+    quiet = [os.environ.get(var, "").strip().lower() for var in ("TQDM_DISABLE", "CI")]
+    return all(value in ("", "0", "false") for value in quiet)

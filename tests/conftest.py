@@ -1,4 +1,5 @@
 """Shared fixtures: small fake data for fast tests, the real Fashion-MNIST for slow ones."""
+
 from __future__ import annotations
 
 import pytest

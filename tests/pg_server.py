@@ -13,6 +13,7 @@ Use it in a test module with::
 
     from pg_server import postgres_url  # noqa: F401  (a fixture)
 """
+
 from __future__ import annotations
 
 import glob
@@ -34,8 +35,10 @@ def find_pg_bin() -> Path | None:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(os.path.realpath(on_path)).parent
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -72,19 +75,43 @@ class PostgresServer:
         log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         return RuntimeError(f"{what} failed ({result.returncode}): {result.stderr.strip()}\n{log}")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self.as_postgres:
             shutil.chown(self.root, user="postgres", group="postgres")
-        result = self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                           "-E", "UTF8", "--no-sync", "--no-instructions")
+        result = self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         if result.returncode != 0:
             raise self._failed("initdb", result)
         for _ in range(3):  # the free port can be taken between choosing and binding it
             self.port = _free_port()
-            options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-            result = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-                               "-w", "-t", "60", "start")
+            options = (
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            result = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
             if result.returncode == 0:
                 return self
         raise self._failed("pg_ctl start", result)
@@ -96,8 +123,9 @@ class PostgresServer:
         """Create an empty database and return its SQLAlchemy URL."""
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -5,7 +5,12 @@ from idlmam.budget import BUDGETS, get_budget
 
 def test_chapter_is_the_chapters_own_numbers():
     chapter = get_budget("chapter")
-    assert (chapter.epochs, chapter.trials, chapter.prune_trials, chapter.trial_epochs) == (50, 10, 20, 10)
+    assert (chapter.epochs, chapter.trials, chapter.prune_trials, chapter.trial_epochs) == (
+        50,
+        10,
+        20,
+        10,
+    )
     assert chapter.train_size is None and chapter.exercise_train_size is None and chapter.seeds >= 3
 
 

@@ -7,26 +7,30 @@ name the same repository, that the line is a valid pip requirement for an extra 
 and that pip builds the package from a git URL of this repository (a local clone stands in for
 GitHub, which this machine cannot reach).
 """
+
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO_URL = CONFIG["repository"]["url"].rstrip("/")
-NOTEBOOKS = sorted(p.with_suffix(".ipynb") for p in (ROOT / "book").rglob("*.py")
-                   if "jupytext" in p.read_text()[:2000])
+NOTEBOOKS = sorted(
+    p.with_suffix(".ipynb")
+    for p in (ROOT / "book").rglob("*.py")
+    if "jupytext" in p.read_text()[:2000]
+)
 REQUIREMENT = re.compile(r"""["']([^"']*@\s*git\+[^"']*)["']""")
 
 
@@ -51,24 +55,49 @@ def test_setup_cell_installs_from_the_repository_in_config(notebook):
     extras = project["optional-dependencies"]
     assert req.name == "idlmam"
     assert req.url.removesuffix(".git").rstrip("/") == "git+" + REPO_URL, (
-        f"{notebook.name} installs from {req.url}, but _config.yml's repository is {REPO_URL}")
+        f"{notebook.name} installs from {req.url}, but _config.yml's repository is {REPO_URL}"
+    )
     assert req.extras <= set(extras), f"{notebook.name}: unknown extras {req.extras - set(extras)}"
 
 
-@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
-                    reason="needs git and a git checkout")
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (ROOT / ".git").exists(),
+    reason="needs git and a git checkout",
+)
 def test_pip_builds_the_package_from_a_git_url(tmp_path):
     """The same requirement, with this checkout's committed HEAD in place of GitHub."""
     req = install_requirement(NOTEBOOKS[0])
     local = f"{req.name}[{','.join(sorted(req.extras))}] @ git+file://{ROOT}"
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                           "--no-build-isolation", "-w", str(tmp_path), local],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            local,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = tmp_path.glob("idlmam-*.whl")
     with zipfile.ZipFile(wheel) as whl:
         names = whl.namelist()
         metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert "idlmam/__init__.py" in names and "idlmam/train.py" in names
+    # every subpackage ships: a wheel without idlmam/train/ would import nothing in Colab
+    for module in (
+        "idlmam/__init__.py",
+        "idlmam/train/loop.py",
+        "idlmam/train/stacked.py",
+        "idlmam/tuning/__init__.py",
+        "idlmam/tuning/worker.py",
+    ):
+        assert module in names, module
     for extra in req.extras:
         assert f"Provides-Extra: {extra}" in metadata

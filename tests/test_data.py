@@ -5,13 +5,22 @@ import pytest
 import torch
 
 from idlmam import data
-from idlmam.data import (CorruptDataError, DataUnavailableError, ResidentLoader,
-                         ensure_fashion_mnist, resident_loader, split, subset)
+from idlmam.data import (
+    CorruptDataError,
+    DataUnavailableError,
+    ResidentLoader,
+    ensure_fashion_mnist,
+    resident_loader,
+    split,
+    subset,
+)
 
 
 def test_no_source_gives_one_clear_message(tmp_path):
     with pytest.raises(DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
-        ensure_fashion_mnist(tmp_path / "data", download=False, apt=False, debian_dir=tmp_path / "none")
+        ensure_fashion_mnist(
+            tmp_path / "data", download=False, apt=False, debian_dir=tmp_path / "none"
+        )
 
 
 def test_truncated_cache_file_is_named(tmp_path, fashion_root):
@@ -38,11 +47,15 @@ def test_debian_archives_are_unpacked_into_the_cache(tmp_path, fashion_root):
     debian = tmp_path / "debian"
     debian.mkdir()
     for name in data.RAW_FILES:
-        with open(fashion_root / "FashionMNIST" / "raw" / name, "rb") as src, \
-                gzip.open(debian / f"{name}.gz", "wb", compresslevel=1) as dst:
+        with (
+            open(fashion_root / "FashionMNIST" / "raw" / name, "rb") as src,
+            gzip.open(debian / f"{name}.gz", "wb", compresslevel=1) as dst,
+        ):
             shutil.copyfileobj(src, dst)
     root = ensure_fashion_mnist(tmp_path / "cache", download=False, apt=False, debian_dir=debian)
-    assert sorted(p.name for p in (root / "FashionMNIST" / "raw").iterdir()) == sorted(data.RAW_FILES)
+    assert sorted(p.name for p in (root / "FashionMNIST" / "raw").iterdir()) == sorted(
+        data.RAW_FILES
+    )
 
 
 def test_truncated_debian_archive_is_named(tmp_path, fashion_root):
@@ -115,7 +128,11 @@ def test_split_is_seeded_and_disjoint():
 def test_book_loaders_split_off_validation_without_leakage(fashion_root, monkeypatch):
     monkeypatch.setenv("IDL_DATA", str(fashion_root))
     loaders = data.book_loaders(64, train_size=1000, val_fraction=0.2, seed=4)
-    assert (loaders["train"].n_examples, loaders["val"].n_examples, loaders["test"].n_examples) == (800, 200, 10_000)
+    assert (loaders["train"].n_examples, loaders["val"].n_examples, loaders["test"].n_examples) == (
+        800,
+        200,
+        10_000,
+    )
     every = data.fashion_mnist(True, fashion_root)
     chosen = data.subset(every, 1000, seed=4)
     train_part, val_part = data.split(chosen, (0.8, 0.2), seed=4)

@@ -5,7 +5,15 @@ import torch
 from torch import nn
 
 from idlmam.data import ResidentLoader
-from idlmam.ensembles import (SnapshotEnsemble, Snapshots, average_weights, cosine_dips, dip_epochs, train_snapshots, train_swa)
+from idlmam.ensembles import (
+    SnapshotEnsemble,
+    Snapshots,
+    average_weights,
+    cosine_dips,
+    dip_epochs,
+    train_snapshots,
+    train_swa,
+)
 from idlmam.models import mlp
 from idlmam.optim import cosine_t_max
 
@@ -19,7 +27,9 @@ def states_of(n, model_fn=lambda: mlp(hidden=16, layers=2)):
     return states
 
 
-@pytest.mark.parametrize("epochs,dips", [(50, 4), (50, 2), (50, 5), (8, 4), (45, 5), (30, 1), (51, 2)])
+@pytest.mark.parametrize(
+    "epochs,dips", [(50, 4), (50, 2), (50, 5), (8, 4), (45, 5), (30, 1), (51, 2)]
+)
 @pytest.mark.parametrize("eta_min", [0.0, 1e-4])
 def test_dips_of_the_schedule_are_the_closed_form_minima(epochs, dips, eta_min):
     t_max = cosine_t_max(epochs, dips)
@@ -49,8 +59,10 @@ def test_ensemble_averages_the_members_softmax():
         # forward gives class scores whose softmax is the averaged probability
         torch.testing.assert_close(ensemble(X).softmax(dim=1), expected.detach())
         y = torch.randint(0, 10, (7,))
-        torch.testing.assert_close(nn.CrossEntropyLoss()(ensemble(X), y),
-                                   -expected[torch.arange(7), y].log().mean().detach())
+        torch.testing.assert_close(
+            nn.CrossEntropyLoss()(ensemble(X), y),
+            -expected[torch.arange(7), y].log().mean().detach(),
+        )
 
 
 def test_ensemble_of_one_is_the_model():
@@ -59,7 +71,9 @@ def test_ensemble_of_one_is_the_model():
     model.load_state_dict(state)
     X = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
-        torch.testing.assert_close(SnapshotEnsemble(model, [state]).predict_proba(X), model(X).softmax(dim=1))
+        torch.testing.assert_close(
+            SnapshotEnsemble(model, [state]).predict_proba(X), model(X).softmax(dim=1)
+        )
     with pytest.raises(ValueError, match="at least one"):
         SnapshotEnsemble(model, [])
 
@@ -92,8 +106,15 @@ def test_snapshots_are_taken_at_the_dips_and_the_last_one_is_the_final_model(tin
     torch.manual_seed(0)
     model = mlp(hidden=16, layers=1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    frame, states = train_snapshots(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 25), optimizer,
-                                    epochs=7, dips=2, eta_min=1e-3)
+    frame, states = train_snapshots(
+        model,
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 25),
+        optimizer,
+        epochs=7,
+        dips=2,
+        eta_min=1e-3,
+    )
     assert cosine_dips(7, 2, eta_0=0.1, eta_min=1e-3) == [2, 6]
     assert len(states) == 2
     assert frame["lr"].iloc[[2, 6]].tolist() == pytest.approx([1e-3, 1e-3])
@@ -118,13 +139,28 @@ def test_train_swa_averages_the_epochs_after_swa_start(tiny_data):
     torch.manual_seed(0)
     model = mlp(hidden=16, layers=1, batch_norm=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    frame, swa_model = train_swa(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 25), optimizer,
-                                 epochs=5, swa_start=2, swa_lr=0.01, anneal_epochs=1)
+    frame, swa_model = train_swa(
+        model,
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 25),
+        optimizer,
+        epochs=5,
+        swa_start=2,
+        swa_lr=0.01,
+        anneal_epochs=1,
+    )
     assert frame["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert frame["averaged"].tolist() == [False, False, True, True, True]
     assert int(swa_model.n_averaged) == 3
     assert frame["lr"].iloc[3:].tolist() == pytest.approx([0.01, 0.01])  # SWALR holds swa_lr
     assert frame["total time"].is_monotonic_increasing
     with pytest.raises(ValueError, match="swa_start"):
-        train_swa(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 25), optimizer, epochs=3,
-                  swa_start=3, swa_lr=0.01)
+        train_swa(
+            model,
+            nn.CrossEntropyLoss(),
+            ResidentLoader(X, y, 25),
+            optimizer,
+            epochs=3,
+            swa_start=3,
+            swa_lr=0.01,
+        )

@@ -4,13 +4,14 @@ constraints.txt is the exact stack `make` installs; pyproject.toml states what i
 loose bounds; environment.yml repeats constraints.txt's pins for conda. These tests fail when one
 of the three moves without the others.
 """
+
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -86,12 +87,19 @@ def project_requirements() -> list[Requirement]:
 
 def drift(pinned: dict[str, Version], mirrored: dict[str, Version]) -> list[str]:
     """How two {name: version} pin sets differ, one line per package (empty when they agree)."""
-    found = [f"{n}: pinned in constraints.txt ({pinned[n]}), missing from environment.yml"
-             for n in sorted(set(pinned) - set(mirrored))]
-    found += [f"{n}: in environment.yml ({mirrored[n]}), not pinned in constraints.txt"
-              for n in sorted(set(mirrored) - set(pinned))]
-    found += [f"{n}: constraints.txt {pinned[n]}, environment.yml {mirrored[n]}"
-              for n in sorted(set(pinned) & set(mirrored)) if pinned[n] != mirrored[n]]
+    found = [
+        f"{n}: pinned in constraints.txt ({pinned[n]}), missing from environment.yml"
+        for n in sorted(set(pinned) - set(mirrored))
+    ]
+    found += [
+        f"{n}: in environment.yml ({mirrored[n]}), not pinned in constraints.txt"
+        for n in sorted(set(mirrored) - set(pinned))
+    ]
+    found += [
+        f"{n}: constraints.txt {pinned[n]}, environment.yml {mirrored[n]}"
+        for n in sorted(set(pinned) & set(mirrored))
+        if pinned[n] != mirrored[n]
+    ]
     return found
 
 
@@ -104,8 +112,9 @@ def test_the_drift_check_notices_a_moved_a_missing_and_an_extra_pin():
     pins = constraints()
     name, version = next(iter(pins.items()))
     moved = dict(pins, **{name: Version(f"{version.major + 1}.0")})
-    assert drift(pins, moved) == [f"{name}: constraints.txt {version}, environment.yml "
-                                  f"{version.major + 1}.0"]
+    assert drift(pins, moved) == [
+        f"{name}: constraints.txt {version}, environment.yml {version.major + 1}.0"
+    ]
     assert len(drift(pins, {n: v for n, v in pins.items() if n != name})) == 1
     assert len(drift(pins, dict(pins, extra_package=Version("1.0")))) == 1
 
@@ -134,4 +143,5 @@ def test_every_project_dependency_is_pinned_within_its_bounds(req):
         assert name in pinned, f"pyproject.toml needs {req}; constraints.txt does not pin {name}"
     version = pinned[canonicalize_name(req.name)]
     assert req.specifier.contains(version, prereleases=True), (
-        f"constraints.txt pins {req.name}=={version}, outside pyproject.toml's {req}")
+        f"constraints.txt pins {req.name}=={version}, outside pyproject.toml's {req}"
+    )

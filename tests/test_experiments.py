@@ -10,8 +10,11 @@ from idlmam.models import mlp
 @pytest.fixture
 def loaders(tiny_data):
     X, y = tiny_data
-    return {"train": ResidentLoader(X[:80], y[:80], 20, shuffle=True, seed=9),
-            "val": ResidentLoader(X[80:], y[80:], 20), "test": ResidentLoader(X[80:], y[80:], 20)}
+    return {
+        "train": ResidentLoader(X[:80], y[:80], 20, shuffle=True, seed=9),
+        "val": ResidentLoader(X[80:], y[80:], 20),
+        "test": ResidentLoader(X[80:], y[80:], 20),
+    }
 
 
 def small():
@@ -24,8 +27,10 @@ def sgd(params):
 
 def test_stacked_seeds_equal_one_seed_at_a_time(loaders):
     together = run("SGD", sgd, loaders=loaders, epochs=3, seeds=[0, 1, 2], model_fn=small)
-    alone = pd.concat([run("SGD", sgd, loaders=loaders, epochs=3, seeds=[s], model_fn=small)
-                       for s in (0, 1, 2)], ignore_index=True)
+    alone = pd.concat(
+        [run("SGD", sgd, loaders=loaders, epochs=3, seeds=[s], model_fn=small) for s in (0, 1, 2)],
+        ignore_index=True,
+    )
     assert list(together.columns) == list(alone.columns)
     assert together["run"].eq("SGD").all() and sorted(together["seed"].unique()) == [0, 1, 2]
     for column in ("train loss", "test loss", "test Accuracy", "lr"):
@@ -38,18 +43,33 @@ def test_stacked_seeds_equal_one_seed_at_a_time(loaders):
 def test_plateau_and_norm_clipping_train_seed_by_seed(loaders):
     from idlmam.optim import clip_grad_norm_on_step
 
-    plateau = run("Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=2, seeds=[0, 1],
-                  model_fn=small)
-    clipped = run("Norm", lambda p: clip_grad_norm_on_step(sgd(p), 0.01), loaders=loaders,
-                  epochs=2, seeds=[0, 1], model_fn=small)
-    single = run("Norm", lambda p: clip_grad_norm_on_step(sgd(p), 0.01), loaders=loaders,
-                 epochs=2, seeds=[1], model_fn=small)
+    plateau = run(
+        "Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=2, seeds=[0, 1], model_fn=small
+    )
+    clipped = run(
+        "Norm",
+        lambda p: clip_grad_norm_on_step(sgd(p), 0.01),
+        loaders=loaders,
+        epochs=2,
+        seeds=[0, 1],
+        model_fn=small,
+    )
+    single = run(
+        "Norm",
+        lambda p: clip_grad_norm_on_step(sgd(p), 0.01),
+        loaders=loaders,
+        epochs=2,
+        seeds=[1],
+        model_fn=small,
+    )
     assert len(plateau) == len(clipped) == 4
     assert clipped[clipped["seed"] == 1]["train loss"].tolist() == single["train loss"].tolist()
 
 
 def test_clip_value_hooks_do_not_outlive_the_run(loaders):
-    clipped = run("Clamp", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small, clip_value=1e-6)
+    clipped = run(
+        "Clamp", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small, clip_value=1e-6
+    )
     free = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small)
     again = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small)
     assert clipped["train loss"].iloc[0] != free["train loss"].iloc[0]
@@ -61,14 +81,22 @@ def test_several_seeds_take_the_stacked_path_unless_the_setup_forbids_it(loaders
 
     calls = []
     real = experiments.train_many
-    monkeypatch.setattr(experiments, "train_many",
-                        lambda *a, **k: calls.append(len(list(a[1]))) or real(*a, **k))
+    monkeypatch.setattr(
+        experiments, "train_many", lambda *a, **k: calls.append(len(list(a[1]))) or real(*a, **k)
+    )
     run("SGD", sgd, loaders=loaders, epochs=1, seeds=[0, 1], model_fn=small)
     assert calls == [2]
-    run("Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=1, seeds=[0, 1],
-        model_fn=small)
-    run("BN", sgd, loaders=loaders, epochs=1, seeds=[0, 1],
-        model_fn=lambda: mlp(hidden=8, layers=1, batch_norm=True))
+    run(
+        "Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=1, seeds=[0, 1], model_fn=small
+    )
+    run(
+        "BN",
+        sgd,
+        loaders=loaders,
+        epochs=1,
+        seeds=[0, 1],
+        model_fn=lambda: mlp(hidden=8, layers=1, batch_norm=True),
+    )
     assert calls == [2]  # plateau and batch norm trained seed by seed
 
 
@@ -80,11 +108,14 @@ def test_a_seed_decides_the_order_and_a_split_drawn_per_seed(loaders, tiny_data)
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(80, generator=g)
         seen[seed] = order[:60]
-        return {"train": ResidentLoader(X[order[:60]], y[order[:60]], 20, shuffle=True),
-                "val": ResidentLoader(X[order[60:]], y[order[60:]], 20)}
+        return {
+            "train": ResidentLoader(X[order[:60]], y[order[:60]], 20, shuffle=True),
+            "val": ResidentLoader(X[order[60:]], y[order[60:]], 20),
+        }
 
-    frame = run("Plateau", sgd, "ReduceLROnPlateau", loaders=split, epochs=2, seeds=[0, 1],
-                model_fn=small)
+    frame = run(
+        "Plateau", sgd, "ReduceLROnPlateau", loaders=split, epochs=2, seeds=[0, 1], model_fn=small
+    )
     assert sorted(seen) == [0, 1] and not torch.equal(seen[0], seen[1])
     assert frame.groupby("seed")["val loss"].first().nunique() == 2
 
@@ -104,8 +135,16 @@ def test_divergence_and_on_epoch_end_behave_alike_on_both_paths(loaders):
         rows = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            frame = run("boom", sgd, make_schedule, loaders=loaders, epochs=5, seeds=[0, 1],
-                        model_fn=broken, on_epoch_end=lambda epoch, row: rows.append(row["seed"]))
+            frame = run(
+                "boom",
+                sgd,
+                make_schedule,
+                loaders=loaders,
+                epochs=5,
+                seeds=[0, 1],
+                model_fn=broken,
+                on_epoch_end=lambda epoch, row, seen=rows: seen.append(row["seed"]),
+            )
         assert len([w for w in caught if w.category is DivergenceWarning]) == 1
         assert frame.attrs["diverged"] is True and frame["diverged"].dtype == bool
         assert frame.groupby("seed")["diverged"].sum().to_dict() == {0: 1, 1: 1}

@@ -2,13 +2,26 @@ import pytest
 import torch
 from torch import nn
 
-from idlmam.models import BiRNN, clamp_gradients, cnn, count_parameters, mlp, pool_positions, weight_reset
+from idlmam.models import (
+    BiRNN,
+    clamp_gradients,
+    cnn,
+    count_parameters,
+    mlp,
+    pool_positions,
+    weight_reset,
+)
 
 
 def test_mlp_is_the_chapters_network():
     model = mlp()
     linears = [m for m in model if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(784, 128), (128, 128), (128, 128), (128, 10)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (784, 128),
+        (128, 128),
+        (128, 128),
+        (128, 10),
+    ]
     # hand count: 784*128+128 + 2*(128*128+128) + 128*10+10
     assert count_parameters(model) == 784 * 128 + 128 + 2 * (128 * 128 + 128) + 128 * 10 + 10
 
@@ -52,7 +65,9 @@ def test_clamp_gradients_is_the_chapters_example():
     assert params[0].grad.tolist() == [1000.0] * 5
 
 
-@pytest.mark.parametrize("conv_layers,pool_rounds", [(1, 0), (1, 1), (2, 1), (3, 2), (4, 4), (6, 3), (1, 3), (2, 4)])
+@pytest.mark.parametrize(
+    "conv_layers,pool_rounds", [(1, 0), (1, 1), (2, 1), (3, 2), (4, 4), (6, 3), (1, 3), (2, 4)]
+)
 def test_output_shape_and_number_of_poolings(conv_layers, pool_rounds):
     model = cnn(channels=4, conv_layers=conv_layers, pool_rounds=pool_rounds)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
@@ -112,8 +127,16 @@ def test_cnn_learns_a_little(tiny_data):
 
 def test_mlp_with_batch_norm_puts_it_between_each_linear_and_its_activation():
     kinds = [type(layer).__name__ for layer in mlp(hidden=8, layers=2, batch_norm=True)]
-    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "Tanh", "Linear", "BatchNorm1d", "Tanh",
-                     "Linear"]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Linear",
+    ]
     assert mlp(hidden=8, layers=2, batch_norm=True)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
@@ -128,4 +151,4 @@ def test_birnn_shapes_and_both_directions_matter():
     last[:, -1] = (X[:, -1] + 1) % 5
     with torch.no_grad():
         assert not torch.allclose(model(first), model(X))  # the backward direction ends on token 0
-        assert not torch.allclose(model(last), model(X))   # the forward direction ends on the last
+        assert not torch.allclose(model(last), model(X))  # the forward direction ends on the last

@@ -3,6 +3,7 @@
 The outputs themselves are checked by nbval (`make notebooks`); this file checks the pairing
 and the conventions every chapter follows.
 """
+
 from pathlib import Path
 
 import jupytext
@@ -21,11 +22,14 @@ def cells(nb):
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_py_and_ipynb_have_the_same_cells(source):
     paired = source.with_suffix(".ipynb")
-    assert paired.exists(), f"{paired} is missing: run `make sync NB={source.relative_to(BOOK.parent)}`"
+    assert paired.exists(), (
+        f"{paired} is missing: run `make sync NB={source.relative_to(BOOK.parent)}`"
+    )
     text = jupytext.read(source)
     stored = nbformat.read(paired, as_version=4)
     assert cells(text) == cells(stored), (
-        f"{source.name} and {paired.name} drifted apart: run `make sync NB=book/{source.name}`")
+        f"{source.name} and {paired.name} drifted apart: run `make sync NB=book/{source.name}`"
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
@@ -40,8 +44,13 @@ def test_notebook_asks_colab_for_a_gpu_and_can_install_itself(source):
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_every_notebook_has_stored_outputs_to_compare(source):
     nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
-    compared = [c for c in nb.cells if c.cell_type == "code"
-                and "nbval-ignore-output" not in c.metadata.get("tags", []) and c.get("outputs")]
+    compared = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        and "nbval-ignore-output" not in c.metadata.get("tags", [])
+        and c.get("outputs")
+    ]
     assert compared, f"{source.name}: no code cell has a stored output for nbval to compare"
 
 

@@ -6,7 +6,9 @@ import torch
 from idlmam.optim import cosine_t_max, exponential_gamma
 
 
-@pytest.mark.parametrize("eta_0,eta_min,epochs", [(0.1, 0.0001, 50), (0.001, 0.0001, 50), (1.0, 0.5, 3)])
+@pytest.mark.parametrize(
+    "eta_0,eta_min,epochs", [(0.1, 0.0001, 50), (0.001, 0.0001, 50), (1.0, 0.5, 3)]
+)
 def test_exponential_gamma_reaches_eta_min(eta_0, eta_min, epochs):
     gamma = exponential_gamma(eta_0, eta_min, epochs)
     assert math.isclose(eta_0 * gamma**epochs, eta_min, rel_tol=1e-12)
@@ -22,11 +24,13 @@ def test_cosine_schedule_ends_on_a_dip(epochs, dips):
     from idlmam.plotting import schedule_lrs
 
     t_max = cosine_t_max(epochs, dips)
-    lrs = schedule_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, t_max, eta_min=0.0), epochs, 0.1)
+    lrs = schedule_lrs(
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, t_max, eta_min=0.0), epochs, 0.1
+    )
     minima = [t for t, lr in enumerate(lrs) if lr < 1e-12]
     assert minima[dips - 1] == (2 * dips - 1) * t_max  # the asked-for dips all happen in the run
     assert len(minima) in (dips, dips + 1)  # (one more only when it falls on the very last epoch)
-    assert max(lrs[minima[-1]:]) < 0.1 * 0.5  # the run ends low: after the last dip no rise
+    assert max(lrs[minima[-1] :]) < 0.1 * 0.5  # the run ends low: after the last dip no rise
 
 
 def test_cosine_t_max_refuses_too_many_dips():
@@ -82,7 +86,10 @@ SAME_AS_TORCH = {
     "sgd_dampening": ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.5)),
     "sgd_nesterov": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
     "sgd_weight_decay": ("SGD", dict(lr=0.1, weight_decay=0.01)),
-    "sgd_nesterov_weight_decay": ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.05)),
+    "sgd_nesterov_weight_decay": (
+        "SGD",
+        dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.05),
+    ),
     "adam": ("Adam", dict(lr=0.01)),
     "adam_betas_eps": ("Adam", dict(lr=0.01, betas=(0.5, 0.9), eps=1e-6)),
     "adam_weight_decay": ("Adam", dict(lr=0.01, weight_decay=0.1)),
@@ -94,23 +101,33 @@ SAME_AS_TORCH = {
 @pytest.mark.parametrize("case", sorted(SAME_AS_TORCH))
 def test_from_scratch_optimizer_matches_torch(case):
     name, kwargs = SAME_AS_TORCH[case]
-    net, twin, _ = _train_pair(lambda p: getattr(ours, name)(p, **kwargs),
-                               lambda p: getattr(torch.optim, name)(p, **kwargs))
+    net, twin, _ = _train_pair(
+        lambda p: getattr(ours, name)(p, **kwargs),
+        lambda p: getattr(torch.optim, name)(p, **kwargs),
+    )
     for mine, theirs in zip(net.parameters(), twin.parameters()):
         assert torch.allclose(mine, theirs, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                         ("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01))])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("Adam", dict(lr=0.01)),
+        ("AdamW", dict(lr=0.01)),
+    ],
+)
 @pytest.mark.parametrize("schedule", ["cosine", "step"])
 def test_from_scratch_optimizer_follows_a_schedule(name, kwargs, schedule):
     make_schedule = {
         "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=1e-4),
         "step": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.3),
     }[schedule]
-    net, twin, opts = _train_pair(lambda p: getattr(ours, name)(p, **kwargs),
-                                  lambda p: getattr(torch.optim, name)(p, **kwargs),
-                                  make_schedule=make_schedule)
+    net, twin, opts = _train_pair(
+        lambda p: getattr(ours, name)(p, **kwargs),
+        lambda p: getattr(torch.optim, name)(p, **kwargs),
+        make_schedule=make_schedule,
+    )
     assert opts[0].param_groups[0]["lr"] == pytest.approx(opts[1].param_groups[0]["lr"])
     assert opts[0].param_groups[0]["lr"] != kwargs["lr"]  # the schedule really moved it
     for mine, theirs in zip(net.parameters(), twin.parameters()):
@@ -129,20 +146,28 @@ def test_from_scratch_optimizers_skip_parameters_without_gradients():
     for opt in (ours.SGD([used, unused], lr=0.1, momentum=0.9), ours.AdamW([used, unused])):
         used.grad = torch.ones(2)
         opt.step()
-    assert torch.equal(unused.detach(), torch.ones(2)) and not torch.equal(used.detach(), torch.ones(2))
+    assert torch.equal(unused.detach(), torch.ones(2)) and not torch.equal(
+        used.detach(), torch.ones(2)
+    )
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: ours.SGD(p, lr=-0.1), "lr must be non-negative"),
-    (lambda p: ours.SGD(p, lr=0.1, momentum=-0.5), "momentum must be non-negative"),
-    (lambda p: ours.SGD(p, lr=0.1, nesterov=True), "nesterov=True needs a momentum"),
-    (lambda p: ours.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening = 0"),
-    (lambda p: ours.SGD(p, lr=0.1, weight_decay=-1.0), "weight_decay must be non-negative"),
-    (lambda p: ours.Adam(p, lr=-1e-3), "lr must be non-negative"),
-    (lambda p: ours.Adam(p, betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\)"),
-    (lambda p: ours.AdamW(p, betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\)"),
-    (lambda p: ours.AdamW(p, eps=-1e-8), "eps must be non-negative"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: ours.SGD(p, lr=-0.1), "lr must be non-negative"),
+        (lambda p: ours.SGD(p, lr=0.1, momentum=-0.5), "momentum must be non-negative"),
+        (lambda p: ours.SGD(p, lr=0.1, nesterov=True), "nesterov=True needs a momentum"),
+        (
+            lambda p: ours.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            "dampening = 0",
+        ),
+        (lambda p: ours.SGD(p, lr=0.1, weight_decay=-1.0), "weight_decay must be non-negative"),
+        (lambda p: ours.Adam(p, lr=-1e-3), "lr must be non-negative"),
+        (lambda p: ours.Adam(p, betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\)"),
+        (lambda p: ours.AdamW(p, betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\)"),
+        (lambda p: ours.AdamW(p, eps=-1e-8), "eps must be non-negative"),
+    ],
+)
 def test_from_scratch_optimizers_reject_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make([torch.nn.Parameter(torch.zeros(1))])

@@ -5,8 +5,13 @@ import torch
 from torch import nn
 
 from idlmam.models import BiRNN
-from idlmam.sequences import (bayes_accuracy, log_likelihood, markov_task, sample_sequences,
-                              sequence_loaders)
+from idlmam.sequences import (
+    bayes_accuracy,
+    log_likelihood,
+    markov_task,
+    sample_sequences,
+    sequence_loaders,
+)
 
 
 def test_task_is_a_function_of_its_seed_and_rows_are_distributions():
@@ -34,8 +39,11 @@ def test_samples_follow_their_class_chain():
     for c in range(2):
         seqs = X[y == c]
         counts = torch.zeros(4, 4)
-        counts.index_put_((seqs[:, :-1].reshape(-1), seqs[:, 1:].reshape(-1)),
-                          torch.ones(seqs[:, 1:].numel()), accumulate=True)
+        counts.index_put_(
+            (seqs[:, :-1].reshape(-1), seqs[:, 1:].reshape(-1)),
+            torch.ones(seqs[:, 1:].numel()),
+            accumulate=True,
+        )
         empirical = counts / counts.sum(dim=1, keepdim=True)
         torch.testing.assert_close(empirical, task.transitions[c], atol=0.02, rtol=0)
 
@@ -44,8 +52,12 @@ def test_log_likelihood_matches_a_hand_computed_sequence():
     task = markov_task(classes=2, vocab=3, length=4, seed=5)
     X = torch.tensor([[0, 2, 2, 1]])
     for c in range(2):
-        by_hand = (math.log(task.start[c, 0]) + math.log(task.transitions[c, 0, 2])
-                   + math.log(task.transitions[c, 2, 2]) + math.log(task.transitions[c, 2, 1]))
+        by_hand = (
+            math.log(task.start[c, 0])
+            + math.log(task.transitions[c, 0, 2])
+            + math.log(task.transitions[c, 2, 2])
+            + math.log(task.transitions[c, 2, 1])
+        )
         assert log_likelihood(task, X)[0, c].item() == pytest.approx(by_hand, rel=1e-5)
 
 
@@ -54,7 +66,11 @@ def test_the_bayes_classifier_is_far_above_chance_but_sharing_makes_it_harder():
     X_easy, y_easy = sample_sequences(easy, 2000, seed=1)
     X_hard, y_hard = sample_sequences(hard, 2000, seed=1)
     assert bayes_accuracy(easy, X_easy, y_easy) > 0.95
-    assert 1 / hard.classes < bayes_accuracy(hard, X_hard, y_hard) < bayes_accuracy(easy, X_easy, y_easy)
+    assert (
+        1 / hard.classes
+        < bayes_accuracy(hard, X_hard, y_hard)
+        < bayes_accuracy(easy, X_easy, y_easy)
+    )
 
 
 def test_loaders_hold_independent_sets():

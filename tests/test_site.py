@@ -22,6 +22,7 @@ from the jsDelivr CDN (Sphinx's default, unless the book ships MathJax with the
 ``sphinx-mathjax-offline`` extension), the test answers from that package's copy (MathJax 3.2.2,
 the build the CDN serves), so that the math is still checked offline.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,8 +80,10 @@ def toc_pages() -> list[str]:
                 walk(value)
 
     walk({k: v for k, v in toc.items() if k != "root"})
-    return [str(Path(p).with_suffix("")) if Path(p).suffix in {".md", ".py", ".ipynb"} else p
-            for p in pages]
+    return [
+        str(Path(p).with_suffix("")) if Path(p).suffix in {".md", ".py", ".ipynb"} else p
+        for p in pages
+    ]
 
 
 PAGES = toc_pages()
@@ -110,12 +113,15 @@ def stored_figures(notebook: Path) -> int:
         tags = set(cell.metadata.get("tags", []))
         if cell.cell_type != "code" or tags & {"remove-output", "remove-cell"}:
             continue
-        count += sum(any(k.startswith("image/") for k in out.get("data", {}))
-                     for out in cell.get("outputs", []))
+        count += sum(
+            any(k.startswith("image/") for k in out.get("data", {}))
+            for out in cell.get("outputs", [])
+        )
     return count
 
 
 # ---------------------------------------------------------------- the site, served and browsed
+
 
 def find_chromium() -> str | None:
     for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
@@ -131,14 +137,27 @@ def build_site() -> Path:
     env = dict(os.environ, IDL_BUDGET="quick", TQDM_DISABLE="1", PYTHONHASHSEED="0")
     env.setdefault("IDL_DATA", str(ROOT / "data"))  # notebooks run in book/: no relative ./data
     log = BUILD_OUT / "build.log"
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-           "build", str(ROOT), "--path-output", str(BUILD_OUT), "-W", "--keep-going"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(BUILD_OUT),
+        "-W",
+        "--keep-going",
+    ]
     with log.open("w") as out:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=3600)
+        done = subprocess.run(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600
+        )
     if done.returncode != 0:
-        pytest.fail(f"the quick build failed (exit {done.returncode}); end of {log}:\n"
-                    + log.read_text()[-4000:], pytrace=False)
+        pytest.fail(
+            f"the quick build failed (exit {done.returncode}); end of {log}:\n"
+            + log.read_text()[-4000:],
+            pytrace=False,
+        )
     return BUILD_OUT / "_build" / "html"
 
 
@@ -160,7 +179,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def serve(folder: Path):
     """``http.server`` on 127.0.0.1 and a free port, serving ``folder``; yields the base URL."""
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -195,19 +215,30 @@ def base_url(site):
 def browser():
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("no Chromium here: `make system-deps` installs Debian's chromium as root "
-                    "(or set CHROMIUM=/path/to/chrome)")
+        pytest.skip(
+            "no Chromium here: `make system-deps` installs Debian's chromium as root "
+            "(or set CHROMIUM=/path/to/chrome)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield browser
         browser.close()
 
 
 # ---------------------------------------------------------------------- one page, one report
+
 
 @dataclass
 class Report:
@@ -224,8 +255,11 @@ class Report:
 
     def problems(self, *, min_figures: int = 0) -> list[str]:
         """Everything a reader would notice, one line each (empty when the page is fine)."""
-        found = [f"console error: {e}" for e in self.console_errors
-                 if not (THEBE_DUPLICATE in e and self.thebe_scripts_identical)]
+        found = [
+            f"console error: {e}"
+            for e in self.console_errors
+            if not (THEBE_DUPLICATE in e and self.thebe_scripts_identical)
+        ]
         found += [f"failed request: {r}" for r in self.failed_requests]
         for img in self.images:
             if not img["naturalWidth"]:
@@ -234,16 +268,20 @@ class Report:
                 found.append(f"figure drawn at zero size: {img['src']}")
         figures = sum(1 for img in self.images if img["figure"])
         if figures < min_figures:
-            found.append(f"{figures} figures on the page, but its notebook's reference run "
-                         f"displayed {min_figures}")
+            found.append(
+                f"{figures} figures on the page, but its notebook's reference run "
+                f"displayed {min_figures}"
+            )
         found += [f"plotly plot without SVG: #{p['id']}" for p in self.plotly if not p["svg"]]
         found += [f"stderr or traceback shown on the page: {text!r}" for text in self.stray_outputs]
         if self.math.get("sources"):
             if not self.math["loaded"]:
                 found.append("page has math but MathJax never started")
             elif self.math["typeset"] < self.math["sources"] or self.math["errors"]:
-                found.append(f"math: {self.math['typeset']} of {self.math['sources']} formulas "
-                             f"typeset, {self.math['errors']} MathJax errors")
+                found.append(
+                    f"math: {self.math['typeset']} of {self.math['sources']} formulas "
+                    f"typeset, {self.math['errors']} MathJax errors"
+                )
         return found
 
 
@@ -315,13 +353,28 @@ def visit(browser, url: str, screenshot: Path | None = None, then=None) -> Repor
     context.set_default_timeout(60_000)
     context.route("**/*", lambda route, request: _route(route, request, report.failed_requests))
     page = context.new_page()
-    page.on("console", lambda msg: msg.type == "error" and msg.text not in KNOWN_CONSOLE_ERRORS
-            and report.console_errors.append(f"{msg.text} ({msg.location.get('url', '')})"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error"
+            and msg.text not in KNOWN_CONSOLE_ERRORS
+            and report.console_errors.append(f"{msg.text} ({msg.location.get('url', '')})")
+        ),
+    )
     page.on("pageerror", lambda exc: report.console_errors.append(f"uncaught: {exc}"))
-    page.on("requestfailed", lambda req: urlsplit(req.url).hostname == "127.0.0.1"
-            and report.failed_requests.append(f"{req.url}: {req.failure}"))
-    page.on("response", lambda resp: resp.status >= 400 and report.failed_requests.append(
-        f"{resp.url}: HTTP {resp.status}"))
+    page.on(
+        "requestfailed",
+        lambda req: (
+            urlsplit(req.url).hostname == "127.0.0.1"
+            and report.failed_requests.append(f"{req.url}: {req.failure}")
+        ),
+    )
+    page.on(
+        "response",
+        lambda resp: (
+            resp.status >= 400 and report.failed_requests.append(f"{resp.url}: HTTP {resp.status}")
+        ),
+    )
     try:
         response = page.goto(url, wait_until="load")
         if response is None:
@@ -346,11 +399,16 @@ def visit(browser, url: str, screenshot: Path | None = None, then=None) -> Repor
 @pytest.fixture(scope="session")
 def reports(browser, base_url):
     """Each page of the table of contents visited once; the tests below read the reports."""
-    return {page: visit(browser, base_url + page + ".html",
-                        SCREENSHOTS / (page.replace("/", "-") + ".png")) for page in PAGES}
+    return {
+        page: visit(
+            browser, base_url + page + ".html", SCREENSHOTS / (page.replace("/", "-") + ".png")
+        )
+        for page in PAGES
+    }
 
 
 # ------------------------------------------------------------------------------------ tests
+
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_loads_cleanly_with_every_figure_and_formula(reports, page):
@@ -370,10 +428,12 @@ def test_math_is_typeset_somewhere(reports):
 def test_colab_button_opens_the_notebook_on_main(reports, page):
     links = set(reports[page].colab_links)
     assert links == {expected_colab_url(page)}, f"{page}: Colab links {sorted(links)}"
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", f"{page}.ipynb"], cwd=ROOT,
-                             capture_output=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", f"{page}.ipynb"], cwd=ROOT, capture_output=True
+    )
     assert tracked.returncode == 0 or not (ROOT / ".git").exists(), (
-        f"{page}.ipynb is not committed: the Colab button would open a missing file")
+        f"{page}.ipynb is not committed: the Colab button would open a missing file"
+    )
 
 
 def test_root_redirects_to_the_first_page(browser, base_url):
@@ -389,17 +449,23 @@ def test_root_redirects_to_the_first_page(browser, base_url):
 def test_search_finds_nesterov(browser, base_url):
     def hits(page):
         page.wait_for_selector("#search-results ul.search li a", timeout=60_000)
-        return page.eval_on_selector_all("#search-results ul.search li a",
-                                         "links => links.map(a => a.getAttribute('href'))")
+        return page.eval_on_selector_all(
+            "#search-results ul.search li a", "links => links.map(a => a.getAttribute('href'))"
+        )
 
-    report = visit(browser, base_url + "search.html?q=Nesterov",
-                   SCREENSHOTS / "search-Nesterov.png", then=hits)
+    report = visit(
+        browser, base_url + "search.html?q=Nesterov", SCREENSHOTS / "search-Nesterov.png", then=hits
+    )
     assert not report.problems(), report.problems()
-    assert any(hit.split("#")[0].removesuffix(".html").endswith(page)
-               for hit in report.extra for page in CHAPTERS), report.extra
+    assert any(
+        hit.split("#")[0].removesuffix(".html").endswith(page)
+        for hit in report.extra
+        for page in CHAPTERS
+    ), report.extra
 
 
 # ------------------------------------------------- the checks above catch a figure that goes
+
 
 @pytest.fixture
 def broken_copy(site, tmp_path):
@@ -419,11 +485,15 @@ def broken_copy(site, tmp_path):
 def test_a_figure_with_a_missing_file_fails(browser, broken_copy):
     copy, page, src = broken_copy
     html = copy / f"{page}.html"
-    html.write_text(html.read_text().replace(
-        f'src="{src}"', f'src="{src.replace("_images/", "_images/missing-")}"', 1))
+    html.write_text(
+        html.read_text().replace(
+            f'src="{src}"', f'src="{src.replace("_images/", "_images/missing-")}"', 1
+        )
+    )
     with serve(copy) as url:
         problems = visit(browser, url + page + ".html").problems(
-            min_figures=stored_figures(notebook_of(page)))
+            min_figures=stored_figures(notebook_of(page))
+        )
     assert any("naturalWidth 0" in p for p in problems), problems
     assert any("HTTP 404" in p for p in problems), problems
 
@@ -436,5 +506,6 @@ def test_a_figure_removed_from_the_page_fails(browser, broken_copy):
     html.write_text(text.replace(tag, "", 1))
     with serve(copy) as url:
         problems = visit(browser, url + page + ".html").problems(
-            min_figures=stored_figures(notebook_of(page)))
+            min_figures=stored_figures(notebook_of(page))
+        )
     assert any("reference run displayed" in p for p in problems), problems

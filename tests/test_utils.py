@@ -11,7 +11,12 @@ from idlmam.utils import get_device, move_to, progress_enabled, rng_state, set_r
 def test_set_seed_repeats_every_source_of_randomness():
     def draw():
         g = set_seed(7)
-        return random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item()
+        return (
+            random.random(),
+            np.random.rand(),
+            torch.rand(1).item(),
+            torch.rand(1, generator=g).item(),
+        )
 
     assert draw() == draw()
     first = draw()
@@ -41,6 +46,7 @@ def test_set_seed_deterministic_switches_torch_to_repeatable_kernels(monkeypatch
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.backends.cudnn.benchmark is False
         import os
+
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(False)
@@ -54,8 +60,14 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint():
     torch.save(rng_state([loader_generator]), buffer)
 
     def draw():
-        return (random.random(), random.gauss(0, 1), np.random.rand(), np.random.randn(),
-                torch.rand(1).item(), torch.randperm(10, generator=loader_generator).tolist())
+        return (
+            random.random(),
+            random.gauss(0, 1),
+            np.random.rand(),
+            np.random.randn(),
+            torch.rand(1).item(),
+            torch.randperm(10, generator=loader_generator).tolist(),
+        )
 
     first = draw()
     set_seed(99)  # move every source on
@@ -71,8 +83,10 @@ def test_set_rng_state_needs_the_same_generators():
         set_rng_state(state, [])
 
 
-@pytest.mark.parametrize("name,message", [("gpu", "not a device name"), ("cuda:x", "not a device name"),
-                                          ("meta", "not available")])
+@pytest.mark.parametrize(
+    "name,message",
+    [("gpu", "not a device name"), ("cuda:x", "not a device name"), ("meta", "not available")],
+)
 def test_get_device_names_what_is_wrong(name, message):
     with pytest.raises(ValueError, match=message):
         get_device(name)

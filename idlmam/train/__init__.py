@@ -18,7 +18,19 @@ from .loop import DivergenceWarning, batch_pass, run_epoch, train_network
 from .stacked import StackedMLP, VmapModels, stack_models, train_many, why_not_stacked
 
 __all__ = [
-    "train_network", "train_many", "run_epoch", "batch_pass", "DivergenceWarning",
-    "save_checkpoint", "load_checkpoint", "CheckpointError", "CHECKPOINT_FORMAT",
-    "StackedMLP", "VmapModels", "stack_models", "why_not_stacked", "accuracy", "predict",
+    "train_network",
+    "train_many",
+    "run_epoch",
+    "batch_pass",
+    "DivergenceWarning",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "CHECKPOINT_FORMAT",
+    "StackedMLP",
+    "VmapModels",
+    "stack_models",
+    "why_not_stacked",
+    "accuracy",
+    "predict",
 ]

@@ -3,25 +3,44 @@
 :func:`idlmam.train.train_network` writes one after every epoch and resumes from it; this module
 owns the file format, so that the loop only says *when*.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
 from ..utils import set_rng_state
 
-__all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "save_checkpoint",
-           "load_checkpoint", "loader_generators", "restore"]
+__all__ = [
+    "CheckpointError",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
+    "save_checkpoint",
+    "load_checkpoint",
+    "loader_generators",
+    "restore",
+]
 
 CHECKPOINT_FORMAT = 2  # 1: the first loop's files (no random states); not resumable
-CHECKPOINT_KEYS = ("format", "epoch", "model_class", "model_state_dict", "optimizer_class",
-                   "optimizer_state_dict", "lr_schedule_class", "lr_schedule_state_dict", "rng",
-                   "results", "total_time", "diverged")
+CHECKPOINT_KEYS = (
+    "format",
+    "epoch",
+    "model_class",
+    "model_state_dict",
+    "optimizer_class",
+    "optimizer_state_dict",
+    "lr_schedule_class",
+    "lr_schedule_state_dict",
+    "rng",
+    "results",
+    "total_time",
+    "diverged",
+)
 
 
 class CheckpointError(RuntimeError):
@@ -81,13 +100,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a torn zip, a truncated pickle, a foreign object: all unreadable
         detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {detail}): "
-                              f"it is truncated, corrupted or not a checkpoint; {fix}") from err
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}: {detail}): "
+            f"it is truncated, corrupted or not a checkpoint; {fix}"
+        ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format", "none") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"checkpoint {path} is not in train_network's format "
-                              f"{CHECKPOINT_FORMAT} (found {found}: another program or an older "
-                              f"idlmam wrote it); {fix}")
+        raise CheckpointError(
+            f"checkpoint {path} is not in train_network's format "
+            f"{CHECKPOINT_FORMAT} (found {found}: another program or an older "
+            f"idlmam wrote it); {fix}"
+        )
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}; {fix}")
@@ -114,16 +137,21 @@ def restore(path, state: dict, model, optimizer, lr_schedule, generators, column
     fix = f"resume with the same setup, or delete {path} / pass resume=False to start over"
     saved_columns = set(state["results"])
     if saved_columns != columns:
-        raise CheckpointError(f"checkpoint {path} has the columns {sorted(saved_columns)} but "
-                              f"this call makes {sorted(columns)} (other loaders or score_funcs?): "
-                              f"{fix}")
+        raise CheckpointError(
+            f"checkpoint {path} has the columns {sorted(saved_columns)} but "
+            f"this call makes {sorted(columns)} (other loaders or score_funcs?): "
+            f"{fix}"
+        )
     schedule_class = None if lr_schedule is None else type(lr_schedule).__name__
-    for what, saved, ours in (("model", state["model_class"], type(model).__name__),
-                              ("optimizer", state["optimizer_class"], type(optimizer).__name__),
-                              ("lr_schedule", state["lr_schedule_class"], schedule_class)):
+    for what, saved, ours in (
+        ("model", state["model_class"], type(model).__name__),
+        ("optimizer", state["optimizer_class"], type(optimizer).__name__),
+        ("lr_schedule", state["lr_schedule_class"], schedule_class),
+    ):
         if saved != ours:
-            raise CheckpointError(f"checkpoint {path} was written with {what} {saved}, this call "
-                                  f"has {ours}: {fix}")
+            raise CheckpointError(
+                f"checkpoint {path} was written with {what} {saved}, this call has {ours}: {fix}"
+            )
     try:
         model.load_state_dict(state["model_state_dict"])
         optimizer.load_state_dict(state["optimizer_state_dict"])
@@ -131,7 +159,11 @@ def restore(path, state: dict, model, optimizer, lr_schedule, generators, column
             lr_schedule.load_state_dict(state["lr_schedule_state_dict"])
         set_rng_state(state["rng"], generators)
     except (RuntimeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"checkpoint {path} does not fit this run ({type(err).__name__}: "
-                              f"{str(err).strip()[:300]}): {fix}") from err
-    results = defaultdict(list, {column: list(values) for column, values in state["results"].items()})
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run ({type(err).__name__}: "
+            f"{str(err).strip()[:300]}): {fix}"
+        ) from err
+    results = defaultdict(
+        list, {column: list(values) for column, values in state["results"].items()}
+    )
     return state["epoch"] + 1, float(state["total_time"]), results, bool(state["diverged"])

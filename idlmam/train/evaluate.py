@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -30,14 +30,17 @@ def accuracy(y_true, y_pred) -> float:
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.size == 0:
-        raise ValueError(f"accuracy needs two label arrays of the same, non-empty shape, got "
-                         f"{y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"accuracy needs two label arrays of the same, non-empty shape, got "
+            f"{y_true.shape} and {y_pred.shape}"
+        )
     return float((y_true == y_pred).mean())
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: Iterable, *,
-            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, loader: Iterable, *, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """The labels of ``loader`` and the model's predicted labels (argmax), in eval mode.
 
     Uses the loader's ``eval_batches()`` when it has one.

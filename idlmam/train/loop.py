@@ -13,6 +13,7 @@ in. After every epoch it writes a checkpoint atomically (model, optimizer, sched
 state, the rows so far), from which ``resume=True`` continues exactly. When the training loss
 becomes NaN or infinite it stops, keeps the rows and marks the stop in the frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,24 +21,39 @@ import os
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, loader_generators,
-                         restore, save_checkpoint)
-from .checks import check_arguments, predicted_labels, preflight, score
 from ..utils import get_device, move_to, progress_enabled, rng_state
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    loader_generators,
+    restore,
+    save_checkpoint,
+)
+from .checks import check_arguments, predicted_labels, preflight, score
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["train_network", "run_epoch", "batch_pass", "save_checkpoint", "load_checkpoint", "CheckpointError",
-           "DivergenceWarning", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "train_network",
+    "run_epoch",
+    "batch_pass",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "DivergenceWarning",
+    "CHECKPOINT_FORMAT",
+]
 
 ScoreFunc = Callable[[np.ndarray, np.ndarray], float]
 EpochHook = Callable[[int, dict], "bool | None"]
@@ -47,10 +63,17 @@ class DivergenceWarning(RuntimeWarning):
     """The training loss became NaN or infinite and the run was stopped."""
 
 
-def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batches: Iterable,
-               loss_of: Callable, device: torch.device | str, *, keep_outputs: bool,
-               name: str, batch_dim: int = 0
-               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+def batch_pass(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    batches: Iterable,
+    loss_of: Callable,
+    device: torch.device | str,
+    *,
+    keep_outputs: bool,
+    name: str,
+    batch_dim: int = 0,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """The loop over the batches of one pass, shared by :func:`run_epoch` and ``train_many``.
 
     Trains (one ``optimizer`` step per batch) when ``optimizer`` is given, else evaluates under
@@ -94,9 +117,16 @@ def batch_pass(model: nn.Module, optimizer: torch.optim.Optimizer | None, batche
     return running_loss / n_seen, y_true, y_pred
 
 
-def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, data_loader: Iterable,
-              loss_func: Callable, device: torch.device | str, results: dict,
-              score_funcs: Mapping[str, ScoreFunc] | None, prefix: str = "") -> float:
+def run_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    data_loader: Iterable,
+    loss_func: Callable,
+    device: torch.device | str,
+    results: dict,
+    score_funcs: Mapping[str, ScoreFunc] | None,
+    prefix: str = "",
+) -> float:
     """Run one pass over ``data_loader``: train when ``optimizer`` is given, else evaluate.
 
     Appends ``"<prefix> loss"`` (the mean loss per example) and ``"<prefix> <name>"`` for each
@@ -130,8 +160,15 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, data_lo
     if optimizer is None and hasattr(data_loader, "eval_batches"):
         data_loader = data_loader.eval_batches()  # large batches: the order does not matter here
     start = time.perf_counter()
-    running_loss, y_true, y_pred = batch_pass(model, optimizer, data_loader, loss_func, device,
-                                              keep_outputs=bool(score_funcs), name=prefix or "data")
+    running_loss, y_true, y_pred = batch_pass(
+        model,
+        optimizer,
+        data_loader,
+        loss_func,
+        device,
+        keep_outputs=bool(score_funcs),
+        name=prefix or "data",
+    )
     mean_loss = running_loss.item()  # one sync per epoch
     results[f"{prefix} loss"].append(mean_loss)
     if score_funcs:
@@ -141,17 +178,20 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, data_lo
         for name, score_func in score_funcs.items():
             results[f"{prefix} {name}"].append(
                 score(name, score_func, y_true_np, y_pred_np, f"the {prefix} data")
-                if finite else float("nan"))
+                if finite
+                else float("nan")
+            )
     return time.perf_counter() - start
 
 
 def _expected_columns(loaders: Mapping[str, Iterable], score_funcs) -> set[str]:
     prefixes = [name.removesuffix("_loader") for name in loaders]
     return {"epoch", "lr", "total time"} | {
-        f"{prefix} {column}" for prefix in prefixes for column in ["loss", *(score_funcs or {})]}
+        f"{prefix} {column}" for prefix in prefixes for column in ["loss", *(score_funcs or {})]
+    }
 
 
-def _frame(results: Mapping[str, list], diverged: bool) -> "pd.DataFrame":
+def _frame(results: Mapping[str, list], diverged: bool) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.DataFrame.from_dict(results)
@@ -163,59 +203,43 @@ def _frame(results: Mapping[str, list], diverged: bool) -> "pd.DataFrame":
     return frame
 
 
-def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
-                  val_loader: Iterable | None = None, test_loader: Iterable | None = None,
-                  score_funcs: Mapping[str, ScoreFunc] | None = None, epochs: int = 50,
-                  device: torch.device | str | None = "cpu",
-                  checkpoint_file: str | os.PathLike | None = None,
-                  optimizer: torch.optim.Optimizer | None = None, lr_schedule=None,
-                  disable_tqdm: bool = False, *, on_epoch_end: EpochHook | None = None,
-                  resume: bool = False) -> "pd.DataFrame":
+def train_network(
+    model: nn.Module,
+    loss_func: Callable,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    test_loader: Iterable | None = None,
+    score_funcs: Mapping[str, ScoreFunc] | None = None,
+    epochs: int = 50,
+    device: torch.device | str | None = "cpu",
+    checkpoint_file: str | os.PathLike | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr_schedule=None,
+    disable_tqdm: bool = False,
+    *,
+    on_epoch_end: EpochHook | None = None,
+    resume: bool = False,
+) -> pd.DataFrame:
     """Train ``model`` for ``epochs`` and return the results frame, one row per epoch.
 
-    **Checks first.** Before any training, one batch of each loader goes through the model, the
-    loss and the score functions (eval mode, no gradients, every random state put back), so a
-    loader that does not yield ``(inputs, labels)``, a model whose output does not fit the
-    labels, or a failing score function stops the call at once with a message naming the
-    shapes or the function. A device this machine lacks is refused the same way.
+    Each epoch: one pass over ``train_loader`` with an ``optimizer`` step per batch (G), an
+    evaluation of ``val_loader`` and ``test_loader`` without gradients, then one step of
+    ``lr_schedule`` (L; ``ReduceLROnPlateau`` steps on the validation loss).
 
-    **Checkpoints.** With ``checkpoint_file``, a file is written atomically after every epoch
-    (a kill leaves the previous or the new one, never half a file). It loads with
-    ``torch.load(path, weights_only=True)`` (or :func:`load_checkpoint`) and holds the keys
-    ``format`` (2), ``epoch`` (the last one finished), ``model_class``, ``model_state_dict``,
-    ``optimizer_class``, ``optimizer_state_dict``, ``lr_schedule_class``,
-    ``lr_schedule_state_dict`` (None without a schedule), ``rng`` (Python's ``random``, NumPy's
-    global generator, torch CPU, CUDA when training there, and the generators of the loaders'
-    order, e.g. ``ResidentLoader.generator``; see :func:`idlmam.utils.rng_state`), ``results``
-    (the frame so far, as ``{column: [values]}``), ``total_time`` and ``diverged``.
-
-    **Resume.** ``resume=True`` continues from ``checkpoint_file``: the model, optimizer,
-    schedule, random states and rows come back, and training goes on at the next epoch up to
-    ``epochs`` (counted from the start of the run). Built with the same seed, a run killed
-    after epoch k and resumed returns the same frame as one never interrupted (on the CPU
-    bitwise; ``total time`` aside). If the file does not exist yet, training starts fresh, so
-    the same call serves the first start and every restart. A truncated or corrupted file, or
-    one from a different setup, raises :class:`CheckpointError` naming it: delete it or pass
-    ``resume=False`` (which trains from scratch and overwrites it). A run that
-    ``on_epoch_end`` stopped resumes after its last epoch (the hook is asked again); a run that
-    diverged resumes to its rows, training nothing. Not restored: state a caller
-    keeps outside (its ``on_epoch_end`` closure, a ``np.random.default_rng``), and random
-    augmentation drawn inside ``DataLoader`` worker processes.
-
-    **Divergence.** When an epoch's training loss is NaN or infinite, training stops after that
-    epoch: its row is kept (its ``val``/``test`` columns are NaN, there is nothing to evaluate),
-    the frame gets a boolean ``diverged`` column (True on that last row only; the column is
-    absent from runs that did not diverge) and ``frame.attrs["diverged"]`` is True (False
-    otherwise), and one :class:`DivergenceWarning` is issued. ``on_epoch_end`` still sees that
-    row, with ``row["diverged"] = True``. The check reads the loss the epoch already brought
-    back to the host: no extra synchronisation.
-
-    **Reproducibility.** Call :func:`idlmam.utils.set_seed` before building the model and give
-    the loaders a seed (``ResidentLoader(..., seed=s)``, ``classic_loader(..., seed=s)``): two
-    such runs give the same frame, bitwise on the CPU except ``total time``. On a GPU, atomic
-    additions and cuBLAS/cuDNN algorithm choice make the numbers differ in the last digits
-    unless ``set_seed(s, deterministic=True)`` (``torch.use_deterministic_algorithms``); see
-    :func:`idlmam.utils.set_seed`.
+    * **Checks first.** Before any training one batch of each loader goes through the model,
+      the loss and the score functions (eval mode, every random state put back), so a misfit
+      loader, model output or score function raises at once, naming the shapes or the function.
+    * **Checkpoints.** With ``checkpoint_file``, everything the next epoch depends on (model,
+      optimizer, schedule, random states, the rows so far; see :mod:`idlmam.train.checkpoint`)
+      is written atomically after every epoch. ``resume=True`` continues from it, or starts
+      fresh when it does not exist yet; a resumed run returns the frame of an uninterrupted one
+      (on the CPU bitwise, ``total time`` aside).
+    * **Divergence.** When an epoch's training loss is NaN or infinite, training stops after
+      that epoch: its row is kept (``val``/``test`` columns NaN), the frame gets a boolean
+      ``diverged`` column (True on that row only), ``frame.attrs["diverged"]`` is True (False
+      for a healthy run), and one :class:`DivergenceWarning` is issued.
+    * **Reproducibility.** Seed with :func:`idlmam.utils.set_seed` before building the model and
+      give the loader a seed: two such runs give the same frame (on the CPU bitwise).
 
     Args:
         model: the network; moved to ``device``.
@@ -224,29 +248,29 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
             :class:`idlmam.data.ResidentLoader`).
         val_loader: evaluated after each epoch; needed by ``ReduceLROnPlateau``.
         test_loader: evaluated after each epoch; never used for a decision.
-        score_funcs: ``{"Accuracy": accuracy_score}``: name -> ``f(y_true, y_pred)`` on NumPy
-            arrays, computed once per epoch (class scores are turned into labels by argmax).
+        score_funcs: ``{"Accuracy": accuracy}``: name -> ``f(y_true, y_pred)`` on NumPy arrays
+            of labels (class scores are turned into labels by argmax).
         epochs: passes over ``train_loader`` (at least 1), counted from the start of the run.
-        device: where to train (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; None chooses).
-        checkpoint_file: written atomically after every epoch (see above).
-        optimizer: G, applied every batch; ``AdamW`` with its defaults when None.
-        lr_schedule: L, stepped once per epoch: any ``torch.optim.lr_scheduler`` object built on
-            ``optimizer``; ``ReduceLROnPlateau`` is stepped with the epoch's validation loss; the
-            string ``"ReduceLROnPlateau"`` builds one (factor 0.2, patience 10).
-        disable_tqdm: no progress bar (there is none anyway when ``TQDM_DISABLE`` or ``CI`` is set).
-        on_epoch_end: called as ``on_epoch_end(epoch, row)`` after each epoch (after its
-            checkpoint) with that epoch's row; return True to stop training after it.
-        resume: continue from ``checkpoint_file`` when it exists (see above).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; None chooses.
+        checkpoint_file: written atomically after every epoch.
+        optimizer: G; ``AdamW`` with its defaults when None.
+        lr_schedule: L, a ``torch.optim.lr_scheduler`` object built on ``optimizer``, or the
+            string ``"ReduceLROnPlateau"`` (factor 0.2, patience 10).
+        disable_tqdm: no progress bar (there is none when ``TQDM_DISABLE`` or ``CI`` is set).
+        on_epoch_end: ``on_epoch_end(epoch, row)`` after each epoch (after its checkpoint);
+            return True to stop training after it.
+        resume: continue from ``checkpoint_file`` when it exists.
 
     Returns:
         A pandas DataFrame with ``epoch``, ``total time`` (seconds of training so far), ``lr``
-        (the learning rate used in that epoch), the loss and score columns, and ``diverged``
-        when the run diverged; ``frame.attrs["diverged"]`` says whether it did.
+        (the rate used in that epoch), ``train loss``, ``train <score>``, the same for ``val``
+        and ``test`` when given, and ``diverged`` when the run diverged.
 
     Raises:
         ValueError, TypeError: a bad argument, loader, model output, score function or device,
             before any training.
-        CheckpointError: ``resume=True`` and ``checkpoint_file`` cannot be resumed from.
+        CheckpointError: ``resume=True`` and ``checkpoint_file`` cannot be resumed from (delete
+            it, or pass ``resume=False`` to train from scratch).
 
     Example:
         >>> from idlmam.models import mlp
@@ -259,8 +283,9 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     from tqdm import tqdm
 
     # 0. checks: arguments, device, then one batch of each loader (changes nothing)
-    check_arguments(model, train_loader, val_loader, test_loader, score_funcs, epochs,
-                     optimizer, lr_schedule)
+    check_arguments(
+        model, train_loader, val_loader, test_loader, score_funcs, epochs, optimizer, lr_schedule
+    )
     if resume and checkpoint_file is None:
         raise ValueError("resume=True needs checkpoint_file=...: the file to continue from")
     device = get_device(None if device is None else str(device))
@@ -270,10 +295,19 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     if lr_schedule == "ReduceLROnPlateau":
         lr_schedule = ReduceLROnPlateau(optimizer, mode="min", factor=0.2, patience=10)
     if lr_schedule is not None and lr_schedule.optimizer is not optimizer:
-        raise ValueError("lr_schedule was built on another optimizer than the one training this "
-                         "model: build it as Schedule(optimizer, ...) with the same optimizer")
-    loaders = {name: loader for name, loader in (("train_loader", train_loader),
-               ("val_loader", val_loader), ("test_loader", test_loader)) if loader is not None}
+        raise ValueError(
+            "lr_schedule was built on another optimizer than the one training this "
+            "model: build it as Schedule(optimizer, ...) with the same optimizer"
+        )
+    loaders = {
+        name: loader
+        for name, loader in (
+            ("train_loader", train_loader),
+            ("val_loader", val_loader),
+            ("test_loader", test_loader),
+        )
+        if loader is not None
+    }
     preflight(model, loss_func, loaders, score_funcs, device)
     generators = loader_generators(loaders.values())
 
@@ -282,23 +316,39 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
     if resume and Path(checkpoint_file).exists():  # no file yet: this is the first start
         state = load_checkpoint(checkpoint_file)
         start, total_time, results, diverged = restore(
-            checkpoint_file, state, model, optimizer, lr_schedule, generators,
-            _expected_columns(loaders, score_funcs))
+            checkpoint_file,
+            state,
+            model,
+            optimizer,
+            lr_schedule,
+            generators,
+            _expected_columns(loaders, score_funcs),
+        )
         if diverged:
-            warnings.warn(f"checkpoint {checkpoint_file} holds a run that diverged at epoch "
-                          f"{state['epoch']}: returning its rows without training (delete it "
-                          "or pass resume=False to train again)", DivergenceWarning, stacklevel=2)
+            warnings.warn(
+                f"checkpoint {checkpoint_file} holds a run that diverged at epoch "
+                f"{state['epoch']}: returning its rows without training (delete it "
+                "or pass resume=False to train again)",
+                DivergenceWarning,
+                stacklevel=2,
+            )
             return _frame(results, diverged)
 
-    bar = tqdm(range(start, epochs), desc="Epoch", initial=start, total=epochs,
-               disable=not progress_enabled(disable_tqdm))
+    bar = tqdm(
+        range(start, epochs),
+        desc="Epoch",
+        initial=start,
+        total=epochs,
+        disable=not progress_enabled(disable_tqdm),
+    )
     for epoch in bar:
         # 1. L: the learning rate this epoch uses (the schedule set it at the end of the last one)
         results["epoch"].append(epoch)
         results["lr"].append(float(optimizer.param_groups[0]["lr"]))
         # 2-4. G: one pass over the training data, updating every batch
-        total_time += run_epoch(model, optimizer, train_loader, loss_func, device, results,
-                                score_funcs, prefix="train")
+        total_time += run_epoch(
+            model, optimizer, train_loader, loss_func, device, results, score_funcs, prefix="train"
+        )
         results["total time"].append(total_time)
         # 5. divergence: the pass already brought its loss to the host, so this costs no sync
         diverged = not math.isfinite(results["train loss"][-1])
@@ -308,7 +358,9 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
                 for column in ["loss", *(score_funcs or {})]:
                     results[f"{prefix} {column}"].append(float("nan"))
             elif loader is not None:
-                run_epoch(model, None, loader, loss_func, device, results, score_funcs, prefix=prefix)
+                run_epoch(
+                    model, None, loader, loss_func, device, results, score_funcs, prefix=prefix
+                )
         # 7. L: move the schedule one epoch on (not after a divergence: the run ends here)
         if isinstance(lr_schedule, ReduceLROnPlateau) and not diverged:
             lr_schedule.step(results["val loss"][-1])
@@ -316,28 +368,39 @@ def train_network(model: nn.Module, loss_func: Callable, train_loader: Iterable,
             lr_schedule.step()
         # 8. checkpoint: everything the next epoch depends on, random states included
         if checkpoint_file is not None:
-            save_checkpoint(checkpoint_file, {
-                "format": CHECKPOINT_FORMAT,
-                "epoch": epoch,
-                "model_class": type(model).__name__,
-                "model_state_dict": model.state_dict(),
-                "optimizer_class": type(optimizer).__name__,
-                "optimizer_state_dict": optimizer.state_dict(),
-                "lr_schedule_class": None if lr_schedule is None else type(lr_schedule).__name__,
-                "lr_schedule_state_dict": None if lr_schedule is None else lr_schedule.state_dict(),
-                "rng": rng_state(generators, cuda=device.type == "cuda"),
-                "results": {k: list(v) for k, v in results.items()},
-                "total_time": total_time,
-                "diverged": diverged,
-            })
+            save_checkpoint(
+                checkpoint_file,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "epoch": epoch,
+                    "model_class": type(model).__name__,
+                    "model_state_dict": model.state_dict(),
+                    "optimizer_class": type(optimizer).__name__,
+                    "optimizer_state_dict": optimizer.state_dict(),
+                    "lr_schedule_class": None
+                    if lr_schedule is None
+                    else type(lr_schedule).__name__,
+                    "lr_schedule_state_dict": None
+                    if lr_schedule is None
+                    else lr_schedule.state_dict(),
+                    "rng": rng_state(generators, cuda=device.type == "cuda"),
+                    "results": {k: list(v) for k, v in results.items()},
+                    "total_time": total_time,
+                    "diverged": diverged,
+                },
+            )
         # 9. hooks: tell the caller; stop on divergence or when the caller asks
         row = {k: v[-1] for k, v in results.items()}
         if diverged:
             row["diverged"] = True
-            warnings.warn(f"the training loss became {row['train loss']} at epoch {epoch} "
-                          f"(lr {row['lr']:g}): training stopped. The frame keeps its "
-                          f"{len(results['epoch'])} rows, the last with diverged=True; lower the "
-                          "learning rate or clip the gradients", DivergenceWarning, stacklevel=2)
+            warnings.warn(
+                f"the training loss became {row['train loss']} at epoch {epoch} "
+                f"(lr {row['lr']:g}): training stopped. The frame keeps its "
+                f"{len(results['epoch'])} rows, the last with diverged=True; lower the "
+                "learning rate or clip the gradients",
+                DivergenceWarning,
+                stacklevel=2,
+            )
         stop = on_epoch_end is not None and on_epoch_end(epoch, row)
         if diverged or stop:
             break

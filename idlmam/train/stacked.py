@@ -39,13 +39,14 @@ Example:
     >>> frame.shape[0], list(frame.columns[:4])
     (6, ['seed', 'epoch', 'total time', 'lr'])
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import time
 import warnings
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,9 +61,27 @@ __all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many", "why_not_st
 
 ScoreFunc = Callable[..., float]
 # activations applied value by value: the same module works on (B, h) and on (K, B, h)
-ELEMENTWISE = (nn.Identity, nn.Tanh, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.ELU,
-               nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus, nn.Softsign,
-               nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink)
+ELEMENTWISE = (
+    nn.Identity,
+    nn.Tanh,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.LogSigmoid,
+    nn.Tanhshrink,
+)
 # optimizers whose update of a value depends on other values of the same tensor
 NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon")
 
@@ -85,19 +104,26 @@ class _StackedLayer(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                tanh: bool) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, tanh: bool
+    ) -> torch.Tensor:
         K, out, fan_in = weight.shape
         ctx.shared, ctx.has_bias, ctx.tanh = h.dim() == 2, bias is not None, tanh
         scale = 2.0 if tanh else 1.0
         if ctx.shared:  # (B, in) -> (B, K*out) -> (K, B, out)
             flat = weight.reshape(K * out, fan_in).t()
-            z = (torch.addmm(bias.reshape(K * out), h, flat, beta=scale, alpha=scale)
-                 if bias is not None else torch.mm(h, flat).mul_(scale))
+            z = (
+                torch.addmm(bias.reshape(K * out), h, flat, beta=scale, alpha=scale)
+                if bias is not None
+                else torch.mm(h, flat).mul_(scale)
+            )
             z = z.view(-1, K, out).transpose(0, 1)
         else:  # (K, B, in) @ (K, in, out) -> (K, B, out)
-            z = (torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), beta=scale, alpha=scale)
-                 if bias is not None else torch.bmm(h, weight.transpose(1, 2)).mul_(scale))
+            z = (
+                torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), beta=scale, alpha=scale)
+                if bias is not None
+                else torch.bmm(h, weight.transpose(1, 2)).mul_(scale)
+            )
         y = z.sigmoid_().mul_(2).sub_(1) if tanh else z
         ctx.save_for_backward(h, weight, y if tanh else None)
         return y
@@ -147,19 +173,26 @@ class StackedMLP(nn.Module):
         self.k = len(models)
         self.inputs_per_model = False  # True: forward takes (K, B, ...), one batch per model
         # the forward plan: Flatten/activation modules as they are, None where a stacked Linear goes
-        self.plan: list[nn.Module | None] = [None if isinstance(layer, nn.Linear) else layer
-                                             for layer in models[0]]
+        self.plan: list[nn.Module | None] = [
+            None if isinstance(layer, nn.Linear) else layer for layer in models[0]
+        ]
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         self._names: list[tuple[str, str | None]] = []  # state_dict names per stacked Linear
         for index, layer in enumerate(models[0]):
             if isinstance(layer, nn.Linear):
-                w = torch.stack([m[index].weight.detach() for m in models])  # K x (out, in) -> (K, out, in)
+                w = torch.stack(
+                    [m[index].weight.detach() for m in models]
+                )  # K x (out, in) -> (K, out, in)
                 self.weights.append(nn.Parameter(w.clone()))
                 if layer.bias is not None:
                     b = torch.stack([m[index].bias.detach() for m in models])  # (K, out)
                     self.biases.append(nn.Parameter(b.clone()))
-                self._names.append((f"{index}.weight", f"{index}.bias" if layer.bias is not None else None))
-        self.__dict__["_template"] = copy.deepcopy(models[0])  # not a submodule: no extra parameters
+                self._names.append(
+                    (f"{index}.weight", f"{index}.bias" if layer.bias is not None else None)
+                )
+        self.__dict__["_template"] = copy.deepcopy(
+            models[0]
+        )  # not a submodule: no extra parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, ...) shared by the K models, or (K, B, ...) when inputs_per_model is set
@@ -182,8 +215,10 @@ class StackedMLP(nn.Module):
             if b_name is not None:
                 b, b_i = self.biases[b_i], b_i + 1
             if shared and h.dim() != 2:
-                raise ValueError(f"the first Linear layer needs (B, in) inputs, got shape "
-                                 f"{tuple(h.shape)}: put an nn.Flatten() before it")
+                raise ValueError(
+                    f"the first Linear layer needs (B, in) inputs, got shape "
+                    f"{tuple(h.shape)}: put an nn.Flatten() before it"
+                )
             following = self.plan[index + 1] if index + 1 < len(self.plan) else None
             fused = type(following) is nn.Tanh
             # (B, in) for the first Linear (shared by the K models), else (K, B, in) -> (K, B, out)
@@ -224,14 +259,18 @@ class VmapModels(nn.Module):
         from torch.func import stack_module_state
 
         if any(True for _ in models[0].buffers()):
-            raise ValueError("the model has buffers (BatchNorm running statistics?), which "
-                             "vmap cannot update per model: train the seeds one by one with "
-                             "idlmam.train.train_network")
+            raise ValueError(
+                "the model has buffers (BatchNorm running statistics?), which "
+                "vmap cannot update per model: train the seeds one by one with "
+                "idlmam.train.train_network"
+            )
         params, _ = stack_module_state(list(models))  # name -> (K, ...)
         self.k = len(models)
         self.inputs_per_model = False  # True: forward takes (K, B, ...), one batch per model
         self.names = list(params)
-        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
+        self.stacked = nn.ParameterList(
+            [nn.Parameter(params[n].detach().clone()) for n in self.names]
+        )
         self.__dict__["_template"] = copy.deepcopy(models[0])
         self.__dict__["_skeleton"] = copy.deepcopy(models[0]).to("meta")
 
@@ -250,7 +289,9 @@ class VmapModels(nn.Module):
         models = []
         for k in range(self.k):
             model = copy.deepcopy(self._template).to(self.stacked[0].device)
-            model.load_state_dict({n: p[k].detach().clone() for n, p in zip(self.names, self.stacked)})
+            model.load_state_dict(
+                {n: p[k].detach().clone() for n, p in zip(self.names, self.stacked)}
+            )
             models.append(model)
         return models
 
@@ -291,42 +332,62 @@ def stack_models(models: Sequence[nn.Module]) -> StackedMLP | VmapModels:
     shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
     for k, shape in enumerate(shapes[1:], start=1):
         if shape != shapes[0] or type(models[k]) is not type(models[0]):
-            raise ValueError(f"model {k} has another architecture than model 0: stacked models "
-                             "must come from the same model_fn")
+            raise ValueError(
+                f"model {k} has another architecture than model 0: stacked models "
+                "must come from the same model_fn"
+            )
     for m in models:
         if any(isinstance(mod, nn.modules.dropout._DropoutNd) for mod in m.modules()):
-            raise ValueError("the model uses dropout, whose random masks would differ from those "
-                             "of separate runs: train the seeds one by one with train_network")
+            raise ValueError(
+                "the model uses dropout, whose random masks would differ from those "
+                "of separate runs: train the seeds one by one with train_network"
+            )
         if any(getattr(p, "_backward_hooks", None) for p in m.parameters()):
-            raise ValueError("the model's parameters carry gradient hooks (clamp_gradients?), "
-                             "which stacking drops: pass clip_value=... to train_many instead")
+            raise ValueError(
+                "the model's parameters carry gradient hooks (clamp_gradients?), "
+                "which stacking drops: pass clip_value=... to train_many instead"
+            )
     return StackedMLP(models) if not _why_not_mlp(models[0]) else VmapModels(models)
 
 
-def _per_model_loss(loss_func: Callable, y_hat: torch.Tensor, labels: torch.Tensor,
-                    per_model: bool) -> torch.Tensor:
+def _per_model_loss(
+    loss_func: Callable, y_hat: torch.Tensor, labels: torch.Tensor, per_model: bool
+) -> torch.Tensor:
     """Each model's mean loss on its batch: ``(K, B, C)`` scores -> ``(K,)``.
 
     ``labels`` is ``(K, B)`` when every model has its own batch (``per_model``), else ``(B,)``.
     """
     K, B = y_hat.shape[:2]
-    plain_ce = (isinstance(loss_func, nn.CrossEntropyLoss) and loss_func.weight is None
-                and loss_func.reduction == "mean" and loss_func.label_smoothing == 0.0
-                and labels.dtype == torch.long and y_hat.dim() == 3
-                and labels.dim() == (2 if per_model else 1))
+    plain_ce = (
+        isinstance(loss_func, nn.CrossEntropyLoss)
+        and loss_func.weight is None
+        and loss_func.reduction == "mean"
+        and loss_func.label_smoothing == 0.0
+        and labels.dtype == torch.long
+        and y_hat.dim() == 3
+        and labels.dim() == (2 if per_model else 1)
+    )
     if plain_ce:  # one call for all K instead of K small ones
         flat = labels.reshape(K * B) if per_model else labels.repeat(K)  # (K*B,)
-        losses = F.cross_entropy(y_hat.reshape(K * B, -1), flat, reduction="none",
-                                 ignore_index=loss_func.ignore_index).view(K, B)
+        losses = F.cross_entropy(
+            y_hat.reshape(K * B, -1), flat, reduction="none", ignore_index=loss_func.ignore_index
+        ).view(K, B)
         counted = (flat != loss_func.ignore_index).view(K, B).sum(dim=1)  # what "mean" divides by
         return losses.sum(dim=1) / counted  # (K,)
     return torch.stack([loss_func(y_hat[k], labels[k] if per_model else labels) for k in range(K)])
 
 
-def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, batches: Iterable,
-               loss_func: Callable, device: torch.device, rows: list[dict],
-               score_funcs: Mapping[str, ScoreFunc] | None, prefix: str,
-               running: torch.Tensor) -> float:
+def _run_epoch(
+    stacked: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    batches: Iterable,
+    loss_func: Callable,
+    device: torch.device,
+    rows: list[dict],
+    score_funcs: Mapping[str, ScoreFunc] | None,
+    prefix: str,
+    running: torch.Tensor,
+) -> float:
     """One pass for all K models, as :func:`idlmam.train.run_epoch` does for one.
 
     Writes ``"<prefix> loss"`` and the score columns into ``rows[k]`` for every model whose
@@ -345,8 +406,15 @@ def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, batc
     start = time.perf_counter()
     try:
         running_loss, y_true, y_pred = batch_pass(
-            stacked, optimizer, batches, loss_of, device, keep_outputs=bool(score_funcs),
-            name=prefix, batch_dim=1 if per_model else 0)
+            stacked,
+            optimizer,
+            batches,
+            loss_of,
+            device,
+            keep_outputs=bool(score_funcs),
+            name=prefix,
+            batch_dim=1 if per_model else 0,
+        )
     finally:
         stacked.inputs_per_model = False
     mean_loss = running_loss.tolist()  # one sync per epoch
@@ -363,8 +431,16 @@ def _run_epoch(stacked: nn.Module, optimizer: torch.optim.Optimizer | None, batc
         row[f"{prefix} loss"] = mean_loss[k]
         for name, score_func in (score_funcs or {}).items():
             row[f"{prefix} {name}"] = (
-                score(name, score_func, labels[k] if per_model else labels, predicted[k],
-                      f"the {prefix} data") if math.isfinite(mean_loss[k]) else float("nan"))
+                score(
+                    name,
+                    score_func,
+                    labels[k] if per_model else labels,
+                    predicted[k],
+                    f"the {prefix} data",
+                )
+                if math.isfinite(mean_loss[k])
+                else float("nan")
+            )
     return time.perf_counter() - start
 
 
@@ -380,9 +456,11 @@ def _check_seeds(seeds: Iterable[int]) -> list[int]:
     return seeds
 
 
-def why_not_stacked(model_fn: Callable[[], nn.Module],
-                    optimizer_fn: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-                    lr_schedule_fn: Callable | str | None = None) -> str:
+def why_not_stacked(
+    model_fn: Callable[[], nn.Module],
+    optimizer_fn: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    lr_schedule_fn: Callable | str | None = None,
+) -> str:
     """Why K seeds of this setup cannot train in one pass (empty string: they can).
 
     Not when the model cannot be stacked (batch norm, dropout, gradient hooks), nor with an
@@ -420,8 +498,9 @@ def why_not_stacked(model_fn: Callable[[], nn.Module],
 def _frame(seeds: Sequence[int], rows: dict[int, list[dict]], diverged: bool):
     import pandas as pd
 
-    frame = pd.concat([pd.DataFrame(rows[seed]).assign(seed=seed) for seed in seeds],
-                      ignore_index=True)
+    frame = pd.concat(
+        [pd.DataFrame(rows[seed]).assign(seed=seed) for seed in seeds], ignore_index=True
+    )
     if diverged:  # True on the last row of each seed that diverged, False elsewhere
         frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
     first = ["seed", "epoch", "total time", "lr"]
@@ -430,15 +509,24 @@ def _frame(seeds: Sequence[int], rows: dict[int, list[dict]], diverged: bool):
     return frame
 
 
-def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_func: Callable,
-               train_loader, *,
-               optimizer_fn: Callable[[list], torch.optim.Optimizer] | None = None,
-               lr_schedule_fn: Callable[[torch.optim.Optimizer], object] | None = None,
-               val_loader: Iterable | None = None, test_loader: Iterable | None = None,
-               score_funcs: Mapping[str, ScoreFunc] | None = None, epochs: int = 50,
-               device: torch.device | str = "cpu", clip_value: float | None = None,
-               return_models: bool = False, disable_tqdm: bool = False,
-               on_epoch_end: Callable[[int, dict], "bool | None"] | None = None):
+def train_many(
+    model_fn: Callable[[], nn.Module],
+    seeds: Iterable[int],
+    loss_func: Callable,
+    train_loader,
+    *,
+    optimizer_fn: Callable[[list], torch.optim.Optimizer] | None = None,
+    lr_schedule_fn: Callable[[torch.optim.Optimizer], object] | None = None,
+    val_loader: Iterable | None = None,
+    test_loader: Iterable | None = None,
+    score_funcs: Mapping[str, ScoreFunc] | None = None,
+    epochs: int = 50,
+    device: torch.device | str = "cpu",
+    clip_value: float | None = None,
+    return_models: bool = False,
+    disable_tqdm: bool = False,
+    on_epoch_end: Callable[[int, dict], bool | None] | None = None,
+):
     """Train one model per seed, all K in one pass; return the long results frame.
 
     Equivalent to, for each ``seed``: ``set_seed(seed); model = model_fn()``, then
@@ -494,10 +582,12 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
     seeds = _check_seeds(seeds)
     check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
     if not hasattr(train_loader, "stacked_batches"):
-        raise TypeError(f"train_many gives every seed its own batch order, which needs an "
-                        f"idlmam.data.ResidentLoader, got a {type(train_loader).__name__}: use "
-                        "idlmam.data.resident_loader(dataset, ...) or train the seeds one by "
-                        "one with train_network")
+        raise TypeError(
+            f"train_many gives every seed its own batch order, which needs an "
+            f"idlmam.data.ResidentLoader, got a {type(train_loader).__name__}: use "
+            "idlmam.data.resident_loader(dataset, ...) or train the seeds one by "
+            "one with train_network"
+        )
     if clip_value is not None and clip_value <= 0:
         raise ValueError(f"clip_value must be positive, got {clip_value}")
     device = get_device(str(device))
@@ -505,8 +595,15 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
     for seed in seeds:
         set_seed(seed)
         models.append(model_fn())
-    loaders = {name: loader for name, loader in (("train_loader", train_loader),
-               ("val_loader", val_loader), ("test_loader", test_loader)) if loader is not None}
+    loaders = {
+        name: loader
+        for name, loader in (
+            ("train_loader", train_loader),
+            ("val_loader", val_loader),
+            ("test_loader", test_loader),
+        )
+        if loader is not None
+    }
     # train_network's own checks, on one plain model: the same errors for the same mistakes
     preflight(copy.deepcopy(models[0]).to(device), loss_func, loaders, score_funcs, device)
     stacked = stack_models(models).to(device)
@@ -514,16 +611,22 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
     params = list(stacked.parameters())
     optimizer = (optimizer_fn or torch.optim.AdamW)(params)
     if type(optimizer).__name__ in NOT_ELEMENTWISE:
-        raise ValueError(f"{type(optimizer).__name__} mixes values within a tensor, so on stacked "
-                         "weights it would couple the K models: train the seeds one by one")
+        raise ValueError(
+            f"{type(optimizer).__name__} mixes values within a tensor, so on stacked "
+            "weights it would couple the K models: train the seeds one by one"
+        )
     if not any(p is q for group in optimizer.param_groups for p in group["params"] for q in params):
-        raise ValueError("optimizer_fn built an optimizer that holds none of the parameters it "
-                         "was given: build it as optimizer_fn=lambda params: SGD(params, ...)")
+        raise ValueError(
+            "optimizer_fn built an optimizer that holds none of the parameters it "
+            "was given: build it as optimizer_fn=lambda params: SGD(params, ...)"
+        )
     lr_schedule = lr_schedule_fn(optimizer) if lr_schedule_fn is not None else None
     if lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau):
-        raise ValueError("ReduceLROnPlateau lowers the rate when one run's validation loss "
-                         "stalls, so the K models would need different rates: train the seeds "
-                         "one by one with train_network, or use a fixed schedule")
+        raise ValueError(
+            "ReduceLROnPlateau lowers the rate when one run's validation loss "
+            "stalls, so the K models would need different rates: train the seeds "
+            "one by one with train_network, or use a fixed schedule"
+        )
     if lr_schedule is not None and getattr(lr_schedule, "optimizer", None) is not optimizer:
         raise ValueError("lr_schedule_fn must build its schedule on the optimizer it is given")
     hooks = []
@@ -541,8 +644,17 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
         for epoch in tqdm(range(epochs), desc="Epoch", disable=not progress_enabled(disable_tqdm)):
             lr = float(optimizer.param_groups[0]["lr"])
             row = [{"epoch": epoch, "lr": lr} for _ in seeds]
-            total_time += _run_epoch(stacked, optimizer, train_loader.stacked_batches(orders),
-                                     loss_func, device, row, score_funcs, "train", running)
+            total_time += _run_epoch(
+                stacked,
+                optimizer,
+                train_loader.stacked_batches(orders),
+                loss_func,
+                device,
+                row,
+                score_funcs,
+                "train",
+                running,
+            )
             alive = running.tolist()
             bad = [k for k in range(K) if alive[k] and not math.isfinite(row[k]["train loss"])]
             evaluate = running.clone()
@@ -550,10 +662,14 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
             for prefix, loader in (("val", val_loader), ("test", test_loader)):
                 if loader is None:
                     continue
-                batches = (loader.eval_batches(max(128, 1024 // K))
-                           if hasattr(loader, "eval_batches") else loader)
-                _run_epoch(stacked, None, batches, loss_func, device, row, score_funcs, prefix,
-                           evaluate)
+                batches = (
+                    loader.eval_batches(max(128, 1024 // K))
+                    if hasattr(loader, "eval_batches")
+                    else loader
+                )
+                _run_epoch(
+                    stacked, None, batches, loss_func, device, row, score_funcs, prefix, evaluate
+                )
                 for k in bad:
                     for column in ["loss", *(score_funcs or {})]:
                         row[k][f"{prefix} {column}"] = float("nan")
@@ -581,10 +697,13 @@ def train_many(model_fn: Callable[[], nn.Module], seeds: Iterable[int], loss_fun
         for hook in hooks:
             hook.remove()
     if diverged:
-        warnings.warn(f"the training loss became NaN or infinite for {', '.join(diverged)}: "
-                      "those seeds stopped, the others went on. The frame keeps their rows, the "
-                      "last with diverged=True; lower the learning rate or clip the gradients",
-                      DivergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"the training loss became NaN or infinite for {', '.join(diverged)}: "
+            "those seeds stopped, the others went on. The frame keeps their rows, the "
+            "last with diverged=True; lower the learning rate or clip the gradients",
+            DivergenceWarning,
+            stacklevel=2,
+        )
     frame = _frame(seeds, rows, bool(diverged))
     if not return_models:
         return frame

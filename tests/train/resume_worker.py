@@ -10,6 +10,7 @@ reference, so the three runs are built the same way. The run draws from every so
 randomness the checkpoint must restore: a shuffled loader with its own generator, dropout
 (torch), and input noise scaled by Python's ``random`` and NumPy's global generator.
 """
+
 from __future__ import annotations
 
 import random
@@ -65,15 +66,21 @@ def run_kwargs(stall: Stall | None = None) -> dict:
     g = torch.Generator().manual_seed(1)
     X = torch.rand(96, 8, generator=g)
     y = (X[:, :4].sum(1) > X[:, 4:].sum(1)).long()  # (96,)
-    model = nn.Sequential(stall or Stall(), Jitter(), nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3),
-                          nn.Linear(32, 2))
+    model = nn.Sequential(
+        stall or Stall(), Jitter(), nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
-    return dict(model=model, loss_func=nn.CrossEntropyLoss(),
-                train_loader=ResidentLoader(X[:64], y[:64], 16, shuffle=True, seed=2),
-                val_loader=ResidentLoader(X[64:], y[64:], 16), score_funcs={"Accuracy": accuracy},
-                epochs=EPOCHS, optimizer=optimizer,
-                lr_schedule=torch.optim.lr_scheduler.StepLR(optimizer, 2, gamma=0.5),
-                disable_tqdm=True)
+    return dict(
+        model=model,
+        loss_func=nn.CrossEntropyLoss(),
+        train_loader=ResidentLoader(X[:64], y[:64], 16, shuffle=True, seed=2),
+        val_loader=ResidentLoader(X[64:], y[64:], 16),
+        score_funcs={"Accuracy": accuracy},
+        epochs=EPOCHS,
+        optimizer=optimizer,
+        lr_schedule=torch.optim.lr_scheduler.StepLR(optimizer, 2, gamma=0.5),
+        disable_tqdm=True,
+    )
 
 
 def main(checkpoint: str, marker: str, stall_after: int) -> int:

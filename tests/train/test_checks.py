@@ -1,4 +1,5 @@
 """The checks before the first epoch, on their own (their effect on a run is in test_train.py)."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,10 @@ def test_score_names_the_failing_function():
     def fussy(y_true, y_pred):
         raise ZeroDivisionError("boom")
 
-    assert score("Accuracy", lambda a, b: (a == b).mean(), np.array([1, 2]), np.array([1, 0]), "x") == 0.5
+    assert (
+        score("Accuracy", lambda a, b: (a == b).mean(), np.array([1, 2]), np.array([1, 0]), "x")
+        == 0.5
+    )
     with pytest.raises(ValueError, match="'Fussy' .*fussy.*ZeroDivisionError: boom"):
         score("Fussy", fussy, np.zeros(2), np.zeros(2), "the test data")
 
@@ -26,8 +30,16 @@ def test_score_names_the_failing_function():
 def test_check_arguments_refuses_a_plateau_without_validation():
     model = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="val_loader is None"):
-        check_arguments(model, [(torch.zeros(1, 2), torch.zeros(1))], None, None, None, 3, None,
-                        "ReduceLROnPlateau")
+        check_arguments(
+            model,
+            [(torch.zeros(1, 2), torch.zeros(1))],
+            None,
+            None,
+            None,
+            3,
+            None,
+            "ReduceLROnPlateau",
+        )
 
 
 def test_preflight_leaves_random_state_and_modes_alone():
@@ -42,4 +54,6 @@ def test_preflight_leaves_random_state_and_modes_alone():
 def test_preflight_names_a_shape_mismatch():
     batches = [(torch.randn(5, 4), torch.randn(5, 1))]
     with pytest.raises(ValueError, match=r"\(5, 3\).*\(5, 1\)"):
-        preflight(nn.Linear(4, 3), nn.MSELoss(), {"train_loader": batches}, None, torch.device("cpu"))
+        preflight(
+            nn.Linear(4, 3), nn.MSELoss(), {"train_loader": batches}, None, torch.device("cpu")
+        )

@@ -1,4 +1,5 @@
 """train_many against its oracle: K separate train_network runs, each seed with its own order."""
+
 import math
 
 import pytest
@@ -9,8 +10,8 @@ from torch import nn
 
 from idlmam.data import ResidentLoader
 from idlmam.models import clamp_gradients, mlp
-from idlmam.train.stacked import StackedMLP, VmapModels, stack_models, train_many
 from idlmam.train import DivergenceWarning, train_network
+from idlmam.train.stacked import StackedMLP, VmapModels, stack_models, train_many
 from idlmam.utils import order_seed, set_seed
 
 SEEDS = [0, 1, 2]
@@ -39,8 +40,9 @@ def loaders(tiny_data):
     return train, ResidentLoader(X[80:], y[80:], 8), ResidentLoader(X, y, 32)
 
 
-def separate_runs(tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_func=None,
-                  clip_value=None):
+def separate_runs(
+    tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_func=None, clip_value=None
+):
     frames, models = [], []
     for seed in SEEDS:
         set_seed(seed)
@@ -49,10 +51,18 @@ def separate_runs(tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_f
         hooks = clamp_gradients(model, clip_value) if clip_value else []
         train, val, test = loaders(tiny_data)
         train.generator.manual_seed(order_seed(seed))  # seed s's own order, as train_many
-        frame = train_network(model, loss_func or nn.CrossEntropyLoss(), train, val_loader=val,
-                              test_loader=test, score_funcs={"Accuracy": accuracy_score},
-                              epochs=EPOCHS, optimizer=optimizer, disable_tqdm=True,
-                              lr_schedule=lr_schedule_fn(optimizer) if lr_schedule_fn else None)
+        frame = train_network(
+            model,
+            loss_func or nn.CrossEntropyLoss(),
+            train,
+            val_loader=val,
+            test_loader=test,
+            score_funcs={"Accuracy": accuracy_score},
+            epochs=EPOCHS,
+            optimizer=optimizer,
+            disable_tqdm=True,
+            lr_schedule=lr_schedule_fn(optimizer) if lr_schedule_fn else None,
+        )
         for hook in hooks:
             hook.remove()
         frames.append(frame)
@@ -62,10 +72,21 @@ def separate_runs(tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_f
 
 def joint_run(tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_func=None, **kw):
     train, val, test = loaders(tiny_data)
-    return train_many(model_fn, SEEDS, loss_func or nn.CrossEntropyLoss(), train,
-                      optimizer_fn=optimizer_fn, lr_schedule_fn=lr_schedule_fn, val_loader=val,
-                      test_loader=test, score_funcs={"Accuracy": accuracy_score}, epochs=EPOCHS,
-                      return_models=True, disable_tqdm=True, **kw)
+    return train_many(
+        model_fn,
+        SEEDS,
+        loss_func or nn.CrossEntropyLoss(),
+        train,
+        optimizer_fn=optimizer_fn,
+        lr_schedule_fn=lr_schedule_fn,
+        val_loader=val,
+        test_loader=test,
+        score_funcs={"Accuracy": accuracy_score},
+        epochs=EPOCHS,
+        return_models=True,
+        disable_tqdm=True,
+        **kw,
+    )
 
 
 def assert_same(joint, separate, weights_atol=1e-5):
@@ -85,12 +106,18 @@ def assert_same(joint, separate, weights_atol=1e-5):
 OPTIMIZERS = {
     "SGD": (lambda p: torch.optim.SGD(p, lr=0.1), None),
     "SGD+momentum": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), None),
-    "SGD+Nesterov": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True,
-                                               weight_decay=1e-3), None),
-    "AdamW+cosine": (lambda p: torch.optim.AdamW(p, lr=0.01),
-                     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, EPOCHS, eta_min=1e-4)),
-    "Adam+step": (lambda p: torch.optim.Adam(p, lr=0.01),
-                  lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.5)),
+    "SGD+Nesterov": (
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        None,
+    ),
+    "AdamW+cosine": (
+        lambda p: torch.optim.AdamW(p, lr=0.01),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, EPOCHS, eta_min=1e-4),
+    ),
+    "Adam+step": (
+        lambda p: torch.optim.Adam(p, lr=0.01),
+        lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.5),
+    ),
 }
 
 
@@ -99,22 +126,28 @@ def test_equals_separate_runs(tiny_data, name):
     optimizer_fn, lr_schedule_fn = OPTIMIZERS[name]
     # Adam divides each value's step by that value's own running gradient size, so the 1e-7
     # rounding of the fused tanh moves a few weights by up to 5e-5 (the frames still agree)
-    assert_same(joint_run(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
-                separate_runs(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
-                weights_atol=1e-4 if name.startswith("Adam") else 1e-5)
+    assert_same(
+        joint_run(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
+        separate_runs(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
+        weights_atol=1e-4 if name.startswith("Adam") else 1e-5,
+    )
 
 
 def test_clip_value_equals_clamp_gradients(tiny_data):
     optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9)  # noqa: E731
-    assert_same(joint_run(tiny_data, small_model, optimizer_fn, clip_value=0.01),
-                separate_runs(tiny_data, small_model, optimizer_fn, clip_value=0.01))
+    assert_same(
+        joint_run(tiny_data, small_model, optimizer_fn, clip_value=0.01),
+        separate_runs(tiny_data, small_model, optimizer_fn, clip_value=0.01),
+    )
 
 
 def test_any_loss_function(tiny_data):
     loss = lambda y_hat, y: F.cross_entropy(y_hat, y) + 0.1 * y_hat.pow(2).mean()  # noqa: E731
     optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
-    assert_same(joint_run(tiny_data, small_model, optimizer_fn, loss_func=loss),
-                separate_runs(tiny_data, small_model, optimizer_fn, loss_func=loss))
+    assert_same(
+        joint_run(tiny_data, small_model, optimizer_fn, loss_func=loss),
+        separate_runs(tiny_data, small_model, optimizer_fn, loss_func=loss),
+    )
 
 
 def test_models_that_are_not_sequential_use_vmap(tiny_data):
@@ -122,14 +155,18 @@ def test_models_that_are_not_sequential_use_vmap(tiny_data):
     assert isinstance(stack_models([TwoLayer(), TwoLayer()]), VmapModels)
     # a gentle rate: at lr=0.1 the loss jumps about and amplifies float rounding past 1e-5
     optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9)  # noqa: E731
-    assert_same(joint_run(tiny_data, TwoLayer, optimizer_fn),
-                separate_runs(tiny_data, TwoLayer, optimizer_fn))
+    assert_same(
+        joint_run(tiny_data, TwoLayer, optimizer_fn),
+        separate_runs(tiny_data, TwoLayer, optimizer_fn),
+    )
 
 
 def test_stacked_forward_and_unstack(tiny_data):
     X, _ = tiny_data
     models = [mlp(hidden=8, layers=3, activation=nn.ReLU) for _ in range(4)]
-    models.append(nn.Sequential(nn.Flatten(), nn.Linear(784, 8, bias=False), nn.GELU(), nn.Linear(8, 10)))
+    models.append(
+        nn.Sequential(nn.Flatten(), nn.Linear(784, 8, bias=False), nn.GELU(), nn.Linear(8, 10))
+    )
     for group in (models[:4], models[4:]):
         stacked = stack_models(group)
         assert isinstance(stacked, StackedMLP)
@@ -161,8 +198,14 @@ def test_fused_tanh_layers_match_torch_values_and_gradients(tiny_data):
 
 def test_frame_layout(tiny_data):
     X, y = tiny_data
-    frame = train_many(small_model, [3, 5], nn.CrossEntropyLoss(), ResidentLoader(X, y, 50),
-                       epochs=2, disable_tqdm=True)
+    frame = train_many(
+        small_model,
+        [3, 5],
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 50),
+        epochs=2,
+        disable_tqdm=True,
+    )
     assert list(frame.columns) == ["seed", "epoch", "total time", "lr", "train loss"]
     assert frame["seed"].tolist() == [3, 3, 5, 5] and frame["epoch"].tolist() == [0, 1, 0, 1]
     assert frame["lr"].tolist() == [0.001] * 4  # AdamW's default, as in train_network
@@ -176,9 +219,16 @@ def test_on_epoch_end_is_asked_per_seed_and_stops_only_that_seed(tiny_data):
         seen.append((epoch, row["seed"]))
         return row["seed"] == 3 and epoch == 1  # stop seed 3 after its second epoch
 
-    frame, models = train_many(small_model, [3, 5], nn.CrossEntropyLoss(),
-                               ResidentLoader(X, y, 50, shuffle=True), epochs=4,
-                               disable_tqdm=True, on_epoch_end=hook, return_models=True)
+    frame, models = train_many(
+        small_model,
+        [3, 5],
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 50, shuffle=True),
+        epochs=4,
+        disable_tqdm=True,
+        on_epoch_end=hook,
+        return_models=True,
+    )
     assert seen == [(0, 3), (0, 5), (1, 3), (1, 5), (2, 5), (3, 5)]
     assert frame.groupby("seed")["epoch"].max().to_dict() == {3: 1, 5: 3}
     assert not frame.attrs["diverged"] and "diverged" not in frame
@@ -199,9 +249,15 @@ def test_two_seeds_with_the_same_weights_still_differ_by_their_batch_order(tiny_
         torch.manual_seed(123)
         return small_model()
 
-    frame = train_many(same_weights, [0, 1], nn.CrossEntropyLoss(),
-                       ResidentLoader(X, y, 10, shuffle=True), epochs=1, disable_tqdm=True,
-                       optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1))
+    frame = train_many(
+        same_weights,
+        [0, 1],
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 10, shuffle=True),
+        epochs=1,
+        disable_tqdm=True,
+        optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1),
+    )
     losses = frame.set_index("seed")["train loss"]
     assert losses[0] != pytest.approx(losses[1], abs=1e-6)  # only the order differs
 
@@ -235,9 +291,17 @@ def test_a_nan_loss_stops_that_seed_flags_it_and_warns_once(tiny_data):
 
     train, val = make()
     with pytest.warns(DivergenceWarning) as caught:
-        frame = train_many(model_fn, [0, 1], nn.CrossEntropyLoss(), train, val_loader=val,
-                           score_funcs={"Accuracy": accuracy_score}, epochs=3, disable_tqdm=True,
-                           optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1))
+        frame = train_many(
+            model_fn,
+            [0, 1],
+            nn.CrossEntropyLoss(),
+            train,
+            val_loader=val,
+            score_funcs={"Accuracy": accuracy_score},
+            epochs=3,
+            disable_tqdm=True,
+            optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1),
+        )
     assert len([w for w in caught if issubclass(w.category, DivergenceWarning)]) == 1
     assert "seed 1 at epoch 0" in str(caught[0].message)
     assert frame.attrs["diverged"] is True
@@ -250,9 +314,16 @@ def test_a_nan_loss_stops_that_seed_flags_it_and_warns_once(tiny_data):
     model = small_model()
     train, val = make()
     train.generator.manual_seed(order_seed(0))
-    alone = train_network(model, nn.CrossEntropyLoss(), train, val_loader=val,
-                          score_funcs={"Accuracy": accuracy_score}, epochs=3, disable_tqdm=True,
-                          optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    alone = train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        train,
+        val_loader=val,
+        score_funcs={"Accuracy": accuracy_score},
+        epochs=3,
+        disable_tqdm=True,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+    )
     healthy = frame[frame["seed"] == 0]
     assert healthy["val loss"].tolist() == pytest.approx(alone["val loss"].tolist(), abs=1e-5)
 
@@ -261,15 +332,30 @@ def test_a_misfit_loader_is_refused_before_training_with_the_loops_error(tiny_da
     X, y = tiny_data
     trained = []
     wide = ResidentLoader(torch.zeros(20, 1, 30, 30), y[:20], 10, shuffle=True)  # 900 != 784
-    with pytest.raises(ValueError, match=r"model cannot take the first batch of train_loader: "
-                                         r"inputs of shape \(10, 1, 30, 30\)"):
-        train_many(small_model, [0, 1], nn.CrossEntropyLoss(), wide, disable_tqdm=True,
-                   on_epoch_end=lambda epoch, row: trained.append(epoch))
+    with pytest.raises(
+        ValueError,
+        match=r"model cannot take the first batch of train_loader: "
+        r"inputs of shape \(10, 1, 30, 30\)",
+    ):
+        train_many(
+            small_model,
+            [0, 1],
+            nn.CrossEntropyLoss(),
+            wide,
+            disable_tqdm=True,
+            on_epoch_end=lambda epoch, row: trained.append(epoch),
+        )
     assert trained == []
     strings = ResidentLoader(X, torch.zeros(len(X), 3), 10)  # labels a CrossEntropyLoss refuses
     with pytest.raises(ValueError, match="loss_func cannot compare"):
-        train_many(small_model, [0, 1], nn.CrossEntropyLoss(), ResidentLoader(X, y, 10),
-                   val_loader=strings, disable_tqdm=True)
+        train_many(
+            small_model,
+            [0, 1],
+            nn.CrossEntropyLoss(),
+            ResidentLoader(X, y, 10),
+            val_loader=strings,
+            disable_tqdm=True,
+        )
     with pytest.raises(TypeError, match="needs an idlmam.data.ResidentLoader"):
         train_many(small_model, [0, 1], nn.CrossEntropyLoss(), [(X, y)], disable_tqdm=True)
 
@@ -281,25 +367,46 @@ def test_a_failing_score_function_is_named_before_training(tiny_data):
         raise KeyError("oops")
 
     with pytest.raises(ValueError, match=r"score function 'Broken' \(.*broken\) failed"):
-        train_many(small_model, [0, 1], nn.CrossEntropyLoss(), ResidentLoader(X, y, 10),
-                   score_funcs={"Broken": broken}, disable_tqdm=True)
+        train_many(
+            small_model,
+            [0, 1],
+            nn.CrossEntropyLoss(),
+            ResidentLoader(X, y, 10),
+            score_funcs={"Broken": broken},
+            disable_tqdm=True,
+        )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"seeds": []}, "seeds is empty"),
-    ({"seeds": [1, 1]}, "seeds repeat"),
-    ({"lr_schedule_fn": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o)}, "ReduceLROnPlateau"),
-    ({"optimizer_fn": lambda p: torch.optim.LBFGS(p)}, "LBFGS"),
-    ({"model_fn": lambda: nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))}, "dropout"),
-    ({"model_fn": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),
-    ({"epochs": 0}, "epochs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seeds": []}, "seeds is empty"),
+        ({"seeds": [1, 1]}, "seeds repeat"),
+        (
+            {"lr_schedule_fn": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o)},
+            "ReduceLROnPlateau",
+        ),
+        ({"optimizer_fn": lambda p: torch.optim.LBFGS(p)}, "LBFGS"),
+        (
+            {"model_fn": lambda: nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))},
+            "dropout",
+        ),
+        ({"model_fn": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
 def test_clear_errors(tiny_data, kwargs, message):
     X, y = tiny_data
     args = {"model_fn": small_model, "seeds": [0, 1], "epochs": 1} | kwargs
     with pytest.raises(ValueError, match=message):
-        train_many(args.pop("model_fn"), args.pop("seeds"), nn.CrossEntropyLoss(),
-                   ResidentLoader(X, y, 50), disable_tqdm=True, **args)
+        train_many(
+            args.pop("model_fn"),
+            args.pop("seeds"),
+            nn.CrossEntropyLoss(),
+            ResidentLoader(X, y, 50),
+            disable_tqdm=True,
+            **args,
+        )
 
 
 def test_models_of_different_shapes_are_refused():
