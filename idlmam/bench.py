@@ -8,7 +8,8 @@ per epoch) fed three ways:
   converting every image every epoch. It is timed on ``Settings.classic_images`` training
   images (all 60,000 by default) and scaled to a full epoch; the output says how many were used;
 * the **fast path**: :func:`idlmam.data.resident_loader`, the whole split decoded once;
-* **K models in one pass** (:func:`idlmam.train.train_many`) against K single fast runs.
+* **K models in one pass** (:func:`idlmam.train.train_many`, each model in its own batch order)
+  against K single fast runs, and what gathering K orders of batches costs against one.
 
 It also times this machine's matrix products at the shapes the model uses, to print the
 *arithmetic floor*: the seconds an epoch would take if it did nothing but its matrix products
@@ -43,7 +44,7 @@ from .budget import BUDGETS, Budget
 from .data import classic_loader, fashion_mnist, resident_loader, subset
 from .models import mlp
 from .train import train_many, train_network
-from .utils import get_device
+from .utils import get_device, order_seed
 
 __all__ = ["Settings", "epoch_flops", "matmul_floor", "chapter_epochs", "run_bench", "main"]
 
@@ -238,6 +239,16 @@ def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
+def _gather_seconds(train, k: int, device: torch.device) -> float:
+    """Seconds to draw one epoch of shuffled batches for ``k`` models, each in its own order."""
+    orders = [torch.Generator().manual_seed(order_seed(seed)) for seed in range(k)]
+    start = _clock()
+    for _batch in train.stacked_batches(orders):
+        pass  # each batch is gathered (index_select) as it is drawn
+    _sync(device)
+    return _clock() - start
+
+
 def _loaders(make: Callable, n_train: int | None, n_test: int | None) -> tuple:
     train_set = subset(fashion_mnist(train=True), n_train, seed=0)
     test_set = subset(fashion_mnist(train=False), n_test, seed=0)
@@ -320,6 +331,13 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
             f"{classics[-1]:.2f} s, fast {statistics.median(single_times[-settings.epochs :]):.3f} s, "
             f"{settings.k} models {statistics.median(many_times[-settings.k_epochs :]):.3f} s per epoch"
         )
+    # 5. what giving each of the K models its own batch order costs: the gathers of one epoch
+    gathers = [_gather_seconds(train, 1, device) * scale for _ in range(settings.rounds)]
+    k_gathers = [_gather_seconds(train, settings.k, device) * scale for _ in range(settings.rounds)]
+    log(
+        f"gathering one epoch of batches: {statistics.median(gathers):.3f} s for one order, "
+        f"{statistics.median(k_gathers):.3f} s for {settings.k} orders (one per model)"
+    )
     floor, classic = statistics.median(floors), statistics.median(classics)
     fast, many = statistics.median(single_times), statistics.median(many_times)
     # ratios within each round, then their median (robust to the machine's drift between rounds)
@@ -344,6 +362,8 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "k_models": settings.k,
         "k_models_s_per_epoch": many,
         "k_single_s_per_epoch": settings.k * fast,
+        "gather_s_per_epoch": statistics.median(gathers),
+        "k_gather_s_per_epoch": statistics.median(k_gathers),
         "chapter_full_minutes": chapter_epochs(full) * fast / 60,
         # more detail
         "floor_ratio": statistics.median(floor_ratios),

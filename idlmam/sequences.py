@@ -91,7 +91,10 @@ def markov_task(
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    rows = lambda *shape: torch.from_numpy(rng.dirichlet([concentration] * vocab, size=shape))  # noqa: E731
+
+    def rows(*shape: int) -> torch.Tensor:  # Dirichlet rows over the alphabet
+        return torch.from_numpy(rng.dirichlet([concentration] * vocab, size=shape))
+
     common_start, common_table = rows(1), rows(1, vocab)  # (1, vocab), (1, vocab, vocab)
     start = shared * common_start + (1 - shared) * rows(classes)  # (classes, vocab)
     transitions = shared * common_table + (1 - shared) * rows(

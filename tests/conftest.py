@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+# the postgres_url fixture (a throwaway PostgreSQL server), for any test that asks for it
+pytest_plugins = ["pg_server"]
+
 torch.set_num_threads(1)
 
 

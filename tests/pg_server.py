@@ -9,9 +9,8 @@ a database of its own. Root may not run ``initdb``, so as root the server runs a
 Tests that use it are skipped only when there is no ``pg_ctl`` at all (PostgreSQL is not
 installed); any other problem is an error, with the server's log in the message.
 
-Use it in a test module with::
-
-    from pg_server import postgres_url  # noqa: F401  (a fixture)
+``tests/conftest.py`` registers this module as a plugin, so any test can ask for
+``postgres_url``.
 """
 
 from __future__ import annotations

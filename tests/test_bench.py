@@ -20,6 +20,8 @@ KEYS = {
     "k_models_s_per_epoch",
     "k_single_s_per_epoch",
     "chapter_full_minutes",
+    "gather_s_per_epoch",  # one order of batches
+    "k_gather_s_per_epoch",  # K orders, one per stacked model
 }
 
 

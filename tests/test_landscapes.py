@@ -186,7 +186,7 @@ def test_plot_paths_draws_every_path_and_leaves_out_nan():
 
 def test_with_noisy_gradients_the_cosine_schedule_settles_closer_than_a_large_constant_rate():
     good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
-    cosine = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 40, eta_min=0.01)  # noqa: E731
+    cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=40, eta_min=0.01)
 
     def mean_distance(make_schedule):
         return (

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from idlmam import optim as ours
 from idlmam.optim import cosine_t_max, exponential_gamma
 
 
@@ -56,8 +57,6 @@ def test_clip_grad_norm_on_step_keeps_the_direction():
 
 
 # Optimizers from scratch: oracle tests against torch.optim ------------------------------------
-
-from idlmam import optim as ours  # noqa: E402
 
 
 def _train_pair(make_ours, make_torch, steps=100, make_schedule=None):

@@ -1,6 +1,7 @@
 """train_many against its oracle: K separate train_network runs, each seed with its own order."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -134,7 +135,7 @@ def test_equals_separate_runs(tiny_data, name):
 
 
 def test_clip_value_equals_clamp_gradients(tiny_data):
-    optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9)  # noqa: E731
+    optimizer_fn = partial(torch.optim.SGD, lr=0.5, momentum=0.9)
     assert_same(
         joint_run(tiny_data, small_model, optimizer_fn, clip_value=0.01),
         separate_runs(tiny_data, small_model, optimizer_fn, clip_value=0.01),
@@ -142,8 +143,10 @@ def test_clip_value_equals_clamp_gradients(tiny_data):
 
 
 def test_any_loss_function(tiny_data):
-    loss = lambda y_hat, y: F.cross_entropy(y_hat, y) + 0.1 * y_hat.pow(2).mean()  # noqa: E731
-    optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
+    def loss(y_hat, y):
+        return F.cross_entropy(y_hat, y) + 0.1 * y_hat.pow(2).mean()
+
+    optimizer_fn = partial(torch.optim.SGD, lr=0.1)
     assert_same(
         joint_run(tiny_data, small_model, optimizer_fn, loss_func=loss),
         separate_runs(tiny_data, small_model, optimizer_fn, loss_func=loss),
@@ -154,7 +157,7 @@ def test_models_that_are_not_sequential_use_vmap(tiny_data):
     set_seed(0)
     assert isinstance(stack_models([TwoLayer(), TwoLayer()]), VmapModels)
     # a gentle rate: at lr=0.1 the loss jumps about and amplifies float rounding past 1e-5
-    optimizer_fn = lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9)  # noqa: E731
+    optimizer_fn = partial(torch.optim.SGD, lr=0.02, momentum=0.9)
     assert_same(
         joint_run(tiny_data, TwoLayer, optimizer_fn),
         separate_runs(tiny_data, TwoLayer, optimizer_fn),

@@ -1,8 +1,10 @@
-"""Tests of ``python -m idlmam.tune``: real worker processes sharing one study.
+"""Tests of idlmam.tuning.worker, the command ``python -m idlmam.tune``: real worker processes
+sharing one study.
 
-Workers train on the quick budget's data (a few seconds of startup, under a second per trial);
-the PostgreSQL server is the throwaway one of ``pg_server``.
+Workers train on the quick budget's data; the PostgreSQL server is the throwaway one of
+``pg_server``.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from pg_server import postgres_url  # noqa: F401  (a fixture)
 
-from idlmam.tune import main
 from idlmam.tuning import open_storage
+from idlmam.tuning.worker import main
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -36,8 +37,22 @@ def env(fashion_root):
 
 def worker(storage: str, study: str, n_trials: int, *extra: str) -> list[str]:
     """A worker on the quick budget: 12,000 examples (9,600 to train on), 2 epochs per trial."""
-    return [sys.executable, "-m", "idlmam.tune", "--storage", storage, "--study", study,
-            "--n-trials", str(n_trials), "--budget", "quick", "--threads", "1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "idlmam.tune",
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--n-trials",
+        str(n_trials),
+        "--budget",
+        "quick",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -53,7 +68,9 @@ def ran(log: Path) -> int:
 
 
 def load(storage: str, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=open_storage(storage, heartbeat_interval=None))
+    return optuna.load_study(
+        study_name=name, storage=open_storage(storage, heartbeat_interval=None)
+    )
 
 
 def two_workers(storage: str, name: str, n_trials: int, env: dict, tmp_path: Path) -> list[int]:
@@ -108,8 +125,9 @@ def test_a_trial_killed_with_its_worker_is_failed_and_retried(env, tmp_path, pos
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "the worker never got into its second trial"
         trials = study.get_trials(deepcopy=False)
-        if (any(t.state == TrialState.COMPLETE for t in trials)
-                and any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials)):
+        if any(t.state == TrialState.COMPLETE for t in trials) and any(
+            t.state == TrialState.RUNNING and t.intermediate_values for t in trials
+        ):
             break
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
@@ -130,18 +148,50 @@ def test_a_trial_killed_with_its_worker_is_failed_and_retried(env, tmp_path, pos
     assert retried[0].state == TrialState.COMPLETE
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--storage", "foo://x", "--study", "s", "--n-trials", "3"], "unknown storage scheme 'foo'"),
-    (["--storage", "journal:///{tmp}/j.log", "--study", "missing", "--n-trials", "3"],
-     "no study named 'missing'.*--create"),
-    (["--storage", "memory", "--study", "s", "--n-trials", "-3"], "--n-trials: must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (
+            ["--storage", "foo://x", "--study", "s", "--n-trials", "3"],
+            "unknown storage scheme 'foo'",
+        ),
+        (
+            ["--storage", "journal:///{tmp}/j.log", "--study", "missing", "--n-trials", "3"],
+            "no study named 'missing'.*--create",
+        ),
+        (
+            ["--storage", "memory", "--study", "s", "--n-trials", "-3"],
+            "--n-trials: must be 0 or more",
+        ),
+    ],
+)
 def test_bad_input_stops_with_one_line(args, says, tmp_path):
     args = [a.format(tmp=tmp_path) for a in args]
-    out = subprocess.run([sys.executable, "-m", "idlmam.tune", *args], capture_output=True,
-                         text=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "idlmam.tune", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("python -m idlmam.tune: error: ")
     assert re.search(says, lines[0]), lines[0]
+
+
+def test_the_short_command_name_runs_the_worker():
+    import idlmam.tune
+    import idlmam.tuning.worker
+
+    assert idlmam.tune.main is idlmam.tuning.worker.main
+    out = subprocess.run(
+        [sys.executable, "-m", "idlmam.tune", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m idlmam.tune ")
+    assert "--n-trials N" in out.stdout and out.stderr == ""

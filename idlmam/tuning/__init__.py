@@ -1,0 +1,72 @@
+"""Hyperparameter search with Optuna: objectives for any model, studies that persist, the final test.
+
+The rooms:
+
+* :mod:`.objective`: :func:`make_objective` (trains what a *builder* makes of each trial, returns
+  its validation accuracy, stops diverged runs), the chapter's builder :func:`mlp_search` and
+  recipe :func:`adamw_cosine`, the search's data :func:`chapter_loaders` (the training set only),
+  and :func:`trial_outcomes`, which counts trials the pruner stopped apart from diverged ones;
+* :mod:`.storage`: where a study lives (:func:`open_storage`: memory, SQLite, a journal file,
+  PostgreSQL), :func:`create_study`, and :func:`optimize_until`, which lets any number of workers
+  fill one study to a total;
+* :mod:`.recipe`: :func:`retrain_and_test`, the best trial retrained on training + validation
+  images and scored once on the test set;
+* :mod:`.worker`: the command ``python -m idlmam.tune``, one worker of a shared study.
+
+``import idlmam.tuning`` imports Optuna but not torch; torch loads when a trial first runs.
+
+Example:
+    >>> from idlmam.tuning import create_study, optimize_until
+    >>> study = create_study(seed=0)                       # in memory
+    >>> optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 3)
+    3
+    >>> train_loader, val_loader = chapter_loaders("quick")  # doctest: +SKIP
+    >>> study.optimize(make_objective(train_loader, val_loader, epochs=2), n_trials=4)  # doctest: +SKIP
+    >>> final = retrain_and_test(study, train_loader, val_loader, epochs=2)  # doctest: +SKIP
+    >>> final.test_accuracy  # the one number to report                      # doctest: +SKIP
+"""
+
+from .objective import (
+    STOP_REASON,
+    TrialOutcomes,
+    adamw_cosine,
+    chapter_loaders,
+    make_objective,
+    mlp_search,
+    outcomes_frame,
+    trial_outcome,
+    trial_outcomes,
+)
+from .recipe import Retrained, combine_loaders, retrain_and_test
+from .storage import (
+    COUNTED_STATES,
+    StudyNotFoundError,
+    count_trials,
+    create_study,
+    open_storage,
+    optimize_until,
+)
+
+__all__ = [
+    # the objective
+    "make_objective",
+    "mlp_search",
+    "adamw_cosine",
+    "chapter_loaders",
+    "STOP_REASON",
+    "TrialOutcomes",
+    "trial_outcome",
+    "trial_outcomes",
+    "outcomes_frame",
+    # storages and studies
+    "COUNTED_STATES",
+    "StudyNotFoundError",
+    "open_storage",
+    "create_study",
+    "count_trials",
+    "optimize_until",
+    # after the search
+    "Retrained",
+    "retrain_and_test",
+    "combine_loaders",
+]

@@ -1,0 +1,241 @@
+"""``python -m idlmam.tune``: one worker of a hyperparameter study that any number of workers share.
+
+Every worker runs the chapter's objective (:func:`idlmam.tuning.objective.make_objective`)
+against the same study in the same storage, and stops once the study holds ``--n-trials``
+trials, counting every worker's. Start one worker, or ten, on one machine or several; stop them
+and start them again: the study resumes where it was. The command lives here;
+``idlmam/tune.py`` only hands ``python -m idlmam.tune`` to :func:`main`.
+
+Two workers on one machine, sharing a journal file (create the study once, then start both)::
+
+    python -m idlmam.tune --storage journal:///study.log --study ch5 --create --n-trials 0
+    python -m idlmam.tune --storage journal:///study.log --study ch5 --n-trials 16 --threads 1 &
+    python -m idlmam.tune --storage journal:///study.log --study ch5 --n-trials 16 --threads 1 &
+
+Workers on several machines share a PostgreSQL database instead
+(``--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE``). There, a worker that dies in
+the middle of a trial stops sending its heartbeat; after the grace period (twice ``--heartbeat``)
+the next worker to start a trial marks the lost one FAIL and runs its parameters again. A journal
+file has no heartbeat: a trial whose worker was killed stays RUNNING and counts towards the total.
+
+Options:
+    --storage URL       where the study lives (see :func:`idlmam.tuning.storage.open_storage`).
+    --study NAME        the study's name in that storage.
+    --n-trials N        the study's total number of trials (0 or more), for all workers together.
+    --create            create the study if it does not exist (otherwise a missing study is an
+                        error: a mistyped name does not silently start a new study).
+    --prune             let a MedianPruner stop unpromising trials after each epoch.
+    --seed S            seed of this worker's sampler. A single worker with a seed is
+                        reproducible; parallel workers are not, and two workers with the same seed
+                        propose the same first trials: give each its own seed, or none (the default).
+    --budget NAME       ``quick`` or ``full`` (default: ``IDL_BUDGET``, else ``full``): training
+                        examples and epochs per trial.
+    --epochs E          epochs per trial, instead of the budget's.
+    --train-size M      training + validation examples, instead of the budget's (tests use a few
+                        thousand to stay fast).
+    --threads T         torch threads in this worker (several workers on one machine: cores / workers).
+    --device D          ``cpu``, ``cuda``, ... (default: CUDA when there is one).
+    --heartbeat S       seconds between heartbeats on an RDB storage (default 10).
+
+The data split and the weights each trial starts from always use seed 0, so that every worker
+scores every trial on the same validation set. Each trial records the worker that ran it
+(``host:pid``) in its user attribute ``worker``.
+
+Bad input (an unknown storage scheme, a study that does not exist without ``--create``, a
+negative count) ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from ..budget import BUDGETS  # no torch: the worker parses its command line at once
+
+__all__ = ["main", "build_parser"]
+
+PROG = "python -m idlmam.tune"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (argparse adds a usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the worker (see the module docstring)."""
+    parser = _OneLineParser(
+        prog=PROG,
+        description="Run trials of the chapter's study until it "
+        "holds --n-trials, together with any other workers on the same study.",
+    )
+    parser.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="memory, sqlite:///PATH, journal:///PATH or postgresql+psycopg://...",
+    )
+    parser.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+    parser.add_argument(
+        "--n-trials",
+        required=True,
+        type=_whole,
+        metavar="N",
+        help="total trials of the study, all workers together",
+    )
+    parser.add_argument("--create", action="store_true", help="create the study if it is missing")
+    parser.add_argument("--prune", action="store_true", help="prune with a MedianPruner")
+    parser.add_argument(
+        "--seed",
+        type=_whole,
+        default=None,
+        metavar="S",
+        help="seed of this worker's sampler (one per worker; default: random)",
+    )
+    parser.add_argument(
+        "--budget", choices=sorted(BUDGETS), default=None, help="default: IDL_BUDGET, else full"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_positive,
+        default=None,
+        metavar="E",
+        help="epochs per trial (default: the budget's)",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=_positive,
+        default=None,
+        metavar="M",
+        help="examples to split into training and validation (default: the budget's)",
+    )
+    parser.add_argument(
+        "--threads", type=_positive, default=None, metavar="T", help="torch threads in this worker"
+    )
+    parser.add_argument("--device", default=None, metavar="D", help="default: CUDA if present")
+    parser.add_argument(
+        "--heartbeat",
+        type=_positive,
+        default=10,
+        metavar="S",
+        help="seconds between heartbeats on an RDB storage (default 10)",
+    )
+    return parser
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _summary(study, ran: int) -> str:
+    from optuna.trial import TrialState
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    count = {s: states.count(s) for s in TrialState}
+    line = (
+        f"this worker ran {ran} trial(s); study {study.study_name!r} holds {len(states)}: "
+        f"{count[TrialState.COMPLETE]} complete, {count[TrialState.PRUNED]} pruned, "
+        f"{count[TrialState.FAIL]} failed, {count[TrialState.RUNNING]} running"
+    )
+    if count[TrialState.COMPLETE]:
+        best = study.best_trial
+        line += f"; best: trial {best.number}, val Accuracy {best.value:.4f}, {best.params}"
+    return line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the worker; returns the exit status (0 done, 1 no data, 2 bad input, 130 interrupted).
+
+    Example:
+        >>> main(["--storage", "journal:///study.log", "--study", "demo", "--n-trials", "0",
+        ...       "--create"])  # doctest: +SKIP
+        0
+    """
+    args = build_parser().parse_args(argv)
+
+    import optuna
+
+    from .storage import StudyNotFoundError, count_trials, create_study, open_storage
+
+    try:
+        storage = open_storage(args.storage, heartbeat_interval=args.heartbeat)
+        pruner = optuna.pruners.MedianPruner() if args.prune else None
+        study = create_study(storage, args.study, seed=args.seed, pruner=pruner, create=args.create)
+    except (ValueError, StudyNotFoundError) as err:
+        return _fail(str(err))
+    if count_trials(study) >= args.n_trials:
+        print(_summary(study, 0))  # nothing left to do: do not even load the data
+        return 0
+
+    import torch
+
+    from ..budget import get_budget
+    from ..data import CorruptDataError, DataUnavailableError
+    from ..utils import get_device
+    from .objective import chapter_loaders, make_objective
+    from .storage import optimize_until
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        device = get_device(args.device)
+    except (ValueError, RuntimeError) as err:
+        return _fail(str(err))
+    budget = get_budget(args.budget)
+    try:
+        train_loader, val_loader = chapter_loaders(
+            budget, seed=0, device=device, train_size=args.train_size
+        )
+    except (DataUnavailableError, CorruptDataError) as err:
+        return _fail(str(err).strip().splitlines()[0], status=1)
+    chapter_objective = make_objective(
+        train_loader,
+        val_loader,
+        device=device,
+        prune=args.prune,
+        epochs=args.epochs or budget.trial_epochs,
+    )
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker_id)  # which process ran it (dashboard, post-mortems)
+        return chapter_objective(trial)
+
+    try:
+        ran = optimize_until(study, objective, args.n_trials)
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: interrupted; the running trial is marked FAIL, start a worker to go on",
+            file=sys.stderr,
+        )
+        return 130
+    print(_summary(study, ran))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
