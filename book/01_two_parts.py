@@ -26,10 +26,22 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import time
@@ -50,11 +62,11 @@ from idlmam.utils import get_device
 setup()
 
 # %%
-BUDGET = get_budget()   # IDL_BUDGET=full (default), chapter (the source's 50 epochs) or quick
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (the source's 50 epochs) or quick
 EPOCHS = BUDGET.epochs  # passes over the training data per run
-BATCH_SIZE = 256        # B, a respectable batch size
-ETA_0 = 0.1             # the initial learning rate: large on purpose, to make schedules visible
-DEVICE = get_device()   # the GPU when there is one
+BATCH_SIZE = 256  # B, a respectable batch size
+ETA_0 = 0.1  # the initial learning rate: large on purpose, to make schedules visible
+DEVICE = get_device()  # the GPU when there is one
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, device={DEVICE.type}")
 
 # %% [markdown]
@@ -99,7 +111,7 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, device={DEVICE.type}")
 # numbered:
 #
 # ````{dropdown} The source of `train_network`
-# ```{literalinclude} ../idlmam/train.py
+# ```{literalinclude} ../idlmam/train/loop.py
 # :pyobject: train_network
 # :language: python
 # ```
@@ -125,12 +137,19 @@ print({name: loader.n_examples for name, loader in loaders.items()})
 # How much that saves is easy to measure: one training pass of the same model, with the same
 # loop, over the same 5,000 images, fed each way.
 
+
 # %% tags=["nbval-ignore-output"]
 def seconds_per_pass(loader):
     model = mlp()
     start = time.perf_counter()
-    train_network(model, nn.CrossEntropyLoss(), loader, epochs=1, device=DEVICE,
-                  optimizer=torch.optim.SGD(model.parameters(), lr=ETA_0))
+    train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        loader,
+        epochs=1,
+        device=DEVICE,
+        optimizer=torch.optim.SGD(model.parameters(), lr=ETA_0),
+    )
     return time.perf_counter() - start
 
 
@@ -139,7 +158,9 @@ classic_s = seconds_per_pass(classic_loader(images, BATCH_SIZE, shuffle=True))
 fast = resident_loader(images, BATCH_SIZE, shuffle=True, device=DEVICE)
 resident_s = min(seconds_per_pass(fast) for _ in range(3))  # the first call also warms up torch
 glue("speedup", classic_s / resident_s, display=False)
-print(f"DataLoader: {classic_s:.2f} s, resident: {resident_s:.3f} s, {classic_s / resident_s:.0f}x faster")
+print(
+    f"DataLoader: {classic_s:.2f} s, resident: {resident_s:.3f} s, {classic_s / resident_s:.0f}x faster"
+)
 
 # %% [markdown]
 # ```{note}
@@ -167,8 +188,13 @@ print(f"{count_parameters(model):,} parameters")
 # effect of each improvement easier to see.
 
 # %% tags=["nbval-ignore-output"]
-sgd = run("SGD", lambda params: torch.optim.SGD(params, lr=ETA_0), loaders=loaders,
-          epochs=EPOCHS, device=DEVICE)
+sgd = run(
+    "SGD",
+    lambda params: torch.optim.SGD(params, lr=ETA_0),
+    loaders=loaders,
+    epochs=EPOCHS,
+    device=DEVICE,
+)
 sgd.tail(3)
 
 # %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD baseline: test accuracy per epoch, eta_0 = 0.1.", "name": "fig-sgd-baseline"}}

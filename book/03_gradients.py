@@ -25,10 +25,22 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import math
@@ -41,7 +53,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import run
-from idlmam.models import clamp_gradients, mlp
+from idlmam.models import clamp_gradients
 from idlmam.notebook import glue, setup
 from idlmam.optim import clip_grad_norm_on_step, cosine_t_max
 from idlmam.plotting import final_scores, plot_runs
@@ -50,13 +62,13 @@ from idlmam.utils import get_device
 setup()
 
 # %%
-BUDGET = get_budget()         # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs        # epochs per run
-SEEDS = range(BUDGET.seeds)   # each run is repeated with these seeds
-BATCH_SIZE = 256              # B
-ETA_0 = 0.1                   # SGD's learning rate, as on the previous pages
-MU = 0.9                      # momentum weight
-CLIP = 5.0                    # z, the gradient clipping threshold
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+EPOCHS = BUDGET.epochs  # epochs per run
+SEEDS = range(BUDGET.seeds)  # each run is repeated with these seeds
+BATCH_SIZE = 256  # B
+ETA_0 = 0.1  # SGD's learning rate, as on the previous pages
+MU = 0.9  # momentum weight
+CLIP = 5.0  # z, the gradient clipping threshold
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, seeds={len(SEEDS)}")
 
@@ -83,8 +95,8 @@ sgd = run("SGD", lambda p: torch.optim.SGD(p, lr=ETA_0), **train)
 # The weights shrink fast, which is the point: momentum remembers, and then it forgets.
 
 # %%
-weights = pd.Series({k: MU ** k for k in (0, 1, 2, 5, 10, 20, 40)}, name="weight of g^(t-k)")
-forget = next(k for k in range(1, 1000) if MU ** k < 1e-4)
+weights = pd.Series({k: MU**k for k in (0, 1, 2, 5, 10, 20, 40)}, name="weight of g^(t-k)")
+forget = next(k for k in range(1, 1000) if MU**k < 1e-4)
 print(weights.round(4).to_string())
 print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates")
 
@@ -108,7 +120,9 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 
 # %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Momentum vs Nesterov vs SGD: test accuracy.", "name": "fig-momentum-nesterov"}}
 momentum = run("SGD w/ Momentum", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU), **train)
-nesterov = run("SGD w/ Nesterov", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), **train)
+nesterov = run(
+    "SGD w/ Nesterov", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), **train
+)
 plot_runs(pd.concat([sgd, momentum, nesterov]), title="SGD, momentum and Nesterov momentum")
 plt.show()
 
@@ -144,8 +158,8 @@ finals.to_frame("final test accuracy")
 
 # %%
 eta, beta1, beta2, eps, g = 0.001, 0.9, 0.999, 1e-8, 3.0
-m, v = (1 - beta1) * g, (1 - beta2) * g * g          # t = 1, from zero
-m_hat, v_hat = m / (1 - beta1), v / (1 - beta2)       # the bias correction undoes the (1 - beta)
+m, v = (1 - beta1) * g, (1 - beta2) * g * g  # t = 1, from zero
+m_hat, v_hat = m / (1 - beta1), v / (1 - beta2)  # the bias correction undoes the (1 - beta)
 by_hand = 1.0 - eta * m_hat / (math.sqrt(v_hat) + eps)
 theta = torch.nn.Parameter(torch.tensor([1.0]))
 adam = torch.optim.Adam([theta])
@@ -170,13 +184,17 @@ print(f"m = {m:.3f}, m_hat = {m_hat:.3f}; by hand {by_hand:.6f}, torch {theta.it
 adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
 nadam = run("NAdam", lambda p: torch.optim.NAdam(p), **train)
 adamax = run("AdaMax", lambda p: torch.optim.Adamax(p), **train)
-plot_runs(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax]),
-          title="The SGD family against the Adam family")
+plot_runs(
+    pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax]),
+    title="The SGD family against the Adam family",
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
 glue("adamw_acc", final_scores(adamw).iloc[0], display=False)
-final_scores(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax])).to_frame("final test accuracy")
+final_scores(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax])).to_frame(
+    "final test accuracy"
+)
 
 # %% [markdown]
 # AdamW ends at {glue:text}`adamw_acc:.3f`, in the same league as the momentum methods, at
@@ -190,12 +208,23 @@ final_scores(pd.concat([sgd, momentum, nesterov, adamw, nadam, adamax])).to_fram
 
 # %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Cosine combinations: Nesterov and AdamW with and without CosineLR.", "name": "fig-cosine-combinations"}}
 t_max = cosine_t_max(EPOCHS, 2)
-cosine = lambda opt: CosineAnnealingLR(opt, t_max)
+
+
+def cosine(opt):
+    return CosineAnnealingLR(opt, t_max)
+
+
 adamw_cos = run("AdamW+CosineLR", lambda p: torch.optim.AdamW(p), cosine, **train)
-nesterov_cos = run("SGD w/ Nesterov+CosineLR",
-                   lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), cosine, **train)
-plot_runs(pd.concat([nesterov, nesterov_cos, adamw, adamw_cos]),
-          title="Nesterov and AdamW, with and without cosine annealing")
+nesterov_cos = run(
+    "SGD w/ Nesterov+CosineLR",
+    lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True),
+    cosine,
+    **train,
+)
+plot_runs(
+    pd.concat([nesterov, nesterov_cos, adamw, adamw_cos]),
+    title="Nesterov and AdamW, with and without cosine annealing",
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -246,12 +275,19 @@ layer(torch.tensor([[1000.0]])).sum().backward()
 print("hook removed:    ", layer.weight.grad.item())
 
 # %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Gradient clipping: AdamW+CosineLR with clamping and norm clipping.", "name": "fig-clipping"}}
-adamw_cos_clamp = run("AdamW+CosineLR+Clamp", lambda p: torch.optim.AdamW(p), cosine,
-                      clip_value=CLIP, **train)
-adamw_cos_norm = run("AdamW+CosineLR+NormClip",
-                     lambda p: clip_grad_norm_on_step(torch.optim.AdamW(p), CLIP), cosine, **train)
-plot_runs(pd.concat([adamw_cos, adamw_cos_clamp, adamw_cos_norm]),
-          title="AdamW with cosine annealing, with and without clipping")
+adamw_cos_clamp = run(
+    "AdamW+CosineLR+Clamp", lambda p: torch.optim.AdamW(p), cosine, clip_value=CLIP, **train
+)
+adamw_cos_norm = run(
+    "AdamW+CosineLR+NormClip",
+    lambda p: clip_grad_norm_on_step(torch.optim.AdamW(p), CLIP),
+    cosine,
+    **train,
+)
+plot_runs(
+    pd.concat([adamw_cos, adamw_cos_clamp, adamw_cos_norm]),
+    title="AdamW with cosine annealing, with and without clipping",
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]

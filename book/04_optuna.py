@@ -22,14 +22,27 @@
 # how many neurons, which learning rate. This page searches for them with Optuna, first on a
 # toy function whose answer we know, then on the chapter's network with a variable number of
 # layers, reads the search through its plots, prunes hopeless trials early, and finally trains
-# the chosen network on all the training data and scores it once on the test set.
+# the chosen network on all the training images the search used and scores it once on the test
+# set.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import math
@@ -41,16 +54,20 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import optuna
 from matplotlib.ticker import NullFormatter
-import torch
 from optuna.visualization import matplotlib as optuna_plots
 
 from idlmam.budget import get_budget
-from idlmam.data import book_loaders
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import glue, setup
-from idlmam.train import train_network
-from idlmam.tuning import chapter_loaders, create_study, make_objective
-from idlmam.utils import get_device, set_seed
+from idlmam.tuning import (
+    chapter_loaders,
+    create_study,
+    make_objective,
+    outcomes_frame,
+    retrain_and_test,
+    trial_outcomes,
+)
+from idlmam.utils import get_device
 
 setup()
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is noise on a page
@@ -59,12 +76,12 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial i
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 # %%
-BUDGET = get_budget()                   # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-TOY_TRIALS = BUDGET.toy_trials          # the toy function costs microseconds per trial
-TRIALS = BUDGET.trials                  # trials of the network search (10 in the chapter)
-PRUNE_TRIALS = BUDGET.prune_trials      # trials of the search with pruning (20)
-TRIAL_EPOCHS = BUDGET.trial_epochs      # epochs inside each trial (10)
-SEED = 0                                # seeds the sampler, the split and the weights
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+TOY_TRIALS = BUDGET.toy_trials  # the toy function costs microseconds per trial
+TRIALS = BUDGET.trials  # trials of the network search (10 in the chapter)
+PRUNE_TRIALS = BUDGET.prune_trials  # trials of the search with pruning (20)
+TRIAL_EPOCHS = BUDGET.trial_epochs  # epochs inside each trial (10)
+SEED = 0  # seeds the sampler, the split and the weights
 DEVICE = get_device()
 print(f"budget={BUDGET.name}: {TRIALS} and {PRUNE_TRIALS} trials of {TRIAL_EPOCHS} epochs")
 
@@ -89,6 +106,7 @@ print(f"budget={BUDGET.name}: {TRIALS} and {PRUNE_TRIALS} trials of {TRIAL_EPOCH
 # $f(x, y) = |(x - 3)(y + 2)|$ is zero along the lines $x = 3$ and $y = -2$ and grows away from
 # them. Can Optuna find a zero, searching $x, y \in [-10, 10]$?
 
+
 # %%
 def toy_function(trial):
     x = trial.suggest_float("x", -10.0, 10.0)  # x ~ U(-10, 10)
@@ -99,8 +117,10 @@ def toy_function(trial):
 toy = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=SEED))
 toy.optimize(toy_function, n_trials=TOY_TRIALS)
 x, y = toy.best_params["x"], toy.best_params["y"]
-print(f"{TOY_TRIALS} trials; best value below 0.1: {toy.best_value < 0.1}; "
-      f"near a zero line (|x-3| < 0.5 or |y+2| < 0.5): {abs(x - 3) < 0.5 or abs(y + 2) < 0.5}")
+print(
+    f"{TOY_TRIALS} trials; best value below 0.1: {toy.best_value < 0.1}; "
+    f"near a zero line (|x-3| < 0.5 or |y+2| < 0.5): {abs(x - 3) < 0.5 or abs(y + 2) < 0.5}"
+)
 
 # %% tags=["nbval-ignore-output"]
 glue("toy_best", toy.best_value, display=False)
@@ -143,13 +163,19 @@ plt.show()
 # :pyobject: mlp
 # ```
 #
-# The objective, `idlmam.tuning.make_objective`, does exactly that: it asks for the three values,
-# builds `mlp(hidden=n, layers=k)`, trains it with AdamW and a cosine schedule for the trial's
-# epochs, and returns the last epoch's validation accuracy:
+# The objective, `idlmam.tuning.make_objective`, trains whatever a *builder* makes of each
+# trial and returns the last epoch's validation accuracy. Its default builder, `mlp_search`, is
+# this search: it asks for the three values, builds `mlp(hidden=n, layers=k)`, and pairs it with
+# AdamW and a cosine schedule over the trial's epochs (`adamw_cosine`). Any other network is
+# searched by handing `make_objective` another builder (`build=`); the exercises search a CNN.
 #
-# ````{dropdown} The search space inside the objective
-# ```{literalinclude} ../idlmam/tuning.py
-# :pyobject: make_objective
+# ````{dropdown} The search space: the builder the objective uses
+# ```{literalinclude} ../idlmam/tuning/objective.py
+# :pyobject: mlp_search
+# ```
+#
+# ```{literalinclude} ../idlmam/tuning/objective.py
+# :pyobject: adamw_cosine
 # ```
 # ````
 
@@ -239,33 +265,45 @@ plt.show()
 # the loss becomes infinite or NaN, or climbs far above the $\ln 10 \approx 2.3$ of guessing
 # among ten classes. The objective stops those at once and records why. With few trials we also
 # let the pruner start judging sooner than its default of five finished trials.
+#
+# Two different things can now stop a trial early, and Optuna files both under the same state,
+# PRUNED: the *pruner*, which judged a healthy trial hopeless, and the *divergence guard*, which
+# stopped a run that had blown up and wrote why into the trial's `stop_reason`. Only the first
+# is pruning, so we count them apart: `idlmam.tuning.trial_outcomes` reads each trial's Optuna
+# state and its `stop_reason`, and the table's `outcome` column says which stopped each trial.
 
 # %% tags=["nbval-ignore-output"]
-prunable = make_objective(train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED,
-                          prune=True, neurons=(1, 256), learning_rate=(1e-5, 100.0),
-                          max_train_loss=2 * math.log(10))  # twice the loss of a blind guess
+prunable = make_objective(
+    train_loader,
+    val_loader,
+    epochs=TRIAL_EPOCHS,
+    device=DEVICE,
+    seed=SEED,
+    prune=True,
+    neurons=(1, 256),
+    learning_rate=(1e-5, 100.0),
+    max_train_loss=2 * math.log(10),  # twice the loss of a blind guess
+)
 pruner = optuna.pruners.MedianPruner(n_startup_trials=max(2, PRUNE_TRIALS // 4))
 study2 = create_study(seed=SEED, direction="maximize", pruner=pruner)
 study2.optimize(prunable, n_trials=PRUNE_TRIALS)
-states = study2.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
-states
-
-# %% tags=["nbval-ignore-output"]
-pruned = [t for t in study2.trials if t.state == optuna.trial.TrialState.PRUNED]
-diverged = [t for t in pruned if "stop_reason" in t.user_attrs]
-glue("n_pruned", len(pruned), display=False)
-glue("n_diverged", len(diverged), display=False)
-glue("n_prune_trials", PRUNE_TRIALS, display=False)
-epochs_used = [len(t.intermediate_values) for t in pruned]
-glue("pruned_epochs", max(epochs_used) if epochs_used else 0, display=False)
+outcomes = trial_outcomes(study2)  # complete / pruned by the pruner / diverged / ...
+glue("n_prune_trials", outcomes.total, display=False)
+glue("n_complete", outcomes.complete, display=False)
+glue("n_pruned", outcomes.pruned, display=False)  # stopped by the median pruner
+glue("n_diverged", outcomes.diverged, display=False)  # stopped by the divergence guard
+glue("trial_epochs", TRIAL_EPOCHS, display=False)
+print(outcomes)
+outcomes_frame(study2)  # one row per trial: its outcome, score, epochs trained, stop_reason
 
 # %% [markdown]
-# Of {glue:text}`n_prune_trials` trials, {glue:text}`n_pruned` were stopped early,
-# {glue:text}`n_diverged` of them because their loss diverged; none of them ran
-# more than {glue:text}`pruned_epochs` epoch(s). The *intermediate-values plot* draws each
-# trial's validation accuracy epoch by epoch, so you can see where each one stopped:
+# Of {glue:text}`n_prune_trials` trials, {glue:text}`n_complete` ran all
+# {glue:text}`trial_epochs` epochs, the median pruner stopped {glue:text}`n_pruned`, and the
+# divergence guard stopped {glue:text}`n_diverged` whose loss ran away. The
+# *intermediate-values plot* draws each trial's validation accuracy epoch by epoch, so you can
+# see where each one stopped (a trial that diverged in its first epoch has no point at all):
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna intermediate-values plot: pruned trials stop early.", "name": "fig-intermediate-values"}}
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna intermediate-values plot: validation accuracy per epoch of every trial of the pruning study.", "name": "fig-intermediate-values"}}
 optuna_plots.plot_intermediate_values(study2)
 plt.gcf().set_size_inches(7, 4)
 plt.legend([], frameon=False)
@@ -274,37 +312,36 @@ plt.show()
 # %% [markdown]
 # Pruning is judged against the trials seen *so far*. Early on, poor trials run to the end
 # because nothing better is known yet; later, a trial that is merely mediocre gets stopped
-# because good ones now set the bar. It does not remove every bad trial, but it saves most of
-# the time they would have cost.
+# because good ones now set the bar. The median pruner only compares with trials that
+# *finished*: diverged ones give it nothing to compare with, so a short study in which many
+# trials diverge may leave it nothing to stop at all. It does not remove every bad trial, but
+# where it does stop one, it saves the epochs that trial would have cost.
 #
-# ## The final model: all the training data, one look at the test set
+# ## The final model: every training image, one look at the test set
 #
 # The search used a validation split to *choose*. To *measure*, we train the chosen network on
-# all the training data, with the same recipe, and score it on the test set exactly once. That
-# number is the one to report; the validation score of the best trial was picked as the
-# maximum of many and is biased upward.
+# all the training images the search used, its validation split included, with the same recipe
+# as a trial (the same builder, optimizer, schedule, epochs and seed), and score it on the test
+# set exactly once. That number is the one to report; the validation score of the best trial
+# was picked as the maximum of many and is biased upward. `idlmam.tuning.retrain_and_test` is
+# that recipe: it takes the study's best parameters and loads the test set only once training
+# is over.
 
 # %% tags=["nbval-ignore-output"]
-set_seed(SEED)
-final = book_loaders(256, device=DEVICE, train_size=BUDGET.train_size, seed=SEED)
-model = mlp(hidden=best["neurons_per_layer"], layers=best["hidden_layers"])
-optimizer = torch.optim.AdamW(model.parameters(), lr=best["learning_rate"])
-schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, TRIAL_EPOCHS)
-result = train_network(model, torch.nn.CrossEntropyLoss(), final["train"], epochs=TRIAL_EPOCHS,
-                       optimizer=optimizer, lr_schedule=schedule, device=DEVICE)
-
-# %% tags=["nbval-ignore-output"]
-from sklearn.metrics import accuracy_score
-
-with torch.inference_mode():
-    y_hat = torch.cat([model(X).argmax(1) for X, _ in final["test"].eval_batches()])
-test_accuracy = accuracy_score(final["test"].y.cpu(), y_hat.cpu())
-glue("test_acc", test_accuracy, display=False)
-print(f"validation (best trial): {study.best_value:.3f}   test (once): {test_accuracy:.3f}")
+final = retrain_and_test(
+    study, train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED
+)
+glue("test_acc", final.test_accuracy, display=False)
+glue("n_final", final.n_train, display=False)
+print(
+    f"validation (best trial): {study.best_value:.3f}   "
+    f"test (once, after training on {final.n_train} images): {final.test_accuracy:.3f}"
+)
 
 # %% [markdown]
-# Trained on all the training data, the chosen network scores {glue:text}`test_acc:.3f` on the
-# test set, against {glue:text}`best_val:.3f` for its trial on the validation split.
+# Trained on all {glue:text}`n_final` training images the search used, the chosen network
+# scores {glue:text}`test_acc:.3f` on the test set, against {glue:text}`best_val:.3f` for its
+# trial on the validation split.
 #
 # ## What we did
 #
@@ -312,6 +349,7 @@ print(f"validation (best trial): {study.best_value:.3f}   test (once): {test_acc
 # - Searched the network's width, depth and learning rate with `suggest_int` and
 #   `suggest_float(..., log=True)`, scoring on a validation split of the training data.
 # - Read the search through the history, slice, contour and parallel-coordinate plots.
-# - Pruned trials with `trial.report` / `should_prune`, including ones that diverged.
-# - Retrained the best configuration on all the training data and scored it once on the test
-#   set.
+# - Pruned trials with `trial.report` / `should_prune`, and counted the trials the pruner
+#   stopped apart from those whose training diverged.
+# - Retrained the best configuration on every training image the search used, validation split
+#   included, and scored it once on the test set.

@@ -27,13 +27,26 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -45,20 +58,32 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam import optim as scratch
 from idlmam.budget import get_budget
-from idlmam.landscapes import (CURVED_VALLEY_MIN, TWO_MINIMA_BAD, TWO_MINIMA_GOOD, bowl, curved_valley,
-                               curved_valley_floor, narrow_valley, optimizer_path, plateau, plot_paths,
-                               quartic_bowl, steps_to_reach, two_minima)
+from idlmam.landscapes import (
+    CURVED_VALLEY_MIN,
+    TWO_MINIMA_BAD,
+    TWO_MINIMA_GOOD,
+    bowl,
+    curved_valley,
+    curved_valley_floor,
+    narrow_valley,
+    optimizer_path,
+    plateau,
+    plot_paths,
+    quartic_bowl,
+    steps_to_reach,
+    two_minima,
+)
 from idlmam.notebook import glue, setup
 from idlmam.optim import schedule_lrs
 
 setup(threads=1)
 
 # %%
-BUDGET = get_budget()   # every budget draws the same pictures: they cost milliseconds
-MU = 0.9                # the chapter's momentum
-CLIP_Z = 5.0            # the chapter's clipping threshold z
-NOISE = 1.0             # standard deviation of the noise added to each gradient coordinate
-TOL = 0.1               # "reached" a point: stayed within this distance of it from then on
+BUDGET = get_budget()  # every budget draws the same pictures: they cost milliseconds
+MU = 0.9  # the chapter's momentum
+CLIP_Z = 5.0  # the chapter's clipping threshold z
+NOISE = 1.0  # standard deviation of the noise added to each gradient coordinate
+TOL = 0.1  # "reached" a point: stayed within this distance of it from then on
 print(f"budget={BUDGET.name}: the pictures are the same on every budget")
 
 
@@ -96,7 +121,9 @@ CENTRES, DEPTHS, WIDTHS = [-6.0, -2.5, 1.0, 4.5], [0.5, 1.6, 2.0, 1.7], [0.6, 0.
 
 
 def wavy_loss(theta):  # (N,) -> (N,): each theta on its own
-    dips = sum(d * torch.exp(-(theta - c) ** 2 / (2 * w**2)) for c, d, w in zip(CENTRES, DEPTHS, WIDTHS))
+    dips = sum(
+        d * torch.exp(-((theta - c) ** 2) / (2 * w**2)) for c, d, w in zip(CENTRES, DEPTHS, WIDTHS)
+    )
     return 0.02 * theta**2 - dips
 
 
@@ -109,8 +136,13 @@ for _ in range(500):
 
 # %%
 ends = pd.Series(theta.detach().round(decimals=2).numpy()).value_counts().sort_index()
-minima = pd.DataFrame({"theta": ends.index, "starts ending here": ends.values,
-                       "loss": wavy_loss(torch.tensor(ends.index.values)).numpy().round(3)})
+minima = pd.DataFrame(
+    {
+        "theta": ends.index,
+        "starts ending here": ends.values,
+        "loss": wavy_loss(torch.tensor(ends.index.values)).numpy().round(3),
+    }
+)
 global_share = minima.loc[minima["loss"].idxmin(), "starts ending here"] / len(theta)
 glue("global_share", float(100 * global_share), display=False)
 minima
@@ -122,11 +154,20 @@ ax.plot(grid, wavy_loss(grid), color="k", lw=1.5)
 names = {0: "bad local minimum", 1: "local minimum", 2: "global minimum", 3: "local minimum"}
 for i, row in minima.iterrows():
     ax.plot(row["theta"], row["loss"], "o", color="tab:red" if i == 0 else "tab:green", ms=8)
-    ax.annotate(f"{names[i]}\n{int(row['starts ending here'])} of {len(theta)} starts",
-                (row["theta"], row["loss"]), xytext=(0, -34), textcoords="offset points",
-                ha="center", fontsize=8)
-ax.set(xlabel="$\\theta$", ylabel="loss", ylim=(-3.1, 1.5),
-       title="Figure 5.1, from code: where gradient descent ends, by starting point")
+    ax.annotate(
+        f"{names[i]}\n{int(row['starts ending here'])} of {len(theta)} starts",
+        (row["theta"], row["loss"]),
+        xytext=(0, -34),
+        textcoords="offset points",
+        ha="center",
+        fontsize=8,
+    )
+ax.set(
+    xlabel="$\\theta$",
+    ylabel="loss",
+    ylim=(-3.1, 1.5),
+    title="Figure 5.1, from code: where gradient descent ends, by starting point",
+)
 plt.show()
 
 # %% [markdown]
@@ -155,22 +196,43 @@ cases = {  # title: (surface, learning rate, noise)
     "exploding": (quartic_bowl, 0.15, 0.0),
     "vanishing": (plateau, 0.1, 0.0),
 }
-four = {name: optimizer_path(f, START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), 40, noise=noise)
-        for name, (f, lr, noise) in cases.items()}
-summary = pd.DataFrame({
-    "steps to reach the minimum": pd.array([steps_to_reach(p, (0, 0), TOL) for p in four.values()], dtype="Int64"),
-    "distance left after 40 steps": [round(p[-1].norm().item(), 3) for p in four.values()]}, index=list(four))
+four = {
+    name: optimizer_path(f, START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), 40, noise=noise)
+    for name, (f, lr, noise) in cases.items()
+}
+summary = pd.DataFrame(
+    {
+        "steps to reach the minimum": pd.array(
+            [steps_to_reach(p, (0, 0), TOL) for p in four.values()], dtype="Int64"
+        ),
+        "distance left after 40 steps": [round(p[-1].norm().item(), 3) for p in four.values()],
+    },
+    index=list(four),
+)
 summary
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(9, 7.5), constrained_layout=True)
 for ax, (name, path) in zip(axes.flat, four.items()):
     f, lr, noise = cases[name]
-    plot_paths(f, {f"SGD, lr={lr}": path}, xlim=(-4, 4), ylim=(-3.5, 3.5), ax=ax,
-               title=name, minima=[(0, 0)])
+    plot_paths(
+        f,
+        {f"SGD, lr={lr}": path},
+        xlim=(-4, 4),
+        ylim=(-3.5, 3.5),
+        ax=ax,
+        title=name,
+        minima=[(0, 0)],
+    )
     left = summary.loc[name, "distance left after 40 steps"]
-    ax.text(0.03, 0.04, "after 40 steps: " + ("diverged" if pd.isna(left) else f"{left:.2f} from the minimum"),
-            transform=ax.transAxes, fontsize=9, bbox=dict(facecolor="white", alpha=0.8, lw=0))
+    ax.text(
+        0.03,
+        0.04,
+        "after 40 steps: " + ("diverged" if pd.isna(left) else f"{left:.2f} from the minimum"),
+        transform=ax.transAxes,
+        fontsize=9,
+        bbox=dict(facecolor="white", alpha=0.8, lw=0),
+    )
 fig.suptitle("Figure 5.2, from code: four kinds of gradients")
 plt.show()
 
@@ -180,8 +242,10 @@ glue("ideal_steps", int(summary.loc["ideal", "steps to reach the minimum"]), dis
 glue("noisy_left", float(summary.loc["noisy", "distance left after 40 steps"]), display=False)
 glue("exploding_steps", diverged_at, display=False)
 glue("vanishing_moved", (four["vanishing"][-1] - four["vanishing"][0]).norm().item(), display=False)
-print(f"ideal: {summary.loc['ideal', 'steps to reach the minimum']} steps; "
-      f"exploding: not a finite number from step {diverged_at} on")
+print(
+    f"ideal: {summary.loc['ideal', 'steps to reach the minimum']} steps; "
+    f"exploding: not a finite number from step {diverged_at} on"
+)
 
 # %% [markdown]
 # The ideal path reaches the minimum in {glue:text}`ideal_steps` steps in a straight line. The
@@ -203,25 +267,47 @@ print(f"ideal: {summary.loc['ideal', 'steps to reach the minimum']} steps; "
 # %%
 VALLEY_START, VALLEY_LR = (-4.0, -2.5), 0.09
 valley = {
-    "SGD": optimizer_path(narrow_valley, VALLEY_START, lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR), 300),
-    "momentum 0.7": optimizer_path(narrow_valley, VALLEY_START,
-                                   lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=0.7), 300),
-    f"momentum {MU}": optimizer_path(narrow_valley, VALLEY_START,
-                                     lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=MU), 300),
+    "SGD": optimizer_path(
+        narrow_valley, VALLEY_START, lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR), 300
+    ),
+    "momentum 0.7": optimizer_path(
+        narrow_valley, VALLEY_START, lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=0.7), 300
+    ),
+    f"momentum {MU}": optimizer_path(
+        narrow_valley, VALLEY_START, lambda ps: torch.optim.SGD(ps, lr=VALLEY_LR, momentum=MU), 300
+    ),
 }
 valley_steps = {name: steps_to_reach(path, (0, 0), TOL) for name, path in valley.items()}
 for name, steps in valley_steps.items():
-    glue("valley_" + name.split()[-1].replace(".", ""), steps, display=False)  # valley_SGD, valley_07, ...
+    glue(
+        "valley_" + name.split()[-1].replace(".", ""), steps, display=False
+    )  # valley_SGD, valley_07, ...
 valley_steps
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
 shown = 60  # the first 60 steps of each path
-plot_paths(narrow_valley, {"SGD": valley["SGD"][:shown], "momentum 0.7": valley["momentum 0.7"][:shown]},
-           xlim=(-4.5, 1.5), ylim=(-4, 2), ax=axes[0], minima=[(0, 0)], title="SGD and momentum 0.7")
-plot_paths(narrow_valley, {"SGD": valley["SGD"][:shown], f"momentum {MU}": valley[f"momentum {MU}"][:shown]},
-           xlim=(-4.5, 1.5), ylim=(-4, 2), ax=axes[1], minima=[(0, 0)], title=f"SGD and momentum {MU}")
-fig.suptitle(f"Figures 5.12 and 5.13, from code: the first {shown} steps in a narrow valley, lr = {VALLEY_LR}")
+plot_paths(
+    narrow_valley,
+    {"SGD": valley["SGD"][:shown], "momentum 0.7": valley["momentum 0.7"][:shown]},
+    xlim=(-4.5, 1.5),
+    ylim=(-4, 2),
+    ax=axes[0],
+    minima=[(0, 0)],
+    title="SGD and momentum 0.7",
+)
+plot_paths(
+    narrow_valley,
+    {"SGD": valley["SGD"][:shown], f"momentum {MU}": valley[f"momentum {MU}"][:shown]},
+    xlim=(-4.5, 1.5),
+    ylim=(-4, 2),
+    ax=axes[1],
+    minima=[(0, 0)],
+    title=f"SGD and momentum {MU}",
+)
+fig.suptitle(
+    f"Figures 5.12 and 5.13, from code: the first {shown} steps in a narrow valley, lr = {VALLEY_LR}"
+)
 plt.show()
 
 # %% [markdown]
@@ -246,28 +332,55 @@ plt.show()
 
 # %%
 BEND_START, BEND_LR = (-5.0, 0.0), 0.1
-bend = {name: optimizer_path(curved_valley, BEND_START,
-                             lambda ps, n=nesterov: torch.optim.SGD(ps, lr=BEND_LR, momentum=MU, nesterov=n), 150)
-        for name, nesterov in [("momentum", False), ("Nesterov", True)]}
+bend = {
+    name: optimizer_path(
+        curved_valley,
+        BEND_START,
+        lambda ps, n=nesterov: torch.optim.SGD(ps, lr=BEND_LR, momentum=MU, nesterov=n),
+        150,
+    )
+    for name, nesterov in [("momentum", False), ("Nesterov", True)]
+}
 xs = torch.linspace(-6, 4, 4001, dtype=torch.float64)
-floor = torch.stack([xs, curved_valley_floor(xs)], dim=1)          # (4001, 2) points on the floor
-off_floor = {name: torch.cdist(path, floor).min(dim=1).values for name, path in bend.items()}  # (151,)
-bend_table = pd.DataFrame({
-    "farthest from the floor": {n: round(d.max().item(), 3) for n, d in off_floor.items()},
-    "steps more than 0.1 off the floor": {n: int((d > 0.1).sum()) for n, d in off_floor.items()},
-    "steps to reach the minimum": {n: steps_to_reach(p, CURVED_VALLEY_MIN, TOL) for n, p in bend.items()}})
+floor = torch.stack([xs, curved_valley_floor(xs)], dim=1)  # (4001, 2) points on the floor
+off_floor = {
+    name: torch.cdist(path, floor).min(dim=1).values for name, path in bend.items()
+}  # (151,)
+bend_table = pd.DataFrame(
+    {
+        "farthest from the floor": {n: round(d.max().item(), 3) for n, d in off_floor.items()},
+        "steps more than 0.1 off the floor": {
+            n: int((d > 0.1).sum()) for n, d in off_floor.items()
+        },
+        "steps to reach the minimum": {
+            n: steps_to_reach(p, CURVED_VALLEY_MIN, TOL) for n, p in bend.items()
+        },
+    }
+)
 bend_table
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 5))
-plot_paths(curved_valley, {name: path[:60] for name, path in bend.items()}, xlim=(-5.5, 2.5),
-           ylim=(-1.5, 3.5), ax=ax, minima=[CURVED_VALLEY_MIN], colors=("black", "tab:purple"),
-           title=f"Figures 5.14 and 5.15, from code: a bend, momentum {MU}, lr = {BEND_LR}")
+plot_paths(
+    curved_valley,
+    {name: path[:60] for name, path in bend.items()},
+    xlim=(-5.5, 2.5),
+    ylim=(-1.5, 3.5),
+    ax=ax,
+    minima=[CURVED_VALLEY_MIN],
+    colors=("black", "tab:purple"),
+    title=f"Figures 5.14 and 5.15, from code: a bend, momentum {MU}, lr = {BEND_LR}",
+)
 ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
 ax.legend(fontsize=8)
 plt.show()
-for column, name in [("steps more than 0.1 off the floor", "off"), ("farthest from the floor", "far")]:
-    for run_name, value in zip(bend_table.index, bend_table[column].tolist()):  # plain Python numbers
+for column, name in [
+    ("steps more than 0.1 off the floor", "off"),
+    ("farthest from the floor", "far"),
+]:
+    for run_name, value in zip(
+        bend_table.index, bend_table[column].tolist()
+    ):  # plain Python numbers
         glue(f"bend_{name}_{run_name}", value, display=False)
 
 # %% [markdown]
@@ -303,7 +416,7 @@ def gradient(point):  # (2,) -> (2,)
     return point.grad
 
 
-ahead = theta + MU * last_step                     # where the velocity alone carries it
+ahead = theta + MU * last_step  # where the velocity alone carries it
 momentum_next = ahead - BEND_LR * gradient(theta)  # + the gradient where it stood
 nesterov_next = ahead - BEND_LR * gradient(ahead)  # + the gradient where it is going
 assert torch.allclose(momentum_next, path[k + 1])  # the momentum step is the real run's next step
@@ -312,12 +425,20 @@ glue("anatomy_next", k + 1, display=False)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4.5))
-plot_paths(curved_valley, {"momentum, so far": path[: k + 1]}, xlim=(-0.8, 1.4), ylim=(-0.4, 1.2), ax=ax)
+plot_paths(
+    curved_valley, {"momentum, so far": path[: k + 1]}, xlim=(-0.8, 1.4), ylim=(-0.4, 1.2), ax=ax
+)
 ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
 arrow = dict(angles="xy", scale_units="xy", scale=1, width=0.007)
 ax.quiver(*theta, *(ahead - theta), color="grey", label="$\\mu$ times the last step", **arrow)
 ax.quiver(*ahead, *(momentum_next - ahead), color="black", label="gradient where it stood", **arrow)
-ax.quiver(*ahead, *(nesterov_next - ahead), color="tab:purple", label="gradient where it is going", **arrow)
+ax.quiver(
+    *ahead,
+    *(nesterov_next - ahead),
+    color="tab:purple",
+    label="gradient where it is going",
+    **arrow,
+)
 ax.plot(*momentum_next, "o", color="black", ms=7)
 ax.plot(*nesterov_next, "o", color="tab:purple", ms=7)
 ax.set_title(f"Figure 5.15, from code: step {k + 1}, momentum and Nesterov")
@@ -340,19 +461,29 @@ plt.show()
 
 # %%
 wild = four["exploding"]
-tamed = optimizer_path(quartic_bowl, START, lambda ps: torch.optim.SGD(ps, lr=0.15), 40, clip=CLIP_Z)
+tamed = optimizer_path(
+    quartic_bowl, START, lambda ps: torch.optim.SGD(ps, lr=0.15), 40, clip=CLIP_Z
+)
 step_lengths = tamed.diff(dim=0).norm(dim=1)  # (40,)
 glue("clip_longest", step_lengths.max().item(), display=False)
 glue("clip_cap", 0.15 * CLIP_Z, display=False)
 glue("clip_left", tamed[-1].norm().item(), display=False)
-print(f"longest clipped step {step_lengths.max():.3f} (cap {0.15 * CLIP_Z:.3f}); "
-      f"{tamed[-1].norm():.3f} from the minimum after 40 steps")
+print(
+    f"longest clipped step {step_lengths.max():.3f} (cap {0.15 * CLIP_Z:.3f}); "
+    f"{tamed[-1].norm():.3f} from the minimum after 40 steps"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
-plot_paths(quartic_bowl, {"SGD, lr=0.15": wild, f"SGD, lr=0.15, clip z={CLIP_Z:g}": tamed},
-           xlim=(-4, 4), ylim=(-3.5, 3.5), ax=ax, minima=[(0, 0)],
-           title="The exploding gradient of figure 5.2, clipped")
+plot_paths(
+    quartic_bowl,
+    {"SGD, lr=0.15": wild, f"SGD, lr=0.15, clip z={CLIP_Z:g}": tamed},
+    xlim=(-4, 4),
+    ylim=(-3.5, 3.5),
+    ax=ax,
+    minima=[(0, 0)],
+    title="The exploding gradient of figure 5.2, clipped",
+)
 plt.show()
 
 # %% [markdown]
@@ -378,10 +509,16 @@ plt.show()
 # %%
 TRAP_START, T_MAX, TRAP_STEPS = (-3.0, 2.0), 40, 120
 trap = {
-    "constant lr=0.1": optimizer_path(two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.1), TRAP_STEPS),
+    "constant lr=0.1": optimizer_path(
+        two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.1), TRAP_STEPS
+    ),
     "cosine, lr 0.5 to 0.01": optimizer_path(
-        two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.5), TRAP_STEPS,
-        make_schedule=lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01)),
+        two_minima,
+        TRAP_START,
+        lambda ps: torch.optim.SGD(ps, lr=0.5),
+        TRAP_STEPS,
+        make_schedule=lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01),
+    ),
 }
 losses = pd.DataFrame({name: two_minima(path).numpy() for name, path in trap.items()})  # (121, 2)
 final = losses.iloc[-1].round(3)
@@ -390,8 +527,12 @@ glue("trap_cosine", float(final.iloc[1]), display=False)
 final
 
 # %%
-lrs = schedule_lrs(lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01), TRAP_STEPS + 1, 0.5)
-in_bad = (trap["cosine, lr 0.5 to 0.01"] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(dim=1) < TOL
+lrs = schedule_lrs(
+    lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01), TRAP_STEPS + 1, 0.5
+)
+in_bad = (trap["cosine, lr 0.5 to 0.01"] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(
+    dim=1
+) < TOL
 escape = int(in_bad.nonzero()[-1]) + 1  # the first step outside the bad minimum, for good
 glue("escape_step", escape, display=False)
 glue("escape_lr", lrs[escape - 1], display=False)
@@ -399,10 +540,20 @@ print(f"leaves the narrow minimum for good at step {escape}, learning rate {lrs[
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
-plot_paths(two_minima, trap, xlim=(-3.5, 4), ylim=(-3, 2.5), ax=axes[0], colors=("black", "tab:blue"),
-           minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD], title="the paths")
+plot_paths(
+    two_minima,
+    trap,
+    xlim=(-3.5, 4),
+    ylim=(-3, 2.5),
+    ax=axes[0],
+    colors=("black", "tab:blue"),
+    minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD],
+    title="the paths",
+)
 losses.plot(ax=axes[1], color=["black", "tab:blue"])
-axes[1].set(xlabel="step", ylabel="loss", title="loss (left axis) and the cosine learning rate (right)")
+axes[1].set(
+    xlabel="step", ylabel="loss", title="loss (left axis) and the cosine learning rate (right)"
+)
 twin = axes[1].twinx()
 twin.plot(lrs, color="grey", ls=":", label="cosine lr")
 twin.set(ylabel="learning rate")
@@ -425,13 +576,31 @@ plt.show()
 # deviation of 0.5 here) and compare where three runs end, averaged over three seeds:
 
 # %%
-noisy_runs = {"constant lr=0.1": (0.1, None), "constant lr=0.5": (0.5, None),
-              "cosine, lr 0.5 to 0.01": (0.5, lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01))}
+noisy_runs = {
+    "constant lr=0.1": (0.1, None),
+    "constant lr=0.5": (0.5, None),
+    "cosine, lr 0.5 to 0.01": (0.5, lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01)),
+}
 good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
-distance = {name: sum((optimizer_path(two_minima, TRAP_START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr),
-                                      TRAP_STEPS, noise=0.5, seed=seed, make_schedule=schedule)[-1] - good).norm()
-                      for seed in range(3)).item() / 3
-            for name, (lr, schedule) in noisy_runs.items()}
+distance = {
+    name: sum(
+        (
+            optimizer_path(
+                two_minima,
+                TRAP_START,
+                lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr),
+                TRAP_STEPS,
+                noise=0.5,
+                seed=seed,
+                make_schedule=schedule,
+            )[-1]
+            - good
+        ).norm()
+        for seed in range(3)
+    ).item()
+    / 3
+    for name, (lr, schedule) in noisy_runs.items()
+}
 for name, value in zip(["noisy_small", "noisy_large", "noisy_cosine"], distance.values()):
     glue(name, value, display=False)
 pd.Series(distance, name="distance from the wide minimum at the end").round(3)
@@ -446,16 +615,26 @@ pd.Series(distance, name="distance from the wide minimum at the end").round(3)
 # The same run as an animation: watch the point sit in the narrow minimum while the rate climbs,
 # and leave it near the top of the climb.
 
+
 # %%
 def escape_animation(path, lrs, frames):
     """An animation of `path` on `two_minima` beside the learning rate, one frame per step in `frames`."""
-    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=70, width_ratios=[1.2, 1], constrained_layout=True)
-    plot_paths(two_minima, {}, xlim=(-3.5, 4), ylim=(-3, 2.5), ax=ax, minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD])
+    fig, (ax, ax_lr) = plt.subplots(
+        1, 2, figsize=(8, 3.2), dpi=70, width_ratios=[1.2, 1], constrained_layout=True
+    )
+    plot_paths(
+        two_minima,
+        {},
+        xlim=(-3.5, 4),
+        ylim=(-3, 2.5),
+        ax=ax,
+        minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD],
+    )
     ax_lr.plot(lrs, color="grey", ls=":")
     ax_lr.set(xlabel="step", ylabel="learning rate", title="cosine schedule")
-    trail, = ax.plot([], [], "-", color="tab:blue", lw=1)
-    dot, = ax.plot([], [], "o", color="tab:blue", mec="k", ms=7)
-    now, = ax_lr.plot([], [], "o", color="tab:blue", mec="k", ms=7)
+    (trail,) = ax.plot([], [], "-", color="tab:blue", lw=1)
+    (dot,) = ax.plot([], [], "o", color="tab:blue", mec="k", ms=7)
+    (now,) = ax_lr.plot([], [], "o", color="tab:blue", mec="k", ms=7)
 
     def draw_frame(t):
         trail.set_data(path[: t + 1, 0], path[: t + 1, 1])
@@ -469,7 +648,9 @@ def escape_animation(path, lrs, frames):
 
 
 # %% tags=["nbval-ignore-output"]
-fig, animation = escape_animation(trap["cosine, lr 0.5 to 0.01"], lrs, frames=range(0, TRAP_STEPS + 1, 3))
+fig, animation = escape_animation(
+    trap["cosine, lr 0.5 to 0.01"], lrs, frames=range(0, TRAP_STEPS + 1, 3)
+)
 with tempfile.TemporaryDirectory() as folder:
     gif = Path(folder) / "cosine_escape.gif"
     animation.save(gif, writer=PillowWriter(fps=8))
@@ -501,16 +682,24 @@ Image(data=gif_bytes)
 # If they are right, they must trace the very same paths as `torch.optim`:
 
 # %%
-rules = {"SGD": ("SGD", dict(lr=0.1)), "momentum": ("SGD", dict(lr=0.1, momentum=MU)),
-         "Nesterov": ("SGD", dict(lr=0.1, momentum=MU, nesterov=True)),
-         "Adam": ("Adam", dict(lr=0.1)), "AdamW": ("AdamW", dict(lr=0.1, weight_decay=0.1))}
+rules = {
+    "SGD": ("SGD", dict(lr=0.1)),
+    "momentum": ("SGD", dict(lr=0.1, momentum=MU)),
+    "Nesterov": ("SGD", dict(lr=0.1, momentum=MU, nesterov=True)),
+    "Adam": ("Adam", dict(lr=0.1)),
+    "AdamW": ("AdamW", dict(lr=0.1, weight_decay=0.1)),
+}
 rows = {}
 for label, (name, kwargs) in rules.items():
-    paths = [optimizer_path(curved_valley, BEND_START, lambda ps, m=module: getattr(m, name)(ps, **kwargs), 150)
-             for module in (torch.optim, scratch)]
-    rows[label] = {"steps (torch.optim)": steps_to_reach(paths[0], CURVED_VALLEY_MIN, TOL),
-                   "steps (from scratch)": steps_to_reach(paths[1], CURVED_VALLEY_MIN, TOL),
-                   "same path (within 1e-10)": torch.allclose(*paths, atol=1e-10, rtol=0)}
+    paths = [
+        optimizer_path(curved_valley, BEND_START, partial(getattr(module, name), **kwargs), 150)
+        for module in (torch.optim, scratch)
+    ]
+    rows[label] = {
+        "steps (torch.optim)": steps_to_reach(paths[0], CURVED_VALLEY_MIN, TOL),
+        "steps (from scratch)": steps_to_reach(paths[1], CURVED_VALLEY_MIN, TOL),
+        "same path (within 1e-10)": torch.allclose(*paths, atol=1e-10, rtol=0),
+    }
 pd.DataFrame(rows).T
 
 # %% [markdown]

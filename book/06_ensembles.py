@@ -29,10 +29,22 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -44,8 +56,13 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
-from idlmam.ensembles import (SnapshotEnsemble, average_weights, cosine_dips, train_snapshots,
-                              train_swa)
+from idlmam.ensembles import (
+    SnapshotEnsemble,
+    average_weights,
+    cosine_dips,
+    train_snapshots,
+    train_swa,
+)
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import glue, setup
 from idlmam.optim import cosine_t_max
@@ -55,13 +72,13 @@ from idlmam.utils import get_device, set_seed
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()                 # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-DIPS = 4                              # snapshots wanted: one per dip of the cosine schedule
-EPOCHS = max(BUDGET.epochs, 2 * DIPS) # each dip needs an epoch down and an epoch back up
-BATCH_SIZE = 256                      # B
-ETA_0, ETA_MIN = 0.1, 0.0001          # top and bottom of every cosine cycle
-SWA_START = EPOCHS // 2               # SWA recipe: average the weights of every epoch from here
-SWA_LR = 0.01                         # SWA recipe: the rate held while averaging
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+DIPS = 4  # snapshots wanted: one per dip of the cosine schedule
+EPOCHS = max(BUDGET.epochs, 2 * DIPS)  # each dip needs an epoch down and an epoch back up
+BATCH_SIZE = 256  # B
+ETA_0, ETA_MIN = 0.1, 0.0001  # top and bottom of every cosine cycle
+SWA_START = EPOCHS // 2  # SWA recipe: average the weights of every epoch from here
+SWA_LR = 0.01  # SWA recipe: the rate held while averaging
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, dips={DIPS}, swa_start={SWA_START}")
 
@@ -107,10 +124,18 @@ loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
 loss_func, score_funcs = nn.CrossEntropyLoss(), {"Accuracy": accuracy_score}
 set_seed(0)
 model = mlp(hidden=128, layers=3, batch_norm=True)
-cyclic, states = train_snapshots(model, loss_func, loaders["train"],
-                                 torch.optim.SGD(model.parameters(), lr=ETA_0),
-                                 epochs=EPOCHS, dips=DIPS, eta_min=ETA_MIN,
-                                 test_loader=loaders["test"], score_funcs=score_funcs, device=DEVICE)
+cyclic, states = train_snapshots(
+    model,
+    loss_func,
+    loaders["train"],
+    torch.optim.SGD(model.parameters(), lr=ETA_0),
+    epochs=EPOCHS,
+    dips=DIPS,
+    eta_min=ETA_MIN,
+    test_loader=loaders["test"],
+    score_funcs=score_funcs,
+    device=DEVICE,
+)
 cyclic[["epoch", "lr", "train loss", "test Accuracy"]].tail(4)
 
 # %% [markdown]
@@ -127,13 +152,20 @@ cyclic[["epoch", "lr", "train loss", "test Accuracy"]].tail(4)
 
 # %% tags=["nbval-ignore-output"]
 ensemble = SnapshotEnsemble(model, states)
-single = [accuracy(*predict(SnapshotEnsemble(model, [state]), loaders["test"], device=DEVICE)) for state in states]
+single = [
+    accuracy(*predict(SnapshotEnsemble(model, [state]), loaders["test"], device=DEVICE))
+    for state in states
+]
 ensemble_acc = accuracy(*predict(ensemble, loaders["test"], device=DEVICE))
 glue("snap_last", single[-1], display=False)
 glue("snap_best", max(single), display=False)
 glue("snap_ensemble", ensemble_acc, display=False)
 glue("snap_gain", ensemble_acc - single[-1], display=False)
-print("each snapshot:", [round(a, 4) for a in single], f"ensemble of {len(states)}: {ensemble_acc:.4f}")
+print(
+    "each snapshot:",
+    [round(a, 4) for a in single],
+    f"ensemble of {len(states)}: {ensemble_acc:.4f}",
+)
 
 # %% [markdown]
 # The last snapshot, which is the model a plain run would hand you, scores
@@ -163,8 +195,12 @@ stale = average_weights(model, states)
 swa_snap = average_weights(model, states, bn_loader=loaders["train"], device=DEVICE)
 glue("swa_stale", accuracy(*predict(stale, loaders["test"], device=DEVICE)), display=False)
 glue("swa_snap", accuracy(*predict(swa_snap, loaders["test"], device=DEVICE)), display=False)
-print(f"averaged, old BatchNorm statistics: {accuracy(*predict(stale, loaders['test'], device=DEVICE)):.4f}")
-print(f"averaged, after update_bn:          {accuracy(*predict(swa_snap, loaders['test'], device=DEVICE)):.4f}")
+print(
+    f"averaged, old BatchNorm statistics: {accuracy(*predict(stale, loaders['test'], device=DEVICE)):.4f}"
+)
+print(
+    f"averaged, after update_bn:          {accuracy(*predict(swa_snap, loaders['test'], device=DEVICE)):.4f}"
+)
 
 # %% [markdown]
 # With stale statistics the averaged network scores {glue:text}`swa_stale:.3f`; after
@@ -185,10 +221,19 @@ print(f"averaged, after update_bn:          {accuracy(*predict(swa_snap, loaders
 set_seed(0)
 model = mlp(hidden=128, layers=3, batch_norm=True)
 optimizer = torch.optim.SGD(model.parameters(), lr=ETA_0)
-recipe, swa_model = train_swa(model, loss_func, loaders["train"], optimizer, epochs=EPOCHS,
-                              swa_start=SWA_START, swa_lr=SWA_LR,
-                              lr_schedule=CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR),
-                              test_loader=loaders["test"], score_funcs=score_funcs, device=DEVICE)
+recipe, swa_model = train_swa(
+    model,
+    loss_func,
+    loaders["train"],
+    optimizer,
+    epochs=EPOCHS,
+    swa_start=SWA_START,
+    swa_lr=SWA_LR,
+    lr_schedule=CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR),
+    test_loader=loaders["test"],
+    score_funcs=score_funcs,
+    device=DEVICE,
+)
 glue("recipe_last", accuracy(*predict(model, loaders["test"], device=DEVICE)), display=False)
 glue("recipe_swa", accuracy(*predict(swa_model, loaders["test"], device=DEVICE)), display=False)
 glue("recipe_n", int(swa_model.n_averaged), display=False)
@@ -209,18 +254,33 @@ ax_lr.scatter(dips, cyclic["lr"].iloc[dips], color="C0", zorder=3, label="snapsh
 ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Schedules")
 ax_acc.scatter(dips, cyclic["test Accuracy"].iloc[dips], color="C0", zorder=3)
 ax_acc.axhline(ensemble_acc, color="C0", ls="--", label="snapshot ensemble")
-ax_acc.axhline(accuracy(*predict(swa_model, loaders["test"], device=DEVICE)), color="C1", ls="--", label="SWA model")
+ax_acc.axhline(
+    accuracy(*predict(swa_model, loaders["test"], device=DEVICE)),
+    color="C1",
+    ls="--",
+    label="SWA model",
+)
 ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy")
-ax_lr.legend(); ax_acc.legend(loc="lower right");
+ax_lr.legend()
+ax_acc.legend(loc="lower right")
 
 # %% tags=["nbval-ignore-output"]
-summary = pd.Series({
-    "last snapshot (single model)": single[-1],
-    f"snapshot ensemble ({len(states)} members)": ensemble_acc,
-    "average of the snapshots (SWA, update_bn)": accuracy(*predict(swa_snap, loaders["test"], device=DEVICE)),
-    "SWA recipe: final weights (single model)": accuracy(*predict(model, loaders["test"], device=DEVICE)),
-    f"SWA recipe: average of {int(swa_model.n_averaged)} epochs": accuracy(*predict(swa_model, loaders["test"], device=DEVICE)),
-}, name="test accuracy")
+summary = pd.Series(
+    {
+        "last snapshot (single model)": single[-1],
+        f"snapshot ensemble ({len(states)} members)": ensemble_acc,
+        "average of the snapshots (SWA, update_bn)": accuracy(
+            *predict(swa_snap, loaders["test"], device=DEVICE)
+        ),
+        "SWA recipe: final weights (single model)": accuracy(
+            *predict(model, loaders["test"], device=DEVICE)
+        ),
+        f"SWA recipe: average of {int(swa_model.n_averaged)} epochs": accuracy(
+            *predict(swa_model, loaders["test"], device=DEVICE)
+        ),
+    },
+    name="test accuracy",
+)
 summary.round(4).to_frame()
 
 # %% [markdown]

@@ -26,10 +26,22 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -48,12 +60,12 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()           # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs          # T
-BATCH_SIZE = 256                # B
-ETA_0 = 0.1                     # SGD's initial rate, as in the chapter
-VAL_FRACTION = 0.2              # share of the training data held out for the schedule to watch
-PATIENCE = EPOCHS // 10         # epochs without improvement before a cut (5 of 50; 0: cut at once)
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+EPOCHS = BUDGET.epochs  # T
+BATCH_SIZE = 256  # B
+ETA_0 = 0.1  # SGD's initial rate, as in the chapter
+VAL_FRACTION = 0.2  # share of the training data held out for the schedule to watch
+PATIENCE = EPOCHS // 10  # epochs without improvement before a cut (5 of 50; 0: cut at once)
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}")
 
@@ -82,7 +94,7 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}")
 #    the end of an epoch; this one is stepped with the epoch's `val loss`, so it must come after
 #    the validation pass.
 #
-# ```{literalinclude} ../../idlmam/train.py
+# ```{literalinclude} ../../idlmam/train/loop.py
 # :pyobject: train_network
 # :language: python
 # ```
@@ -92,12 +104,20 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}")
 # single batch is trained:
 
 # %% tags=["hide-input"]
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size,
-                       val_fraction=VAL_FRACTION)
+loaders = book_loaders(
+    BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size, val_fraction=VAL_FRACTION
+)
 print({name: loader.n_examples for name, loader in loaders.items()})
 try:
-    train_network(mlp(), nn.CrossEntropyLoss(), loaders["train"], test_loader=loaders["test"],
-                  epochs=1, device=DEVICE, lr_schedule="ReduceLROnPlateau")
+    train_network(
+        mlp(),
+        nn.CrossEntropyLoss(),
+        loaders["train"],
+        test_loader=loaders["test"],
+        epochs=1,
+        device=DEVICE,
+        lr_schedule="ReduceLROnPlateau",
+    )
 except ValueError as err:
     print(f"ValueError: {err}")
 
@@ -109,15 +129,24 @@ except ValueError as err:
 # patience is scaled to this budget's epoch count. Until its first cut, each run *is* plain SGD
 # at $\eta_0$.
 
+
 # %% tags=["hide-input", "nbval-ignore-output"]
-sgd = lambda params: torch.optim.SGD(params, lr=ETA_0)
+def sgd(params):
+    return torch.optim.SGD(params, lr=ETA_0)
+
+
 runs = {
-    "plateau (string)": run("plateau (string)", sgd, "ReduceLROnPlateau", loaders=loaders,
-                            epochs=EPOCHS, device=DEVICE),
+    "plateau (string)": run(
+        "plateau (string)", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=EPOCHS, device=DEVICE
+    ),
     f"plateau (patience {PATIENCE})": run(
-        f"plateau (patience {PATIENCE})", sgd,
+        f"plateau (patience {PATIENCE})",
+        sgd,
         lambda opt: ReduceLROnPlateau(opt, factor=0.2, patience=PATIENCE),
-        loaders=loaders, epochs=EPOCHS, device=DEVICE),
+        loaders=loaders,
+        epochs=EPOCHS,
+        device=DEVICE,
+    ),
 }
 
 # %% tags=["hide-input", "nbval-ignore-output"]
@@ -127,15 +156,18 @@ for label, frame in runs.items():
     ax_loss.plot(frame["epoch"], frame["val loss"], marker="o", label=label)
 ax_lr.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="Rate used in each epoch")
 ax_loss.set(xlabel="epoch", ylabel="validation loss", title="What the schedule watches")
-ax_lr.legend(); ax_loss.legend();
+ax_lr.legend()
+ax_loss.legend()
 
 # %% tags=["hide-input", "nbval-ignore-output"]
-for key, (label, frame) in zip(("string", "scaled"), runs.items()):
+for key, frame in zip(("string", "scaled"), runs.values()):
     glue(f"cuts_{key}", int((frame["lr"].diff() < 0).sum()), display=False)
     glue(f"test_{key}", frame["test Accuracy"].iloc[-1], display=False)
     glue(f"val_{key}", frame["val Accuracy"].iloc[-1], display=False)
 glue("patience", PATIENCE, display=False)
-summary = {label: frame.iloc[-1][["lr", "val Accuracy", "test Accuracy"]] for label, frame in runs.items()}
+summary = {
+    label: frame.iloc[-1][["lr", "val Accuracy", "test Accuracy"]] for label, frame in runs.items()
+}
 print(__import__("pandas").DataFrame(summary).T.round(4))
 
 # %% [markdown]

@@ -26,12 +26,26 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -49,18 +63,20 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()           # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.exercise_epochs # T, the same for every run: equal passes over the data
-TRAIN_SIZE = BUDGET.exercise_train_size                 # training images (None: all 60,000)
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+EPOCHS = BUDGET.exercise_epochs  # T, the same for every run: equal passes over the data
+TRAIN_SIZE = BUDGET.exercise_train_size  # training images (None: all 60,000)
 QUICK = BUDGET.name == "quick"
 BATCH_SIZES = (128, 512) if QUICK else (4, 32, 64, 128)  # exercise 2 (B = 1 is left out: see below)
-DEPTHS = (1, 6) if QUICK else (1, 6, 12, 24)             # exercise 3: hidden layers
-WIDTH = 256                     # exercise 3: neurons per hidden layer
-ETA_0 = 0.1                     # SGD's rate, as in the chapter (AdamW keeps its default 0.001)
-DIPS = 2                        # cosine annealing: two dips, ending on the second
+DEPTHS = (1, 6) if QUICK else (1, 6, 12, 24)  # exercise 3: hidden layers
+WIDTH = 256  # exercise 3: neurons per hidden layer
+ETA_0 = 0.1  # SGD's rate, as in the chapter (AdamW keeps its default 0.001)
+DIPS = 2  # cosine annealing: two dips, ending on the second
 DEVICE = get_device()
-print(f"budget={BUDGET.name}, epochs={EPOCHS}, training images={TRAIN_SIZE or 60_000}, "
-      f"batch sizes={BATCH_SIZES}, depths={DEPTHS}")
+print(
+    f"budget={BUDGET.name}, epochs={EPOCHS}, training images={TRAIN_SIZE or 60_000}, "
+    f"batch sizes={BATCH_SIZES}, depths={DEPTHS}"
+)
 
 # %% [markdown]
 # ## Exercise 2: the batch size
@@ -90,15 +106,23 @@ base = book_loaders(256, device=DEVICE, train_size=TRAIN_SIZE)
 tools = {
     "AdamW": (lambda p: torch.optim.AdamW(p), None),
     "SGD+Nesterov": (lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=0.9, nesterov=True), None),
-    "SGD+cosine": (lambda p: torch.optim.SGD(p, lr=ETA_0),
-                   lambda opt: CosineAnnealingLR(opt, cosine_t_max(EPOCHS, DIPS), eta_min=1e-4)),
+    "SGD+cosine": (
+        lambda p: torch.optim.SGD(p, lr=ETA_0),
+        lambda opt: CosineAnnealingLR(opt, cosine_t_max(EPOCHS, DIPS), eta_min=1e-4),
+    ),
 }
 frames = []
 for B in BATCH_SIZES:
     train = ResidentLoader(base["train"].X, base["train"].y, B, shuffle=True, device=DEVICE)
     for name, (make_optimizer, make_schedule) in tools.items():
-        frame = run(name, make_optimizer, make_schedule, loaders={"train": train, "test": base["test"]},
-                    epochs=EPOCHS, device=DEVICE)
+        frame = run(
+            name,
+            make_optimizer,
+            make_schedule,
+            loaders={"train": train, "test": base["test"]},
+            epochs=EPOCHS,
+            device=DEVICE,
+        )
         frames.append(frame.assign(B=B))
 by_batch = pd.concat(frames, ignore_index=True)
 
@@ -111,10 +135,17 @@ ax_b.set(xlabel="batch size B", ylabel="test accuracy")
 ax_b.set_xticks(BATCH_SIZES, [str(B) for B in BATCH_SIZES], minor=False)
 ax_b.minorticks_off()
 for (name, B), frame in by_batch.groupby(["run", "B"]):
-    ax_t.plot(frame["total time"], frame["test Accuracy"], label=f"{name}, B={B}",
-              ls="-" if B == min(BATCH_SIZES) else "--", color=f"C{list(tools).index(name)}")
-ax_t.set(xlabel="training seconds", ylabel="test accuracy", title="Accuracy against wall-clock time")
-ax_t.legend(fontsize=8);
+    ax_t.plot(
+        frame["total time"],
+        frame["test Accuracy"],
+        label=f"{name}, B={B}",
+        ls="-" if min(BATCH_SIZES) == B else "--",
+        color=f"C{list(tools).index(name)}",
+    )
+ax_t.set(
+    xlabel="training seconds", ylabel="test accuracy", title="Accuracy against wall-clock time"
+)
+ax_t.legend(fontsize=8)
 table.round(4)
 
 # %% tags=["hide-input", "nbval-ignore-output"]
@@ -178,19 +209,30 @@ print(f"training seconds per run: {seconds.round(1).to_dict()}")
 
 # %% tags=["hide-input"]
 for depth in DEPTHS:
-    print(f"{depth:>2} hidden layer(s) of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters")
+    print(
+        f"{depth:>2} hidden layer(s) of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters"
+    )
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 optimizers = {
     "SGD": (lambda p: torch.optim.SGD(p, lr=ETA_0), None),
-    "AdamW+cosine": (lambda p: torch.optim.AdamW(p),
-                     lambda opt: CosineAnnealingLR(opt, cosine_t_max(EPOCHS, DIPS), eta_min=1e-6)),
+    "AdamW+cosine": (
+        lambda p: torch.optim.AdamW(p),
+        lambda opt: CosineAnnealingLR(opt, cosine_t_max(EPOCHS, DIPS), eta_min=1e-6),
+    ),
 }
 frames = []
 for depth in DEPTHS:
     for name, (make_optimizer, make_schedule) in optimizers.items():
-        frame = run(name, make_optimizer, make_schedule, loaders=base, epochs=EPOCHS, device=DEVICE,
-                    model_fn=lambda: mlp(hidden=WIDTH, layers=depth))
+        frame = run(
+            name,
+            make_optimizer,
+            make_schedule,
+            loaders=base,
+            epochs=EPOCHS,
+            device=DEVICE,
+            model_fn=partial(mlp, hidden=WIDTH, layers=depth),
+        )
         frames.append(frame.assign(depth=depth))
 by_depth = pd.concat(frames, ignore_index=True)
 
@@ -201,17 +243,24 @@ for ax, (depth, group) in zip(axes, by_depth.groupby("depth")):
         ax.plot(frame["epoch"], frame["train loss"], label=name)
     ax.set(title=f"{depth} hidden layer{'s' if depth > 1 else ''}", xlabel="epoch", yscale="log")
 axes[0].set_ylabel("training loss")
-axes[0].legend();
-depth_table = final_scores(by_depth.assign(run=by_depth["run"] + " / " + by_depth["depth"].astype(str)))
+axes[0].legend()
+depth_table = final_scores(
+    by_depth.assign(run=by_depth["run"] + " / " + by_depth["depth"].astype(str))
+)
 for name in optimizers:
     for depth in (min(DEPTHS), max(DEPTHS)):
-        glue(f"d_{name.replace('+', '_')}_{depth if depth == min(DEPTHS) else 'max'}",
-             depth_table[f"{name} / {depth}"], display=False)
+        glue(
+            f"d_{name.replace('+', '_')}_{depth if depth == min(DEPTHS) else 'max'}",
+            depth_table[f"{name} / {depth}"],
+            display=False,
+        )
 deepest_sgd = by_depth[(by_depth["run"] == "SGD") & (by_depth["depth"] == max(DEPTHS))]
 glue("d_max", max(DEPTHS), display=False)
 glue("d_SGD_max_first_loss", deepest_sgd["train loss"].iloc[0], display=False)
 glue("d_SGD_max_last_loss", deepest_sgd["train loss"].iloc[-1], display=False)
-by_depth[by_depth["epoch"] == by_depth["epoch"].max()].pivot(index="depth", columns="run", values="test Accuracy").round(4)
+by_depth[by_depth["epoch"] == by_depth["epoch"].max()].pivot(
+    index="depth", columns="run", values="test Accuracy"
+).round(4)
 
 # %% [markdown]
 # :::{dropdown} Solution: what depth does to each optimizer

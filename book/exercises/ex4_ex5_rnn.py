@@ -27,10 +27,22 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -51,13 +63,13 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
-BUDGET = get_budget()                             # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.exercise_epochs                   # T
-N_TRAIN = 640 if BUDGET.name == "quick" else 4096 # training sequences
-N_TEST = 2000                                     # test sequences
-BATCH_SIZE = 32                                   # B
-ETA_0 = 0.1                                       # SGD's rate (AdamW keeps its default 0.001)
-CLIP_QUANTILE = 0.9                               # exercise 5: clip norms above this share of the unclipped ones
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+EPOCHS = BUDGET.exercise_epochs  # T
+N_TRAIN = 640 if BUDGET.name == "quick" else 4096  # training sequences
+N_TEST = 2000  # test sequences
+BATCH_SIZE = 32  # B
+ETA_0 = 0.1  # SGD's rate (AdamW keeps its default 0.001)
+CLIP_QUANTILE = 0.9  # exercise 5: clip norms above this share of the unclipped ones
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, training sequences={N_TRAIN}")
 
@@ -83,8 +95,12 @@ print(f"best possible test accuracy (Bayes' rule on the true chains): {ceiling:.
 # bidirectional `nn.RNN` layers, and a linear layer on the last hidden state of each
 # direction (the forward one ends on the last token, the backward one on the first).
 
+
 # %%
-make_rnn = lambda: BiRNN(task.vocab, task.classes, embed_dim=16, hidden=32, layers=3)
+def make_rnn():
+    return BiRNN(task.vocab, task.classes, embed_dim=16, hidden=32, layers=3)
+
+
 print(make_rnn())
 print(f"{count_parameters(make_rnn()):,} parameters")
 
@@ -106,17 +122,28 @@ print(f"{count_parameters(make_rnn()):,} parameters")
 # :::
 
 # %% tags=["hide-input"]
-norms: dict[str, list[float]] = {}  # run name -> the gradient norm of every step, before any clipping
+norms: dict[
+    str, list[float]
+] = {}  # run name -> the gradient norm of every step, before any clipping
+
 
 def recorded(name, make_optimizer, max_norm=None):
     """``make_optimizer``, plus a record of each step's gradient norm, plus clipping if ``max_norm``."""
+
     def build(params):
         params = list(params)
         optimizer, seen = make_optimizer(params), norms.setdefault(name, [])
-        optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append(torch.linalg.vector_norm(
-            torch.stack([p.grad.norm() for p in params if p.grad is not None])).item()))
+        optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: seen.append(
+                torch.linalg.vector_norm(
+                    torch.stack([p.grad.norm() for p in params if p.grad is not None])
+                ).item()
+            )
+        )
         return optimizer if max_norm is None else clip_grad_norm_on_step(optimizer, max_norm)
+
     return build
+
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 optimizers = {
@@ -125,9 +152,21 @@ optimizers = {
     "AdamW": (lambda p: torch.optim.AdamW(p), None),
     "AdamW+cosine": (lambda p: torch.optim.AdamW(p), lambda opt: CosineAnnealingLR(opt, EPOCHS)),
 }
-plain = pd.concat([run(name, recorded(name, make_optimizer), make_schedule, loaders=loaders, epochs=EPOCHS,
-                       device=DEVICE, model_fn=make_rnn)
-                   for name, (make_optimizer, make_schedule) in optimizers.items()], ignore_index=True)
+plain = pd.concat(
+    [
+        run(
+            name,
+            recorded(name, make_optimizer),
+            make_schedule,
+            loaders=loaders,
+            epochs=EPOCHS,
+            device=DEVICE,
+            model_fn=make_rnn,
+        )
+        for name, (make_optimizer, make_schedule) in optimizers.items()
+    ],
+    ignore_index=True,
+)
 for name, score in final_scores(plain).items():
     glue(f"plain_{name.replace('+', '_')}", score, display=False)
 final_scores(plain).round(4)
@@ -158,7 +197,7 @@ for name, frame in plain.groupby("run", sort=False):
     ax.plot(frame["epoch"], frame["test Accuracy"], label=name)
 ax.axhline(ceiling, color="gray", ls=":", label="best possible")
 ax.set(xlabel="epoch", ylabel="test accuracy", title="Bidirectional RNN, four optimizers")
-ax.legend();
+ax.legend()
 
 # %% [markdown]
 # ## Exercise 5: gradient clipping
@@ -180,9 +219,21 @@ ax.legend();
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 max_norms = {name: float(np.quantile(norms[name], CLIP_QUANTILE)) for name in optimizers}
-with_clip = pd.concat([run(f"{name}+clip", recorded(f"{name}+clip", make_optimizer, max_norms[name]),
-                           make_schedule, loaders=loaders, epochs=EPOCHS, device=DEVICE, model_fn=make_rnn)
-                       for name, (make_optimizer, make_schedule) in optimizers.items()], ignore_index=True)
+with_clip = pd.concat(
+    [
+        run(
+            f"{name}+clip",
+            recorded(f"{name}+clip", make_optimizer, max_norms[name]),
+            make_schedule,
+            loaders=loaders,
+            epochs=EPOCHS,
+            device=DEVICE,
+            model_fn=make_rnn,
+        )
+        for name, (make_optimizer, make_schedule) in optimizers.items()
+    ],
+    ignore_index=True,
+)
 pd.Series(max_norms, name="max_norm").round(3)
 
 # %% tags=["hide-input", "nbval-ignore-output"]
@@ -193,21 +244,32 @@ bins = np.geomspace(min(all_norms), max(all_norms), 50)
 for i, name in enumerate(optimizers):
     for suffix, style in (("", "-"), ("+clip", "--")):
         frame = both[both["run"] == name + suffix]
-        ax_acc.plot(frame["epoch"], frame["test Accuracy"], ls=style, color=f"C{i}", label=name + suffix)
+        ax_acc.plot(
+            frame["epoch"], frame["test Accuracy"], ls=style, color=f"C{i}", label=name + suffix
+        )
     ax_norm.hist(norms[name], bins=bins, histtype="step", color=f"C{i}", label=name)
     ax_norm.axvline(max_norms[name], color=f"C{i}", ls="--")
 ax_acc.axhline(ceiling, color="gray", ls=":")
 ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Solid: no clipping; dashed: clipped")
-ax_norm.set(xscale="log", xlabel="gradient norm (no clipping)", ylabel="steps",
-            title="Gradient norms; dashed: each threshold")
-ax_acc.legend(fontsize=7, ncol=2); ax_norm.legend(fontsize=8);
+ax_norm.set(
+    xscale="log",
+    xlabel="gradient norm (no clipping)",
+    ylabel="steps",
+    title="Gradient norms; dashed: each threshold",
+)
+ax_acc.legend(fontsize=7, ncol=2)
+ax_norm.legend(fontsize=8)
 
 # %% tags=["hide-input", "nbval-ignore-output"]
-table = pd.DataFrame({"no clipping": final_scores(plain),
-                      "clipped": final_scores(with_clip).rename(lambda run: run.removesuffix("+clip")),
-                      "median norm": {name: np.median(norms[name]) for name in optimizers},
-                      "largest norm": {name: max(norms[name]) for name in optimizers},
-                      "max_norm": max_norms})
+table = pd.DataFrame(
+    {
+        "no clipping": final_scores(plain),
+        "clipped": final_scores(with_clip).rename(lambda run: run.removesuffix("+clip")),
+        "median norm": {name: np.median(norms[name]) for name in optimizers},
+        "largest norm": {name: max(norms[name]) for name in optimizers},
+        "max_norm": max_norms,
+    }
+)
 for name, row in table.iterrows():
     key = name.replace("+", "_")
     glue(f"clip_gain_{key}", row["clipped"] - row["no clipping"], display=False)

@@ -27,44 +27,60 @@
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
+
 if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+        ],
+        check=True,
+    )
 
 # %%
 import warnings
 
 from tqdm import TqdmWarning
 
-warnings.filterwarnings("ignore", category=TqdmWarning)  # optuna's tqdm.auto warns without ipywidgets
+# optuna's tqdm.auto warns without ipywidgets
+warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
-import torch
-from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
-from idlmam.data import book_loaders
-from idlmam.models import cnn, mlp
+from idlmam.models import cnn
 from idlmam.notebook import glue, setup
-from idlmam.train import accuracy, predict, train_network
-from idlmam.tuning import chapter_loaders, create_study, make_objective
-from idlmam.utils import get_device, set_seed
+from idlmam.tuning import (
+    adamw_cosine,
+    chapter_loaders,
+    create_study,
+    make_objective,
+    retrain_and_test,
+)
+from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is too much for a page
 
 # %%
-BUDGET = get_budget()               # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-TRIALS = BUDGET.trials              # trials per study
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
+TRIALS = BUDGET.trials  # trials per study
 TRIAL_EPOCHS = BUDGET.trial_epochs  # epochs per trial, and for the final training
-TRAIN_SIZE = BUDGET.exercise_train_size  # training images searched and retrained on (None: all 60,000)
-CHANNELS = {"quick": (4, 8), "full": (4, 16), "chapter": (8, 64)}[BUDGET.name]  # exercise 7: filters per convolution
-CONV_LAYERS = (1, 2) if BUDGET.name == "quick" else (1, 3)                     # exercise 7: convolutions
-SEED = 0                            # seeds the samplers, the weights and the batch order
+# training images searched and retrained on (None: all 60,000)
+TRAIN_SIZE = BUDGET.exercise_train_size
+# exercise 7: filters per convolution
+CHANNELS = {"quick": (4, 8), "full": (4, 16), "chapter": (8, 64)}[BUDGET.name]
+CONV_LAYERS = (1, 2) if BUDGET.name == "quick" else (1, 3)  # exercise 7: convolutions
+SEED = 0  # seeds the samplers, the weights and the batch order
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, trials={TRIALS}, epochs per trial={TRIAL_EPOCHS}")
 
@@ -77,9 +93,10 @@ print(f"budget={BUDGET.name}, trials={TRIALS}, epochs per trial={TRIAL_EPOCHS}")
 
 # %%
 train_loader, val_loader = chapter_loaders(BUDGET, seed=SEED, device=DEVICE, train_size=TRAIN_SIZE)
-final = book_loaders(256, device=DEVICE, train_size=TRAIN_SIZE, seed=SEED)  # the same images, unsplit
-print(f"search: {train_loader.n_examples} train / {val_loader.n_examples} validation; "
-      f"final: {final['train'].n_examples} train / {final['test'].n_examples} test")
+print(
+    f"search: {train_loader.n_examples} train / {val_loader.n_examples} validation; "
+    f"final: all {train_loader.n_examples + val_loader.n_examples} to train on, then the test set"
+)
 
 # %% [markdown]
 # ## Exercise 6: tune, retrain, test
@@ -93,48 +110,49 @@ print(f"search: {train_loader.n_examples} train / {val_loader.n_examples} valida
 # ### Solution
 #
 # :::{dropdown} Solution: the objective
-# The objective is the chapter's, and lives in the package: suggest the neurons per layer
-# (`suggest_int`), the number of hidden layers (`suggest_int`) and the learning rate
-# (`suggest_float(..., log=True)`, since rates differ by orders of magnitude), build `mlp`,
-# train it with AdamW and a cosine schedule, and return the last epoch's validation accuracy.
-# Every trial starts from the same seed, so trials differ only in their hyperparameters.
+# The objective is the chapter's, and lives in the package: `make_objective` trains whatever
+# its *builder* makes of a trial and returns the last epoch's validation accuracy. The default
+# builder, `mlp_search`, suggests the neurons per layer (`suggest_int`), the number of hidden
+# layers (`suggest_int`) and the learning rate (`suggest_float(..., log=True)`, since rates
+# differ by orders of magnitude), builds `mlp`, and pairs it with AdamW and a cosine schedule
+# (`adamw_cosine`). Every trial starts from the same seed, so trials differ only in their
+# hyperparameters.
 #
-# ```{literalinclude} ../../idlmam/tuning.py
-# :pyobject: make_objective
+# ```{literalinclude} ../../idlmam/tuning/objective.py
+# :pyobject: mlp_search
 # :language: python
 # ```
 # :::
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 fc_study = create_study(seed=SEED)  # in memory, TPE sampler seeded with SEED
-fc_study.optimize(make_objective(train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE,
-                                 seed=SEED), n_trials=TRIALS)
+fc_study.optimize(
+    make_objective(train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED),
+    n_trials=TRIALS,
+)
 print(f"best validation accuracy {fc_study.best_value:.4f} with {fc_study.best_params}")
 
 # %% [markdown]
 # :::{dropdown} Solution: retrain and test
-# The search's networks were trained on 80% of the data; the final one trains on all of it,
+# The search's networks were trained on 80% of the images; the final one trains on all of them,
 # for the same number of epochs and with the same optimizer and schedule as in a trial, so that
-# the validation accuracy stays a fair estimate. The one function below does this for any
-# network, and exercise 7 reuses it.
+# the validation accuracy stays a fair estimate. The package's `retrain_and_test` does this for
+# any network: it hands the study's best parameters to the builder the search used (here the
+# default, `mlp_search`), so the network, optimizer, schedule and seed are the best trial's;
+# trains it on the search's training and validation images together; and only then loads the
+# test set and scores it, once. Exercise 7 reuses it with its own builder.
+#
+# ```{literalinclude} ../../idlmam/tuning/recipe.py
+# :pyobject: retrain_and_test
+# :language: python
+# ```
 # :::
 
-# %% tags=["hide-input"]
-def retrain_and_test(make_model, learning_rate):
-    """Train ``make_model()`` as a trial would, on all the training images; score it on the test set."""
-    set_seed(SEED)
-    final["train"].generator.manual_seed(SEED)
-    model = make_model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    train_network(model, nn.CrossEntropyLoss(), final["train"], epochs=TRIAL_EPOCHS, device=DEVICE,
-                  optimizer=optimizer, lr_schedule=CosineAnnealingLR(optimizer, TRIAL_EPOCHS),
-                  disable_tqdm=True)
-    return accuracy(*predict(model, final["test"], device=DEVICE))
-
 # %% tags=["hide-input", "nbval-ignore-output"]
-best = fc_study.best_params
-fc_test = retrain_and_test(lambda: mlp(hidden=best["neurons_per_layer"], layers=best["hidden_layers"]),
-                           best["learning_rate"])
+fc_final = retrain_and_test(
+    fc_study, train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED
+)
+fc_test = fc_final.test_accuracy
 glue("fc_val", fc_study.best_value, display=False)
 glue("fc_test", fc_test, display=False)
 glue("fc_gap", fc_test - fc_study.best_value, display=False)
@@ -171,38 +189,47 @@ print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}
 # follow each other). Each round halves the image, so the search space covers everything from
 # no pooling ($28 \times 28$ features into the last layer) to three rounds ($3 \times 3$).
 #
-# ```{literalinclude} ../../idlmam/cnn.py
+# ```{literalinclude} ../../idlmam/models.py
 # :pyobject: cnn
 # :language: python
 # ```
 #
-# The objective mirrors the fully connected one: the same optimizer, schedule, seed and
-# validation split, so the two searches differ only in the network.
+# The builder below is all exercise 7 has to write. `make_objective(..., build=build_cnn)` turns
+# it into the objective, with the same optimizer and schedule (`adamw_cosine`), seed and
+# validation split as exercise 6, so the two searches differ only in the network; and
+# `retrain_and_test(..., build=build_cnn)` retrains its best trial.
 # :::
 
+
 # %% tags=["hide-input"]
-def cnn_objective(trial: optuna.Trial) -> float:
-    """Train a CNN with the trial's hyperparameters; return the last epoch's validation accuracy."""
+def build_cnn(trial: optuna.Trial, epochs: int):
+    """A trial's CNN (filters, convolutions, pooling rounds) with AdamW and a cosine schedule."""
     channels = trial.suggest_int("channels", *CHANNELS, log=True)
     conv_layers = trial.suggest_int("conv_layers", *CONV_LAYERS)
     pool_rounds = trial.suggest_int("pool_rounds", 0, 3)
     learning_rate = trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
-    set_seed(SEED)
-    train_loader.generator.manual_seed(SEED)
-    model = cnn(channels, conv_layers, pool_rounds)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    results = train_network(model, nn.CrossEntropyLoss(), train_loader, val_loader,
-                            score_funcs={"Accuracy": lambda y, y_hat: (y == y_hat).mean()},
-                            epochs=TRIAL_EPOCHS, device=DEVICE, optimizer=optimizer,
-                            lr_schedule=CosineAnnealingLR(optimizer, TRIAL_EPOCHS), disable_tqdm=True)
-    return results["val Accuracy"].iloc[-1]
+    return adamw_cosine(cnn(channels, conv_layers, pool_rounds), learning_rate, epochs)
+
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 cnn_study = create_study(seed=SEED)
-cnn_study.optimize(cnn_objective, n_trials=TRIALS)
+cnn_study.optimize(
+    make_objective(
+        train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED, build=build_cnn
+    ),
+    n_trials=TRIALS,
+)
 best = cnn_study.best_params
-cnn_test = retrain_and_test(lambda: cnn(best["channels"], best["conv_layers"], best["pool_rounds"]),
-                            best["learning_rate"])
+cnn_final = retrain_and_test(
+    cnn_study,
+    train_loader,
+    val_loader,
+    epochs=TRIAL_EPOCHS,
+    build=build_cnn,
+    device=DEVICE,
+    seed=SEED,
+)
+cnn_test = cnn_final.test_accuracy
 glue("cnn_val", cnn_study.best_value, display=False)
 glue("cnn_test", cnn_test, display=False)
 glue("cnn_gap", cnn_test - cnn_study.best_value, display=False)
@@ -210,16 +237,28 @@ print(f"best {best}: Optuna's estimate {cnn_study.best_value:.4f}, test accuracy
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(7, 3.8))
-for i, (label, study, test) in enumerate((("fully connected", fc_study, fc_test), ("convolutional", cnn_study, cnn_test))):
+for i, (label, study, test) in enumerate(
+    (("fully connected", fc_study, fc_test), ("convolutional", cnn_study, cnn_test))
+):
     trials = study.trials_dataframe()
-    ax.plot(trials["number"], trials["value"], "o", color=f"C{i}", label=f"{label}: trials (validation)")
+    ax.plot(
+        trials["number"], trials["value"], "o", color=f"C{i}", label=f"{label}: trials (validation)"
+    )
     ax.plot(trials["number"], trials["value"].cummax(), "-", color=f"C{i}", alpha=0.5)
     ax.axhline(test, color=f"C{i}", ls="--", label=f"{label}: retrained, test")
-ax.set(xlabel="trial", ylabel="accuracy", title="Two searches: each trial, the best so far, the final test")
+ax.set(
+    xlabel="trial",
+    ylabel="accuracy",
+    title="Two searches: each trial, the best so far, the final test",
+)
 ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-ax.legend(fontsize=8);
-pd.DataFrame({"fully connected": fc_study.trials_dataframe()["value"],
-              "convolutional": cnn_study.trials_dataframe()["value"]}).round(4)
+ax.legend(fontsize=8)
+pd.DataFrame(
+    {
+        "fully connected": fc_study.trials_dataframe()["value"],
+        "convolutional": cnn_study.trials_dataframe()["value"],
+    }
+).round(4)
 
 # %% [markdown]
 # :::{dropdown} Solution: convolutions against fully connected layers
@@ -244,6 +283,6 @@ pd.DataFrame({"fully connected": fc_study.trials_dataframe()["value"],
 # - Ran the chapter's Optuna study for a fully connected network, rebuilt its best network,
 #   trained it on all the training images, validation split included, and scored it once on
 #   the test set.
-# - Built a CNN whose depth and number of max-pooling rounds are arguments, and ran the same
-#   search, retraining and test on it.
+# - Wrote a builder for a CNN whose depth and number of max-pooling rounds are hyperparameters,
+#   and handed it to the same objective, retraining and test.
 # - Compared each search's estimate with its test score, and the two kinds of network.
