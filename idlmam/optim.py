@@ -7,6 +7,7 @@ number of dips that ends on a dip.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -14,6 +15,8 @@ import torch
 __all__ = [
     "exponential_gamma",
     "cosine_t_max",
+    "cosine_extremes",
+    "cosine_schedule",
     "schedule_lrs",
     "clip_grad_norm_on_step",
     "SGD",
@@ -60,6 +63,86 @@ def cosine_t_max(epochs: int, dips: int) -> int:
             "train longer or ask for fewer dips"
         )
     return max(1, (epochs - 1) // (2 * dips - 1))
+
+
+def cosine_extremes(epochs: int, dips: int) -> list[int]:
+    """The epochs where a cosine schedule with ``dips`` dips turns: peak, dip, peak, ..., dip.
+
+    ``2 * dips`` whole epochs spread as evenly as rounding allows over ``0 .. epochs - 1``: the
+    first is epoch 0 (the top), the last is ``epochs - 1`` (the last dip), so a run planned for
+    ``epochs`` always ends on its lowest rate.
+
+    Raises:
+        ValueError: ``dips`` below 1, or fewer than ``2 * dips`` epochs.
+
+    Example:
+        >>> cosine_extremes(15, 2)  # top, dip, top, dip
+        [0, 5, 9, 14]
+    """
+    if dips < 1:
+        raise ValueError(f"dips must be at least 1, got {dips}")
+    if epochs < 2 * dips:
+        raise ValueError(
+            f"{dips} dips need at least {2 * dips} epochs, got {epochs}: "
+            "train longer or ask for fewer dips"
+        )
+    segments = 2 * dips - 1  # half-cosines between consecutive extremes
+    return [round(k * (epochs - 1) / segments) for k in range(segments + 1)]
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, epochs: int, dips: int, *, eta_min: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    r"""A cosine schedule whose ``dips``-th dip falls on the last of ``epochs``.
+
+        ``CosineAnnealingLR`` needs a whole ``T_max``, so for most epoch counts its last dip comes
+        early and the run ends partway back up (:func:`cosine_t_max`). This schedule is the same
+        curve drawn between the turning points of :func:`cosine_extremes`: from each top
+        (:math:`\eta_0`, each group's initial rate) to the next dip (:math:`\eta_{min}`) and back,
+        one half-cosine per stretch,
+
+        .. math::
+            \eta_t = \eta_{to} + 	frac{1}{2}(\eta_{from} - \eta_{to})
+                     \left(1 + \cosrac{\pi (t - t_{from})}{t_{to} - t_{from}}
+    ight),
+
+        so it reaches :math:`\eta_{min}` exactly ``dips`` times, never goes below it, and trains its
+        last epoch at :math:`\eta_{min}`. Stepped past the last epoch it stays there.
+
+        Args:
+            optimizer: the optimizer whose rates it sets (each group from its own initial rate).
+            epochs: the epochs of the run (stepped once per epoch).
+            dips: how many minima.
+            eta_min: the floor, below every group's initial rate.
+
+        Raises:
+            ValueError: see :func:`cosine_extremes`, or ``eta_min`` not in ``[0, eta_0)``.
+
+        Example:
+            >>> lrs = schedule_lrs(lambda o: cosine_schedule(o, 5, 2, eta_min=0.001), 5, 0.1)
+            >>> [round(lr, 4) for lr in lrs]  # turns at epochs 0, 1, 3, 4
+            [0.1, 0.001, 0.0505, 0.1, 0.001]
+    """
+    turns = cosine_extremes(epochs, dips)
+    bases = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    for base in bases:
+        if not 0 <= eta_min < base:
+            raise ValueError(f"need 0 <= eta_min < the initial rate {base}, got {eta_min}")
+
+    def factor(base: float) -> Callable[[int], float]:
+        def at(epoch: int) -> float:
+            if epoch >= turns[-1]:
+                return eta_min / base
+            k = max(i for i in range(len(turns) - 1) if turns[i] <= epoch)
+            start, end = turns[k], turns[k + 1]
+            first, last = (base, eta_min) if k % 2 == 0 else (eta_min, base)  # down, then up
+            progress = (epoch - start) / (end - start)  # 0 at the first turn, 1 at the next
+            lr = last + 0.5 * (first - last) * (1 + math.cos(math.pi * progress))
+            return lr / base
+
+        return at
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(base) for base in bases])
 
 
 def schedule_lrs(

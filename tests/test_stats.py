@@ -1,0 +1,80 @@
+"""The comparison helper against intervals computed by hand (t quantiles from tables)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from idlmam.stats import compare, final_scores
+
+
+def frame_of(scores: dict[str, list[float]], epochs: int = 2) -> pd.DataFrame:
+    """A long frame: every run over seeds 0..n-1, its final score on the last epoch."""
+    rows = []
+    for run, values in scores.items():
+        for seed, value in enumerate(values):
+            for epoch in range(epochs):
+                score = value if epoch == epochs - 1 else 0.1  # only the last epoch counts
+                rows.append({"run": run, "seed": seed, "epoch": epoch, "test Accuracy": score})
+    return pd.DataFrame(rows)
+
+
+def test_final_scores_mean_and_t_interval_by_hand():
+    table = final_scores(frame_of({"A": [0.80, 0.82, 0.84], "B": [0.70, 0.71, 0.72]}))
+    assert list(table.index) == ["A", "B"]  # best first
+    a = table.loc["A"]
+    # mean 0.82, sd 0.02, t(0.975, 2) = 4.302653: half width 4.302653 * 0.02 / sqrt(3)
+    assert a["seeds"] == 3 and a["mean"] == pytest.approx(0.82)
+    assert a["std"] == pytest.approx(0.02)
+    assert a["half_width"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-6)
+    assert a["low"] == pytest.approx(0.82 - 0.049683, abs=1e-6)
+
+
+def test_paired_difference_within_the_noise_by_hand():
+    frame = frame_of({"A": [0.80, 0.82, 0.84], "B": [0.78, 0.79, 0.83]})
+    result = compare(frame, "A", "B")
+    # per-seed differences 0.02, 0.03, 0.01: mean 0.02, sd 0.01, half width 4.302653*0.01/sqrt(3)
+    assert result.paired and result.seeds == 3
+    assert result.difference == pytest.approx(0.02)
+    assert result.half_width == pytest.approx(0.024841, abs=1e-6)
+    assert not result.differs
+    assert result.sentence() == (
+        "A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points)"
+    )
+
+
+def test_a_clear_difference_says_which_side_by_hand():
+    frame = frame_of({"SGD": [0.70, 0.71, 0.72], "AdamW": [0.80, 0.80, 0.81]})
+    result = compare(frame, "SGD", "AdamW")
+    # differences -0.10, -0.09, -0.09: mean -0.09333, sd 0.005774, half width 0.014343
+    assert result.difference == pytest.approx(-0.093333, abs=1e-6)
+    assert result.half_width == pytest.approx(0.014343, abs=1e-6)
+    assert result.differs
+    assert result.sentence() == "SGD ends 9.3 ± 1.4 points below AdamW over 3 seeds"
+
+
+def test_unpaired_runs_use_welch_by_hand():
+    frame = frame_of({"A": [0.80, 0.82, 0.84], "B": [0.70, 0.72]})
+    frame.loc[frame["run"] == "B", "seed"] += 10  # other seeds: not paired
+    result = compare(frame, "A", "B")
+    # Welch by hand: var_a/3 = 0.0004/3, var_b/2 = 0.0002/2, dof = 2.882; the t quantile lies
+    # between t(0.975, 3) = 3.182446 and t(0.975, 2) = 4.302653 (tables)
+    sa, sb = 0.0004 / 3, 0.0002 / 2
+    assert (sa + sb) ** 2 / (sa**2 / 2 + sb**2 / 1) == pytest.approx(2.882353, abs=1e-6)
+    assert not result.paired and result.difference == pytest.approx(0.11)
+    assert 3.182446 < result.half_width / math.sqrt(sa + sb) < 4.302653
+    assert result.differs
+
+
+def test_one_seed_claims_nothing():
+    result = compare(frame_of({"A": [0.9], "B": [0.5]}), "A", "B")
+    assert not result.differs and "cannot be told apart with 1 seed" in result.sentence()
+
+
+def test_a_diverged_seed_is_left_out_and_a_missing_run_is_named():
+    frame = frame_of({"A": [0.80, float("nan"), 0.84], "B": [0.70, 0.71, 0.72]})
+    assert final_scores(frame).loc["A", "seeds"] == 2
+    with pytest.raises(ValueError, match="run 'C' is not in the frame"):
+        compare(frame, "A", "C")
+    with pytest.raises(ValueError, match="lacks the columns"):
+        final_scores(frame.drop(columns="seed"))
