@@ -14,6 +14,7 @@ from torch import nn
 
 from .models import clamp_gradients, mlp
 from .train import DivergenceWarning, accuracy, train_many, train_network, why_not_stacked
+from .train.stacked import seeds_frame, warn_diverged_seeds
 from .utils import order_seed, set_seed
 
 __all__ = ["run"]
@@ -87,6 +88,7 @@ def run(
         and not per_seed
         and not why_not_stacked(model_fn, make_optimizer, make_schedule)
     )
+    train = dict(score_funcs=score_funcs, epochs=epochs, device=device)
     if stack:
         frame = train_many(
             model_fn,
@@ -97,25 +99,30 @@ def run(
             lr_schedule_fn=make_schedule,
             val_loader=loaders.get("val"),
             test_loader=loaders.get("test"),
-            score_funcs=score_funcs,
-            epochs=epochs,
-            device=device,
             clip_value=clip_value,
             on_epoch_end=on_epoch_end,
+            **train,
         )
     else:
-        frame = _one_by_one(
-            seeds,
-            make_optimizer,
-            make_schedule,
-            loaders,
-            epochs,
-            device,
-            model_fn,
-            clip_value,
-            score_funcs,
-            on_epoch_end,
-        )
+        frames, diverged = [], []
+        for seed in seeds:
+            one = _one_seed(
+                seed,
+                make_optimizer,
+                make_schedule,
+                loaders,
+                model_fn,
+                clip_value,
+                on_epoch_end,
+                train,
+            )
+            if one.attrs["diverged"]:
+                last = one.iloc[-1]
+                diverged.append(f"seed {seed} at epoch {int(last['epoch'])} ({last['train loss']})")
+            frames.append(one.assign(seed=seed))
+        if diverged:
+            warn_diverged_seeds(diverged)
+        frame = seeds_frame(frames)
     diverged = frame.attrs["diverged"]
     columns = [c for c in frame.columns if c != "seed"]
     frame = frame[columns].assign(run=label, seed=frame["seed"])
@@ -123,69 +130,40 @@ def run(
     return frame
 
 
-def _one_by_one(
-    seeds,
-    make_optimizer,
-    make_schedule,
-    loaders,
-    epochs,
-    device,
-    model_fn,
-    clip_value,
-    score_funcs,
-    on_epoch_end,
+def _one_seed(
+    seed, make_optimizer, make_schedule, loaders, model_fn, clip_value, on_epoch_end, train: dict
 ):
-    """The seeds of :func:`run` trained one after the other with ``train_network``."""
-    import pandas as pd
+    """One seed of :func:`run` trained alone with ``train_network`` (its divergence warning
+    left to ``run``, which issues one for all seeds)."""
+    data = loaders(seed) if callable(loaders) else loaders
+    generator = getattr(data["train"], "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(order_seed(seed))  # this seed's order, whatever ran before
+    set_seed(seed)
+    model = model_fn()
+    optimizer = make_optimizer(model.parameters())
+    schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
+    hooks = clamp_gradients(model, clip_value) if clip_value is not None else []
+    hook = None
+    if on_epoch_end is not None:
 
-    frames, diverged = [], []
-    for seed in seeds:
-        data = loaders(seed) if callable(loaders) else loaders
-        generator = getattr(data["train"], "generator", None)
-        if isinstance(generator, torch.Generator):
-            generator.manual_seed(order_seed(seed))  # this seed's order, whatever ran before
-        set_seed(seed)
-        model = model_fn()
-        optimizer = make_optimizer(model.parameters())
-        schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
-        hooks = clamp_gradients(model, clip_value) if clip_value is not None else []
-        hook = (
-            None
-            if on_epoch_end is None
-            else lambda epoch, row, seed=seed: on_epoch_end(epoch, {**row, "seed": seed})
-        )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DivergenceWarning)  # one warning for all seeds
-                frame = train_network(
-                    model,
-                    nn.CrossEntropyLoss(),
-                    data["train"],
-                    val_loader=data.get("val"),
-                    test_loader=data.get("test"),
-                    score_funcs=score_funcs,
-                    epochs=epochs,
-                    device=device,
-                    optimizer=optimizer,
-                    lr_schedule=schedule,
-                    on_epoch_end=hook,
-                )
-        finally:
-            for handle in hooks:
-                handle.remove()
-        if frame.attrs["diverged"]:
-            last = frame.iloc[-1]
-            diverged.append(f"seed {seed} at epoch {int(last['epoch'])} ({last['train loss']})")
-        frames.append(frame.assign(seed=seed))
-    frame = pd.concat(frames, ignore_index=True)
-    if diverged:
-        frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
-        warnings.warn(
-            f"the training loss became NaN or infinite for {', '.join(diverged)}: "
-            "those seeds stopped, the others went on. The frame keeps their rows, the "
-            "last with diverged=True; lower the learning rate or clip the gradients",
-            DivergenceWarning,
-            stacklevel=3,
-        )
-    frame.attrs["diverged"] = bool(diverged)
-    return frame
+        def hook(epoch: int, row: dict) -> bool | None:
+            return on_epoch_end(epoch, {**row, "seed": seed})
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)
+            return train_network(
+                model,
+                nn.CrossEntropyLoss(),
+                data["train"],
+                val_loader=data.get("val"),
+                test_loader=data.get("test"),
+                optimizer=optimizer,
+                lr_schedule=schedule,
+                on_epoch_end=hook,
+                **train,
+            )
+    finally:
+        for handle in hooks:
+            handle.remove()

@@ -48,6 +48,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,7 +58,15 @@ from ..utils import get_device, order_seed, progress_enabled, set_seed
 from .checks import check_epochs_loaders_scores, preflight, score
 from .loop import DivergenceWarning, batch_pass
 
-__all__ = ["StackedMLP", "VmapModels", "stack_models", "train_many", "why_not_stacked"]
+__all__ = [
+    "seeds_frame",
+    "warn_diverged_seeds",
+    "StackedMLP",
+    "VmapModels",
+    "stack_models",
+    "train_many",
+    "why_not_stacked",
+]
 
 ScoreFunc = Callable[..., float]
 # activations applied value by value: the same module works on (B, h) and on (K, B, h)
@@ -495,13 +504,27 @@ def why_not_stacked(
     return ""
 
 
-def _frame(seeds: Sequence[int], rows: dict[int, list[dict]], diverged: bool):
-    import pandas as pd
-
-    frame = pd.concat(
-        [pd.DataFrame(rows[seed]).assign(seed=seed) for seed in seeds], ignore_index=True
+def warn_diverged_seeds(where: Sequence[str], stacklevel: int = 2) -> None:
+    """The one :class:`~idlmam.train.DivergenceWarning` of a multi-seed run (``where``: the
+    seeds that diverged, e.g. ``["seed 1 at epoch 3 (nan)"]``)."""
+    warnings.warn(
+        f"the training loss became NaN or infinite for {', '.join(where)}: those seeds "
+        "stopped, the others went on. The frame keeps their rows, the last with "
+        "diverged=True; lower the learning rate or clip the gradients",
+        DivergenceWarning,
+        stacklevel=stacklevel,
     )
-    if diverged:  # True on the last row of each seed that diverged, False elsewhere
+
+
+def seeds_frame(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The per-seed frames (each with a ``seed`` column) one below the other.
+
+    ``diverged`` is a boolean column when any seed diverged (True on each diverged seed's last
+    row) and ``frame.attrs["diverged"]`` says whether one did.
+    """
+    frame = pd.concat(frames, ignore_index=True)
+    diverged = "diverged" in frame
+    if diverged:
         frame["diverged"] = frame["diverged"].astype("boolean").fillna(False).astype(bool)
     first = ["seed", "epoch", "total time", "lr"]
     frame = frame[first + [c for c in frame.columns if c not in first]]
@@ -697,14 +720,8 @@ def train_many(
         for hook in hooks:
             hook.remove()
     if diverged:
-        warnings.warn(
-            f"the training loss became NaN or infinite for {', '.join(diverged)}: "
-            "those seeds stopped, the others went on. The frame keeps their rows, the "
-            "last with diverged=True; lower the learning rate or clip the gradients",
-            DivergenceWarning,
-            stacklevel=2,
-        )
-    frame = _frame(seeds, rows, bool(diverged))
+        warn_diverged_seeds(diverged, stacklevel=3)
+    frame = seeds_frame([pd.DataFrame(rows[seed]).assign(seed=seed) for seed in seeds])
     if not return_models:
         return frame
     models = stacked.unstack()
