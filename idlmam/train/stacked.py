@@ -255,9 +255,9 @@ class StackedMLP(nn.Module):
 class VmapModels(nn.Module):
     """K models of any architecture without buffers or randomness, run with ``torch.func.vmap``.
 
-    General, but for the book's MLP on a 2-core CPU it was slower than K separate runs (vmap
-    turns each layer into batched products with extra reshapes and copies); :func:`stack_models`
-    uses it only when :class:`StackedMLP` cannot express the model.
+    General, but slower than :class:`StackedMLP` for an MLP (vmap turns each layer into batched
+    products with extra reshapes and copies); :func:`stack_models` uses it only when
+    :class:`StackedMLP` cannot express the model.
 
     Args:
         models: K models with the same architecture.
