@@ -483,9 +483,8 @@ def why_not_stacked(
         >>> why_not_stacked(mlp, lambda p: torch.optim.SGD(p, lr=0.1), "ReduceLROnPlateau")
         'ReduceLROnPlateau needs one learning rate per model'
     """
-    plateau = "ReduceLROnPlateau needs one learning rate per model"
     if isinstance(lr_schedule_fn, str):
-        return plateau
+        return _PLATEAU
     model = model_fn()
     try:
         stacked = stack_models([model])
@@ -494,13 +493,20 @@ def why_not_stacked(
     if isinstance(stacked, VmapModels) and any(True for _ in model.buffers()):
         return "the model has buffers (batch norm statistics?), which vmap cannot update"
     probe = optimizer_fn(model.parameters())
-    if type(probe).__name__ in NOT_ELEMENTWISE:
-        return f"{type(probe).__name__} mixes values within a tensor"
-    if getattr(probe, "_optimizer_step_pre_hooks", None):
+    return _coupling(probe, lr_schedule_fn(probe) if lr_schedule_fn is not None else None)
+
+
+_PLATEAU = "ReduceLROnPlateau needs one learning rate per model"
+
+
+def _coupling(optimizer: torch.optim.Optimizer, lr_schedule: object) -> str:
+    """What in this optimizer or schedule would couple stacked models (empty string: nothing)."""
+    if type(optimizer).__name__ in NOT_ELEMENTWISE:
+        return f"{type(optimizer).__name__} mixes values within a tensor"
+    if getattr(optimizer, "_optimizer_step_pre_hooks", None):
         return "the optimizer rewrites the gradients before its step (norm clipping?)"
-    schedule = lr_schedule_fn(probe) if lr_schedule_fn is not None else None
-    if isinstance(schedule, ReduceLROnPlateau):
-        return plateau
+    if lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau):
+        return _PLATEAU
     return ""
 
 
@@ -633,22 +639,17 @@ def train_many(
     del models
     params = list(stacked.parameters())
     optimizer = (optimizer_fn or torch.optim.AdamW)(params)
-    if type(optimizer).__name__ in NOT_ELEMENTWISE:
-        raise ValueError(
-            f"{type(optimizer).__name__} mixes values within a tensor, so on stacked "
-            "weights it would couple the K models: train the seeds one by one"
-        )
     if not any(p is q for group in optimizer.param_groups for p in group["params"] for q in params):
         raise ValueError(
             "optimizer_fn built an optimizer that holds none of the parameters it "
             "was given: build it as optimizer_fn=lambda params: SGD(params, ...)"
         )
     lr_schedule = lr_schedule_fn(optimizer) if lr_schedule_fn is not None else None
-    if lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau):
+    coupled = _coupling(optimizer, lr_schedule)
+    if coupled:
         raise ValueError(
-            "ReduceLROnPlateau lowers the rate when one run's validation loss "
-            "stalls, so the K models would need different rates: train the seeds "
-            "one by one with train_network, or use a fixed schedule"
+            f"{coupled}, so on stacked weights it would couple the K models: train the seeds "
+            "one by one with train_network (idlmam.experiments.run does so by itself)"
         )
     if lr_schedule is not None and getattr(lr_schedule, "optimizer", None) is not optimizer:
         raise ValueError("lr_schedule_fn must build its schedule on the optimizer it is given")

@@ -36,16 +36,14 @@ class CountingLoader(ResidentLoader):
 
 
 @pytest.fixture
-def test_data():
+def held_out():
     """30 held-out examples labelled by the rule of ``tiny_data``."""
     g = torch.Generator().manual_seed(1)
     X = torch.rand(30, 1, 28, 28, generator=g)
     return X, (X.mean(dim=(1, 2, 3)) * 10 % 10).long()
 
 
-def test_retrain_trains_once_on_train_plus_val_and_scores_the_test_set_once(
-    loaders, spy, test_data
-):
+def test_retrain_trains_once_on_train_plus_val_and_scores_the_test_set_once(loaders, spy, held_out):
     """Oracle: the same run made by hand on the 100 examples, scored by counting right labels."""
     from torch.optim.lr_scheduler import CosineAnnealingLR
 
@@ -55,7 +53,7 @@ def test_retrain_trains_once_on_train_plus_val_and_scores_the_test_set_once(
 
     train_loader, val_loader = loaders
     CountingLoader.reads = 0
-    test_loader = CountingLoader(*test_data, 8)
+    test_loader = CountingLoader(*held_out, 8)
     final = retrain_and_test(PARAMS, train_loader, val_loader, test_loader, epochs=3)
 
     assert isinstance(final, Retrained) and CountingLoader.reads == 1  # the test set, once
@@ -86,13 +84,13 @@ def test_retrain_trains_once_on_train_plus_val_and_scores_the_test_set_once(
     )
     model.eval()
     with torch.no_grad():
-        right = (model(test_data[0]).argmax(1) == test_data[1]).sum().item()
+        right = (model(held_out[0]).argmax(1) == held_out[1]).sum().item()
     assert final.test_accuracy == right / 30
     for a, b in zip(model.parameters(), final.model.parameters()):
         assert torch.equal(a, b)
 
 
-def test_retrain_takes_the_best_trial_of_a_study_and_its_builder(loaders, spy, test_data):
+def test_retrain_takes_the_best_trial_of_a_study_and_its_builder(loaders, spy, held_out):
     def build_cnn(trial, epochs):
         from idlmam.models import cnn
 
@@ -104,7 +102,7 @@ def test_retrain_takes_the_best_trial_of_a_study_and_its_builder(loaders, spy, t
     study = create_study(seed=0)
     study.optimize(make_objective(*loaders, epochs=1, build=build_cnn), n_trials=3)
     spy.clear()
-    final = retrain_and_test(study, *loaders, ResidentLoader(*test_data), epochs=1, build=build_cnn)
+    final = retrain_and_test(study, *loaders, ResidentLoader(*held_out), epochs=1, build=build_cnn)
     assert final.params == study.best_params
     (call,) = spy
     conv = call["model"][0]
@@ -112,19 +110,19 @@ def test_retrain_takes_the_best_trial_of_a_study_and_its_builder(loaders, spy, t
     assert call["lr_schedule"].base_lrs == [study.best_params["learning_rate"]]
     # the same trial's parameters give the same network and score, however they are passed
     again = retrain_and_test(
-        study.best_trial, *loaders, ResidentLoader(*test_data), epochs=1, build=build_cnn
+        study.best_trial, *loaders, ResidentLoader(*held_out), epochs=1, build=build_cnn
     )
     assert again.test_accuracy == final.test_accuracy
 
 
-def test_retrain_loads_the_test_set_only_after_training(loaders, spy, monkeypatch, test_data):
+def test_retrain_loads_the_test_set_only_after_training(loaders, spy, monkeypatch, held_out):
     import idlmam.data
 
     asked = []
 
     def fake_fashion_mnist(train=True, root=None):
         asked.append((train, len(spy)))
-        return list(zip(test_data[0], test_data[1].tolist()))
+        return list(zip(held_out[0], held_out[1].tolist()))
 
     monkeypatch.setattr(idlmam.data, "fashion_mnist", fake_fashion_mnist)
     final = retrain_and_test(PARAMS, *loaders, epochs=1)
