@@ -9,7 +9,12 @@ decides how long the whole book takes:
 * ``chapter`` is the source chapter's own numbers: 50 epochs per run, trials of 10 epochs, and
   the exercises at their largest. Several times ``full``'s cost: meant for a GPU.
 * ``quick`` runs every cell of every notebook with small numbers (7 epochs, 12,000 training
-  images); it is what CI and the notebook regression suite use.
+  images); it is what CI and the notebook regression suite use. It is a smoke test, too small
+  for the chapter's findings: a page states a finding only on a budget whose ``findings`` is
+  true, and shows a box in its place on ``quick`` (:func:`idlmam.notebook.finding`).
+
+With ``IDL_BUDGET`` unset, a runtime with a CUDA GPU (Colab's, for one) gets ``chapter`` and
+any other gets ``full``.
 
 What each budget costs on one machine is measured in ``book/measurements.md``.
 
@@ -43,6 +48,8 @@ class Budget:
         exercise_train_size: training examples of the costlier exercises (the batch-size and
             depth sweeps, the two searches of exercises 6 and 7; ``None``: all 60,000).
         exercise_epochs: epochs per run of the sweeps of exercises 2 to 5.
+        findings: whether runs this size may be read as findings (a page states its
+            comparisons only then; ``quick`` is a smoke test).
     """
 
     name: str
@@ -55,6 +62,15 @@ class Budget:
     toy_trials: int = 100
     exercise_train_size: int | None = None
     exercise_epochs: int = 50
+    findings: bool = True
+
+    def describe(self) -> str:
+        """One line for a page: which budget made its numbers, and how big it is."""
+        images = f"{self.train_size:,}" if self.train_size else "all 60,000"
+        return (
+            f"the `{self.name}` budget: {self.epochs} epochs per run, {self.seeds} seeds, "
+            f"{images} training images"
+        )
 
 
 BUDGETS = {
@@ -90,17 +106,27 @@ BUDGETS = {
         train_size=12_000,
         exercise_train_size=12_000,
         exercise_epochs=7,
+        findings=False,
     ),
 }
 
 
+def _default_name() -> str:
+    import torch
+
+    return "chapter" if torch.cuda.is_available() else "full"
+
+
 def get_budget(name: str | None = None) -> Budget:
-    """Return the budget named ``name``, or the one ``IDL_BUDGET`` names (``full`` if unset).
+    """Return the budget named ``name``, or the one ``IDL_BUDGET`` names.
+
+    With neither, the default: ``chapter`` where a CUDA GPU is present (a Colab GPU runtime runs
+    the source's 50 epochs), ``full`` elsewhere.
 
     Raises:
         ValueError: the name is not one of :data:`BUDGETS`.
     """
-    chosen = name if name is not None else os.environ.get("IDL_BUDGET", "full")
+    chosen = name if name is not None else os.environ.get("IDL_BUDGET") or _default_name()
     chosen = chosen.strip().lower()
     if chosen not in BUDGETS:
         raise ValueError(

@@ -1,10 +1,25 @@
-"""Small conveniences for the chapter notebooks: glue numbers into the prose, quiet defaults."""
+"""Small conveniences for the chapter notebooks: glue numbers into the prose, quiet defaults,
+and the boxes that say which budget made a page's numbers and when they are too few to read.
+
+The boxes are HTML outputs with inline styles, so they look the same on the site, in Jupyter
+and in Colab.
+"""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
-__all__ = ["glue", "setup"]
+from .budget import Budget, get_budget
+
+__all__ = ["glue", "setup", "finding", "budget_banner"]
+
+_BOX = (
+    '<div class="admonition {kind}" style="border-left: 4px solid {colour}; padding: 0.4em 0.8em;'
+    ' margin: 0.5em 0; background: {background};"><p class="admonition-title"'
+    ' style="font-weight: bold; margin: 0;">{title}</p><p style="margin: 0.3em 0 0 0;">{body}</p>'
+    "</div>"
+)
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
@@ -39,3 +54,65 @@ def setup(threads: int | None = None) -> None:
             "axes.spines.right": False,
         }
     )
+
+
+def _box(kind: str, title: str, body: str) -> str:
+    colour, background = {"note": ("#2a7ab0", "#eef6fb"), "warning": ("#c77700", "#fff6e5")}[kind]
+    return _BOX.format(kind=kind, colour=colour, background=background, title=title, body=body)
+
+
+def _show_html(markup: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(markup))
+
+
+def budget_banner(budget: Budget | None = None) -> str:
+    """Show which budget produced the numbers of this page; returns the box's HTML."""
+    budget = budget or get_budget()
+    body = html.escape(f"The numbers and figures on this page come from {budget.describe()}.")
+    body = body.replace("`", "")
+    if not budget.findings:
+        body += (
+            " That is a smoke test of the code, too small for the chapter's findings: where a"
+            " finding would stand, a box says so instead."
+        )
+    markup = _box("note", "Budget", body)
+    _show_html(markup)
+    return markup
+
+
+def finding(text: str, *, needs: str, budget: Budget | None = None) -> str:
+    """State ``text`` (a finding of the runs above) only on a budget large enough to support it.
+
+    On such a budget the cell shows ``text`` as Markdown; on ``quick`` (``findings`` false) it
+    shows a warning box saying the runs are too small to ``needs`` and states nothing. Glue the
+    numbers ``text`` is made of as well, if the prose needs them; the prose around the cell
+    must not state the finding itself.
+
+    Args:
+        text: the finding, in Markdown, with its numbers already in it.
+        needs: what the runs would have to show, completing "too small to ...".
+        budget: the budget the runs used (default: :func:`idlmam.budget.get_budget`).
+
+    Returns:
+        What was shown: ``text``, or the box's HTML.
+
+    Raises:
+        ValueError: ``text`` or ``needs`` is empty.
+    """
+    if not text.strip() or not needs.strip():
+        raise ValueError("finding() needs the finding's text and what it needs, both non-empty")
+    budget = budget or get_budget()
+    if budget.findings:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+        return text
+    body = html.escape(
+        f"These runs ({budget.describe()}) are too small to {needs}. "
+        "Run the page with IDL_BUDGET=full to see it, or read it on the published site."
+    ).replace("`", "")
+    markup = _box("warning", "No finding on this budget", body)
+    _show_html(markup)
+    return markup

@@ -14,6 +14,8 @@ import torch
 
 __all__ = [
     "exponential_gamma",
+    "ETA_MIN_RATIO",
+    "eta_min_for",
     "cosine_t_max",
     "cosine_extremes",
     "cosine_schedule",
@@ -23,6 +25,27 @@ __all__ = [
     "Adam",
     "AdamW",
 ]
+
+
+ETA_MIN_RATIO = 0.01
+"""Every schedule of the book decays to ``eta_0 * ETA_MIN_RATIO``, 100 times below its start.
+
+The chapter's rule of thumb puts the floor 10 to 100 times below :math:`\eta_0`. We take the
+far end of that range once, for every page: low enough that the last epochs settle into a
+minimum, and never 0, because an epoch at a learning rate of 0 changes no weight and is wasted.
+"""
+
+
+def eta_min_for(eta_0: float) -> float:
+    """The floor :math:`\eta_{min}` of every schedule in the book: ``eta_0 * ETA_MIN_RATIO``.
+
+    Example:
+        >>> eta_min_for(0.1)
+        0.001
+    """
+    if eta_0 <= 0:
+        raise ValueError(f"eta_0 must be positive, got {eta_0}")
+    return eta_0 * ETA_MIN_RATIO
 
 
 def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
@@ -43,17 +66,21 @@ def exponential_gamma(eta_0: float, eta_min: float, epochs: int) -> float:
 
 
 def cosine_t_max(epochs: int, dips: int) -> int:
-    r"""``T_max`` for ``CosineAnnealingLR`` so that ``epochs`` of training end on the last of ``dips``.
+    r"""The largest whole ``T_max`` for ``CosineAnnealingLR`` that fits ``dips`` dips in ``epochs``.
 
-    A dip is a minimum of the learning rate. The schedule reaches its k-th dip at epoch
+    A dip is a minimum of the learning rate. ``CosineAnnealingLR`` reaches its k-th dip at epoch
     :math:`(2k - 1) \cdot T_{max}`, so ``dips`` of them fit in epochs ``0 .. T-1`` when
-    :math:`T_{max} = \lfloor (T - 1) / (2 \cdot \mathrm{dips} - 1) \rfloor` (at least 1),
-    and the run ends low, never halfway up a rise. When the rounding leaves exactly enough
-    epochs, one more dip falls on the very last epoch.
+    :math:`T_{max} = \lfloor (T - 1) / (2 \cdot \mathrm{dips} - 1) \rfloor` (at least 1).
+    Only when :math:`2 \cdot \mathrm{dips} - 1` divides :math:`T - 1` does the last dip fall
+    on the last epoch; otherwise the run spends its last epochs climbing back up (15 epochs and
+    2 dips: ``T_max`` 4, dips at epochs 4 and 12, and epochs 13 and 14 rising). To end on the
+    last dip for any epoch count, use :func:`cosine_schedule`.
 
     Example:
-        >>> cosine_t_max(50, 2)  # dips at epochs 16 and 48 of 0..49
+        >>> cosine_t_max(49, 2)  # dips at epochs 16 and 48 of 0..48: the last epoch
         16
+        >>> cosine_t_max(15, 2)  # dips at epochs 4 and 12 of 0..14: ends on the way up
+        4
     """
     if dips < 1:
         raise ValueError(f"dips must be at least 1, got {dips}")
@@ -95,33 +122,32 @@ def cosine_schedule(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     r"""A cosine schedule whose ``dips``-th dip falls on the last of ``epochs``.
 
-        ``CosineAnnealingLR`` needs a whole ``T_max``, so for most epoch counts its last dip comes
-        early and the run ends partway back up (:func:`cosine_t_max`). This schedule is the same
-        curve drawn between the turning points of :func:`cosine_extremes`: from each top
-        (:math:`\eta_0`, each group's initial rate) to the next dip (:math:`\eta_{min}`) and back,
-        one half-cosine per stretch,
+    ``CosineAnnealingLR`` needs a whole ``T_max``, so for most epoch counts its last dip comes
+    early and the run ends partway back up (:func:`cosine_t_max`). This schedule is the same
+    curve drawn between the turning points of :func:`cosine_extremes`: from each top
+    (:math:`\eta_0`, each group's initial rate) to the next dip (:math:`\eta_{min}`) and back,
+    one half-cosine per stretch,
 
-        .. math::
-            \eta_t = \eta_{to} + 	frac{1}{2}(\eta_{from} - \eta_{to})
-                     \left(1 + \cosrac{\pi (t - t_{from})}{t_{to} - t_{from}}
-    ight),
+    .. math::
+        \eta_t = \eta_{to} + \frac{1}{2}(\eta_{from} - \eta_{to})
+                 \left(1 + \cos\frac{\pi (t - t_{from})}{t_{to} - t_{from}}\right),
 
-        so it reaches :math:`\eta_{min}` exactly ``dips`` times, never goes below it, and trains its
-        last epoch at :math:`\eta_{min}`. Stepped past the last epoch it stays there.
+    so it reaches :math:`\eta_{min}` exactly ``dips`` times, never goes below it, and trains its
+    last epoch at :math:`\eta_{min}`. Stepped past the last epoch it stays there.
 
-        Args:
-            optimizer: the optimizer whose rates it sets (each group from its own initial rate).
-            epochs: the epochs of the run (stepped once per epoch).
-            dips: how many minima.
-            eta_min: the floor, below every group's initial rate.
+    Args:
+        optimizer: the optimizer whose rates it sets (each group from its own initial rate).
+        epochs: the epochs of the run (stepped once per epoch).
+        dips: how many minima.
+        eta_min: the floor, below every group's initial rate.
 
-        Raises:
-            ValueError: see :func:`cosine_extremes`, or ``eta_min`` not in ``[0, eta_0)``.
+    Raises:
+        ValueError: see :func:`cosine_extremes`, or ``eta_min`` not in ``[0, eta_0)``.
 
-        Example:
-            >>> lrs = schedule_lrs(lambda o: cosine_schedule(o, 5, 2, eta_min=0.001), 5, 0.1)
-            >>> [round(lr, 4) for lr in lrs]  # turns at epochs 0, 1, 3, 4
-            [0.1, 0.001, 0.0505, 0.1, 0.001]
+    Example:
+        >>> lrs = schedule_lrs(lambda o: cosine_schedule(o, 5, 2, eta_min=0.001), 5, 0.1)
+        >>> [round(lr, 4) for lr in lrs]  # turns at epochs 0, 1, 3, 4
+        [0.1, 0.001, 0.0505, 0.1, 0.001]
     """
     turns = cosine_extremes(epochs, dips)
     bases = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]

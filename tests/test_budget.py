@@ -32,8 +32,25 @@ def test_quick_is_smaller_everywhere(larger):
 def test_environment_variable_chooses(monkeypatch):
     monkeypatch.setenv("IDL_BUDGET", "quick")
     assert get_budget().name == "quick"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.delenv("IDL_BUDGET")
     assert get_budget().name == "full"
+
+
+def test_a_gpu_runtime_without_a_setting_runs_the_chapters_numbers(monkeypatch):
+    monkeypatch.delenv("IDL_BUDGET", raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert get_budget().name == "chapter"
+    monkeypatch.setenv("IDL_BUDGET", "quick")
+    assert get_budget().name == "quick"
+
+
+def test_only_quick_is_too_small_for_findings():
+    assert [b.name for b in BUDGETS.values() if not b.findings] == ["quick"]
+    assert get_budget("quick").describe() == (
+        "the `quick` budget: 7 epochs per run, 2 seeds, 12,000 training images"
+    )
+    assert "all 60,000" in get_budget("full").describe()
 
 
 def test_unknown_budget_names_the_choices(monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from idlmam import optim as ours
-from idlmam.optim import cosine_t_max, exponential_gamma
+from idlmam.optim import cosine_t_max, eta_min_for, exponential_gamma
 
 
 @pytest.mark.parametrize(
@@ -222,3 +222,10 @@ def test_cosine_schedule_refuses_what_it_cannot_draw():
         cosine_schedule(opt, 3, 2, eta_min=ETA_MIN)
     with pytest.raises(ValueError, match="eta_min < the initial rate"):
         cosine_schedule(opt, 10, 1, eta_min=0.5)
+
+
+def test_the_books_floor_is_a_hundredth_of_the_start_and_never_zero():
+    assert eta_min_for(0.1) == pytest.approx(0.001)
+    assert eta_min_for(3e-4) == pytest.approx(3e-6) and eta_min_for(3e-4) > 0
+    with pytest.raises(ValueError, match="positive"):
+        eta_min_for(0.0)

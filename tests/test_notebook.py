@@ -1,0 +1,47 @@
+"""The page helpers: a finding is stated only on a budget that supports it, and says why not."""
+
+import pytest
+
+from idlmam.budget import get_budget
+from idlmam.notebook import budget_banner, finding
+
+
+@pytest.fixture
+def displayed(monkeypatch):
+    """What the helpers hand to IPython's display, as (mime type, data) pairs."""
+    out = []
+
+    def display(obj):
+        kind = "text/markdown" if type(obj).__name__ == "Markdown" else "text/html"
+        out.append((kind, obj.data))
+
+    monkeypatch.setattr("IPython.display.display", display)
+    return out
+
+
+def test_a_finding_is_stated_on_full(displayed):
+    text = "Cosine ends **1.2 ± 0.4** points above the baseline over 3 seeds."
+    assert finding(text, needs="compare schedules", budget=get_budget("full")) == text
+    assert displayed == [("text/markdown", text)]
+
+
+def test_on_quick_a_box_replaces_the_finding_and_says_why(displayed):
+    text = "Cosine ends 1.2 points above the baseline."
+    markup = finding(text, needs="tell the schedules apart", budget=get_budget("quick"))
+    assert displayed == [("text/html", markup)]
+    assert "1.2" not in markup and "too small to tell the schedules apart" in markup
+    assert "quick" in markup and "IDL_BUDGET=full" in markup
+
+
+def test_a_finding_needs_its_text_and_its_reason():
+    with pytest.raises(ValueError, match="non-empty"):
+        finding("  ", needs="x")
+    with pytest.raises(ValueError, match="non-empty"):
+        finding("A beats B", needs="")
+
+
+def test_the_banner_names_the_budget(displayed):
+    assert "too small" not in budget_banner(get_budget("full"))
+    quick = budget_banner(get_budget("quick"))
+    assert "quick" in quick and "7 epochs" in quick and "smoke test" in quick
+    assert len(displayed) == 2
