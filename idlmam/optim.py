@@ -28,7 +28,7 @@ __all__ = [
 
 
 ETA_MIN_RATIO = 0.01
-"""Every schedule of the book decays to ``eta_0 * ETA_MIN_RATIO``, 100 times below its start.
+r"""Every schedule of the book decays to ``eta_0 * ETA_MIN_RATIO``, 100 times below its start.
 
 The chapter's rule of thumb puts the floor 10 to 100 times below :math:`\eta_0`. We take the
 far end of that range once, for every page: low enough that the last epochs settle into a
@@ -37,7 +37,7 @@ minimum, and never 0, because an epoch at a learning rate of 0 changes no weight
 
 
 def eta_min_for(eta_0: float) -> float:
-    """The floor :math:`\eta_{min}` of every schedule in the book: ``eta_0 * ETA_MIN_RATIO``.
+    r"""The floor :math:`\eta_{min}` of every schedule in the book: ``eta_0 * ETA_MIN_RATIO``.
 
     Example:
         >>> eta_min_for(0.1)
