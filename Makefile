@@ -10,7 +10,7 @@ export IDL_DATA ?= $(CURDIR)/data
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit notebooks data venv system-deps sync clean site-check
+.PHONY: book test lint unit notebooks data venv system-deps sync clean site-check colab
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +55,12 @@ test: lint unit notebooks
 book: $(STAMP) data
 	rm -rf _build/.jupyter_cache
 	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . --all -W --keep-going
+
+# Colab notebooks made from the executed notebooks of the last `make book` (any budget): that
+# build's outputs, glued numbers instead of roles, plain Markdown instead of MyST, the setup cell
+# first. One per notebook page, under _build/colab/book/...
+colab: $(STAMP)
+	$(BIN)/python -m idlmam.colab --build _build --out _build/colab
 
 # the browser checks of tests/test_site.py on the site `make book` built (any budget), instead of
 # the quick build that `make test` makes for them; screenshots land in _build/screenshots/

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-# the postgres_url fixture (a throwaway PostgreSQL server), for any test that asks for it
-pytest_plugins = ["pg_server"]
+# the postgres_url fixture (a throwaway PostgreSQL server), and the quick build of the book that
+# the site and Colab tests share (site, executed_build), for any test that asks for them
+pytest_plugins = ["pg_server", "site_build"]
 
 torch.set_num_threads(1)
 

@@ -1,6 +1,7 @@
 """The site as readers meet it: every page of the table of contents in headless Chromium.
 
-The session builds the book on the quick budget into ``_build/site-quick/`` (once; a few minutes),
+The session builds the book on the quick budget into ``_build/site-quick/`` (once; a few minutes;
+the ``site`` fixture of ``tests/site_build.py``, which the Colab notebook test shares),
 serves it on 127.0.0.1 with a throwaway ``http.server`` on a free port, and opens each page of
 ``_toc.yml`` in Chromium through Playwright. A page passes when it loads with no console error,
 no failed request and no missing resource; every ``<img>`` decoded (non-zero ``naturalWidth``) and,
@@ -8,7 +9,9 @@ outside a collapsed toggle, drawn at a non-zero size; at least as many figures a
 reference outputs (``book/<name>.ipynb``) hold, so a figure that silently drops out of a page is
 caught; no stderr or traceback block printed into the page; plotly plots (if any) drew their
 SVG; every piece of math typeset by MathJax; and, on a chapter, a Colab button that opens
-``book/<name>.ipynb`` on the repository's main branch. The site search must find "Nesterov".
+``book/<name>.ipynb`` on the repository's main branch. Every content image (in a figure or a
+cell's output) must carry alt text that says something: docutils fills a missing ``alt`` with
+the image's path, which a screen reader would read out as a file name. The site search must find "Nesterov".
 A screenshot of each page lands in ``_build/screenshots/``.
 
 ``IDL_SITE=<folder>`` checks a site that is already built instead (``make site-check`` does
@@ -26,7 +29,6 @@ the build the CDN serves), so that the math is still checked offline.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import http.server
 import mimetypes
@@ -34,7 +36,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-BUILD_OUT = ROOT / "_build" / "site-quick"  # jupyter-book writes BUILD_OUT/_build/html
 MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/"
 VIEWPORT = {"width": 1280, "height": 900}
 # Noise that is not the book's: each entry says why it is tolerated.
@@ -130,37 +130,6 @@ def find_chromium() -> str | None:
     return None
 
 
-def build_site() -> Path:
-    """``jupyter-book build`` on the quick budget with -W, as `make book` does; returns html/."""
-    shutil.rmtree(BUILD_OUT, ignore_errors=True)
-    BUILD_OUT.mkdir(parents=True)
-    env = dict(os.environ, IDL_BUDGET="quick", TQDM_DISABLE="1", PYTHONHASHSEED="0")
-    env.setdefault("IDL_DATA", str(ROOT / "data"))  # notebooks run in book/: no relative ./data
-    log = BUILD_OUT / "build.log"
-    cmd = [
-        sys.executable,
-        "-c",
-        "from jupyter_book.cli.main import main; main()",
-        "build",
-        str(ROOT),
-        "--path-output",
-        str(BUILD_OUT),
-        "-W",
-        "--keep-going",
-    ]
-    with log.open("w") as out:
-        done = subprocess.run(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600
-        )
-    if done.returncode != 0:
-        pytest.fail(
-            f"the quick build failed (exit {done.returncode}); end of {log}:\n"
-            + log.read_text()[-4000:],
-            pytrace=False,
-        )
-    return BUILD_OUT / "_build" / "html"
-
-
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # quiet: failures are collected in the browser
         pass
@@ -188,21 +157,6 @@ def serve(folder: Path):
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def site():
-    """The built html folder: IDL_SITE when set, else a fresh quick build (locked against a
-    concurrent run in the same checkout)."""
-    if os.environ.get("IDL_SITE"):
-        folder = Path(os.environ["IDL_SITE"]).resolve()
-        assert (folder / "index.html").exists(), f"IDL_SITE={folder} holds no built site"
-        yield folder
-        return
-    (ROOT / "_build").mkdir(exist_ok=True)
-    with open(ROOT / "_build" / "site-quick.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield build_site()
 
 
 @pytest.fixture(scope="session")
@@ -253,6 +207,10 @@ class Report:
     thebe_scripts_identical: bool = False
     extra: object = None
 
+    def missing_alt(self) -> list[str]:
+        """The ``src`` of every content image without real alt text (see :func:`has_alt`)."""
+        return [img["src"] for img in self.images if img.get("content") and not has_alt(img)]
+
     def problems(self, *, min_figures: int = 0) -> list[str]:
         """Everything a reader would notice, one line each (empty when the page is fine)."""
         found = [
@@ -283,6 +241,17 @@ class Report:
                     f"typeset, {self.math['errors']} MathJax errors"
                 )
         return found
+
+
+IMAGE_PATH = re.compile(r"\.(png|jpe?g|gif|svg|webp)$", re.I)
+
+
+def has_alt(img: dict) -> bool:
+    """Whether an image's ``alt`` describes it: not empty, and not a file path (docutils writes
+    the image's own path as ``alt`` when the figure's metadata gives none)."""
+    alt = (img.get("alt") or "").strip()
+    src = img.get("src") or ""
+    return bool(alt) and alt != src and not IMAGE_PATH.search(alt)
 
 
 def _route(route, request, blocked: list[str]):
@@ -316,7 +285,9 @@ INSPECT = """() => {
             drawn: box.width > 0 && box.height > 0,
             inToggle: !!img.closest('details:not([open]), .toggle-hidden, [class*="tag_hide"]'),
             figure: !!img.closest('article')
-                    && /(^|\\/)_images\\//.test(img.getAttribute('src') || '')};
+                    && /(^|\\/)_images\\//.test(img.getAttribute('src') || ''),
+            content: !!img.closest('article figure, article .cell_output, article .output'),
+            alt: img.getAttribute('alt') || ''};
   });
   const plotly = Array.from(document.querySelectorAll('.js-plotly-plot, .plotly-graph-div'))
     .map(div => ({id: div.id, svg: !!div.querySelector('svg.main-svg')}));
@@ -415,6 +386,31 @@ def test_page_loads_cleanly_with_every_figure_and_formula(reports, page):
     nb = notebook_of(page)
     problems = reports[page].problems(min_figures=stored_figures(nb) if nb else 0)
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_has_alt_text(reports, page):
+    """Figures and images in cell outputs need alt text: ``image: {alt: ...}`` in the cell's
+    ``mystnb`` metadata (a figure's caption is not its alt text)."""
+    missing = reports[page].missing_alt()
+    assert not missing, (
+        f"{page}.html: {len(missing)} image(s) without alt text (set mystnb image.alt in the "
+        "cell's metadata):\n  " + "\n  ".join(missing)
+    )
+
+
+def test_alt_text_check_tells_a_description_from_a_path():
+    """The rule of the test above, on the three cases a built page can hold."""
+    src = "../_images/0a1b.png"
+    report = Report("page.html")
+    report.images = [
+        {"src": src, "alt": src, "content": True},  # docutils' fallback: the path
+        {"src": "../_images/2c3d.png", "alt": " ", "content": True},
+        {"src": "../_images/4e5f.png", "alt": "Test accuracy per epoch, rising", "content": True},
+        {"src": "../_static/logo.png", "alt": "", "content": False},  # the theme's, not ours
+    ]
+    assert report.missing_alt() == [src, "../_images/2c3d.png"]
+    assert not has_alt({"src": "x.png", "alt": "figure.svg"})
 
 
 def test_math_is_typeset_somewhere(reports):
