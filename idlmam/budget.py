@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Budget", "BUDGETS", "get_budget"]
 
@@ -63,6 +63,10 @@ class Budget:
     exercise_train_size: int | None = None
     exercise_epochs: int = 50
     findings: bool = True
+
+    def exercises(self) -> Budget:
+        """This budget as the costlier exercises use it: their epochs and training-set size."""
+        return replace(self, epochs=self.exercise_epochs, train_size=self.exercise_train_size)
 
     def describe(self) -> str:
         """One line for a page: which budget made its numbers, and how big it is."""

@@ -63,3 +63,9 @@ def test_quick_trains_several_seeds_so_ci_runs_the_published_path():
     """Wherever full repeats a run over seeds, quick does too: the stacked path runs under CI."""
     quick, full = get_budget("quick"), get_budget("full")
     assert full.seeds > 1 and quick.seeds >= 2
+
+
+def test_the_exercises_budget_describes_what_they_train():
+    full = get_budget("full").exercises()
+    assert (full.name, full.epochs, full.train_size) == ("full", 8, 12_000)
+    assert "8 epochs per run" in full.describe() and "12,000" in full.describe()
