@@ -73,10 +73,12 @@ from idlmam.landscapes import (
     steps_to_reach,
     two_minima,
 )
-from idlmam.notebook import glue, setup
-from idlmam.optim import schedule_lrs
+from idlmam.notebook import budget_banner, glue, setup
+from idlmam.optim import eta_min_for, schedule_lrs
+from idlmam.stats import compare, final_scores
 
 setup(threads=1)
+budget_banner()
 
 # %%
 BUDGET = get_budget()  # every budget draws the same pictures: they cost milliseconds
@@ -112,7 +114,7 @@ print(f"budget={BUDGET.name}: the pictures are the same on every budget")
 # ## Figure 5.1: many minima, and where descent ends
 #
 # The chapter's first sketch is a one-dimensional loss with several minima: a global one, two
-# local ones almost as good, and a bad one. We build such a curve from four Gaussian dips in a
+# shallower local ones, and a bad one. We build such a curve from four Gaussian dips in a
 # gentle bowl, then let plain gradient descent start from 60 evenly spaced points and see where
 # each one ends. The 60 starting values form one tensor, so one optimizer runs all 60 at once.
 
@@ -147,7 +149,7 @@ global_share = minima.loc[minima["loss"].idxmin(), "starts ending here"] / len(t
 glue("global_share", float(100 * global_share), display=False)
 minima
 
-# %%
+# %% mystnb={"figure": {"caption": "Figure 5.1 redrawn: a one-dimensional loss with four minima, and how many of 60 evenly spaced starts plain gradient descent leads into each.", "name": "fig-pictures-minima"}, "image": {"alt": "A wavy black loss curve over theta from -8 to 8 with four dips. The bad local minimum (red dot, left) is highest; two local minima and the global minimum (green dots) are lower. Each dot is labelled with how many of the 60 starts ended there; the starts spread over all four dips."}}
 fig, ax = plt.subplots(figsize=(8, 3.2))
 grid = torch.linspace(-8, 8, 400)
 ax.plot(grid, wavy_loss(grid), color="k", lw=1.5)
@@ -211,7 +213,7 @@ summary = pd.DataFrame(
 )
 summary
 
-# %%
+# %% mystnb={"figure": {"caption": "Figure 5.2 redrawn: 40 steps of plain SGD from the same start on four surfaces, each with its distance from the minimum after 40 steps.", "name": "fig-pictures-four-gradients"}, "image": {"alt": "Four contour maps, green low and red high, each with an SGD path from the hollow circle at the upper left. Ideal: a straight line of shrinking steps into the star at the centre. Noisy: the same direction but wandering, then jittering around the star. Exploding: one long line that leaves the picture on the first step. Vanishing: the path stays at its start on a flat red plain far from the green well."}}
 fig, axes = plt.subplots(2, 2, figsize=(9, 7.5), constrained_layout=True)
 for ax, (name, path) in zip(axes.flat, four.items()):
     f, lr, noise = cases[name]
@@ -248,11 +250,12 @@ print(
 )
 
 # %% [markdown]
-# The ideal path reaches the minimum in {glue:text}`ideal_steps` steps in a straight line. The
-# noisy one heads the same way but wanders, and once near the minimum it keeps jittering around
-# it, because the noise never stops: after 40 steps it is still {glue:text}`noisy_left:.2f` away. The exploding one jumps out of the picture on its first step and is no
-# longer a finite number from step {glue:text}`exploding_steps` on. The vanishing one, pointed the
-# right way the whole time, moved {glue:text}`vanishing_moved:.3f` in 40 steps.
+# The ideal path reaches the minimum in {glue:text}`ideal_steps` steps in a straight line. The noisy
+# one heads the same way but wanders, and once near the minimum it keeps jittering around it,
+# because the noise never stops: after 40 steps it is still {glue:text}`noisy_left:.2f` away. The
+# exploding one jumps out of the picture on its first step and is no longer a finite number from
+# step {glue:text}`exploding_steps` on. The vanishing one, pointed the right way the whole time,
+# moved {glue:text}`vanishing_moved:.3f` in 40 steps.
 
 # %% [markdown]
 # ## Figures 5.12 and 5.13: momentum in a narrow valley
@@ -284,7 +287,7 @@ for name, steps in valley_steps.items():
     )  # valley_SGD, valley_07, ...
 valley_steps
 
-# %%
+# %% mystnb={"figure": {"caption": "Figures 5.12 and 5.13 redrawn: the first 60 steps of plain SGD and of SGD with momentum 0.7 (left) and 0.9 (right) in a long, narrow valley, all at the same learning rate.", "name": "fig-pictures-narrow-valley"}, "image": {"alt": "Two contour maps of a narrow diagonal valley rising from the lower left to a star at the origin. In both, plain SGD (black) zig-zags from wall to wall and creeps along the floor, still far from the star after 60 steps. Momentum 0.7 (blue, left) stops zig-zagging after a few steps and runs along the floor to the star; momentum 0.9 (blue, right) swings in wide loops across the valley but reaches the star's neighbourhood."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
 shown = 60  # the first 60 steps of each path
 plot_paths(
@@ -357,9 +360,12 @@ bend_table = pd.DataFrame(
         },
     }
 )
+# the prose below reads these: Nesterov stays nearer the floor, momentum settles first
+assert bend_table["farthest from the floor"].idxmin() == "Nesterov"
+assert bend_table["steps to reach the minimum"].idxmin() == "momentum"
 bend_table
 
-# %%
+# %% mystnb={"figure": {"caption": "Figures 5.14 and 5.15 redrawn: the first 60 steps of momentum and of Nesterov momentum (both 0.9) along a valley that runs straight, then bends up.", "name": "fig-pictures-bend"}, "image": {"alt": "Contour map with a dotted orange valley floor that runs flat along theta_2 = 0 and bends upward after theta_1 = 0. Both paths come along the flat part with evenly spaced dots. At the bend the black momentum path overshoots far to the right of the floor and loops back across it before settling around the star; the purple Nesterov path stays close to the floor as it turns and climbs to the star."}}
 fig, ax = plt.subplots(figsize=(6.5, 5))
 plot_paths(
     curved_valley,
@@ -377,6 +383,7 @@ plt.show()
 for column, name in [
     ("steps more than 0.1 off the floor", "off"),
     ("farthest from the floor", "far"),
+    ("steps to reach the minimum", "steps"),
 ]:
     for run_name, value in zip(
         bend_table.index, bend_table[column].tolist()
@@ -387,11 +394,12 @@ for column, name in [
 # Both paths come down the straight part at about the same speed. Plain momentum swings out to
 # {glue:text}`bend_far_momentum:.2f` from the floor, loops back across it, and spends
 # {glue:text}`bend_off_momentum` steps more than 0.1 away from it. Nesterov swings out only
-# {glue:text}`bend_far_Nesterov:.2f` and is off the floor for {glue:text}`bend_off_Nesterov`
-# steps. That is the chapter's point, and so is the table's last column: plain momentum does
-# correct itself eventually, and on this surface it even settles first, because the same
-# look-ahead that turns Nesterov sooner also brakes it on the way in. On real networks the two
-# are usually close; Nesterov is the safer default.
+# {glue:text}`bend_far_Nesterov:.2f` and is off the floor for {glue:text}`bend_off_Nesterov` steps.
+# That is the chapter's point, and so is the table's last column: plain momentum does correct itself
+# eventually, and on this surface it even settles first (after {glue:text}`bend_steps_momentum`
+# steps, Nesterov after {glue:text}`bend_steps_Nesterov`), because the same look-ahead that turns
+# Nesterov sooner also brakes it on the way in. Which of the two trains a real network better is a
+# question for experiments like those of the gradients page, not for a cartoon.
 
 # %% [markdown]
 # ### One step, up close
@@ -422,8 +430,12 @@ nesterov_next = ahead - BEND_LR * gradient(ahead)  # + the gradient where it is 
 assert torch.allclose(momentum_next, path[k + 1])  # the momentum step is the real run's next step
 glue("anatomy_step", k, display=False)
 glue("anatomy_next", k + 1, display=False)
+print(
+    f"step {k + 1}: momentum lands at {momentum_next.numpy().round(3)}, "
+    f"Nesterov at {nesterov_next.numpy().round(3)}"
+)
 
-# %%
+# %% mystnb={"figure": {"caption": "Figure 5.15 redrawn: one step at the bend. Both rules carry the point on by mu times the last step (grey); momentum then adds the gradient where the point stood (black), Nesterov the gradient where the velocity took it (purple).", "name": "fig-pictures-nesterov-step"}, "image": {"alt": "Close-up of the bend: the momentum path so far runs along the flat floor to just past the bend. A grey arrow continues straight on. From its tip, a short black arrow barely changes direction and ends far out on the wall; a longer purple arrow points back up-left towards the dotted valley floor."}}
 fig, ax = plt.subplots(figsize=(6, 4.5))
 plot_paths(
     curved_valley, {"momentum, so far": path[: k + 1]}, xlim=(-0.8, 1.4), ylim=(-0.4, 1.2), ax=ax
@@ -446,10 +458,11 @@ ax.legend(fontsize=8, loc="upper left")
 plt.show()
 
 # %% [markdown]
-# After step {glue:text}`anatomy_step` plain momentum is just past the bend and moving fast
-# along the old direction. For step {glue:text}`anatomy_next` its gradient, taken on the flat
-# floor, barely bends the step (the short black arrow), so it lands far out on the wall. The gradient at the look-ahead point, taken on
-# the wall, turns the step back toward the floor (purple): the turn begins one step sooner.
+# After step {glue:text}`anatomy_step` plain momentum is just past the bend and moving fast along
+# the old direction. For step {glue:text}`anatomy_next` its gradient, taken on the flat floor,
+# barely bends the step (the short black arrow), so it lands far out on the wall. The gradient at
+# the look-ahead point, taken on the wall, turns the step back toward the floor (purple): the turn
+# begins one step sooner.
 
 # %% [markdown]
 # ## Exploding gradients, tamed by clipping
@@ -473,7 +486,7 @@ print(
     f"{tamed[-1].norm():.3f} from the minimum after 40 steps"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "The exploding gradient of figure 5.2 with and without clipping the gradient norm at z = 5, same learning rate and start.", "name": "fig-pictures-clipping"}, "image": {"alt": "Contour map of an oval bowl with a star at the centre. The unclipped SGD path (black) is a straight line that leaves the picture on its first step. The clipped path (blue) walks from the start towards the centre in short, equal steps and ends just short of the star."}}
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 plot_paths(
     quartic_bowl,
@@ -504,20 +517,33 @@ plt.show()
 # high rate the run cannot stay in it. `CosineAnnealingLR` does that by itself: the rate falls to
 # `eta_min` over `T_max` steps, then rises back over the next `T_max`, then falls again. We
 # compare it with a small constant rate, stepping the schedule once per update (an update plays
-# the part of an epoch here).
+# the part of an epoch here). The floor is the book's $\eta_{min} = \eta_0 / 100$: never 0,
+# since a step at a rate of 0 moves nothing, and 100 times below the start, the far end of the
+# chapter's rule of 10 to 100 times. The run lasts three half-periods, so it ends on its second
+# dip, and a whole `T_max` fits it exactly.
 
 # %%
 TRAP_START, T_MAX, TRAP_STEPS = (-3.0, 2.0), 40, 120
+TRAP_LR = 0.5  # the top of the cosine schedule
+TRAP_MIN = eta_min_for(TRAP_LR)  # its floor, the book's eta_0 / 100
+COSINE = f"cosine, lr {TRAP_LR} to {TRAP_MIN:g}"
+assert TRAP_STEPS % (2 * T_MAX) == T_MAX  # three half-periods: it ends on a dip
+
+
+def cosine(opt):
+    return CosineAnnealingLR(opt, T_max=T_MAX, eta_min=TRAP_MIN)
+
+
 trap = {
     "constant lr=0.1": optimizer_path(
         two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=0.1), TRAP_STEPS
     ),
-    "cosine, lr 0.5 to 0.01": optimizer_path(
+    COSINE: optimizer_path(
         two_minima,
         TRAP_START,
-        lambda ps: torch.optim.SGD(ps, lr=0.5),
+        lambda ps: torch.optim.SGD(ps, lr=TRAP_LR),
         TRAP_STEPS,
-        make_schedule=lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01),
+        make_schedule=cosine,
     ),
 }
 losses = pd.DataFrame({name: two_minima(path).numpy() for name, path in trap.items()})  # (121, 2)
@@ -527,18 +553,20 @@ glue("trap_cosine", float(final.iloc[1]), display=False)
 final
 
 # %%
-lrs = schedule_lrs(
-    lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01), TRAP_STEPS + 1, 0.5
-)
-in_bad = (trap["cosine, lr 0.5 to 0.01"] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(
-    dim=1
-) < TOL
+lrs = schedule_lrs(cosine, TRAP_STEPS + 1, TRAP_LR)
+bad = torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)
+in_bad = (trap[COSINE] - bad).norm(dim=1) < TOL  # (121,)
+assert in_bad[: T_MAX + 1].any() and (trap["constant lr=0.1"][-1] - bad).norm() < TOL
 escape = int(in_bad.nonzero()[-1]) + 1  # the first step outside the bad minimum, for good
 glue("escape_step", escape, display=False)
 glue("escape_lr", lrs[escape - 1], display=False)
+large = optimizer_path(
+    two_minima, TRAP_START, lambda ps: torch.optim.SGD(ps, lr=TRAP_LR), TRAP_STEPS
+)
+glue("large_steps", steps_to_reach(large, TWO_MINIMA_GOOD, TOL), display=False)
 print(f"leaves the narrow minimum for good at step {escape}, learning rate {lrs[escape - 1]:.3f}")
 
-# %%
+# %% mystnb={"figure": {"caption": "Figures 5.8 and 5.9 redrawn: a small constant rate and a cosine schedule on a surface with a narrow, shallow minimum on the way to a wide, deep one. Left: the paths; right: the loss per step, with the cosine learning rate on the right axis.", "name": "fig-pictures-cosine-escape"}, "image": {"alt": "Left: contour map with two stars, a narrow shallow minimum at the upper left and a wide deep one at the lower right. Both paths run from the upper-left start into the narrow minimum; the black constant-rate path stays there, the blue cosine path leaves it and ends in the wide minimum. Right: loss against step. Both losses fall to the narrow minimum's level; the black one stays there. The blue one stays there while the dotted grey learning rate falls and climbs again, jumps up near the top of the climb (grey vertical line), then drops to the wide minimum's lower loss as the rate falls again."}}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
 plot_paths(
     two_minima,
@@ -550,15 +578,17 @@ plot_paths(
     minima=[TWO_MINIMA_BAD, TWO_MINIMA_GOOD],
     title="the paths",
 )
-losses.plot(ax=axes[1], color=["black", "tab:blue"])
+losses.plot(ax=axes[1], color=["black", "tab:blue"], legend=False)
 axes[1].set(
     xlabel="step", ylabel="loss", title="loss (left axis) and the cosine learning rate (right)"
 )
+axes[1].axvline(escape, color="grey", lw=0.8, label="leaves the narrow minimum")
 twin = axes[1].twinx()
-twin.plot(lrs, color="grey", ls=":", label="cosine lr")
+twin.plot(lrs, color="grey", ls=":", label="cosine learning rate")
 twin.set(ylabel="learning rate")
 twin.grid(False)
-axes[1].axvline(escape, color="grey", lw=0.8)
+handles = axes[1].get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+axes[1].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
 fig.suptitle("Figures 5.8 and 5.9, from code: a narrow minimum on the way to a wide one")
 plt.show()
 
@@ -570,46 +600,55 @@ plt.show()
 # the wide minimum, and, as the rate falls again, settles at a loss of
 # {glue:text}`trap_cosine:.3f`.
 #
-# Why not simply keep the rate large? On this smooth surface a constant 0.5 would also find the
-# wide minimum. But real gradients are noisy, and a large rate keeps every noisy step large, so
-# the run never settles (figure 5.5 of the chapter). Add the noise of figure 5.2 (a standard
-# deviation of 0.5 here) and compare where three runs end, averaged over three seeds:
+# Why not simply keep the rate large? On this smooth surface a constant rate of 0.5 also finds
+# the wide minimum (it stays within 0.1 of it from step {glue:text}`large_steps` on). But real
+# gradients are noisy, and a large rate keeps every noisy step large, so the run never settles
+# (figure 5.5 of the chapter). Add noise to every gradient, as in figure 5.2, and compare where
+# three runs end, each repeated with {glue:text}`noise_seeds` noise seeds:
 
 # %%
+TRAP_NOISE = 0.5  # standard deviation of the noise added to each gradient coordinate
+NOISE_SEEDS = range(10)  # one noisy path per seed
 noisy_runs = {
     "constant lr=0.1": (0.1, None),
-    "constant lr=0.5": (0.5, None),
-    "cosine, lr 0.5 to 0.01": (0.5, lambda opt: CosineAnnealingLR(opt, T_max=T_MAX, eta_min=0.01)),
+    "constant lr=0.5": (TRAP_LR, None),
+    COSINE: (TRAP_LR, cosine),
 }
 good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
-distance = {
-    name: sum(
-        (
-            optimizer_path(
-                two_minima,
-                TRAP_START,
-                lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr),
-                TRAP_STEPS,
-                noise=0.5,
-                seed=seed,
-                make_schedule=schedule,
-            )[-1]
-            - good
-        ).norm()
-        for seed in range(3)
-    ).item()
-    / 3
-    for name, (lr, schedule) in noisy_runs.items()
-}
-for name, value in zip(["noisy_small", "noisy_large", "noisy_cosine"], distance.values()):
-    glue(name, value, display=False)
-pd.Series(distance, name="distance from the wide minimum at the end").round(3)
+rows = []
+for name, (lr, schedule) in noisy_runs.items():
+    for seed in NOISE_SEEDS:
+        end = optimizer_path(
+            two_minima,
+            TRAP_START,
+            lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr),
+            TRAP_STEPS,
+            noise=TRAP_NOISE,
+            seed=seed,
+            make_schedule=schedule,
+        )[-1]
+        rows.append(
+            {"run": name, "seed": seed, "epoch": TRAP_STEPS, "distance": (end - good).norm().item()}
+        )
+noisy = final_scores(pd.DataFrame(rows), "distance")  # mean and 95% interval over the seeds
+glue("noise_seeds", len(NOISE_SEEDS), display=False)
+for key, name in zip(["noisy_small", "noisy_large", "noisy_cosine"], noisy_runs):
+    glue(key, noisy.loc[name, "mean"], display=False)
+    glue(key + "_hw", noisy.loc[name, "half_width"], display=False)
+closer = compare(pd.DataFrame(rows), COSINE, "constant lr=0.5", "distance", scale=1, unit="units")
+glue("noisy_compare", closer.sentence(), display=False)
+noisy[["seeds", "mean", "half_width"]].rename(
+    columns={"mean": "mean distance from the wide minimum", "half_width": "± (95% interval)"}
+).round(3)
 
 # %% [markdown]
-# The small constant rate is still stuck in the narrow minimum, {glue:text}`noisy_small:.2f`
-# away. The large constant rate reaches the wide one but keeps bouncing around it and ends
-# {glue:text}`noisy_large:.2f` away. The cosine run ends {glue:text}`noisy_cosine:.2f` away:
-# large steps while its rate is high, to explore; small steps once it falls, to settle.
+# The small constant rate is still stuck in the narrow minimum,
+# {glue:text}`noisy_small:.2f` ± {glue:text}`noisy_small_hw:.2f` away. The large constant rate
+# reaches the wide one but keeps bouncing around it and ends {glue:text}`noisy_large:.2f` ±
+# {glue:text}`noisy_large_hw:.2f` away. The cosine run ends {glue:text}`noisy_cosine:.2f` ±
+# {glue:text}`noisy_cosine_hw:.2f` away: large steps while its rate is high, to explore; small
+# steps once it falls, to settle. In distance from the wide minimum at the end (smaller is
+# closer), {glue:text}`noisy_compare`.
 
 # %% [markdown]
 # The same run as an animation: watch the point sit in the narrow minimum while the rate climbs,
@@ -647,10 +686,8 @@ def escape_animation(path, lrs, frames):
     return fig, FuncAnimation(fig, draw_frame, frames=frames)
 
 
-# %% tags=["nbval-ignore-output"]
-fig, animation = escape_animation(
-    trap["cosine, lr 0.5 to 0.01"], lrs, frames=range(0, TRAP_STEPS + 1, 3)
-)
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Animation of the cosine run of figures 5.8 and 5.9: the point on the surface (left) and the learning rate at that step (right), one frame every three steps.", "name": "fig-pictures-escape-animation"}, "image": {"alt": "Animated GIF. Left: the blue point moves from the upper-left start into the narrow minimum and sits there while the learning rate on the right falls and climbs again; near the top of the climb it is thrown out, crosses to the wide minimum at the lower right and settles there as the rate falls."}}
+fig, animation = escape_animation(trap[COSINE], lrs, frames=range(0, TRAP_STEPS + 1, 3))
 with tempfile.TemporaryDirectory() as folder:
     gif = Path(folder) / "cosine_escape.gif"
     animation.save(gif, writer=PillowWriter(fps=8))
@@ -705,8 +742,9 @@ pd.DataFrame(rows).T
 # %% [markdown]
 # Every from-scratch rule follows its `torch.optim` namesake step for step. (`None` means the
 # run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
-# the floor, and AdamW's weight decay pulls towards the origin, so it settles short of it.) The tests in `tests/test_optim.py` check the same thing on a small network, parameter
-# for parameter, with and without learning-rate schedules.
+# the floor, and so is AdamW, whose weight decay pulls the point back towards the origin at
+# every step.) The tests in `tests/test_optim.py` check the same thing on a small network,
+# parameter for parameter, with and without learning-rate schedules.
 #
 # ## What we did
 #

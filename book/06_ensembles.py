@@ -18,14 +18,14 @@
 # %% [markdown]
 # # Snapshot ensembles and weight averaging
 #
-# Averaging the predictions of several networks almost always beats any one of them, but
-# training ten networks costs ten times as much. A cosine schedule with several dips offers a
+# Averaging the predictions of several networks usually beats any one of them, but training
+# ten networks costs ten times as much. A cosine schedule with several dips offers a
 # shortcut: every dip settles the weights into a good solution, and the next rise kicks them
 # out towards another. This page trains one network on Fashion-MNIST, keeps a copy of its
 # weights at every dip, and turns the copies into a *snapshot ensemble* (average the
 # predictions) and into one *SWA* model (average the weights). A second run follows PyTorch's
-# own stochastic weight averaging recipe. All are scored against the single model of the same
-# run.
+# own stochastic weight averaging recipe. Every run is repeated over several seeds, and each
+# averaged model is scored against the single model of the same run and seed.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from the repository (does nothing elsewhere).
@@ -47,10 +47,11 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
     )
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
@@ -64,10 +65,11 @@ from idlmam.ensembles import (
     train_swa,
 )
 from idlmam.models import count_parameters, mlp
-from idlmam.notebook import glue, setup
-from idlmam.optim import cosine_t_max
+from idlmam.notebook import budget_banner, finding, glue, setup
+from idlmam.optim import cosine_extremes, cosine_t_max, eta_min_for
+from idlmam.stats import compare, final_scores
 from idlmam.train import accuracy, predict
-from idlmam.utils import get_device, set_seed
+from idlmam.utils import get_device, order_seed, set_seed
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
@@ -75,30 +77,46 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 DIPS = 4  # snapshots wanted: one per dip of the cosine schedule
 EPOCHS = max(BUDGET.epochs, 2 * DIPS)  # each dip needs an epoch down and an epoch back up
+SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
 BATCH_SIZE = 256  # B
-ETA_0, ETA_MIN = 0.1, 0.0001  # top and bottom of every cosine cycle
+ETA_0 = 0.1  # the top of every cosine cycle
+ETA_MIN = eta_min_for(ETA_0)  # the bottom of every dip: the book's floor, eta_0 / 100
 SWA_START = EPOCHS // 2  # SWA recipe: average the weights of every epoch from here
-SWA_LR = 0.01  # SWA recipe: the rate held while averaging
+SWA_LR = 0.01  # SWA recipe: the rate held while averaging (10 times the floor: see below)
 DEVICE = get_device()
-print(f"budget={BUDGET.name}, epochs={EPOCHS}, dips={DIPS}, swa_start={SWA_START}")
+print(f"budget={BUDGET.name}, epochs={EPOCHS}, dips={DIPS}, seeds={len(SEEDS)}")
+if BUDGET.epochs < EPOCHS:
+    print(f"(the budget's {BUDGET.epochs} epochs, raised to {EPOCHS} to fit {DIPS} dips)")
+PAGE_BUDGET = replace(BUDGET, epochs=EPOCHS)  # what this page trains, for its boxes
+budget_banner(PAGE_BUDGET)
 
 # %% [markdown]
 # ## Where the dips are
 #
-# With $T$ epochs and $d$ dips wanted, the cosine schedule gets
-# $T_{max} = \lfloor (T-1)/(2d - 1) \rfloor$, and its rate
+# A cosine schedule with $d$ dips over $T$ epochs goes down from $\eta_0$ to $\eta_{min}$ and
+# back up $d - 1$ times, then down once more, and it should reach its last dip on the last
+# epoch: that last dip is the model the run hands you. `idlmam.optim.cosine_schedule` spreads
+# its $2d$ turning epochs (top, dip, top, ..., dip) as evenly as whole epochs allow from
+# epoch 0 to epoch $T - 1$ and draws one half-cosine between each pair,
 #
-# $$\eta_t = \eta_{min} + \tfrac{1}{2}(\eta_0 - \eta_{min})\left(1 + \cos\frac{\pi t}{T_{max}}\right)$$
+# $$\eta_t = \eta_{to} + \tfrac{1}{2}(\eta_{from} - \eta_{to})\left(1 + \cos\frac{\pi (t - t_{from})}{t_{to} - t_{from}}\right).$$
 #
-# bottoms out at the odd multiples of $T_{max}$. Rather than trust that arithmetic, we read the
-# dips off a real `CosineAnnealingLR` object, stepped once per epoch the way the training loop
-# steps it. The rounding can leave room for one dip more than asked, which is one reason not to
-# hard-code the list.
+# PyTorch's `CosineAnnealingLR` draws the same curve but needs one whole half-period $T_{max}$
+# for every stretch; the largest that fits is $\lfloor (T-1)/(2d - 1) \rfloor$, and unless
+# $2d - 1$ divides $T - 1$ its last dip comes early and the run ends on the way back up. The
+# floor is the book's $\eta_{min} = \eta_0 / 100$, the far end of the chapter's rule of 10 to
+# 100 times below $\eta_0$, and never 0, since an epoch at a rate of 0 changes no weight.
+# Rather than trust any arithmetic, we read the dips off the real scheduler object, stepped
+# once per epoch the way the training loop steps it:
 
 # %%
-t_max = cosine_t_max(EPOCHS, DIPS)
 dips = cosine_dips(EPOCHS, DIPS, eta_0=ETA_0, eta_min=ETA_MIN)
-print(f"T_max = {t_max}; the rate is {ETA_MIN} in epochs {dips}")
+assert dips == cosine_extremes(EPOCHS, DIPS)[1::2] and dips[-1] == EPOCHS - 1
+t_max = cosine_t_max(EPOCHS, DIPS)
+annealing_dips = [k * t_max for k in range(1, 2 * DIPS, 2)]
+print(f"cosine_schedule: the rate is {ETA_MIN} in epochs {dips} (the last is epoch {EPOCHS - 1})")
+same = "the same epochs" if annealing_dips[-1] == EPOCHS - 1 else "its last dip comes early"
+print(f"CosineAnnealingLR(T_max={t_max}) would dip in epochs {annealing_dips}: {same}")
 
 # %% [markdown]
 # ## A network where averaging has a catch
@@ -113,32 +131,12 @@ print(model)
 print(f"{count_parameters(model):,} parameters")
 
 # %% [markdown]
-# ## One run, one snapshot per dip
+# ## One run per seed, one snapshot per dip
 #
 # `train_snapshots` builds the cosine schedule, hands `train_network` a small `on_epoch_end`
 # hook that copies the weights after every dip epoch, and returns the results frame with the
 # copies. Each copy costs memory, not training time.
-
-# %% tags=["nbval-ignore-output"]
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
-loss_func, score_funcs = nn.CrossEntropyLoss(), {"Accuracy": accuracy_score}
-set_seed(0)
-model = mlp(hidden=128, layers=3, batch_norm=True)
-cyclic, states = train_snapshots(
-    model,
-    loss_func,
-    loaders["train"],
-    torch.optim.SGD(model.parameters(), lr=ETA_0),
-    epochs=EPOCHS,
-    dips=DIPS,
-    eta_min=ETA_MIN,
-    test_loader=loaders["test"],
-    score_funcs=score_funcs,
-    device=DEVICE,
-)
-cyclic[["epoch", "lr", "train loss", "test Accuracy"]].tail(4)
-
-# %% [markdown]
+#
 # The ensemble wraps one copy of the network per snapshot. Its `predict_proba` averages the
 # members' softmax outputs, and its `forward` returns the logarithm of that average, so the
 # usual loss and argmax treat the ensemble like any other model:
@@ -149,35 +147,6 @@ cyclic[["epoch", "lr", "train loss", "test Accuracy"]].tail(4)
 # :language: python
 # ```
 # ````
-
-# %% tags=["nbval-ignore-output"]
-ensemble = SnapshotEnsemble(model, states)
-single = [
-    accuracy(*predict(SnapshotEnsemble(model, [state]), loaders["test"], device=DEVICE))
-    for state in states
-]
-ensemble_acc = accuracy(*predict(ensemble, loaders["test"], device=DEVICE))
-glue("snap_last", single[-1], display=False)
-glue("snap_best", max(single), display=False)
-glue("snap_ensemble", ensemble_acc, display=False)
-glue("snap_gain", ensemble_acc - single[-1], display=False)
-print(
-    "each snapshot:",
-    [round(a, 4) for a in single],
-    f"ensemble of {len(states)}: {ensemble_acc:.4f}",
-)
-
-# %% [markdown]
-# The last snapshot, which is the model a plain run would hand you, scores
-# {glue:text}`snap_last:.3f` on the test set; the best single snapshot
-# {glue:text}`snap_best:.3f`. Averaging the predictions of all of them gives
-# {glue:text}`snap_ensemble:.3f`, a change of {glue:text}`snap_gain:+.3f` over the last
-# snapshot, for no extra training. Early snapshots are usually weaker than later ones, yet they
-# still help when they make *different* mistakes: averaging cancels the errors the members do
-# not share.
-
-# %% [markdown]
-# ## Averaging the weights instead
 #
 # An ensemble of $M$ snapshots costs $M$ forward passes per prediction. Stochastic weight
 # averaging keeps one network whose weights are the mean of the snapshots,
@@ -187,119 +156,209 @@ print(
 #
 # `torch.optim.swa_utils.AveragedModel` keeps that running mean. It averages *parameters*
 # only, so the BatchNorm statistics inside it are still those of the network it was built
-# from. `update_bn` fixes them with one pass over the training data. Here is the averaged model
-# before and after that pass:
+# from. `update_bn` fixes them with one pass over the training data. We score the averaged
+# model both before and after that pass.
+#
+# Each seed is a whole repetition (initial weights and batch order), and each one gets the
+# same treatment: train with snapshots, then score every snapshot alone, the ensemble, and the
+# averaged weights.
 
 # %% tags=["nbval-ignore-output"]
-stale = average_weights(model, states)
-swa_snap = average_weights(model, states, bn_loader=loaders["train"], device=DEVICE)
-glue("swa_stale", accuracy(*predict(stale, loaders["test"], device=DEVICE)), display=False)
-glue("swa_snap", accuracy(*predict(swa_snap, loaders["test"], device=DEVICE)), display=False)
-print(
-    f"averaged, old BatchNorm statistics: {accuracy(*predict(stale, loaders['test'], device=DEVICE)):.4f}"
-)
-print(
-    f"averaged, after update_bn:          {accuracy(*predict(swa_snap, loaders['test'], device=DEVICE)):.4f}"
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loss_func, score_funcs = nn.CrossEntropyLoss(), {"Accuracy": accuracy}
+
+
+def test_accuracy(net):
+    return accuracy(*predict(net, loaders["test"], device=DEVICE))
+
+
+def fresh_model(seed):
+    """Seed ``seed``'s initial weights and batch order, the way idlmam.experiments.run sets them."""
+    loaders["train"].generator.manual_seed(order_seed(seed))
+    set_seed(seed)
+    return mlp(hidden=128, layers=3, batch_norm=True)
+
+
+cyclic_runs, snapshot_scores, per_snapshot = [], [], []
+for seed in SEEDS:
+    model = fresh_model(seed)
+    cyclic, states = train_snapshots(
+        model,
+        loss_func,
+        loaders["train"],
+        torch.optim.SGD(model.parameters(), lr=ETA_0),
+        epochs=EPOCHS,
+        dips=DIPS,
+        eta_min=ETA_MIN,
+        test_loader=loaders["test"],
+        score_funcs=score_funcs,
+        device=DEVICE,
+    )
+    cyclic_runs.append(cyclic.assign(run="cosine with dips", seed=seed))
+    per_snapshot.append([test_accuracy(SnapshotEnsemble(model, [state])) for state in states])
+    snapshot_scores += [
+        ("last snapshot", seed, per_snapshot[-1][-1]),
+        ("snapshot ensemble", seed, test_accuracy(SnapshotEnsemble(model, states))),
+        ("snapshot average (stale BatchNorm)", seed, test_accuracy(average_weights(model, states))),
+        (
+            "snapshot average (update_bn)",
+            seed,
+            test_accuracy(
+                average_weights(model, states, bn_loader=loaders["train"], device=DEVICE)
+            ),
+        ),
+    ]
+cyclic = pd.concat(cyclic_runs, ignore_index=True)
+first_to_last = [snapshots[-1] - snapshots[0] for snapshots in per_snapshot]
+glue("snap_spread", 100 * sum(first_to_last) / len(first_to_last), display=False)
+pd.DataFrame(per_snapshot, index=pd.Index(SEEDS, name="seed"), columns=dips).rename_axis(
+    columns="test accuracy of the snapshot at epoch"
+).round(4)
+
+# %% [markdown]
+# The table shows each snapshot alone. The last one is the model a plain run would hand you;
+# the first scored {glue:text}`snap_spread:.1f` points below it, on average over the seeds.
+# An early snapshot is trained for fewer epochs, yet it can still help an ensemble when it
+# makes *different* mistakes: averaging cancels the errors the members do not share. But an
+# equal vote also gives a weak member as much say as the best one, so an ensemble gains only
+# when its members are nearly as good as each other and err differently; with few epochs per
+# dip, the early snapshots are still far from trained. Whether the ensemble gained here is a
+# comparison between runs, so it comes from the final scores over all seeds, each with a 95%
+# interval:
+
+# %% tags=["nbval-ignore-output"]
+results = pd.DataFrame(snapshot_scores, columns=["run", "seed", "test Accuracy"]).assign(epoch=0)
+final_scores(results)[["seeds", "mean", "half_width"]].round(4)
+
+# %% tags=["nbval-ignore-output"]
+snap_vs_last = compare(results, "snapshot ensemble", "last snapshot")
+avg_vs_last = compare(results, "snapshot average (update_bn)", "last snapshot")
+bn_effect = compare(results, "snapshot average (update_bn)", "snapshot average (stale BatchNorm)")
+glue("bn_effect", bn_effect.sentence(), display=False)
+finding(
+    f"Averaging the snapshots' predictions: {snap_vs_last.sentence()}. Averaging their "
+    f"weights (after `update_bn`): {avg_vs_last.sentence()}. Neither costs any extra training.",
+    budget=PAGE_BUDGET,
+    needs="tell whether averaging the snapshots beats the last snapshot",
 )
 
 # %% [markdown]
-# With stale statistics the averaged network scores {glue:text}`swa_stale:.3f`; after
-# `update_bn`, {glue:text}`swa_snap:.3f`. In a network without BatchNorm the call changes
-# nothing, but it costs only one pass and removes a silent source of error, which is why
-# PyTorch's SWA recipe always ends with it.
+# What the `update_bn` pass did, against the same averaged weights with stale statistics:
+# {glue:text}`bn_effect`. In a network without BatchNorm the call changes nothing, but it costs only
+# one pass and removes a silent source of error, which is why PyTorch's SWA recipe always ends with
+# it.
 
 # %% [markdown]
 # ## PyTorch's SWA recipe
 #
-# The usual SWA recipe does not wait for dips. It trains normally until epoch `SWA_START`
-# (here with a cosine decay down to the SWA rate), then holds the rate at `SWA_LR` with
-# `SWALR` and feeds the weights after *every* epoch to the `AveragedModel`. A constant, fairly
-# large rate keeps the weights moving around the basin, and the average lands nearer its
-# centre than any single point of the walk.
+# The usual SWA recipe does not wait for dips. It trains normally until epoch `SWA_START`,
+# then holds the rate at `SWA_LR` with `SWALR` and feeds the weights after *every* epoch to the
+# `AveragedModel`. A constant, fairly large rate keeps the weights moving around the basin,
+# and the average tends to land nearer its centre than any single point of the walk. That is why
+# `SWA_LR` is not the book's floor $\eta_0/100$: a rate that small would all but stop the walk,
+# and the average would be little more than its last point.
+#
+# Before `SWA_START` we use `CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR)`: one
+# half-cosine from $\eta_0$ whose bottom is the SWA rate and whose length is the first phase,
+# so after its `SWA_START` steps the rate stands exactly at `SWA_LR` when `SWALR` takes over
+# (and `SWALR` has nothing left to anneal). It is a decay *to* a rate that is then held, not a
+# decay to a floor, so `cosine_schedule`'s dips are not what it needs.
 
 # %% tags=["nbval-ignore-output"]
-set_seed(0)
-model = mlp(hidden=128, layers=3, batch_norm=True)
-optimizer = torch.optim.SGD(model.parameters(), lr=ETA_0)
-recipe, swa_model = train_swa(
-    model,
-    loss_func,
-    loaders["train"],
-    optimizer,
-    epochs=EPOCHS,
-    swa_start=SWA_START,
-    swa_lr=SWA_LR,
-    lr_schedule=CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR),
-    test_loader=loaders["test"],
-    score_funcs=score_funcs,
-    device=DEVICE,
-)
-glue("recipe_last", accuracy(*predict(model, loaders["test"], device=DEVICE)), display=False)
-glue("recipe_swa", accuracy(*predict(swa_model, loaders["test"], device=DEVICE)), display=False)
-glue("recipe_n", int(swa_model.n_averaged), display=False)
-recipe[["epoch", "lr", "averaged", "test Accuracy"]].tail(3)
+recipe_runs, recipe_scores = [], []
+for seed in SEEDS:
+    model = fresh_model(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ETA_0)
+    recipe, swa_model = train_swa(
+        model,
+        loss_func,
+        loaders["train"],
+        optimizer,
+        epochs=EPOCHS,
+        swa_start=SWA_START,
+        swa_lr=SWA_LR,
+        lr_schedule=CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR),
+        test_loader=loaders["test"],
+        score_funcs=score_funcs,
+        device=DEVICE,
+    )
+    recipe_runs.append(recipe.assign(run="SWA recipe", seed=seed))
+    recipe_scores += [
+        ("SWA recipe: final weights", seed, test_accuracy(model)),
+        ("SWA recipe: average", seed, test_accuracy(swa_model)),
+    ]
+recipe = pd.concat(recipe_runs, ignore_index=True)
+results = pd.DataFrame(
+    snapshot_scores + recipe_scores, columns=["run", "seed", "test Accuracy"]
+).assign(epoch=0)
+held = recipe.loc[recipe["epoch"] >= SWA_START, "lr"]
+assert held.sub(SWA_LR).abs().max() < 1e-12  # the rate is SWA_LR from SWA_START on
+glue("recipe_n", EPOCHS - SWA_START, display=False)
+recipe.loc[recipe["seed"] == 0, ["epoch", "lr", "averaged", "test Accuracy"]].set_index(
+    "epoch"
+).round(4).T
 
 # %% [markdown]
+# The `lr` row shows the two phases: the cosine decay from $\eta_0$, then the SWA rate held
+# for the last {glue:text}`recipe_n` epochs, whose weights are averaged.
+#
 # ## Side by side
 #
-# The left panel shows the two schedules, with the snapshot epochs marked; the right one the
-# test accuracy of each run per epoch, with the averaged models as horizontal lines.
+# The figure shows the two schedules, with the snapshot epochs marked, and the test accuracy
+# of each run per epoch, averaged over the seeds, with the averaged models as horizontal lines.
 
-# %% tags=["nbval-ignore-output"]
-fig, (ax_lr, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
-for frame, label in ((cyclic, "cosine with dips"), (recipe, "SWA recipe")):
-    ax_lr.plot(frame["epoch"], frame["lr"], label=label)
-    ax_acc.plot(frame["epoch"], frame["test Accuracy"], label=label)
-ax_lr.scatter(dips, cyclic["lr"].iloc[dips], color="C0", zorder=3, label="snapshots")
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Left: the learning rate per epoch of the cosine schedule with dips (snapshots marked) and of the SWA recipe. Right: test accuracy per epoch of both runs (mean over seeds), with the snapshot ensemble (dashed) and the SWA average (dotted) as horizontal lines.", "name": "fig-ensembles-side-by-side"}, "image": {"alt": "Two panels. Left: learning rate against epoch; the cosine schedule falls to its floor and rises again four times, ending on a dip at the last epoch, with dots at the dips; the SWA recipe decays once to the SWA rate and then stays flat. Right: test accuracy against epoch for both runs, with a dashed horizontal line for the snapshot ensemble and a dotted one for the averaged SWA model."}}
+means = results.groupby("run")["test Accuracy"].mean()
+fig, (ax_lr, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+for frame, label, colour in ((cyclic, "cosine with dips", "C0"), (recipe, "SWA recipe", "C1")):
+    curve = frame.groupby("epoch")[["lr", "test Accuracy"]].mean()
+    ax_lr.plot(curve.index, curve["lr"], color=colour, label=label)
+    ax_acc.plot(curve.index, curve["test Accuracy"], color=colour, label=label)
+cyclic_mean = cyclic.groupby("epoch")[["lr", "test Accuracy"]].mean()
+ax_lr.scatter(dips, cyclic_mean["lr"].loc[dips], color="C0", zorder=3)
 ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Schedules")
-ax_acc.scatter(dips, cyclic["test Accuracy"].iloc[dips], color="C0", zorder=3)
-ax_acc.axhline(ensemble_acc, color="C0", ls="--", label="snapshot ensemble")
-ax_acc.axhline(
-    accuracy(*predict(swa_model, loaders["test"], device=DEVICE)),
-    color="C1",
-    ls="--",
-    label="SWA model",
+ax_acc.scatter(
+    dips, cyclic_mean["test Accuracy"].loc[dips], color="C0", zorder=3, label="snapshots"
 )
-ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy")
-ax_lr.legend()
-ax_acc.legend(loc="lower right")
+ax_acc.axhline(means["snapshot ensemble"], color="C0", ls="--", label="snapshot ensemble")
+ax_acc.axhline(means["SWA recipe: average"], color="C1", ls=":", lw=2, label="SWA recipe: average")
+ax_acc.set(
+    xlabel="epoch", ylabel="test accuracy", title=f"Test accuracy (mean of {len(SEEDS)} seeds)"
+)
+fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=5, frameon=False)
+plt.show()
 
 # %% tags=["nbval-ignore-output"]
-summary = pd.Series(
-    {
-        "last snapshot (single model)": single[-1],
-        f"snapshot ensemble ({len(states)} members)": ensemble_acc,
-        "average of the snapshots (SWA, update_bn)": accuracy(
-            *predict(swa_snap, loaders["test"], device=DEVICE)
-        ),
-        "SWA recipe: final weights (single model)": accuracy(
-            *predict(model, loaders["test"], device=DEVICE)
-        ),
-        f"SWA recipe: average of {int(swa_model.n_averaged)} epochs": accuracy(
-            *predict(swa_model, loaders["test"], device=DEVICE)
-        ),
-    },
-    name="test accuracy",
+final_scores(results)[["seeds", "mean", "half_width"]].round(4)
+
+# %% tags=["nbval-ignore-output"]
+recipe_gain = compare(results, "SWA recipe: average", "SWA recipe: final weights")
+snap_vs_swa = compare(results, "snapshot ensemble", "SWA recipe: average")
+finding(
+    f"In the recipe run, the average against that run's own final weights: "
+    f"{recipe_gain.sentence()}. The snapshot ensemble against the recipe's average: "
+    f"{snap_vs_swa.sentence()}.",
+    budget=PAGE_BUDGET,
+    needs="tell whether the SWA average beats its run's final weights",
 )
-summary.round(4).to_frame()
 
 # %% [markdown]
-# In the recipe run, the final weights score {glue:text}`recipe_last:.3f` and the average of
-# the last {glue:text}`recipe_n` epochs {glue:text}`recipe_swa:.3f`. Both averaging methods
-# cost nothing in training time: the ensemble pays at prediction time (one forward pass per
-# member), SWA pays one pass over the training data for `update_bn`. How much either gains
-# depends on how good the members are and how differently they err, so it varies from run to
-# run. Note also that the recipe holds a fairly large rate until the end: its final weights are
-# a snapshot taken mid-stride, and the average is what that run is for. Results from a single
-# seed move by a few tenths of a percent from seed to seed, so treat small differences with
-# care.
+# Both averaging methods cost nothing in training time: the ensemble pays at prediction time
+# (one forward pass per member), SWA pays one pass over the training data for `update_bn`.
+# How much either gains depends on how good the members are and how differently they err.
+# Note also that the recipe holds a fairly large rate until the end: its final weights are a
+# point taken mid-stride, and the average is what that run is for. Each sentence above comes
+# with its interval over the seeds; a difference inside that interval is not a difference these
+# runs can show.
 #
 # ## What we did
 #
-# - Read the dips of a cosine schedule off the real scheduler object and kept the weights at
-#   each one, inside a normal `train_network` call, through its `on_epoch_end` hook.
+# - Read the dips of a cosine schedule that ends on its last dip off the real scheduler object,
+#   and kept the weights at each one, inside a normal `train_network` call, through its
+#   `on_epoch_end` hook.
 # - Averaged the snapshots' predicted probabilities into a snapshot ensemble.
 # - Averaged the snapshots' weights with `AveragedModel`, and saw why `update_bn` must follow
 #   when the network has BatchNorm.
-# - Ran PyTorch's SWA recipe (`SWALR` holding the rate, an average of every late epoch) and
-#   compared every averaged model with the single model of the same run.
+# - Ran PyTorch's SWA recipe (a cosine decay to the SWA rate, then `SWALR` holding it and an
+#   average of every late epoch) and compared every averaged model with the single model of
+#   the same run, over several seeds.

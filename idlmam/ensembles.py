@@ -7,9 +7,8 @@ probabilities. *SWA* averages the weights themselves, which gives one model of t
 while averaging (``SWALR``) and the pass that recomputes BatchNorm statistics (``update_bn``).
 
 Example:
-    >>> dips = cosine_dips(50, 4, eta_0=0.1, eta_min=1e-4)
-    >>> dips
-    [7, 21, 35, 49]
+    >>> cosine_dips(15, 2, eta_0=0.1)  # the last dip is the last epoch
+    [5, 14]
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from .optim import cosine_t_max, schedule_lrs
+from .optim import cosine_schedule, eta_min_for, schedule_lrs
 from .train import train_network
 
 __all__ = [
@@ -54,25 +52,31 @@ def dip_epochs(lrs: Sequence[float], eta_min: float, *, rtol: float = 1e-6) -> l
     return [epoch for epoch, lr in enumerate(lrs) if abs(lr - eta_min) <= tol]
 
 
-def cosine_dips(epochs: int, dips: int, *, eta_0: float, eta_min: float) -> list[int]:
-    r"""The epochs at which ``CosineAnnealingLR(T_max=cosine_t_max(epochs, dips))`` reaches ``eta_min``.
+def cosine_dips(epochs: int, dips: int, *, eta_0: float, eta_min: float | None = None) -> list[int]:
+    r"""The epochs at which :func:`idlmam.optim.cosine_schedule` trains at ``eta_min``.
 
-    The rates are read off a real scheduler, stepped once per epoch as
-    :func:`idlmam.train.train_network` steps it. In closed form the minima of
+    The rates are read off the real scheduler, built on an optimizer with rate ``eta_0`` and
+    stepped once per epoch as :func:`idlmam.train.train_network` steps it. The schedule turns at
+    the epochs of :func:`idlmam.optim.cosine_extremes` (top, dip, top, ..., dip), so the dips
+    are every second one of them: exactly ``dips`` epochs, the last one ``epochs - 1``.
 
-    .. math::
-        \eta_t = \eta_{min} + \tfrac{1}{2}(\eta_0 - \eta_{min})\left(1 + \cos\frac{\pi t}{T_{max}}\right)
+    Args:
+        epochs: the epochs of the run.
+        dips: how many minima.
+        eta_0: the initial (top) rate.
+        eta_min: the floor (default: :func:`idlmam.optim.eta_min_for` of ``eta_0``).
 
-    are the odd multiples of :math:`T_{max}`; those before ``epochs`` are trained at. That is at
-    least ``dips`` of them, and one more when the rounding of ``cosine_t_max`` leaves room, so
-    the count is read off the schedule rather than assumed.
+    Raises:
+        ValueError: fewer than ``2 * dips`` epochs, or ``eta_min`` not below ``eta_0``.
 
     Example:
-        >>> cosine_dips(8, 4, eta_0=0.1, eta_min=1e-4)
-        [1, 3, 5, 7]
+        >>> cosine_dips(8, 2, eta_0=0.1)  # turns at epochs 0, 2, 5, 7
+        [2, 7]
     """
-    t_max = cosine_t_max(epochs, dips)
-    lrs = schedule_lrs(lambda opt: CosineAnnealingLR(opt, t_max, eta_min=eta_min), epochs, eta_0)
+    eta_min = eta_min_for(eta_0) if eta_min is None else eta_min
+    lrs = schedule_lrs(
+        lambda opt: cosine_schedule(opt, epochs, dips, eta_min=eta_min), epochs, eta_0
+    )
     return dip_epochs(lrs, eta_min)
 
 
@@ -110,26 +114,30 @@ def train_snapshots(
     *,
     epochs: int,
     dips: int,
-    eta_min: float = 1e-4,
+    eta_min: float | None = None,
     **train_kwargs,
 ):
     """Train with a cosine schedule of ``dips`` dips and keep the weights at every dip.
 
-    The schedule is ``CosineAnnealingLR(optimizer, cosine_t_max(epochs, dips), eta_min)``, the
-    dips are found by :func:`cosine_dips` from the optimizer's initial rate.
+    The schedule is :func:`idlmam.optim.cosine_schedule` (``dips`` dips, the last on the last
+    epoch), the dips are found by :func:`cosine_dips` from the optimizer's initial rate, so the
+    last snapshot is the final model.
 
     Args:
         model, loss_func, train_loader, optimizer: as for :func:`idlmam.train.train_network`.
         epochs: epochs of the whole run.
         dips: how many times the rate should fall to ``eta_min``.
-        eta_min: the rate at the bottom of each dip.
+        eta_min: the rate at the bottom of each dip (default:
+            :func:`idlmam.optim.eta_min_for` of the optimizer's rate).
         **train_kwargs: passed on (``test_loader``, ``score_funcs``, ``device``, ...).
 
     Returns:
         ``(frame, states)``: the results frame and one ``state_dict`` copy per dip, in order.
     """
-    eta_0 = optimizer.param_groups[0]["lr"]
-    lr_schedule = CosineAnnealingLR(optimizer, cosine_t_max(epochs, dips), eta_min=eta_min)
+    group = optimizer.param_groups[0]
+    eta_0 = group.get("initial_lr", group["lr"])
+    eta_min = eta_min_for(eta_0) if eta_min is None else eta_min
+    lr_schedule = cosine_schedule(optimizer, epochs, dips, eta_min=eta_min)
     hook = Snapshots(model, cosine_dips(epochs, dips, eta_0=eta_0, eta_min=eta_min))
     frame = train_network(
         model,

@@ -15,7 +15,7 @@ from idlmam.ensembles import (
     train_swa,
 )
 from idlmam.models import mlp
-from idlmam.optim import cosine_t_max
+from idlmam.optim import cosine_extremes, cosine_schedule, eta_min_for, schedule_lrs
 
 
 def states_of(n, model_fn=lambda: mlp(hidden=16, layers=2)):
@@ -28,15 +28,40 @@ def states_of(n, model_fn=lambda: mlp(hidden=16, layers=2)):
 
 
 @pytest.mark.parametrize(
-    "epochs,dips", [(50, 4), (50, 2), (50, 5), (8, 4), (45, 5), (30, 1), (51, 2)]
+    "epochs,dips,expected",
+    [
+        # turns at round(k * (T - 1) / (2d - 1)), k = 0 .. 2d - 1; the dips are the odd k
+        (15, 2, [5, 14]),  # (T - 1) / 3 = 4.67: turns 0, 5, 9, 14
+        (8, 2, [2, 7]),  # 7 / 3 = 2.33: turns 0, 2, 5, 7 (CosineAnnealingLR(T_max=2): 2, 6)
+        (8, 4, [1, 3, 5, 7]),  # 7 / 7 = 1: every epoch turns
+        (15, 4, [2, 6, 10, 14]),  # 14 / 7 = 2
+        (50, 4, [7, 21, 35, 49]),  # 49 / 7 = 7
+        (45, 5, [5, 15, 24, 34, 44]),  # 44 / 9 = 4.89: 4.9, 14.7, 24.4, 34.2, 44 rounded
+        (51, 2, [17, 50]),  # 50 / 3 = 16.67: 16.7 and 50
+        (30, 1, [29]),  # one dip: down all the way to the last epoch
+    ],
 )
-@pytest.mark.parametrize("eta_min", [0.0, 1e-4])
-def test_dips_of_the_schedule_are_the_closed_form_minima(epochs, dips, eta_min):
-    t_max = cosine_t_max(epochs, dips)
-    closed_form = [k * t_max for k in range(1, epochs, 2) if k * t_max < epochs]  # odd multiples
-    found = cosine_dips(epochs, dips, eta_0=0.1, eta_min=eta_min)
-    assert found == closed_form
-    assert len(found) >= dips
+@pytest.mark.parametrize("eta_min", [0.0, 1e-4, None])
+def test_dips_are_hand_computed_and_the_last_is_the_last_epoch(epochs, dips, expected, eta_min):
+    assert cosine_dips(epochs, dips, eta_0=0.1, eta_min=eta_min) == expected
+
+
+def test_dips_match_the_turning_epochs_for_every_epoch_and_dip_count():
+    for dips in range(1, 16):
+        for epochs in range(4 * dips, 61):
+            found = cosine_dips(epochs, dips, eta_0=0.1)
+            assert found == cosine_extremes(epochs, dips)[1::2], (epochs, dips)
+            assert len(found) == dips and found[-1] == epochs - 1, (epochs, dips)
+
+
+def test_default_floor_is_the_books_eta_min():
+    lrs = schedule_lrs(
+        lambda opt: cosine_schedule(opt, 8, 2, eta_min=eta_min_for(0.1)), 8, eta_0=0.1
+    )
+    assert [lrs[i] for i in (2, 7)] == pytest.approx([0.001, 0.001])
+    assert cosine_dips(8, 2, eta_0=0.1) == cosine_dips(8, 2, eta_0=0.1, eta_min=0.001)
+    with pytest.raises(ValueError, match="eta_min"):
+        cosine_dips(8, 2, eta_0=0.1, eta_min=0.2)
 
 
 def test_dip_epochs_reads_a_list_of_rates():
@@ -111,14 +136,24 @@ def test_snapshots_are_taken_at_the_dips_and_the_last_one_is_the_final_model(tin
         nn.CrossEntropyLoss(),
         ResidentLoader(X, y, 25),
         optimizer,
-        epochs=7,
+        epochs=8,
         dips=2,
-        eta_min=1e-3,
     )
-    assert cosine_dips(7, 2, eta_0=0.1, eta_min=1e-3) == [2, 6]
+    # 8 epochs, 2 dips: turns at 0, 2, 5, 7; the floor is eta_min_for(0.1) = 0.001
     assert len(states) == 2
-    assert frame["lr"].iloc[[2, 6]].tolist() == pytest.approx([1e-3, 1e-3])
-    for name, value in model.state_dict().items():  # epoch 6 is the last one: same weights
+    assert frame["lr"].tolist() == pytest.approx(
+        [
+            0.1,
+            0.0505,  # halfway down: 0.001 + 0.099 * (1 + cos(pi / 2)) / 2
+            0.001,
+            0.001 + 0.099 * 0.25,  # a third of the way up: 1 - (1 + cos(pi / 3)) / 2 = 1 / 4
+            0.001 + 0.099 * 0.75,
+            0.1,
+            0.0505,
+            0.001,
+        ]
+    )
+    for name, value in model.state_dict().items():  # epoch 7 is the last one: same weights
         torch.testing.assert_close(states[-1][name], value)
     assert not torch.equal(states[0]["1.weight"], states[1]["1.weight"])
 

@@ -20,6 +20,7 @@ from idlmam.landscapes import (
     steps_to_reach,
     two_minima,
 )
+from idlmam.optim import eta_min_for
 
 SGD = torch.optim.SGD
 
@@ -137,7 +138,9 @@ def test_a_cosine_schedule_escapes_the_narrow_minimum_a_small_constant_rate_does
         start,
         sgd(0.5),
         steps,
-        make_schedule=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 40, eta_min=0.01),
+        make_schedule=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
+            o, 40, eta_min=eta_min_for(0.5)
+        ),
     )
     assert (cosine[:41] - torch.tensor(TWO_MINIMA_BAD, dtype=torch.float64)).norm(dim=1).min() < 0.1
     assert steps_to_reach(cosine, TWO_MINIMA_GOOD, tol=0.01) is not None
@@ -186,7 +189,7 @@ def test_plot_paths_draws_every_path_and_leaves_out_nan():
 
 def test_with_noisy_gradients_the_cosine_schedule_settles_closer_than_a_large_constant_rate():
     good = torch.tensor(TWO_MINIMA_GOOD, dtype=torch.float64)
-    cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=40, eta_min=0.01)
+    cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=40, eta_min=eta_min_for(0.5))
 
     def mean_distance(make_schedule):
         return (

@@ -71,3 +71,40 @@ def test_every_notebook_is_in_the_table_of_contents():
     walk(toc)
     for source in SOURCES:
         assert str(source.relative_to(BOOK.parent).with_suffix("")) in listed
+
+
+def _figures(nb):
+    """The code cells whose stored outputs hold an image."""
+    return [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        and any(
+            any(m.startswith("image/") for m in o.get("data", {}))
+            for o in c.get("outputs", [])
+            if o.get("output_type") in ("display_data", "execute_result")
+        )
+    ]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_and_alt_text(source):
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    for cell in _figures(nb):
+        options = cell.metadata.get("mystnb", {})
+        caption = options.get("figure", {}).get("caption", "")
+        alt = options.get("image", {}).get("alt", "")
+        first = cell.source.strip().splitlines()[0][:60]
+        assert caption.strip(), f"{source.name}: the figure of `{first}` has no caption"
+        assert len(alt.split()) >= 4, f"{source.name}: the figure of `{first}` has no alt text"
+        images = sum(any(m.startswith("image/") for m in o.get("data", {})) for o in cell.outputs)
+        assert images == 1, f"{source.name}: `{first}` draws {images} images; one figure a cell"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_every_page_says_which_budget_made_its_numbers(source):
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert any("budget_banner(" in s for s in code[:4]), (
+        f"{source.name}: call idlmam.notebook.budget_banner() in one of the first code cells"
+    )
