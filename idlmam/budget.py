@@ -68,9 +68,19 @@ class Budget:
         """This budget as the costlier exercises use it: their epochs and training-set size."""
         return replace(self, epochs=self.exercise_epochs, train_size=self.exercise_train_size)
 
-    def describe(self) -> str:
-        """One line for a page: which budget made its numbers, and how big it is."""
+    def describe(self, *, trials: bool = False) -> str:
+        """One line for a page: which budget made its numbers, and how big it is.
+
+        Args:
+            trials: describe the Optuna studies (trials, epochs per trial) instead of the
+                multi-seed runs.
+        """
         images = f"{self.train_size:,}" if self.train_size else "all 60,000"
+        if trials:
+            return (
+                f"the `{self.name}` budget: studies of {self.trials} trials ({self.prune_trials}"
+                f" with pruning), {self.trial_epochs} epochs per trial, {images} training images"
+            )
         return (
             f"the `{self.name}` budget: {self.epochs} epochs per run, {self.seeds} seeds, "
             f"{images} training images"

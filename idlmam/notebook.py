@@ -67,22 +67,28 @@ def _show_html(markup: str) -> None:
     display(HTML(markup))
 
 
-def budget_banner(budget: Budget | None = None) -> str:
-    """Show which budget produced the numbers of this page; returns the box's HTML."""
+def budget_banner(budget: Budget | None = None, *, trials: bool = False) -> None:
+    """Show which budget produced the numbers of this page.
+
+    Args:
+        budget: the budget the page runs (default: :func:`idlmam.budget.get_budget`); pass
+            ``budget.exercises()`` or a ``dataclasses.replace`` of it where the page trains other
+            sizes.
+        trials: the page runs Optuna studies: describe trials, not seeds.
+    """
     budget = budget or get_budget()
-    body = html.escape(f"The numbers and figures on this page come from {budget.describe()}.")
+    description = budget.describe(trials=trials)
+    body = html.escape(f"The numbers and figures on this page come from {description}.")
     body = body.replace("`", "")
     if not budget.findings:
         body += (
             " That is a smoke test of the code, too small for the chapter's findings: where a"
             " finding would stand, a box says so instead."
         )
-    markup = _box("note", "Budget", body)
-    _show_html(markup)
-    return markup
+    _show_html(_box("note", "Budget", body))
 
 
-def finding(text: str, *, needs: str, budget: Budget | None = None) -> str:
+def finding(text: str, *, needs: str, budget: Budget | None = None) -> None:
     """State ``text`` (a finding of the runs above) only on a budget large enough to support it.
 
     On such a budget the cell shows ``text`` as Markdown; on ``quick`` (``findings`` false) it
@@ -95,9 +101,6 @@ def finding(text: str, *, needs: str, budget: Budget | None = None) -> str:
         needs: what the runs would have to show, completing "too small to ...".
         budget: the budget the runs used (default: :func:`idlmam.budget.get_budget`).
 
-    Returns:
-        What was shown: ``text``, or the box's HTML.
-
     Raises:
         ValueError: ``text`` or ``needs`` is empty.
     """
@@ -108,11 +111,9 @@ def finding(text: str, *, needs: str, budget: Budget | None = None) -> str:
         from IPython.display import Markdown, display
 
         display(Markdown(text))
-        return text
+        return
     body = html.escape(
         f"These runs ({budget.describe()}) are too small to {needs}. "
         "Run the page with IDL_BUDGET=full to see it, or read it on the published site."
     ).replace("`", "")
-    markup = _box("warning", "No finding on this budget", body)
-    _show_html(markup)
-    return markup
+    _show_html(_box("warning", "No finding on this budget", body))

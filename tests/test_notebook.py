@@ -21,14 +21,15 @@ def displayed(monkeypatch):
 
 def test_a_finding_is_stated_on_full(displayed):
     text = "Cosine ends **1.2 ± 0.4** points above the baseline over 3 seeds."
-    assert finding(text, needs="compare schedules", budget=get_budget("full")) == text
+    assert finding(text, needs="compare schedules", budget=get_budget("full")) is None
     assert displayed == [("text/markdown", text)]
 
 
 def test_on_quick_a_box_replaces_the_finding_and_says_why(displayed):
     text = "Cosine ends 1.2 points above the baseline."
-    markup = finding(text, needs="tell the schedules apart", budget=get_budget("quick"))
-    assert displayed == [("text/html", markup)]
+    finding(text, needs="tell the schedules apart", budget=get_budget("quick"))
+    [(kind, markup)] = displayed
+    assert kind == "text/html"
     assert "1.2" not in markup and "too small to tell the schedules apart" in markup
     assert "quick" in markup and "IDL_BUDGET=full" in markup
 
@@ -41,7 +42,10 @@ def test_a_finding_needs_its_text_and_its_reason():
 
 
 def test_the_banner_names_the_budget(displayed):
-    assert "too small" not in budget_banner(get_budget("full"))
-    quick = budget_banner(get_budget("quick"))
+    budget_banner(get_budget("full"))
+    budget_banner(get_budget("quick"))
+    budget_banner(get_budget("full"), trials=True)
+    full, quick, studies = (markup for _, markup in displayed)
+    assert "too small" not in full and "15 epochs per run" in full
     assert "quick" in quick and "7 epochs" in quick and "smoke test" in quick
-    assert len(displayed) == 2
+    assert "10 trials (20 with pruning), 5 epochs per trial" in studies

@@ -5,7 +5,8 @@ The rooms:
 * :mod:`.objective`: :func:`make_objective` (trains what a *builder* makes of each trial, returns
   its validation accuracy, stops diverged runs), the chapter's builder :func:`mlp_search` and
   recipe :func:`adamw_cosine`, the search's data :func:`chapter_loaders` (the training set only),
-  and :func:`trial_outcomes`, which counts trials the pruner stopped apart from diverged ones;
+  and :func:`trial_outcomes`, which counts trials the pruner stopped apart from diverged ones
+  (Optuna's trial states plus the user attribute ``stopped_by``);
 * :mod:`.storage`: where a study lives (:func:`open_storage`: memory, SQLite, a journal file,
   PostgreSQL), :func:`create_study`, and :func:`optimize_until`, which lets any number of workers
   fill one study to a total;
@@ -27,7 +28,10 @@ Example:
 """
 
 from .objective import (
+    BY_DIVERGENCE,
+    BY_PRUNER,
     STOP_REASON,
+    STOPPED_BY,
     TrialOutcomes,
     adamw_cosine,
     chapter_loaders,
@@ -53,6 +57,9 @@ __all__ = [
     "mlp_search",
     "adamw_cosine",
     "chapter_loaders",
+    "STOPPED_BY",
+    "BY_PRUNER",
+    "BY_DIVERGENCE",
     "STOP_REASON",
     "TrialOutcomes",
     "trial_outcome",

@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover - for the type hints only
     Builder = Callable[[optuna.Trial, int], "tuple[torch.nn.Module, torch.optim.Optimizer, Any]"]
 
 __all__ = [
+    "BY_DIVERGENCE",
+    "BY_PRUNER",
+    "STOPPED_BY",
     "STOP_REASON",
     "TrialOutcomes",
     "adamw_cosine",
@@ -55,8 +58,18 @@ __all__ = [
     "trial_outcomes",
 ]
 
-#: The user attribute in which :func:`make_objective` records why a diverged trial was stopped
-#: (``"diverged: train loss nan after epoch 1"``). Only diverged trials have it.
+#: The user attribute that says what stopped a trial early: :data:`BY_PRUNER` or
+#: :data:`BY_DIVERGENCE`. :func:`make_objective` sets it on every trial it stops; a trial that ran
+#: to the end has none. Optuna files both kinds of stop under PRUNED; this attribute tells them
+#: apart (:func:`trial_outcome`).
+STOPPED_BY = "stopped_by"
+#: ``stopped_by`` of a trial the study's pruner judged hopeless.
+BY_PRUNER = "pruner"
+#: ``stopped_by`` of a trial whose training diverged (its loss NaN, infinite or too high).
+BY_DIVERGENCE = "divergence"
+#: The user attribute holding why a stopped trial was stopped, in words
+#: (``"diverged: train loss nan after epoch 1"``, ``"val Accuracy 0.41 after epoch 0 was below
+#: the pruner's bar"``).
 STOP_REASON = "stop_reason"
 
 _CHAPTER_RANGES = {"neurons": (16, 256), "layers": (1, 6), "learning_rate": (1e-5, 1e-2)}
@@ -81,12 +94,18 @@ def _check_range(
 
 
 def adamw_cosine(model: torch.nn.Module, learning_rate: float, epochs: int) -> tuple:
-    """The chapter's training recipe for one model: ``AdamW`` and half a cosine over the run.
+    r"""The chapter's training recipe for one model: ``AdamW`` and half a cosine over the run.
 
-    The schedule is ``CosineAnnealingLR(T_max=epochs)``, stepped once per epoch: every epoch
-    trains with a positive learning rate, and the minimum comes right after the last one.
-    (``idlmam.optim.cosine_t_max(epochs, 1)`` would put the minimum *on* the last epoch and
-    spend that epoch at ``eta_min = 0``: half of a 2-epoch trial.)
+    The schedule is :func:`idlmam.optim.cosine_schedule` with one dip, stepped once per epoch:
+    it starts at ``learning_rate`` (:math:`\eta_0`) and ends on its dip in the last epoch, at the
+    book's floor :math:`\eta_{min}` = :func:`idlmam.optim.eta_min_for` (``learning_rate / 100``,
+    never 0, so every epoch of a trial trains),
+
+    .. math::
+        \eta_t = \eta_{min} + \frac{1}{2}(\eta_0 - \eta_{min})
+                 \left(1 + \cos\frac{\pi t}{T - 1}\right), \quad t = 0, \dots, T - 1.
+
+    A run of one epoch has no schedule (``None``): it trains that epoch at ``learning_rate``.
 
     Args:
         model: the network to train.
@@ -98,15 +117,24 @@ def adamw_cosine(model: torch.nn.Module, learning_rate: float, epochs: int) -> t
 
     Example:
         >>> from idlmam.models import mlp
-        >>> model, optimizer, schedule = adamw_cosine(mlp(), 1e-3, epochs=4)
-        >>> type(optimizer).__name__, schedule.T_max
-        ('AdamW', 4)
+        >>> model, optimizer, schedule = adamw_cosine(mlp(), 1e-3, epochs=3)
+        >>> lrs = []
+        >>> for epoch in range(3):  # what train_network does, one step per epoch
+        ...     lrs.append(round(optimizer.param_groups[0]["lr"], 6))
+        ...     optimizer.step()
+        ...     schedule.step()
+        >>> type(optimizer).__name__, lrs
+        ('AdamW', [0.001, 0.000505, 1e-05])
     """
     import torch
-    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    from ..optim import cosine_schedule, eta_min_for
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    return model, optimizer, CosineAnnealingLR(optimizer, T_max=epochs)
+    if epochs < 2:
+        return model, optimizer, None  # one epoch: nothing to anneal
+    schedule = cosine_schedule(optimizer, epochs, 1, eta_min=eta_min_for(learning_rate))
+    return model, optimizer, schedule
 
 
 def mlp_search(
@@ -247,14 +275,17 @@ def make_objective(
 
     The validation accuracy is reported after every epoch (``trial.report``), so the dashboard
     shows learning curves. With ``prune=True`` the study's pruner is asked after every epoch
-    (``trial.should_prune``); a trial it stops ends as PRUNED.
+    (``trial.should_prune``); a trial it stops ends as PRUNED, with the user attributes
+    ``stopped_by = "pruner"`` and a ``stop_reason``.
 
     A trial whose training loss is not finite (NaN or infinite: the run diverged), or above
-    ``max_train_loss`` when given, is stopped after that epoch and ends as PRUNED too, with the
-    reason in its user attribute ``stop_reason`` (``"diverged: train loss nan after epoch 1"``);
-    the study carries on. Only diverged trials have a ``stop_reason``, so
-    ``"stop_reason" in trial.user_attrs`` tells them from those the pruner stopped
-    (:func:`trial_outcomes` counts both). Every trial records ``epochs_trained``.
+    ``max_train_loss`` when given, is stopped after that epoch and ends as PRUNED too, with
+    ``stopped_by = "divergence"`` and the reason in ``stop_reason``
+    (``"diverged: train loss nan after epoch 1"``); the study carries on. PRUNED rather than
+    FAIL so that the sampler learns from it: TPE ranks a pruned trial below the complete ones,
+    but ignores a failed one and would keep proposing the region that blew up. The two kinds of
+    PRUNED trial are told apart by ``stopped_by`` (:func:`trial_outcomes` counts them apart).
+    Every trial records ``epochs_trained``.
 
     Args:
         train_loader: the training batches (for example from :func:`chapter_loaders`); its
@@ -318,12 +349,12 @@ def make_objective(
         def on_epoch_end(epoch: int, row: dict) -> bool:
             loss = row["train loss"]
             if not math.isfinite(loss) or (max_train_loss is not None and loss > max_train_loss):
-                stop["reason"] = f"diverged: train loss {loss:.4g} after epoch {epoch}"
+                stop[BY_DIVERGENCE] = f"diverged: train loss {loss:.4g} after epoch {epoch}"
                 return True
             if math.isfinite(row["val Accuracy"]):
                 trial.report(row["val Accuracy"], epoch)
             if prune and trial.should_prune():
-                stop["pruned"] = (
+                stop[BY_PRUNER] = (
                     f"val Accuracy {row['val Accuracy']:.4f} after epoch {epoch} "
                     "was below the pruner's bar"
                 )
@@ -331,7 +362,7 @@ def make_objective(
             return False
 
         with warnings.catch_warnings():
-            # the loop warns when a run diverges; here that is an outcome, kept in stop_reason
+            # the loop warns when a run diverges; here that is an outcome, kept in stopped_by
             warnings.simplefilter("ignore", train.DivergenceWarning)
             _, results = _train_built(
                 build,
@@ -345,15 +376,15 @@ def make_objective(
             )
         trial.set_user_attr("epochs_trained", len(results))
         losses = results["train loss"]
-        if "reason" not in stop and not all(math.isfinite(x) for x in losses):
+        if not stop and not all(math.isfinite(x) for x in losses):
             # the loop may stop a diverging run by itself, before our hook has seen the NaN
             last = len(losses) - 1
-            stop["reason"] = f"diverged: train loss {losses.iloc[-1]:.4g} after epoch {last}"
-        if "reason" in stop:
-            trial.set_user_attr(STOP_REASON, stop["reason"])
-            raise optuna.TrialPruned(stop["reason"])
-        if "pruned" in stop:
-            raise optuna.TrialPruned(stop["pruned"])
+            stop[BY_DIVERGENCE] = f"diverged: train loss {losses.iloc[-1]:.4g} after epoch {last}"
+        if stop:
+            ((stopped_by, reason),) = stop.items()  # one: the hook stops the run at the first
+            trial.set_user_attr(STOPPED_BY, stopped_by)
+            trial.set_user_attr(STOP_REASON, reason)
+            raise optuna.TrialPruned(reason)  # Optuna's way to end a trial early
         return float(results["val Accuracy"].iloc[-1])
 
     return objective
@@ -426,15 +457,43 @@ class TrialOutcomes(NamedTuple):
         """All trials of the study."""
         return sum(self)
 
+    def summary(self) -> str:
+        """One line: ``"pruned by the pruner: 2; diverged: 1; completed: 3"`` (and any others).
+
+        Failed, running and waiting trials are named only when there are some.
+
+        Example:
+            >>> TrialOutcomes(3, 2, 1, 0, 0, 0).summary()
+            'pruned by the pruner: 2; diverged: 1; completed: 3'
+        """
+        parts = [
+            f"pruned by the pruner: {self.pruned}",
+            f"diverged: {self.diverged}",
+            f"completed: {self.complete}",
+        ]
+        parts += [
+            f"{k}: {getattr(self, k)}" for k in ("failed", "running", "waiting") if getattr(self, k)
+        ]
+        return "; ".join(parts)
+
+
+_OUTCOME = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
 
 def trial_outcome(trial: optuna.trial.FrozenTrial) -> str:
-    """How one trial ended, with trials stopped by the pruner told apart from diverged ones.
+    """How one trial ended, from its Optuna state and its ``stopped_by`` user attribute.
 
     Returns:
-        ``"diverged"`` for a trial with a ``stop_reason`` user attribute (its training diverged;
-        :func:`make_objective` ends those as PRUNED), else its Optuna state in lower case:
-        ``"complete"``, ``"pruned"`` (stopped by the study's pruner), ``"failed"`` (the
-        objective raised, or the worker died), ``"running"`` or ``"waiting"``.
+        ``"diverged"`` for a PRUNED or FAIL trial whose ``stopped_by`` is ``"divergence"`` (its
+        training blew up; :func:`make_objective` ends those as PRUNED), else its Optuna state in
+        lower case: ``"complete"``, ``"pruned"`` (stopped by the study's pruner), ``"failed"``
+        (the objective raised, or the worker died), ``"running"`` or ``"waiting"``.
 
     Example:
         >>> study = optuna.create_study()
@@ -442,30 +501,26 @@ def trial_outcome(trial: optuna.trial.FrozenTrial) -> str:
         >>> trial_outcome(study.trials[0])
         'complete'
     """
-    if STOP_REASON in trial.user_attrs:
+    stopped = trial.state in (TrialState.PRUNED, TrialState.FAIL)
+    if stopped and trial.user_attrs.get(STOPPED_BY) == BY_DIVERGENCE:
         return "diverged"
-    return {
-        TrialState.COMPLETE: "complete",
-        TrialState.PRUNED: "pruned",
-        TrialState.FAIL: "failed",
-        TrialState.RUNNING: "running",
-        TrialState.WAITING: "waiting",
-    }[trial.state]
+    return _OUTCOME[trial.state]
 
 
 def trial_outcomes(study: optuna.Study) -> TrialOutcomes:
     """Count a study's trials by :func:`trial_outcome`: the pruner's stops apart from divergence.
 
-    Counted from the trials' Optuna states: ``pruned`` holds only the PRUNED trials without a
-    ``stop_reason`` (those the pruner stopped), ``diverged`` those with one (PRUNED or FAIL),
-    ``failed`` the other FAIL trials. The counts add up to ``len(study.trials)``.
+    Counted from the trials' Optuna states and their ``stopped_by``: ``pruned`` holds the PRUNED
+    trials not stopped by divergence (those the pruner stopped), ``diverged`` the PRUNED or FAIL
+    ones with ``stopped_by = "divergence"``, ``failed`` the other FAIL trials. The counts add up
+    to ``len(study.trials)``.
 
     Args:
         study: the study, in any storage.
 
     Returns:
         A :class:`TrialOutcomes` (``complete``, ``pruned``, ``diverged``, ``failed``,
-        ``running``, ``waiting``, and ``total``); ``._asdict()`` gives a dict for a table.
+        ``running``, ``waiting``, ``total`` and ``summary()``); ``._asdict()`` gives a dict.
 
     Example:
         >>> study = optuna.create_study()
@@ -475,6 +530,9 @@ def trial_outcomes(study: optuna.Study) -> TrialOutcomes:
     """
     kinds = [trial_outcome(t) for t in study.get_trials(deepcopy=False)]
     return TrialOutcomes(*(kinds.count(field) for field in TrialOutcomes._fields))
+
+
+_FRAME_COLUMNS = ["number", "outcome", "value", "epochs_trained", "stop_reason"]
 
 
 def outcomes_frame(study: optuna.Study) -> pd.DataFrame:
@@ -501,7 +559,4 @@ def outcomes_frame(study: optuna.Study) -> pd.DataFrame:
                 **{f"params_{k}": v for k, v in t.params.items()},
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=None if rows else ["number", "outcome", "value", "epochs_trained", "stop_reason"],
-    )
+    return pd.DataFrame(rows, columns=None if rows else _FRAME_COLUMNS)

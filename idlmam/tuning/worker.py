@@ -152,16 +152,14 @@ def _fail(message: str, status: int = 2) -> int:
 
 
 def _summary(study, ran: int) -> str:
-    from optuna.trial import TrialState
+    from .objective import trial_outcomes
 
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    count = {s: states.count(s) for s in TrialState}
+    outcomes = trial_outcomes(study)  # the pruner's stops apart from diverged runs
     line = (
-        f"this worker ran {ran} trial(s); study {study.study_name!r} holds {len(states)}: "
-        f"{count[TrialState.COMPLETE]} complete, {count[TrialState.PRUNED]} pruned, "
-        f"{count[TrialState.FAIL]} failed, {count[TrialState.RUNNING]} running"
+        f"this worker ran {ran} trial(s); study {study.study_name!r} holds {outcomes.total}: "
+        f"{outcomes.summary()}"
     )
-    if count[TrialState.COMPLETE]:
+    if outcomes.complete:
         best = study.best_trial
         line += f"; best: trial {best.number}, val Accuracy {best.value:.4f}, {best.params}"
     return line

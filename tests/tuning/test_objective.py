@@ -30,13 +30,24 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 PARAMS = {"neurons_per_layer": 20, "hidden_layers": 2, "learning_rate": 3e-3}
 
 
+def hand_schedule(optimizer, factors):
+    """The learning rate of each epoch, as a multiple of the initial one, written out by hand."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: factors[min(epoch, len(factors) - 1)]
+    )
+
+
+# half a cosine from 1 to the floor 1/100 over T epochs, 0.01 + 0.495 * (1 + cos(pi t / (T-1))):
+COSINE_3 = [1.0, 0.505, 0.01]  # t = 0, 1, 2 of 3: cos = 1, 0, -1
+COSINE_2 = [1.0, 0.01]  # a 2-epoch trial: the top, then the floor
+
+
 # --------------------------------------------------------------------------- the objective
 
 
 def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders):
-    """Oracle: the same run made by hand (seed 0, AdamW, cosine with T_max = epochs)."""
+    """Oracle: the same run made by hand (seed 0, AdamW, the half cosine written out)."""
     from sklearn.metrics import accuracy_score
-    from torch.optim.lr_scheduler import CosineAnnealingLR
 
     from idlmam.models import mlp
     from idlmam.train import train_network
@@ -58,7 +69,7 @@ def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders
         score_funcs={"Accuracy": accuracy_score},
         epochs=3,
         optimizer=optimizer,
-        lr_schedule=CosineAnnealingLR(optimizer, T_max=3),
+        lr_schedule=hand_schedule(optimizer, COSINE_3),
         disable_tqdm=True,
     )
     assert value == frame["val Accuracy"].iloc[-1]
@@ -75,11 +86,22 @@ def test_objective_builds_the_trial_model_and_a_schedule_that_fits_the_epochs(lo
     linear = [m for m in call["model"] if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in linear] == [20, 20, 10]  # two hidden layers of 20
     assert isinstance(call["optimizer"], torch.optim.AdamW)
-    assert call["lr_schedule"].T_max == 4  # the half cosine spans the trial's epochs
-    # the learning rate of each epoch follows the closed form and is lowest in the last one
+    # the half cosine spans the trial's epochs: from 3e-3 to the book's floor, 3e-3 / 100, which
+    # the last epoch trains at (never 0)
     lrs = call["frame"]["lr"].tolist()
-    assert lrs == pytest.approx([3e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
+    eta_min = 3e-5
+    closed_form = [
+        eta_min + (3e-3 - eta_min) * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(4)
+    ]
+    assert lrs == pytest.approx(closed_form)
+    assert lrs[0] == pytest.approx(3e-3) and lrs[-1] == pytest.approx(eta_min) and min(lrs) > 0
     assert call["test_loader"] is None and call["val_loader"] is val_loader
+
+
+def test_a_one_epoch_trial_trains_at_its_learning_rate(loaders, spy):
+    make_objective(*loaders, epochs=1)(FixedTrial(PARAMS))
+    (call,) = spy
+    assert call["lr_schedule"] is None and call["frame"]["lr"].tolist() == [3e-3]
 
 
 def test_study_searches_the_chapter_space_and_custom_ranges(loaders):
@@ -133,12 +155,12 @@ def test_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(loaders
     study.enqueue_trial({"neurons_per_layer": 16, "hidden_layers": 1, "learning_rate": 1e-3})
     study.optimize(objective, n_trials=2)  # raises nothing
     bad, good = study.trials
-    assert bad.state == TrialState.PRUNED
+    assert bad.state == TrialState.PRUNED and bad.user_attrs["stopped_by"] == "divergence"
     assert bad.user_attrs["stop_reason"].startswith("diverged: train loss ")
     assert bad.user_attrs["stop_reason"].split()[3] in ("nan", "inf")
     assert bad.user_attrs["epochs_trained"] < 4  # stopped after the epoch that diverged
     assert good.state == TrialState.COMPLETE and 0 <= good.value <= 1
-    assert "stop_reason" not in good.user_attrs
+    assert "stopped_by" not in good.user_attrs and "stop_reason" not in good.user_attrs
 
 
 def test_a_finite_loss_above_max_train_loss_also_counts_as_diverged(loaders):
@@ -157,7 +179,7 @@ def test_a_finite_loss_above_max_train_loss_also_counts_as_diverged(loaders):
         make_objective(train_loader, val_loader, max_train_loss=10.0, **wide), n_trials=1
     )
     (trial,) = study.trials
-    assert trial.state == TrialState.PRUNED
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["stopped_by"] == "divergence"
     assert trial.user_attrs["stop_reason"].startswith("diverged: train loss")
     assert trial.user_attrs["epochs_trained"] == 1
 
@@ -173,11 +195,11 @@ def test_pruning_reports_each_epoch_and_stops_only_when_asked(loaders, prune):
     study.optimize(make_objective(*loaders, epochs=3, prune=prune), n_trials=1)
     (trial,) = study.trials
     if prune:
-        assert trial.state == TrialState.PRUNED
-        assert "stop_reason" not in trial.user_attrs  # kept for trials that diverged
+        assert trial.state == TrialState.PRUNED and trial.user_attrs["stopped_by"] == "pruner"
+        assert trial.user_attrs["stop_reason"].endswith("after epoch 0 was below the pruner's bar")
         assert list(trial.intermediate_values) == [0] and trial.user_attrs["epochs_trained"] == 1
     else:
-        assert trial.state == TrialState.COMPLETE
+        assert trial.state == TrialState.COMPLETE and "stopped_by" not in trial.user_attrs
         assert list(trial.intermediate_values) == [0, 1, 2]
         assert trial.intermediate_values[2] == trial.value  # the score is the last epoch's
 
@@ -209,9 +231,7 @@ CNN_PARAMS = {"channels": 3, "pool_rounds": 1, "learning_rate": 2e-3}
 
 
 def test_objective_trains_any_builder_like_the_run_it_describes(loaders, spy):
-    """Oracle: the CNN run made by hand (seed 0, AdamW, cosine with T_max = epochs, seeded order)."""
-    from torch.optim.lr_scheduler import CosineAnnealingLR
-
+    """Oracle: the CNN run made by hand (seed 0, AdamW, the half cosine, seeded order)."""
     from idlmam.models import cnn
     from idlmam.train import accuracy, train_network
     from idlmam.utils import set_seed
@@ -235,7 +255,7 @@ def test_objective_trains_any_builder_like_the_run_it_describes(loaders, spy):
         score_funcs={"Accuracy": accuracy},
         epochs=2,
         optimizer=optimizer,
-        lr_schedule=CosineAnnealingLR(optimizer, T_max=2),
+        lr_schedule=hand_schedule(optimizer, COSINE_2),
         disable_tqdm=True,
     )
     assert value == frame["val Accuracy"].iloc[-1]
@@ -284,12 +304,109 @@ def test_trial_outcomes_tell_the_pruner_from_divergence(loaders):
     assert trial_outcomes(study) == TrialOutcomes(
         complete=1, pruned=1, diverged=1, failed=0, running=0, waiting=0
     )
+    assert [t.user_attrs.get("stopped_by") for t in study.trials] == [None, "divergence", "pruner"]
     frame = outcomes_frame(study)
     assert frame["outcome"].tolist() == ["complete", "diverged", "pruned"]
     assert frame["epochs_trained"].tolist() == [2, 1, 1]
-    assert (
-        frame["stop_reason"].iloc[1].startswith("diverged") and frame["stop_reason"].iloc[2] == ""
+    reasons = frame["stop_reason"].tolist()
+    assert reasons[0] == "" and reasons[1].startswith("diverged") and "pruner" in reasons[2]
+
+
+# validation accuracy per epoch of each trial of a fake search; "diverges": the run blows up in
+# its first epoch, before it has a score. Under MedianPruner(n_startup_trials=2) (judging from
+# epoch 0), worked out by hand:
+FAKE_CURVES = [
+    [0.5, 0.6, 0.7],  # 0: complete (no finished trial to compare with)
+    "diverges",  # 1: diverged; it does not finish, so it does not count towards the 2 start-up
+    [0.3, 0.4, 0.45],  # 2: complete, though poor: only one trial has finished yet
+    [0.2, 0.3, 0.35],  # 3: pruned after epoch 0: 0.2 < median(0.5, 0.3) = 0.4
+    [0.6, 0.7, 0.8],  # 4: complete: 0.6 > 0.4, then 0.7 > median(0.6, 0.4) = 0.5, then 0.8 > 0.575
+    [0.45, 0.5, 0.55],  # 5: pruned after epoch 0: 0.45 < median(0.5, 0.3, 0.6) = 0.5
+    [0.55, 0.58, 0.9],  # 6: pruned after epoch 1: its best, 0.58 < median(0.6, 0.4, 0.7) = 0.6
+    "fails",  # 7: diverged, recorded as FAIL (the objective returned NaN) with stopped_by
+]
+
+
+def fake_objective(trial):
+    """Reports a fixed curve per epoch, as make_objective does, and stops the way it would."""
+    curve = FAKE_CURVES[trial.number]
+    trial.suggest_float("x", 0, 1)  # a study trial has parameters; this one plays no role
+    if isinstance(curve, str):
+        trial.set_user_attr("stopped_by", "divergence")
+        if curve == "fails":
+            return float("nan")  # Optuna records a NaN value as a failed trial
+        raise optuna.TrialPruned("diverged: train loss nan after epoch 0")
+    for epoch, accuracy in enumerate(curve):
+        trial.report(accuracy, epoch)
+        if trial.should_prune():
+            trial.set_user_attr("stopped_by", "pruner")
+            raise optuna.TrialPruned()
+    return curve[-1]
+
+
+def test_the_median_pruner_and_divergence_are_counted_apart():
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        sampler=optuna.samplers.RandomSampler(seed=0),
     )
+    study.optimize(fake_objective, n_trials=len(FAKE_CURVES))
+    P, C, F = TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL
+    # Optuna's own states: both kinds of stop are PRUNED (or FAIL), ...
+    assert [t.state for t in study.trials] == [C, P, C, P, C, P, P, F]
+    # ... the user attribute tells them apart
+    assert [trial_outcome(t) for t in study.trials] == [
+        "complete",
+        "diverged",
+        "complete",
+        "pruned",
+        "complete",
+        "pruned",
+        "pruned",
+        "diverged",
+    ]
+    counts = trial_outcomes(study)
+    assert counts == TrialOutcomes(complete=3, pruned=3, diverged=2, failed=0, running=0, waiting=0)
+    assert counts.summary() == "pruned by the pruner: 3; diverged: 2; completed: 3"
+    assert [len(t.intermediate_values) for t in study.trials] == [3, 0, 3, 1, 3, 1, 2, 0]
+
+
+def test_a_pruner_stop_without_the_attribute_is_still_the_pruners():
+    """An objective of one's own that only raises TrialPruned: Optuna's state decides."""
+
+    def objective(trial):
+        trial.report(0.1, 0)
+        raise optuna.TrialPruned()
+
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=1)
+    assert trial_outcomes(study).pruned == 1 and trial_outcome(study.trials[0]) == "pruned"
+
+
+def test_the_chapter_objective_is_pruned_by_a_real_median_pruner(loaders):
+    """make_objective and MedianPruner: a run that cannot learn (lr 0) falls below the median."""
+
+    def build(trial, epochs):
+        from idlmam.models import mlp
+
+        lr = trial.suggest_float("learning_rate", 0.0, 1e6)
+        model = mlp(hidden=16, layers=1)
+        return model, torch.optim.SGD(model.parameters(), lr=lr), None
+
+    objective = make_objective(*loaders, epochs=3, build=build, prune=True, max_train_loss=10.0)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    study = create_study(seed=0, pruner=pruner)
+    for lr in (0.5, 0.5, 1e6, 0.0):  # two that learn, one that blows up, one that cannot learn
+        study.enqueue_trial({"learning_rate": lr})
+    study.optimize(objective, n_trials=4)
+    assert [trial_outcome(t) for t in study.trials] == [
+        "complete",
+        "complete",
+        "diverged",
+        "pruned",
+    ]
+    assert trial_outcomes(study).summary() == "pruned by the pruner: 1; diverged: 1; completed: 2"
+    assert study.trials[3].user_attrs["epochs_trained"] == 1  # stopped after its first epoch
 
 
 def test_trial_outcomes_count_every_state_once():
@@ -300,10 +417,11 @@ def test_trial_outcomes_count_every_state_once():
     made = [
         (TrialState.COMPLETE, {}),
         (TrialState.COMPLETE, {}),
-        (TrialState.PRUNED, {}),
-        (TrialState.PRUNED, {"stop_reason": "diverged: train loss nan after epoch 0"}),
-        (TrialState.FAIL, {"stop_reason": "diverged: train loss inf after epoch 3"}),
+        (TrialState.PRUNED, {"stopped_by": "pruner"}),
+        (TrialState.PRUNED, {"stopped_by": "divergence"}),
+        (TrialState.FAIL, {"stopped_by": "divergence"}),
         (TrialState.FAIL, {}),
+        (TrialState.PRUNED, {"stop_reason": "diverged: a reason alone does not decide"}),
         (TrialState.WAITING, {}),
     ]
     study.ask()  # a running one (asked first: ask() would run a waiting trial)
@@ -318,8 +436,11 @@ def test_trial_outcomes_count_every_state_once():
             )
         )
     counts = trial_outcomes(study)
-    assert counts == TrialOutcomes(complete=2, pruned=1, diverged=2, failed=1, running=1, waiting=1)
-    assert counts.total == len(study.trials) == 8
+    assert counts == TrialOutcomes(complete=2, pruned=2, diverged=2, failed=1, running=1, waiting=1)
+    assert counts.total == len(study.trials) == 9
+    assert counts.summary() == (
+        "pruned by the pruner: 2; diverged: 2; completed: 2; failed: 1; running: 1; waiting: 1"
+    )
     assert trial_outcomes(optuna.create_study()).total == 0
     assert outcomes_frame(optuna.create_study()).empty
 
