@@ -6,22 +6,99 @@ from collections.abc import Callable, Mapping
 
 from .optim import schedule_lrs
 
-__all__ = ["plot_schedules", "plot_runs", "final_scores"]
+__all__ = ["plot_schedules", "plot_rates", "plot_runs", "final_scores"]
 
 
-def plot_schedules(schedules: Mapping[str, Callable], epochs: int, eta_0: float, ax=None):
-    """Draw the learning rate per epoch of each named schedule on one axis."""
+def plot_schedules(
+    schedules: Mapping[str, Callable],
+    epochs: int,
+    eta_0: float,
+    ax=None,
+    *,
+    eta_min: float | None = None,
+    log: bool = False,
+    title: str | None = None,
+):
+    r"""Draw the learning rate per epoch of each named schedule on one axis.
+
+    Each schedule is read off a real scheduler object (:func:`idlmam.optim.schedule_lrs`), one
+    point per epoch: the rate that epoch trains with.
+
+    Args:
+        schedules: ``label -> (optimizer -> schedule)``; labels containing "step" are drawn as
+            steps, the others as lines through the epochs' points.
+        epochs: epochs drawn, ``0 .. epochs - 1``.
+        eta_0: the optimizer's initial rate.
+        ax: draw on this axis (default: a new figure).
+        eta_min: also draw this floor as a dotted grey line, labelled :math:`\eta_{min}`.
+        log: a logarithmic learning-rate axis (a decay by a constant factor is then straight,
+            and a floor 100 times below the start is visible).
+        title: the axis title.
+
+    Returns:
+        The axis.
+    """
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
     for label, make_schedule in schedules.items():
         ax.plot(
             range(epochs),
             schedule_lrs(make_schedule, epochs, eta_0),
             label=label,
+            marker="o",
+            markersize=3,
             drawstyle="steps-post" if "step" in label.lower() else "default",
         )
-    ax.set(xlabel="epoch", ylabel="learning rate")
+    if eta_min is not None:
+        ax.axhline(eta_min, color="grey", linestyle=":", label=rf"$\eta_{{min}}$ = {eta_min:g}")
+    ax.set(xlabel="epoch", ylabel="learning rate" + (" (log scale)" if log else ""))
+    if log:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: never over a dip
+    return ax
+
+
+def plot_rates(frame, by: str = "seed", ax=None, *, title: str | None = None):
+    """Draw the ``lr`` column of a results frame: one step line per value of ``by``.
+
+    A schedule that reacts to the run (``ReduceLROnPlateau``) cuts at different epochs for each
+    seed, so each seed (or each run, with ``by="run"``) gets its own line, colour and marker,
+    in the order they appear in ``frame``; no line joins the last epoch of one to the first of
+    the next. The rate axis is logarithmic, so every cut by the same factor is a step of the
+    same height.
+
+    Args:
+        frame: a long results frame with ``epoch``, ``lr`` and the ``by`` column.
+        by: the column whose values get one line each (``"seed"`` or ``"run"``).
+        ax: draw on this axis (default: a new figure).
+        title: the axis title.
+
+    Returns:
+        The axis.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3.2))[1]
+    groups = list(frame.groupby(by, sort=False))  # in order of appearance, as plot_runs
+    markers = "osD^vP*X"
+    for i, (key, rows) in enumerate(groups):
+        rows = rows.sort_values("epoch")
+        ax.plot(
+            rows["epoch"],
+            rows["lr"],
+            drawstyle="steps-post",
+            marker=markers[i % len(markers)],
+            markersize=4,
+            linewidth=max(0.8, 2.4 - 0.6 * i),  # thicker first: equal lines stay visible
+            alpha=0.85,
+            label=f"{by} {key}" if by == "seed" else str(key),
+        )
+    ax.set(xlabel="epoch", ylabel="learning rate (log scale)", yscale="log")
+    if title:
+        ax.set_title(title)
     ax.legend()
     return ax
 
@@ -30,7 +107,7 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
     """Draw ``y`` against ``epoch`` for every run of a long results frame.
 
     With several seeds per run, seaborn draws the mean and a 95% confidence band, so a reader sees
-    which differences are larger than the seed-to-seed noise.
+    which differences are larger than the seed-to-seed noise. Each run gets its own colour.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns

@@ -45,6 +45,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -53,10 +54,13 @@ from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import run
 from idlmam.models import mlp
-from idlmam.notebook import glue, setup
+from idlmam.notebook import budget_banner, glue, setup
+from idlmam.optim import eta_min_for
+from idlmam.plotting import plot_rates
 from idlmam.train import train_network
 from idlmam.utils import get_device
 
+budget_banner()  # says which budget made this page's numbers
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
@@ -64,10 +68,12 @@ BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 EPOCHS = BUDGET.epochs  # T
 BATCH_SIZE = 256  # B
 ETA_0 = 0.1  # SGD's initial rate, as in the chapter
+ETA_MIN = eta_min_for(ETA_0)  # the book's floor for every schedule, eta_0 / 100
 VAL_FRACTION = 0.2  # share of the training data held out for the schedule to watch
-PATIENCE = EPOCHS // 10  # epochs without improvement before a cut (5 of 50; 0: cut at once)
+PATIENCE = EPOCHS // 10  # epochs without progress before a cut (5 of 50; 0: cut at once)
+THRESHOLD = 1 / EPOCHS  # progress: the best validation loss improved by 1/T of itself
 DEVICE = get_device()
-print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}")
+print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}, threshold={THRESHOLD:.3f}")
 
 # %% [markdown]
 # ## The exercise
@@ -125,9 +131,12 @@ except ValueError as err:
 # The split above is the one the chapter meant to use: the validation rows are cut *out* of the
 # training data (the original code split the data, then trained on all of it, so the schedule
 # watched images the network had already learned). Now two runs of the chapter's network with
-# plain SGD: the string, with its default patience of 10 epochs, and a scheduler object whose
-# patience is scaled to this budget's epoch count. Until its first cut, each run *is* plain SGD
-# at $\eta_0$.
+# plain SGD: the string, with PyTorch's defaults (a patience of 10 epochs, a threshold of
+# $10^{-4}$), and a scheduler object scaled to this budget's $T$ epochs as on the
+# [schedules page](../02_schedules.ipynb): progress is an improvement of at least $1/T$ of the best
+# validation loss (`threshold = 1/T`), the patience is a tenth of the run (`patience = T // 10`),
+# and the rate never goes below the book's floor $\eta_{min} = \eta_0/100$ (`min_lr`). Until its
+# first cut, each run *is* plain SGD at $\eta_0$.
 
 
 # %% tags=["hide-input", "nbval-ignore-output"]
@@ -139,25 +148,27 @@ runs = {
     "plateau (string)": run(
         "plateau (string)", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=EPOCHS, device=DEVICE
     ),
-    f"plateau (patience {PATIENCE})": run(
-        f"plateau (patience {PATIENCE})",
+    "plateau (scaled)": run(
+        "plateau (scaled)",
         sgd,
-        lambda opt: ReduceLROnPlateau(opt, factor=0.2, patience=PATIENCE),
+        lambda opt: ReduceLROnPlateau(
+            opt, factor=0.2, patience=PATIENCE, threshold=THRESHOLD, min_lr=ETA_MIN
+        ),
         loaders=loaders,
         epochs=EPOCHS,
         device=DEVICE,
     ),
 }
 
-# %% tags=["hide-input", "nbval-ignore-output"]
+# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "The two plateau schedules: the rate each epoch trained with (left) and the validation loss the schedule watched (right).", "name": "fig-ex1-plateau"}, "image": {"alt": "Two panels against epoch. Left: learning rate on a log scale, one step line per run; the string version with the default patience of 10 stays at 0.1 unless it cuts, the scaled one steps down by a factor of 5 at each cut. Right: the validation cross-entropy loss of both runs, in the same two colours."}}
 fig, (ax_lr, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.6))
+plot_rates(pd.concat(runs.values()), by="run", ax=ax_lr, title="Rate used in each epoch")
 for label, frame in runs.items():
-    ax_lr.plot(frame["epoch"], frame["lr"], marker="o", label=label)
     ax_loss.plot(frame["epoch"], frame["val loss"], marker="o", label=label)
-ax_lr.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="Rate used in each epoch")
-ax_loss.set(xlabel="epoch", ylabel="validation loss", title="What the schedule watches")
-ax_lr.legend()
+ax_loss.set(xlabel="epoch", ylabel="validation loss (cross-entropy)")
+ax_loss.set_title("What the schedule watches")
 ax_loss.legend()
+plt.show()
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 for key, frame in zip(("string", "scaled"), runs.values()):
@@ -165,26 +176,29 @@ for key, frame in zip(("string", "scaled"), runs.values()):
     glue(f"test_{key}", frame["test Accuracy"].iloc[-1], display=False)
     glue(f"val_{key}", frame["val Accuracy"].iloc[-1], display=False)
 glue("patience", PATIENCE, display=False)
+glue("threshold", THRESHOLD, display=False)
 summary = {
     label: frame.iloc[-1][["lr", "val Accuracy", "test Accuracy"]] for label, frame in runs.items()
 }
-print(__import__("pandas").DataFrame(summary).T.round(4))
+print(pd.DataFrame(summary).T.round(4))
 
 # %% [markdown]
 # :::{dropdown} Solution: what the runs show
 # Cuts of the learning rate in this run: {glue:text}`cuts_string` for the string version
-# (patience 10), {glue:text}`cuts_scaled` for the scheduler with a patience of
-# {glue:text}`patience` epochs. Final test accuracies: the string version
-# {glue:text}`test_string:.3f`, the scaled one
+# (patience 10, threshold $10^{-4}$), {glue:text}`cuts_scaled` for the scaled scheduler
+# (patience {glue:text}`patience`, threshold {glue:text}`threshold:.3f`). Final test
+# accuracies: the string version {glue:text}`test_string:.3f`, the scaled one
 # {glue:text}`test_scaled:.3f` (validation accuracies {glue:text}`val_string:.3f` and
-# {glue:text}`val_scaled:.3f`).
+# {glue:text}`val_scaled:.3f`). That is one seed of each: too few to say which is better (the
+# [schedules page](../02_schedules.ipynb) compares schedules over several seeds).
 #
-# A patience of 10 suits the chapter's 50 epochs; in a run of a few epochs it can hardly run
-# out, and the "schedule" is then a constant rate. That is the one real design question the string hides: the
-# default must match the run's length. A cut shows in the left panel as a step down, and the
-# smaller rate usually calms the validation loss in the epochs after it. Each cut also
-# costs something: with `factor=0.2`, three cuts leave less than 1% of $\eta_0$, and a run
-# that cuts too early learns slowly for the rest of its epochs.
+# A patience of 10 suits runs of many tens of epochs; in a short run it can hardly run out,
+# and the "schedule" is then a constant rate. That is the one real design question the string
+# hides: the defaults must match the run's length. A cut shows in the left panel as a step
+# down; in the right panel, look at the validation loss in the epochs after it. Each cut also
+# costs something: with `factor=0.2`, three cuts take the rate to the floor $\eta_0/100$
+# ($0.2^3$ is below it), and a run that cuts too early learns slowly for the rest of its
+# epochs.
 # :::
 #
 # ## What we did
@@ -193,4 +207,4 @@ print(__import__("pandas").DataFrame(summary).T.round(4))
 #   validation set, and step it with the validation loss.
 # - Split the validation set off the training data, so no validation image is trained on and
 #   no test image guides the schedule.
-# - Compared the default patience with one scaled to the number of epochs.
+# - Compared PyTorch's default patience and threshold with ones scaled to the number of epochs.

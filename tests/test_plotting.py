@@ -1,0 +1,71 @@
+"""The book's figures draw what the runs and schedules hold: one line per seed, real rates."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+import torch
+
+from idlmam.plotting import plot_rates, plot_runs, plot_schedules
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def step(optimizer):
+    return torch.optim.lr_scheduler.StepLR(optimizer, 2, gamma=0.5)
+
+
+def test_plot_schedules_draws_the_rates_the_scheduler_sets_and_the_floor():
+    ax = plot_schedules({"step": step}, 5, 1.0, eta_min=0.25, log=True, title="t")
+    line, floor = ax.get_lines()
+    assert list(line.get_ydata()) == [1.0, 1.0, 0.5, 0.5, 0.25]  # by hand: halved every 2 epochs
+    assert list(line.get_xdata()) == [0, 1, 2, 3, 4]
+    assert line.get_drawstyle() == "steps-post"
+    assert set(floor.get_ydata()) == {0.25}
+    assert ax.get_yscale() == "log" and "log" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["step", r"$\eta_{min}$ = 0.25"]
+    assert ax.get_title() == "t"
+
+
+def _plateau_frame():
+    """Two seeds that cut at different epochs, in one long frame (as `run` returns it)."""
+    rows = []
+    for seed, lrs in {0: [0.1, 0.1, 0.02, 0.02], 1: [0.1, 0.02, 0.004, 0.004]}.items():
+        rows += [{"seed": seed, "epoch": e, "lr": lr, "run": "plateau"} for e, lr in enumerate(lrs)]
+    return pd.DataFrame(rows)
+
+
+def test_plot_rates_draws_one_line_per_seed_never_joining_two_seeds():
+    ax = plot_rates(_plateau_frame())
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    assert [list(line.get_xdata()) for line in lines] == [[0, 1, 2, 3]] * 2  # never back to 0
+    assert list(lines[1].get_ydata()) == [0.1, 0.02, 0.004, 0.004]
+    assert lines[0].get_color() != lines[1].get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seed 0", "seed 1"]
+    assert ax.get_yscale() == "log"
+
+
+def test_plot_runs_gives_each_run_its_own_colour():
+    frame = pd.DataFrame(
+        [
+            {"run": run, "seed": 0, "epoch": e, "loss": value + e}
+            for run, value in (("training loss", 0.0), ("test loss", 10.0))
+            for e in range(3)
+        ]
+    )
+    ax = plot_runs(frame, "loss", title="one title")
+    colours = {line.get_color() for line in ax.get_lines() if len(line.get_xdata()) == 3}
+    assert len(colours) == 2
+    assert ax.get_title() == "one title"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"training loss", "test loss"}
+
+
+def test_plot_rates_keeps_the_runs_in_their_order_so_colours_match_other_panels():
+    frame = _plateau_frame()
+    frame["run"] = frame["seed"].map({0: "string", 1: "scaled"})
+    ax = plot_rates(frame, by="run")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["string", "scaled"]
