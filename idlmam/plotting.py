@@ -106,18 +106,23 @@ def plot_rates(frame, by: str = "seed", ax=None, *, title: str | None = None):
 def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None):
     """Draw ``y`` against ``epoch`` for every run of a long results frame.
 
-    With several seeds per run, seaborn draws the mean and a 95% confidence band, so a reader sees
-    which differences are larger than the seed-to-seed noise. Each run gets its own colour.
+    With several seeds per run, it draws the mean and a band of the 95% Student-t interval over
+    seeds (:func:`idlmam.stats.t_interval`, the interval the pages' sentences state), so a reader
+    sees which differences are larger than the seed-to-seed noise. Each run gets its own colour.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from .stats import t_interval
+
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     several = frame.groupby("run")["seed"].nunique().max() > 1 if "seed" in frame else False
     sns.lineplot(
-        data=frame, x="epoch", y=y, hue="run", ax=ax, errorbar=("ci", 95) if several else None
+        data=frame, x="epoch", y=y, hue="run", ax=ax, errorbar=t_interval if several else None
     )
-    ax.set_title(title or f"{y} per epoch" + (" (mean and 95% CI over seeds)" if several else ""))
+    ax.set_title(
+        title or f"{y} per epoch" + (" (mean and 95% t-interval over seeds)" if several else "")
+    )
     ax.legend(title=None)
     return ax
 

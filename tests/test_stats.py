@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from idlmam.stats import compare, final_scores
+from idlmam.stats import compare, final_scores, t_interval
 
 
 def frame_of(scores: dict[str, list[float]], epochs: int = 2) -> pd.DataFrame:
@@ -78,3 +78,11 @@ def test_a_diverged_seed_is_left_out_and_a_missing_run_is_named():
         compare(frame, "A", "C")
     with pytest.raises(ValueError, match="lacks the columns"):
         final_scores(frame.drop(columns="seed"))
+
+
+def test_the_t_interval_by_hand():
+    # mean 0.91, sd 0.01, n 3: half-width t(0.975, 2) * 0.01 / sqrt(3) = 4.302653 * 0.0057735
+    low, high = t_interval([0.90, 0.91, 0.92])
+    assert (high - low) / 2 == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-6)
+    assert (low + high) / 2 == pytest.approx(0.91)
+    assert all(math.isnan(v) for v in t_interval([0.5]))
