@@ -213,7 +213,7 @@ sgd = run(
 )
 sgd.loc[sgd["epoch"] == EPOCHS - 1, ["seed", "epoch", "train loss", "test loss", "test Accuracy"]]
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD baseline, η₀ = 0.1: test accuracy per epoch, the mean over seeds with seaborn's bootstrap 95% band around it.", "name": "fig-sgd-baseline"}, "image": {"alt": "Line plot of test accuracy against epoch for plain SGD with learning rate 0.1: a steep rise in the first epochs, then a slower, uneven climb, with a shaded band showing the spread over seeds."}}
+# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD baseline, η₀ = 0.1: test accuracy per epoch, the mean over seeds with its 95% Student-t interval as a band.", "name": "fig-sgd-baseline"}, "image": {"alt": "Line plot of test accuracy against epoch for plain SGD with learning rate 0.1: a steep rise in the first epochs, then a slower, uneven climb, with a shaded band showing the spread over seeds."}}
 ax = plot_runs(
     sgd, "test Accuracy", title=r"Plain SGD, $\eta_0 = 0.1$ (mean and 95% band over seeds)"
 )
