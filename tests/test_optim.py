@@ -229,3 +229,50 @@ def test_the_books_floor_is_a_hundredth_of_the_start_and_never_zero():
     assert eta_min_for(3e-4) == pytest.approx(3e-6) and eta_min_for(3e-4) > 0
     with pytest.raises(ValueError, match="positive"):
         eta_min_for(0.0)
+
+
+def test_record_grad_norms_logs_the_norm_before_clipping_by_hand():
+    from idlmam.optim import clip_grad_norm_on_step, record_grad_norms
+
+    w, b = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(1))
+    log = []
+    opt = clip_grad_norm_on_step(record_grad_norms(torch.optim.SGD([w, b], lr=1.0), log), 1.0)
+    assert log == []  # nothing before the first step
+    w.grad, b.grad = torch.tensor([[1.0, 2.0], [2.0, 4.0]]), torch.tensor([12.0])
+    opt.step()  # |g| = sqrt(1 + 4 + 4 + 16 + 144) = 13, clipped to 1 after the record
+    step = torch.cat([w.detach().flatten(), b.detach()])
+    assert torch.allclose(step, -torch.tensor([1.0, 2.0, 2.0, 4.0, 12.0]) / 13)
+    w.grad, b.grad = torch.tensor([[0.0, 0.0], [0.0, 0.3]]), torch.tensor([0.4])
+    opt.step()  # 0.5: below the threshold
+    assert log == [[pytest.approx(13.0), pytest.approx(0.5)]]
+
+
+def test_record_grad_norms_keeps_one_list_per_optimizer_that_stepped():
+    from idlmam.optim import record_grad_norms
+
+    log = []
+    params = [torch.nn.Parameter(torch.zeros(3)) for _ in range(3)]
+    probe = record_grad_norms(torch.optim.SGD([params[0]], lr=0.1), log)  # never steps
+    first = record_grad_norms(torch.optim.SGD([params[1]], lr=0.1), log)
+    second = record_grad_norms(torch.optim.AdamW([params[2]]), log)
+    params[2].grad = torch.tensor([0.0, 3.0, 4.0])
+    second.step()
+    params[1].grad = torch.tensor([2.0, 0.0, 0.0])
+    first.step()
+    first.step()
+    params[1].grad = None  # no gradient at all: a norm of 0
+    first.step()
+    assert log == [[5.0], [2.0, 2.0, 0.0]]
+    assert probe.state_dict()["state"] == {}
+
+
+def test_record_grad_norms_sees_a_real_backward_pass():
+    from idlmam.optim import record_grad_norms
+
+    torch.manual_seed(0)
+    model, log = torch.nn.Linear(4, 3), []
+    opt = record_grad_norms(torch.optim.SGD(model.parameters(), lr=0.1), log)
+    model(torch.randn(8, 4)).pow(2).sum().backward()
+    expected = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+    opt.step()
+    assert log == [[pytest.approx(expected, rel=1e-6)]]
