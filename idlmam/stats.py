@@ -57,6 +57,7 @@ def _last_epochs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
             f"the frame lacks the columns {sorted(missing)}: give the long results frame of "
             "idlmam.experiments.run (run, seed, epoch and the score columns)"
         )
+    frame = frame.reset_index(drop=True)  # frames concatenated without ignore_index repeat labels
     last = frame.loc[frame.groupby(["run", "seed"])["epoch"].idxmax()]
     return last[["run", "seed", column]]
 

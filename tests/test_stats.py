@@ -86,3 +86,13 @@ def test_the_t_interval_by_hand():
     assert (high - low) / 2 == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-6)
     assert (low + high) / 2 == pytest.approx(0.91)
     assert all(math.isnan(v) for v in t_interval([0.5]))
+
+
+def test_frames_joined_with_repeated_index_labels_count_each_seed_once():
+    one = pd.DataFrame(
+        {"run": ["A", "A"], "seed": [0, 1], "epoch": [0, 0], "test Accuracy": [0.8, 0.9]}
+    )
+    other = one.assign(run="B", **{"test Accuracy": [0.7, 0.8]})
+    joined = pd.concat([one, other])  # index 0, 1, 0, 1
+    assert final_scores(joined).loc["A", "seeds"] == 2
+    assert compare(joined, "A", "B").seeds == 2
