@@ -45,6 +45,8 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
     )
 
 # %%
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,6 +61,7 @@ from idlmam.optim import clip_grad_norm_on_step, cosine_schedule, eta_min_for, r
 from idlmam.plotting import plot_runs
 from idlmam.sequences import bayes_accuracy, markov_task, sequence_loaders
 from idlmam.stats import compare, final_scores
+from idlmam.train import DivergenceWarning
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
@@ -322,13 +325,17 @@ def make_irnn():
 
 # %% tags=["hide-input", "nbval-ignore-output"]
 sgd = optimizers["SGD"][0]
-irnn = pd.concat(
-    [
-        train("IRNN, SGD", sgd, model_fn=make_irnn),
-        train("IRNN, SGD+clip", sgd, max_norm=z, model_fn=make_irnn),
-    ],
-    ignore_index=True,
-)
+with warnings.catch_warnings(record=True) as caught:  # the divergence is the point: say it once
+    warnings.simplefilter("always", DivergenceWarning)
+    irnn = pd.concat(
+        [
+            train("IRNN, SGD", sgd, model_fn=make_irnn),
+            train("IRNN, SGD+clip", sgd, max_norm=z, model_fn=make_irnn),
+        ],
+        ignore_index=True,
+    )
+for warning in caught:
+    print(f"{warning.category.__name__}: {str(warning.message).split(':')[0]}")
 
 
 def outcome(frame):
