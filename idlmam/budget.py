@@ -14,7 +14,11 @@ decides how long the whole book takes:
   true, and shows a box in its place on ``quick`` (:func:`idlmam.notebook.finding`).
 
 With ``IDL_BUDGET`` unset, a runtime with a CUDA GPU (Colab's, for one) gets ``chapter`` and
-any other gets ``full``.
+any other gets ``full``, an Apple GPU (MPS) included, although the notebooks train on it
+(:func:`idlmam.utils.get_device` picks it). ``chapter`` is several times ``full``'s cost and is
+sized for a CUDA GPU; the book's networks are small, so an Apple GPU, which shares the laptop's
+memory and power, is not known to be several times faster than its CPU at them. A Mac reader
+who wants the chapter's numbers asks for them: ``IDL_BUDGET=chapter``.
 
 What each budget costs on one machine is measured in ``book/measurements.md``.
 
@@ -135,7 +139,8 @@ def get_budget(name: str | None = None) -> Budget:
     """Return the budget named ``name``, or the one ``IDL_BUDGET`` names.
 
     With neither, the default: ``chapter`` where a CUDA GPU is present (a Colab GPU runtime runs
-    the source's 50 epochs), ``full`` elsewhere.
+    the source's 50 epochs), ``full`` elsewhere, on an Apple GPU (MPS) too (see the module's
+    docstring for why).
 
     Raises:
         ValueError: the name is not one of :data:`BUDGETS`.

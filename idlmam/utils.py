@@ -170,10 +170,15 @@ def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> No
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """Pick the training device: ``prefer`` if given, else CUDA when present, else the CPU.
+    """Pick the training device: ``prefer`` if given, else the GPU when present, else the CPU.
+
+    With ``prefer=None`` the choice is torch's own (``torch.accelerator``): an NVIDIA GPU
+    (``cuda``), an Apple GPU (``mps``) or an Intel GPU (``xpu``), whichever this build of torch
+    was made for and finds at run time, without an index (the current device of that kind).
+    A machine with none gets the CPU.
 
     Args:
-        prefer: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or None to choose.
+        prefer: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"xpu"``, or None to choose.
 
     Returns:
         The ``torch.device``, checked to exist on this machine.
@@ -186,7 +191,11 @@ def get_device(prefer: str | None = None) -> torch.device:
         device(type='cpu')
     """
     if prefer is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.accelerator.is_available():
+            accelerator = torch.accelerator.current_accelerator()
+            if accelerator is not None:
+                return torch.device(accelerator.type)
+        return torch.device("cpu")
     try:
         device = torch.device(prefer)
     except (RuntimeError, TypeError) as err:

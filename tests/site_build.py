@@ -12,7 +12,6 @@ within one session both test files share the one build.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -67,6 +66,13 @@ def site():
         assert (folder / "index.html").exists(), f"IDL_SITE={folder} holds no built site"
         yield folder
         return
+    # imported here, not at the top: this module is a plugin of every test session, and fcntl
+    # exists on Linux and macOS only (on Windows the whole suite would fail to start)
+    fcntl = pytest.importorskip(
+        "fcntl",
+        reason="building the site here needs fcntl's file lock (Linux, macOS); "
+        "set IDL_SITE to a built html/ folder to test that instead",
+    )
     (ROOT / "_build").mkdir(exist_ok=True)
     with open(ROOT / "_build" / "site-quick.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

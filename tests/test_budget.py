@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from idlmam.budget import BUDGETS, get_budget
 
@@ -43,6 +44,17 @@ def test_a_gpu_runtime_without_a_setting_runs_the_chapters_numbers(monkeypatch):
     assert get_budget().name == "chapter"
     monkeypatch.setenv("IDL_BUDGET", "quick")
     assert get_budget().name == "quick"
+
+
+def test_an_apple_gpu_without_a_setting_runs_full(monkeypatch):
+    # the notebooks train on MPS, but the default budget stays the CPU's: see budget's docstring
+    monkeypatch.delenv("IDL_BUDGET", raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("torch.backends.mps.is_available", lambda: True)
+    monkeypatch.setattr("torch.accelerator.is_available", lambda: True)
+    mps = torch.device("mps")
+    monkeypatch.setattr("torch.accelerator.current_accelerator", lambda *a, **k: mps)
+    assert get_budget().name == "full"
 
 
 def test_only_quick_is_too_small_for_findings():

@@ -32,10 +32,35 @@ def test_set_seed_rejects_bad_seeds(bad):
 
 def test_get_device():
     assert get_device("cpu").type == "cpu"
-    assert get_device().type in ("cpu", "cuda")
+    assert get_device().type in ("cpu", "cuda", "mps", "xpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             get_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "found,expected",
+    [
+        (None, torch.device("cpu")),
+        (torch.device("cuda"), torch.device("cuda")),
+        (torch.device("mps"), torch.device("mps")),  # an Apple GPU
+        (torch.device("xpu"), torch.device("xpu")),
+    ],
+)
+def test_get_device_chooses_whichever_accelerator_torch_finds(monkeypatch, found, expected):
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: found is not None)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *args, **kwargs: found)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # not asked any more
+    assert get_device() == expected
+
+
+def test_get_device_takes_the_cpu_when_the_accelerator_is_built_but_absent(monkeypatch):
+    # a CUDA build of torch on a machine with no GPU: compiled for CUDA, none at run time
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    monkeypatch.setattr(
+        torch.accelerator, "current_accelerator", lambda *args, **kwargs: torch.device("cuda")
+    )
+    assert get_device() == torch.device("cpu")
 
 
 def test_set_seed_deterministic_switches_torch_to_repeatable_kernels(monkeypatch):
