@@ -14,6 +14,7 @@ from torch import nn
 
 from .models import clamp_gradients, mlp
 from .train import DivergenceWarning, accuracy, train_many, train_network, why_not_stacked
+from .train.loop import check_schedule_every
 from .train.stacked import seeds_frame, warn_diverged_seeds
 from .utils import order_seed, set_seed
 
@@ -27,6 +28,7 @@ def run(
     make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
     make_schedule: Callable[[torch.optim.Optimizer], object] | str | None = None,
     *,
+    lr_schedule_every: str = "epoch",
     loaders: Loaders | Callable[[int], Loaders],
     epochs: int,
     device: torch.device | str = "cpu",
@@ -50,12 +52,17 @@ def run(
     other with :func:`idlmam.train.train_network`. Either way the caller gets the same frame
     (up to rounding), the same checks and errors, divergence flagged per seed (the
     ``diverged`` column, ``frame.attrs["diverged"]``) with one
-    :class:`~idlmam.train.DivergenceWarning`, and ``on_epoch_end`` called for each seed.
+    :class:`~idlmam.train.DivergenceWarning`, ``on_epoch_end`` called for each seed, the
+    schedule stepped per epoch or per batch as asked, and an optimizer with ``train()``/``eval()``
+    modes (schedule-free AdamW, which stacks) switched around every evaluation.
 
     Args:
         label: the name of the run, stored in the ``run`` column (and used by plot legends).
         make_optimizer: ``params -> optimizer``, e.g. ``lambda p: torch.optim.SGD(p, lr=0.1)``.
         make_schedule: ``optimizer -> schedule`` (or the string ``"ReduceLROnPlateau"``), or None.
+        lr_schedule_every: ``"epoch"`` or ``"batch"``: when the schedule steps (see
+            :func:`idlmam.train.train_network`; the ``lr`` column holds the rate at the start
+            of each epoch, and ``idlmam.optim.schedule_lrs`` reads the per-batch curve).
         loaders: ``{"train", "test"}`` and optionally ``"val"`` (see
             :func:`idlmam.data.book_loaders`), or ``seed -> such a dict`` to draw the data (a
             validation split, say) per seed.
@@ -79,7 +86,16 @@ def run(
     Example:
         >>> frame = run("SGD", lambda p: torch.optim.SGD(p, lr=0.1), loaders=loaders,
         ...             epochs=5, seeds=range(3))  # doctest: +SKIP
+        >>> steps = 5 * len(loaders["train"])  # doctest: +SKIP
+        >>> # a linear decay to zero, stepped every batch
+        >>> frame = run("SGD, linear decay", lambda p: torch.optim.SGD(p, lr=0.1),
+        ...             lambda o: torch.optim.lr_scheduler.LinearLR(o, 1.0, 0.0, steps),
+        ...             lr_schedule_every="batch", loaders=loaders, epochs=5,
+        ...             seeds=range(3))  # doctest: +SKIP
     """
+    check_schedule_every(
+        lr_schedule_every, make_schedule if isinstance(make_schedule, str) else None
+    )
     seeds = list(seeds)
     score_funcs = score_funcs or {"Accuracy": accuracy}
     per_seed = callable(loaders)
@@ -88,7 +104,9 @@ def run(
         and not per_seed
         and not why_not_stacked(model_fn, make_optimizer, make_schedule)
     )
-    train = dict(score_funcs=score_funcs, epochs=epochs, device=device)
+    train = dict(
+        score_funcs=score_funcs, epochs=epochs, device=device, lr_schedule_every=lr_schedule_every
+    )
     if stack:
         frame = train_many(
             model_fn,

@@ -149,3 +149,80 @@ def test_divergence_and_on_epoch_end_behave_alike_on_both_paths(loaders):
         assert frame.attrs["diverged"] is True and frame["diverged"].dtype == bool
         assert frame.groupby("seed")["diverged"].sum().to_dict() == {0: 1, 1: 1}
         assert sorted(set(rows)) == [0, 1]
+
+
+def test_a_per_batch_schedule_gives_the_same_frame_on_both_paths(loaders):
+    from idlmam.optim import schedule_lrs
+
+    per_epoch = len(loaders["train"])  # 80 examples in batches of 20
+
+    def decay(optimizer):  # linear decay to a tenth over the 3 epochs' steps
+        return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.1, total_iters=3 * per_epoch)
+
+    def both(make_optimizer):
+        kwargs = dict(lr_schedule_every="batch", loaders=loaders, epochs=3, model_fn=small)
+        together = run("decay", make_optimizer, decay, seeds=[0, 1], **kwargs)
+        alone = [run("decay", make_optimizer, decay, seeds=[s], **kwargs) for s in (0, 1)]
+        return together, pd.concat(alone, ignore_index=True)
+
+    together, alone = both(sgd)
+    assert list(together.columns) == list(alone.columns)
+    for column in ("lr", "train loss", "val loss", "test Accuracy"):
+        a = together.sort_values(["seed", "epoch"])[column].to_numpy()
+        b = alone.sort_values(["seed", "epoch"])[column].to_numpy()
+        assert abs(a - b).max() < 1e-5, column
+    rates = schedule_lrs(decay, 3 * per_epoch, 0.1)  # the whole per-batch curve
+    for frame in (together, alone):
+        for _, rows in frame.groupby("seed"):
+            assert rows["lr"].tolist() == pytest.approx(rates[::per_epoch], rel=1e-12)
+    assert rates[1] < rates[0]  # the rate falls within the first epoch
+
+
+def test_schedule_free_adamw_stacks_and_equals_one_seed_at_a_time(loaders, monkeypatch):
+    from schedulefree import AdamWScheduleFree
+
+    import idlmam.experiments as experiments
+
+    calls = []
+    real = experiments.train_many
+    monkeypatch.setattr(experiments, "train_many", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def make(params):
+        return AdamWScheduleFree(params, lr=0.01, warmup_steps=4)
+
+    together = run("SF", make, loaders=loaders, epochs=2, seeds=[0, 1], model_fn=small)
+    assert calls == [1]  # elementwise: the stacked path
+    alone = pd.concat(
+        [run("SF", make, loaders=loaders, epochs=2, seeds=[s], model_fn=small) for s in (0, 1)],
+        ignore_index=True,
+    )
+    for column in ("train loss", "val loss", "test loss", "test Accuracy"):
+        a = together.sort_values(["seed", "epoch"])[column].to_numpy()
+        b = alone.sort_values(["seed", "epoch"])[column].to_numpy()
+        assert abs(a - b).max() < 1e-5, column
+
+
+@pytest.mark.parametrize(
+    "make_schedule,every,message",
+    [
+        (None, "steps", "must be 'epoch' or 'batch'"),
+        ("ReduceLROnPlateau", "batch", "once per epoch"),
+        (lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o), "batch", "once per epoch"),
+    ],
+)
+def test_lr_schedule_every_is_checked_on_both_paths(loaders, make_schedule, every, message):
+    for seeds in ([0], [0, 1]):  # one seed alone, several stacked (or seed by seed: plateau)
+        trained = []
+        with pytest.raises(ValueError, match=message):
+            run(
+                "bad",
+                sgd,
+                make_schedule,
+                lr_schedule_every=every,
+                loaders=loaders,
+                epochs=1,
+                seeds=seeds,
+                model_fn=small,
+                on_epoch_end=lambda epoch, row, seen=trained: seen.append(epoch),
+            )
+        assert trained == []

@@ -2,6 +2,13 @@
 
 :func:`idlmam.train.train_network` writes one after every epoch and resumes from it; this module
 owns the file format, so that the loop only says *when*.
+
+A checkpoint is written at the end of an epoch, after the schedule's last step of that epoch (per
+epoch or per batch, its state is saved whole) and in evaluation mode: an optimizer with
+``train()``/``eval()`` modes (schedule-free AdamW) has been switched to ``eval()``, so
+``model_state_dict`` holds its averaged weights and ``optimizer_state_dict`` says it is in eval
+mode, as the ``schedulefree`` package asks. The loop's ``train()`` at the start of the next
+epoch, resumed or not, then rebuilds the same training point, so a resumed run stays exact.
 """
 
 from __future__ import annotations

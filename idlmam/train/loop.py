@@ -1,4 +1,4 @@
-"""The training loop of the book: an optimizer G applied every batch, a schedule L every epoch.
+"""The training loop of the book: an optimizer G every batch, a schedule L every epoch or batch.
 
 .. math::
     \\Theta_{t+1} = \\Theta_t - L(\\eta_0, t) \\cdot G(g^t)
@@ -12,6 +12,11 @@ model, the loss and the score functions, so a mistake stops the run in a second,
 in. After every epoch it writes a checkpoint atomically (model, optimizer, schedule, every random
 state, the rows so far), from which ``resume=True`` continues exactly. When the training loss
 becomes NaN or infinite it stops, keeps the rows and marks the stop in the frame.
+
+Optimizers with a mode of their own (schedule-free AdamW, whose ``train()`` and ``eval()`` move
+the weights between the point the gradients are taken at and the average that is evaluated) are
+switched with the model: ``train()`` before the training batches, ``eval()`` after them, before
+any evaluation, checkpoint or hook (:func:`set_train_mode`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ __all__ = [
     "train_network",
     "run_epoch",
     "batch_pass",
+    "set_train_mode",
+    "has_modes",
+    "check_schedule_every",
+    "SCHEDULE_EVERY",
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",
@@ -59,8 +68,66 @@ ScoreFunc = Callable[[np.ndarray, np.ndarray], float]
 EpochHook = Callable[[int, dict], "bool | None"]
 
 
+SCHEDULE_EVERY = ("epoch", "batch")  # when a schedule steps: after each epoch, after each batch
+
+
 class DivergenceWarning(RuntimeWarning):
     """The training loss became NaN or infinite and the run was stopped."""
+
+
+def check_schedule_every(lr_schedule_every: object, lr_schedule: object = None) -> None:
+    """Refuse a ``lr_schedule_every`` that is not in :data:`SCHEDULE_EVERY`, or ``"batch"`` with
+    ``ReduceLROnPlateau`` (given as an object or by name), before any training.
+
+    Example:
+        >>> check_schedule_every("batch")
+        >>> check_schedule_every("step")
+        Traceback (most recent call last):
+        ...
+        ValueError: lr_schedule_every must be 'epoch' or 'batch', got 'step'
+    """
+    if not isinstance(lr_schedule_every, str) or lr_schedule_every not in SCHEDULE_EVERY:
+        raise ValueError(f"lr_schedule_every must be 'epoch' or 'batch', got {lr_schedule_every!r}")
+    plateau = lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau)
+    if plateau and lr_schedule_every == "batch":
+        raise ValueError(
+            "ReduceLROnPlateau steps on the validation loss, which exists once per epoch, so "
+            "it cannot step every batch: use lr_schedule_every='epoch' with it, or a "
+            "schedule of the step count (LambdaLR, LinearLR, OneCycleLR, ...) per batch"
+        )
+
+
+def has_modes(optimizer: object) -> bool:
+    """Whether ``optimizer`` has modes of its own: callable ``train`` and ``eval`` attributes
+    (schedule-free optimizers; ``torch.optim`` ones have neither)."""
+    return callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
+
+
+def set_train_mode(model: nn.Module, optimizer: object, training: bool) -> None:
+    """Put ``model`` and, when it has modes (:func:`has_modes`), ``optimizer`` in one mode.
+
+    ``model.train(); optimizer.train()`` before training batches, ``model.eval();
+    optimizer.eval()`` before evaluating, as the ``schedulefree`` package asks. Its optimizers
+    keep two points: :math:`y`, where the gradients are taken (train mode), and the average
+    :math:`x` of the iterates, which is the model to evaluate, save and return (eval mode);
+    switching moves the model's weights from one to the other. Forgetting ``eval()`` evaluates
+    :math:`y` instead, and forgetting ``train()`` makes the next ``step()`` raise.
+
+    Example:
+        >>> model = nn.Linear(2, 1)
+        >>> set_train_mode(model, torch.optim.SGD(model.parameters(), lr=0.1), False)
+        >>> model.training
+        False
+    """
+    model.train(training)
+    if not has_modes(optimizer):
+        return
+    if training:
+        optimizer.train()
+    else:
+        optimizer.eval()
 
 
 def batch_pass(
@@ -73,6 +140,7 @@ def batch_pass(
     keep_outputs: bool,
     name: str,
     batch_dim: int = 0,
+    on_step: Callable[[], object] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """The loop over the batches of one pass, shared by :func:`run_epoch` and ``train_many``.
 
@@ -86,6 +154,7 @@ def batch_pass(
         name: the loader's name in the error raised when it yields nothing.
         batch_dim: the dimension of the labels that counts the examples (1 when the K stacked
             models each get their own batch, labels ``(K, B)``).
+        on_step: called after every ``optimizer`` step (a per-batch schedule's ``step``).
 
     Returns:
         ``(mean_loss, y_true, y_pred)``: the mean loss per example (a tensor on the device,
@@ -106,6 +175,8 @@ def batch_pass(
                 optimizer.zero_grad(set_to_none=True)
                 (loss if loss.dim() == 0 else loss.sum()).backward()
                 optimizer.step()
+                if on_step is not None:
+                    on_step()
             batch = labels.shape[batch_dim]
             running_loss = running_loss + loss.detach() * batch  # stays on the device: no sync
             n_seen += batch
@@ -126,6 +197,8 @@ def run_epoch(
     results: dict,
     score_funcs: Mapping[str, ScoreFunc] | None,
     prefix: str = "",
+    *,
+    on_step: Callable[[], object] | None = None,
 ) -> float:
     """Run one pass over ``data_loader``: train when ``optimizer`` is given, else evaluate.
 
@@ -145,6 +218,7 @@ def run_epoch(
         results: ``{column: [values]}``, appended to.
         score_funcs: name -> ``f(y_true, y_pred)``, or None.
         prefix: ``"train"``, ``"val"`` or ``"test"``.
+        on_step: called after every optimizer step (a per-batch schedule's ``step``).
 
     Returns:
         Seconds spent in the pass.
@@ -168,6 +242,7 @@ def run_epoch(
         device,
         keep_outputs=bool(score_funcs),
         name=prefix or "data",
+        on_step=on_step,
     )
     mean_loss = running_loss.item()  # one sync per epoch
     results[f"{prefix} loss"].append(mean_loss)
@@ -217,6 +292,7 @@ def train_network(
     lr_schedule=None,
     disable_tqdm: bool = False,
     *,
+    lr_schedule_every: str = "epoch",
     on_epoch_end: EpochHook | None = None,
     resume: bool = False,
 ) -> pd.DataFrame:
@@ -224,7 +300,9 @@ def train_network(
 
     Each epoch: one pass over ``train_loader`` with an ``optimizer`` step per batch (G), an
     evaluation of ``val_loader`` and ``test_loader`` without gradients, then one step of
-    ``lr_schedule`` (L; ``ReduceLROnPlateau`` steps on the validation loss).
+    ``lr_schedule`` (L; ``ReduceLROnPlateau`` steps on the validation loss). With
+    ``lr_schedule_every="batch"`` L steps after every optimizer step instead, and not at the
+    epoch's end.
 
     * **Checks first.** Before any training one batch of each loader goes through the model,
       the loss and the score functions (eval mode, every random state put back), so a misfit
@@ -237,9 +315,19 @@ def train_network(
     * **Divergence.** When an epoch's training loss is NaN or infinite, training stops after
       that epoch: its row is kept (``val``/``test`` columns NaN), the frame gets a boolean
       ``diverged`` column (True on that row only), ``frame.attrs["diverged"]`` is True (False
-      for a healthy run), and one :class:`DivergenceWarning` is issued.
+      for a healthy run), and one :class:`DivergenceWarning` is issued. The schedule steps no
+      more (a per-batch one has taken the steps of that last epoch: the loss is read once per
+      epoch).
     * **Reproducibility.** Seed with :func:`idlmam.utils.set_seed` before building the model and
       give the loader a seed: two such runs give the same frame (on the CPU bitwise).
+    * **Optimizers with modes.** An optimizer with callable ``train`` and ``eval`` attributes
+      (``schedulefree.AdamWScheduleFree``, Defazio et al. 2024) is switched with the model
+      (:func:`set_train_mode`): ``train()`` before each epoch's training batches, ``eval()``
+      right after them, so every evaluation, checkpoint, ``on_epoch_end`` call and the model
+      returned see its averaged weights. Batch-norm running statistics, though, were gathered
+      at the training point, not at those weights: such a model gets a ``UserWarning`` before
+      training (recompute the statistics before trusting ``val``/``test``; the book's MLP has
+      no batch norm).
 
     Args:
         model: the network; moved to ``device``.
@@ -256,6 +344,15 @@ def train_network(
         optimizer: G; ``AdamW`` with its defaults when None.
         lr_schedule: L, a ``torch.optim.lr_scheduler`` object built on ``optimizer``, or the
             string ``"ReduceLROnPlateau"`` (factor 0.2, patience 10).
+        lr_schedule_every: when L steps: ``"epoch"`` (after each epoch's evaluation, the
+            chapter's way) or ``"batch"`` (after every optimizer step: for schedules counted
+            in steps, such as warmup, ``OneCycleLR`` or a linear decay to zero, built with
+            ``epochs * len(train_loader)`` steps). Not ``"batch"`` with ``ReduceLROnPlateau``,
+            which needs a validation loss per step. The ``lr`` column holds the rate at the
+            start of each epoch either way (the rate its first batch uses). The whole
+            per-batch curve is ``idlmam.optim.schedule_lrs(make_schedule, epochs *
+            len(train_loader), eta_0)``: it steps a schedule once per read, as this loop does
+            per batch, so entry ``i`` is the rate of optimizer step ``i``.
         disable_tqdm: no progress bar (there is none when ``TQDM_DISABLE`` or ``CI`` is set).
         on_epoch_end: ``on_epoch_end(epoch, row)`` after each epoch (after its checkpoint);
             return True to stop training after it.
@@ -263,12 +360,15 @@ def train_network(
 
     Returns:
         A pandas DataFrame with ``epoch``, ``total time`` (seconds of training so far), ``lr``
-        (the rate used in that epoch), ``train loss``, ``train <score>``, the same for ``val``
-        and ``test`` when given, and ``diverged`` when the run diverged.
+        (the rate at the start of that epoch: with ``lr_schedule_every="epoch"`` the rate of
+        the whole epoch; a schedule-free optimizer's own warmup is not in it), ``train loss``,
+        ``train <score>``, the same for ``val`` and ``test`` when given, and ``diverged`` when
+        the run diverged. The model and the optimizer are left in eval mode.
 
     Raises:
         ValueError, TypeError: a bad argument, loader, model output, score function or device,
-            before any training.
+            ``lr_schedule_every`` not ``"epoch"`` or ``"batch"``, ``"batch"`` with
+            ``ReduceLROnPlateau``, before any training.
         CheckpointError: ``resume=True`` and ``checkpoint_file`` cannot be resumed from (delete
             it, or pass ``resume=False`` to train from scratch).
 
@@ -279,6 +379,18 @@ def train_network(
         >>> frame = train_network(mlp(), nn.CrossEntropyLoss(), ResidentLoader(X, y, 32), epochs=2)
         >>> list(frame.columns), frame.attrs["diverged"]
         (['epoch', 'total time', 'lr', 'train loss'], False)
+
+        A linear decay to zero over the run's 4 optimizer steps, stepped every batch; the
+        ``lr`` column holds each epoch's first rate:
+
+        >>> model = mlp()
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> decay = torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=4)
+        >>> frame = train_network(model, nn.CrossEntropyLoss(), ResidentLoader(X, y, 32),
+        ...                       epochs=2, optimizer=opt, lr_schedule=decay,
+        ...                       lr_schedule_every="batch")
+        >>> frame["lr"].round(4).tolist()
+        [0.1, 0.05]
     """
     from tqdm import tqdm
 
@@ -286,6 +398,7 @@ def train_network(
     check_arguments(
         model, train_loader, val_loader, test_loader, score_funcs, epochs, optimizer, lr_schedule
     )
+    check_schedule_every(lr_schedule_every, lr_schedule)
     if resume and checkpoint_file is None:
         raise ValueError("resume=True needs checkpoint_file=...: the file to continue from")
     device = get_device(None if device is None else str(device))
@@ -299,6 +412,21 @@ def train_network(
             "lr_schedule was built on another optimizer than the one training this "
             "model: build it as Schedule(optimizer, ...) with the same optimizer"
         )
+    if has_modes(optimizer) and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        for m in model.modules()
+    ):
+        warnings.warn(
+            f"{type(optimizer).__name__} evaluates the average of its iterates (its eval() "
+            "mode), but the model's batch-norm running statistics are gathered at the "
+            "training point: the val/test columns use statistics that do not belong to the "
+            "weights. Recompute them at the averaged weights before trusting them (after "
+            "optimizer.eval(): model.train(), a few training batches under torch.no_grad(), "
+            "model.eval()), or train a model without batch norm",
+            UserWarning,
+            stacklevel=2,
+        )
+    per_batch = None if lr_schedule is None or lr_schedule_every == "epoch" else lr_schedule.step
     loaders = {
         name: loader
         for name, loader in (
@@ -332,6 +460,7 @@ def train_network(
                 DivergenceWarning,
                 stacklevel=2,
             )
+            set_train_mode(model, optimizer, False)  # as a run that trained leaves them
             return _frame(results, diverged)
 
     bar = tqdm(
@@ -342,13 +471,24 @@ def train_network(
         disable=not progress_enabled(disable_tqdm),
     )
     for epoch in bar:
-        # 1. L: the learning rate this epoch uses (the schedule set it at the end of the last one)
+        # 1. L: the learning rate this epoch starts with (the rate of its first batch)
         results["epoch"].append(epoch)
         results["lr"].append(float(optimizer.param_groups[0]["lr"]))
-        # 2-4. G: one pass over the training data, updating every batch
+        # 2-4. G: one pass over the training data, updating every batch (and L, when per batch)
+        set_train_mode(model, optimizer, True)
         total_time += run_epoch(
-            model, optimizer, train_loader, loss_func, device, results, score_funcs, prefix="train"
+            model,
+            optimizer,
+            train_loader,
+            loss_func,
+            device,
+            results,
+            score_funcs,
+            prefix="train",
+            on_step=per_batch,
         )
+        # an optimizer with modes now holds the weights to evaluate, save and return
+        set_train_mode(model, optimizer, False)
         results["total time"].append(total_time)
         # 5. divergence: the pass already brought its loss to the host, so this costs no sync
         diverged = not math.isfinite(results["train loss"][-1])
@@ -362,11 +502,13 @@ def train_network(
                     model, None, loader, loss_func, device, results, score_funcs, prefix=prefix
                 )
         # 7. L: move the schedule one epoch on (not after a divergence: the run ends here)
-        if isinstance(lr_schedule, ReduceLROnPlateau) and not diverged:
-            lr_schedule.step(results["val loss"][-1])
-        elif lr_schedule is not None and not diverged:
-            lr_schedule.step()
-        # 8. checkpoint: everything the next epoch depends on, random states included
+        if lr_schedule is not None and lr_schedule_every == "epoch" and not diverged:
+            if isinstance(lr_schedule, ReduceLROnPlateau):
+                lr_schedule.step(results["val loss"][-1])
+            else:
+                lr_schedule.step()
+        # 8. checkpoint: everything the next epoch depends on, random states included (an
+        # optimizer with modes is saved in eval mode, the model at its averaged weights)
         if checkpoint_file is not None:
             save_checkpoint(
                 checkpoint_file,

@@ -20,8 +20,13 @@ state only (they are *elementwise*). Minimising the sum of the K models' mean lo
 
 gives slice ``k`` of each stacked tensor exactly model ``k``'s own gradient, so one
 ``torch.optim`` optimizer over the stacked tensors performs K independent runs, and any
-``torch.optim.lr_scheduler`` built on it schedules all K alike. Optimizers that mix values across
-a tensor (LBFGS, Adafactor, Muon) and ``ReduceLROnPlateau`` (one rate per model) are refused.
+``torch.optim.lr_scheduler`` built on it schedules all K alike, per epoch or per batch.
+Optimizers that mix values across a tensor (LBFGS, Adafactor, Muon) and ``ReduceLROnPlateau``
+(one rate per model) are refused. Schedule-free AdamW (``schedulefree.AdamWScheduleFree``) is
+elementwise too: its tensors of state (the iterate :math:`z`, the second moments) are updated
+value by value, and its scalars (the step count, the averaging weight) depend only on the
+step count and the rate, the same for all K; its ``train()``/``eval()`` modes are switched as
+:func:`idlmam.train.train_network` switches them.
 
 :func:`train_many` keeps the promises of :func:`idlmam.train.train_network`: the same checks
 before the first epoch with the same errors, a run whose loss is no longer finite stopped and
@@ -56,7 +61,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..utils import get_device, order_seed, progress_enabled, set_seed
 from .checks import check_epochs_loaders_scores, preflight, score
-from .loop import DivergenceWarning, batch_pass
+from .loop import DivergenceWarning, batch_pass, check_schedule_every, set_train_mode
 
 __all__ = [
     "seeds_frame",
@@ -92,7 +97,7 @@ ELEMENTWISE = (
     nn.Tanhshrink,
 )
 # optimizers whose update of a value depends on other values of the same tensor
-NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon")
+NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon", "MuonWithAdamW")
 
 
 class _StackedLayer(torch.autograd.Function):
@@ -396,12 +401,14 @@ def _run_epoch(
     score_funcs: Mapping[str, ScoreFunc] | None,
     prefix: str,
     running: torch.Tensor,
+    on_step: Callable[[], object] | None = None,
 ) -> float:
     """One pass for all K models, as :func:`idlmam.train.run_epoch` does for one.
 
     Writes ``"<prefix> loss"`` and the score columns into ``rows[k]`` for every model whose
     ``running[k]`` is True (the others are stopped and get nothing). When training, each model
     reads its own batch (``(K, B, ...)`` inputs); when evaluating, all read the same batch.
+    ``on_step`` is called after every optimizer step (a per-batch schedule's ``step``).
     Returns the seconds spent.
     """
     per_model = optimizer is not None
@@ -423,6 +430,7 @@ def _run_epoch(
             keep_outputs=bool(score_funcs),
             name=prefix,
             batch_dim=1 if per_model else 0,
+            on_step=on_step,
         )
     finally:
         stacked.inputs_per_model = False
@@ -546,6 +554,7 @@ def train_many(
     *,
     optimizer_fn: Callable[[list], torch.optim.Optimizer] | None = None,
     lr_schedule_fn: Callable[[torch.optim.Optimizer], object] | None = None,
+    lr_schedule_every: str = "epoch",
     val_loader: Iterable | None = None,
     test_loader: Iterable | None = None,
     score_funcs: Mapping[str, ScoreFunc] | None = None,
@@ -568,6 +577,9 @@ def train_many(
     becomes NaN or infinite stops after that epoch, its last row gets ``diverged=True`` (the
     column is there when any seed diverged; ``frame.attrs["diverged"]`` says whether one did)
     and one :class:`~idlmam.train.DivergenceWarning` names the seeds; the other seeds go on.
+    An optimizer with ``train()``/``eval()`` modes (schedule-free) is switched with the stacked
+    model, ``train()`` before each epoch's training batches and ``eval()`` right after them, so
+    evaluations, ``on_epoch_end`` and the models returned see its averaged weights.
 
     Args:
         model_fn: builds one model; called right after ``set_seed(seed)`` for each seed.
@@ -576,8 +588,12 @@ def train_many(
         train_loader: a :class:`idlmam.data.ResidentLoader` (it gathers each model's batch).
         optimizer_fn: ``params -> optimizer`` over the stacked ``(K, ...)`` tensors; must be
             elementwise (SGD, Adam, AdamW, RMSprop, ...). ``AdamW`` with its defaults when None.
-        lr_schedule_fn: ``optimizer -> torch.optim.lr_scheduler`` object, stepped once per epoch
-            (not ``ReduceLROnPlateau``: it would need one rate per model).
+        lr_schedule_fn: ``optimizer -> torch.optim.lr_scheduler`` object (not
+            ``ReduceLROnPlateau``: it would need one rate per model).
+        lr_schedule_every: ``"epoch"`` (step the schedule after each epoch) or ``"batch"``
+            (after every optimizer step), as in :func:`idlmam.train.train_network`; the ``lr``
+            column holds the rate at the start of each epoch either way. The schedule is
+            shared: it steps while any seed trains.
         val_loader: evaluated after each epoch (the same batches for every model).
         test_loader: evaluated after each epoch.
         score_funcs: ``{"Accuracy": accuracy}``, computed per model once per epoch.
@@ -597,8 +613,9 @@ def train_many(
         run so far, the same for every seed. With ``return_models``: ``(frame, models)``.
 
     Raises:
-        ValueError, TypeError: bad seeds, arguments, loaders, model output, score function,
-            an optimizer or schedule that would couple the models, before any training.
+        ValueError, TypeError: bad seeds, arguments (``lr_schedule_every`` included), loaders,
+            model output, score function, an optimizer or schedule that would couple the
+            models, before any training.
 
     Example:
         >>> frame = train_many(mlp, range(3), nn.CrossEntropyLoss(), loader, test_loader=test,
@@ -610,6 +627,7 @@ def train_many(
 
     seeds = _check_seeds(seeds)
     check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
+    check_schedule_every(lr_schedule_every)
     if not hasattr(train_loader, "stacked_batches"):
         raise TypeError(
             f"train_many gives every seed its own batch order, which needs an "
@@ -645,6 +663,7 @@ def train_many(
             "was given: build it as optimizer_fn=lambda params: SGD(params, ...)"
         )
     lr_schedule = lr_schedule_fn(optimizer) if lr_schedule_fn is not None else None
+    check_schedule_every(lr_schedule_every, lr_schedule)  # train_network's error for plateau
     coupled = _coupling(optimizer, lr_schedule)
     if coupled:
         raise ValueError(
@@ -657,6 +676,7 @@ def train_many(
     if clip_value is not None:
         hooks = [p.register_hook(lambda grad: grad.clamp(-clip_value, clip_value)) for p in params]
     orders = [torch.Generator().manual_seed(order_seed(seed)) for seed in seeds]
+    per_batch = None if lr_schedule is None or lr_schedule_every == "epoch" else lr_schedule.step
 
     K = len(seeds)
     rows: dict[int, list[dict]] = {seed: [] for seed in seeds}
@@ -668,6 +688,7 @@ def train_many(
         for epoch in tqdm(range(epochs), desc="Epoch", disable=not progress_enabled(disable_tqdm)):
             lr = float(optimizer.param_groups[0]["lr"])
             row = [{"epoch": epoch, "lr": lr} for _ in seeds]
+            set_train_mode(stacked, optimizer, True)
             total_time += _run_epoch(
                 stacked,
                 optimizer,
@@ -678,7 +699,9 @@ def train_many(
                 score_funcs,
                 "train",
                 running,
+                on_step=per_batch,
             )
+            set_train_mode(stacked, optimizer, False)  # the weights to evaluate and return
             alive = running.tolist()
             bad = [k for k in range(K) if alive[k] and not math.isfinite(row[k]["train loss"])]
             evaluate = running.clone()
@@ -697,7 +720,7 @@ def train_many(
                 for k in bad:
                     for column in ["loss", *(score_funcs or {})]:
                         row[k][f"{prefix} {column}"] = float("nan")
-            if lr_schedule is not None:
+            if lr_schedule is not None and lr_schedule_every == "epoch":
                 lr_schedule.step()
             stop = []
             for k, seed in enumerate(seeds):

@@ -1,7 +1,8 @@
 """A small training run for the kill-and-resume test in ``tests/test_train.py``.
 
-``python tests/resume_worker.py CHECKPOINT MARKER EPOCH`` trains the run :func:`run_kwargs`
-builds, with ``checkpoint_file=CHECKPOINT, resume=True``. After epoch EPOCH has finished (and
+``python tests/resume_worker.py CHECKPOINT MARKER EPOCH [EVERY]`` trains the run
+:func:`run_kwargs` builds (its schedule stepped every ``EVERY``, ``epoch`` or ``batch``), with
+``checkpoint_file=CHECKPOINT, resume=True``. After epoch EPOCH has finished (and
 its checkpoint is written) it stalls in the middle of the next epoch, at its second training
 batch, writes MARKER and sleeps, waiting for the test to kill it with SIGKILL.
 
@@ -59,8 +60,12 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((y_true == y_pred).mean())
 
 
-def run_kwargs(stall: Stall | None = None) -> dict:
-    """Everything ``train_network`` needs for the run, built from fixed seeds."""
+def run_kwargs(stall: Stall | None = None, every: str = "epoch") -> dict:
+    """Everything ``train_network`` needs for the run, built from fixed seeds.
+
+    ``every="batch"``: a schedule stepped after every batch, which changes the rate within an
+    epoch (4 batches per epoch, a step down every 3), so a kill mid-epoch interrupts it.
+    """
     torch.set_num_threads(1)  # as tests/conftest.py: the same kernels, the same sums
     set_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -70,6 +75,11 @@ def run_kwargs(stall: Stall | None = None) -> dict:
         stall or Stall(), Jitter(), nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2)
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    schedule = (
+        torch.optim.lr_scheduler.StepLR(optimizer, 2, gamma=0.5)
+        if every == "epoch"
+        else torch.optim.lr_scheduler.StepLR(optimizer, 3, gamma=0.8)
+    )
     return dict(
         model=model,
         loss_func=nn.CrossEntropyLoss(),
@@ -78,21 +88,24 @@ def run_kwargs(stall: Stall | None = None) -> dict:
         score_funcs={"Accuracy": accuracy},
         epochs=EPOCHS,
         optimizer=optimizer,
-        lr_schedule=torch.optim.lr_scheduler.StepLR(optimizer, 2, gamma=0.5),
+        lr_schedule=schedule,
+        lr_schedule_every=every,
         disable_tqdm=True,
     )
 
 
-def main(checkpoint: str, marker: str, stall_after: int) -> int:
+def main(checkpoint: str, marker: str, stall_after: int, every: str = "epoch") -> int:
     stall = Stall(marker)
 
     def arm(epoch: int, row: dict) -> None:
         stall.armed = epoch == stall_after
 
-    train_network(**run_kwargs(stall), checkpoint_file=checkpoint, resume=True, on_epoch_end=arm)
+    train_network(
+        **run_kwargs(stall, every), checkpoint_file=checkpoint, resume=True, on_epoch_end=arm
+    )
     print("resume_worker: finished without being killed", file=sys.stderr)
     return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5]))

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import accuracy_score
+from spies import EvalSpy, ModeSGD, Recorder, RecordingSGD
 from torch import nn
 
 from idlmam.data import ResidentLoader, classic_loader, fashion_mnist, resident_loader
 from idlmam.models import mlp
+from idlmam.optim import schedule_lrs
 from idlmam.train import DivergenceWarning, train_network
 from idlmam.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -316,14 +318,17 @@ def without_time(frame):
     return frame.drop(columns="total time")
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_results(tmp_path):
-    """SIGKILL in the middle of epoch 3, resume from the file: the frame of a run never killed."""
+@pytest.mark.parametrize("every", ["epoch", "batch"])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_results(tmp_path, every):
+    """SIGKILL in the middle of epoch 3, resume from the file: the frame of a run never killed.
+
+    With ``every="batch"`` the schedule has already stepped inside the killed epoch."""
     import resume_worker
 
     checkpoint, marker = tmp_path / "run.pt", tmp_path / "stalled"
     env = {**os.environ, "TQDM_DISABLE": "1"}
     worker = subprocess.Popen(
-        [sys.executable, str(WORKER), str(checkpoint), str(marker), "2"],
+        [sys.executable, str(WORKER), str(checkpoint), str(marker), "2", every],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -342,21 +347,26 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_results(tmp_path):
 
     ran = []
     resumed = train_network(
-        **resume_worker.run_kwargs(),
+        **resume_worker.run_kwargs(every=every),
         checkpoint_file=checkpoint,
         resume=True,
         on_epoch_end=lambda epoch, row: ran.append(epoch),
     )
     assert ran == [3, 4, 5]  # continued, not started over
-    never_killed = train_network(**resume_worker.run_kwargs())
+    never_killed = train_network(**resume_worker.run_kwargs(every=every))
     pd.testing.assert_frame_equal(
         without_time(resumed), without_time(never_killed), check_exact=True
     )
     assert resumed["total time"].is_monotonic_increasing
+    # the schedule really stepped as asked: 4 batches an epoch, StepLR(3, 0.8) or StepLR(2, 0.5)
+    size, gamma, per_epoch = (3, 0.8, 4) if every == "batch" else (2, 0.5, 1)
+    assert resumed["lr"].tolist() == pytest.approx(
+        [0.02 * gamma ** (epoch * per_epoch // size) for epoch in range(6)], rel=1e-12
+    )
 
     ran.clear()  # a finished run resumes to its frame, training nothing
     again = train_network(
-        **resume_worker.run_kwargs(),
+        **resume_worker.run_kwargs(every=every),
         checkpoint_file=checkpoint,
         resume=True,
         on_epoch_end=lambda epoch, row: ran.append(epoch),
@@ -735,3 +745,237 @@ def test_the_checks_before_training_change_nothing(loader_kind):
         loss.backward()
         hand_opt.step()
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), hand.parameters()))
+
+
+# --- schedules stepped every batch ------------------------------------------------------------
+
+PER_BATCH = {  # (schedule on an optimizer with lr 0.1, its rate at step t)
+    "LambdaLR": (
+        lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda t: 1 / (1 + 0.5 * t)),
+        lambda t: 0.1 / (1 + 0.5 * t),
+    ),
+    "LinearLR": (  # reaches its end after 6 of the 12 steps, then stays there
+        lambda o: torch.optim.lr_scheduler.LinearLR(o, 1.0, 0.05, total_iters=6),
+        lambda t: 0.1 * (1 + (0.05 - 1) * min(t, 6) / 6),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PER_BATCH)
+def test_a_per_batch_schedule_sets_the_rate_of_every_step(name, tiny_data):
+    X, y = tiny_data
+    build, closed_form = PER_BATCH[name]
+    steps, per_epoch = 12, 4  # 3 epochs of 4 batches of 25
+    rates = []
+    model = small_model()
+    opt = RecordingSGD(model.parameters(), 0.1, rates)
+    frame = train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 25, shuffle=True),
+        epochs=3,
+        optimizer=opt,
+        lr_schedule=build(opt),
+        lr_schedule_every="batch",
+    )
+    expected = [closed_form(t) for t in range(steps)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    # the lr column: the rate each epoch starts with, the rate of its first batch
+    assert frame["lr"].tolist() == pytest.approx(expected[::per_epoch], rel=1e-12)
+    # what a reader draws the whole curve with
+    assert schedule_lrs(build, steps, 0.1) == pytest.approx(rates, rel=1e-12)
+
+    rates.clear()  # the default, per epoch: the rate changes between epochs only
+    model = small_model()
+    opt = RecordingSGD(model.parameters(), 0.1, rates)
+    frame = train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X, y, 25),
+        epochs=3,
+        optimizer=opt,
+        lr_schedule=build(opt),
+    )
+    assert rates == pytest.approx([closed_form(t // per_epoch) for t in range(steps)], rel=1e-12)
+    assert frame["lr"].tolist() == pytest.approx([closed_form(e) for e in range(3)], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "every,schedule,message",
+    [
+        ("step", None, "must be 'epoch' or 'batch', got 'step'"),
+        ("Batch", None, "must be 'epoch' or 'batch'"),
+        (None, None, "must be 'epoch' or 'batch', got None"),
+        ("batch", "ReduceLROnPlateau", "ReduceLROnPlateau .* once per epoch"),
+        ("batch", "plateau object", "ReduceLROnPlateau .* once per epoch"),
+    ],
+)
+def test_lr_schedule_every_is_checked_before_training(every, schedule, message, tiny_data):
+    X, y = tiny_data
+    model = small_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if schedule == "plateau object":
+        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    refused(
+        ValueError,
+        message,
+        model=model,
+        loader=ResidentLoader(X, y, 50),
+        val_loader=ResidentLoader(X, y, 50),
+        optimizer=opt,
+        lr_schedule=schedule,
+        lr_schedule_every=every,
+    )
+
+
+def test_a_per_batch_schedule_steps_no_more_after_a_divergence():
+    X, y = regression_data()
+    set_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=100)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0)
+    with pytest.warns(DivergenceWarning):
+        frame = train_network(
+            model,
+            nn.MSELoss(),
+            ResidentLoader(X, y, 25, shuffle=True),
+            epochs=50,
+            optimizer=opt,
+            lr_schedule=schedule,
+            lr_schedule_every="batch",
+        )
+    assert frame.attrs["diverged"] and 1 < len(frame) < 50
+    # 4 steps in every epoch run, the diverged one included (its loss is read at its end)
+    assert schedule.last_epoch == 4 * len(frame)
+
+
+# --- optimizers with train() / eval() modes (schedule-free) -----------------------------------
+
+
+def test_an_optimizer_with_modes_is_switched_around_every_evaluation(tiny_data, tmp_path):
+    X, y = tiny_data
+    recorder = Recorder()
+    recorder.model = model = small_model()
+    opt = ModeSGD(model.parameters(), recorder)
+    saved = []
+
+    def hook(epoch, row):
+        recorder.events.append(("hook", opt.mode))
+        saved.append(load_checkpoint(tmp_path / "run.pt")["optimizer_state_dict"])
+
+    frame = train_network(
+        model,
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X[:60], y[:60], 30),
+        val_loader=EvalSpy(X[60:80], y[60:80], 10, recorder, "val"),
+        test_loader=EvalSpy(X[80:], y[80:], 10, recorder, "test"),
+        epochs=2,
+        optimizer=opt,
+        checkpoint_file=tmp_path / "run.pt",
+        on_epoch_end=hook,
+    )
+    one_epoch = [
+        ("train", True),  # model.train(), then optimizer.train(), before the training batches
+        "step in train mode",
+        "step in train mode",
+        ("eval", False),  # model.eval(), then optimizer.eval(), before any evaluation
+        ("evaluate val", "eval"),
+        ("evaluate test", "eval"),
+        ("hook", "eval"),  # after the checkpoint, written in eval mode too
+    ]
+    assert recorder.events == one_epoch * 2
+    assert len(frame) == 2 and len(saved) == 2
+    assert opt.mode == "eval" and not model.training  # as a run leaves them
+
+
+def schedule_free_setup(tiny_data, **kwargs):
+    """A fresh seeded model, AdamWScheduleFree with warmup, and the loaders of a 2-epoch run."""
+    from schedulefree import AdamWScheduleFree
+
+    X, y = tiny_data
+    model = small_model()
+    opt = AdamWScheduleFree(model.parameters(), lr=0.01, warmup_steps=4, **kwargs)
+    train = ResidentLoader(X[:80], y[:80], 16, shuffle=True, seed=5)
+    return model, opt, train, ResidentLoader(X[80:], y[80:], 10)
+
+
+def test_schedule_free_adamw_trains_as_its_own_example_loop(tiny_data):
+    """train_network does what the schedulefree README's loop does, to the last bit."""
+    X, y = tiny_data
+    model, opt, train, val = schedule_free_setup(tiny_data)
+    frame = train_network(
+        model, nn.CrossEntropyLoss(), train, val_loader=val, epochs=2, optimizer=opt
+    )
+
+    hand, hand_opt, hand_train, _ = schedule_free_setup(tiny_data)
+    val_losses = []
+    for _ in range(2):
+        hand.train()
+        hand_opt.train()
+        for xb, yb in hand_train:
+            hand_opt.zero_grad()
+            nn.functional.cross_entropy(hand(xb), yb).backward()
+            hand_opt.step()
+        hand.eval()
+        hand_opt.eval()
+        with torch.no_grad():
+            val_losses.append(nn.functional.cross_entropy(hand(X[80:]), y[80:]).item())
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), hand.parameters()))
+    assert frame["val loss"].tolist() == pytest.approx(val_losses, rel=1e-6)
+    # the weights evaluated and returned are the average x, not the training point y
+    hand_opt.train()
+    assert not any(torch.equal(a, b) for a, b in zip(model.parameters(), hand.parameters()))
+
+
+def test_schedule_free_resumes_exactly(tiny_data, tmp_path):
+    path = tmp_path / "run.pt"
+
+    def kwargs():
+        model, opt, train, val = schedule_free_setup(tiny_data, weight_decay=0.01)
+        return dict(
+            model=model,
+            loss_func=nn.CrossEntropyLoss(),
+            train_loader=train,
+            val_loader=val,
+            epochs=3,
+            optimizer=opt,
+            disable_tqdm=True,
+        )
+
+    first = kwargs()
+    train_network(**first, checkpoint_file=path, on_epoch_end=lambda epoch, row: epoch == 0)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 0
+    assert state["optimizer_state_dict"]["param_groups"][0]["train_mode"] is False  # eval mode
+    saved = state["model_state_dict"]
+    assert all(torch.equal(saved[n], p) for n, p in first["model"].named_parameters())
+
+    resumed_kwargs, whole_kwargs = kwargs(), kwargs()
+    resumed = train_network(**resumed_kwargs, checkpoint_file=path, resume=True)
+    whole = train_network(**whole_kwargs)
+    pd.testing.assert_frame_equal(without_time(resumed), without_time(whole), check_exact=True)
+    for a, b in zip(resumed_kwargs["model"].parameters(), whole_kwargs["model"].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_schedule_free_with_batch_norm_warns(tiny_data):
+    from schedulefree import AdamWScheduleFree
+
+    X, y = tiny_data
+    loader = ResidentLoader(X, y, 50)
+
+    def run(model, opt):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_network(model, nn.CrossEntropyLoss(), loader, epochs=1, optimizer=opt)
+        return [str(w.message) for w in caught if "batch-norm" in str(w.message)]
+
+    set_seed(0)
+    bn = mlp(hidden=16, layers=2, batch_norm=True)
+    (message,) = run(bn, AdamWScheduleFree(bn.parameters()))
+    assert "AdamWScheduleFree" in message and "Recompute them" in message
+    plain = small_model()
+    assert run(plain, AdamWScheduleFree(plain.parameters())) == []  # no batch norm
+    set_seed(0)
+    bn = mlp(hidden=16, layers=2, batch_norm=True)
+    assert run(bn, torch.optim.AdamW(bn.parameters())) == []  # no averaged weights

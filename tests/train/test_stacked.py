@@ -4,9 +4,11 @@ import math
 from functools import partial
 
 import pytest
+import schedulefree
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
+from spies import EvalSpy, ModeSGD, Recorder, RecordingSGD
 from torch import nn
 
 from idlmam.data import ResidentLoader
@@ -42,7 +44,13 @@ def loaders(tiny_data):
 
 
 def separate_runs(
-    tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_func=None, clip_value=None
+    tiny_data,
+    model_fn,
+    optimizer_fn,
+    lr_schedule_fn=None,
+    loss_func=None,
+    clip_value=None,
+    every="epoch",
 ):
     frames, models = [], []
     for seed in SEEDS:
@@ -63,6 +71,7 @@ def separate_runs(
             optimizer=optimizer,
             disable_tqdm=True,
             lr_schedule=lr_schedule_fn(optimizer) if lr_schedule_fn else None,
+            lr_schedule_every=every,
         )
         for hook in hooks:
             hook.remove()
@@ -118,6 +127,11 @@ OPTIMIZERS = {
     "Adam+step": (
         lambda p: torch.optim.Adam(p, lr=0.01),
         lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.5),
+    ),
+    # elementwise, with train()/eval() modes: the stacked path must switch them as the loop does
+    "AdamWScheduleFree": (
+        lambda p: schedulefree.AdamWScheduleFree(p, lr=0.01, warmup_steps=3, weight_decay=0.01),
+        None,
     ),
 }
 
@@ -396,6 +410,14 @@ def test_a_failing_score_function_is_named_before_training(tiny_data):
         ),
         ({"model_fn": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),
         ({"epochs": 0}, "epochs"),
+        ({"lr_schedule_every": "step"}, "must be 'epoch' or 'batch', got 'step'"),
+        (
+            {
+                "lr_schedule_every": "batch",
+                "lr_schedule_fn": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o),
+            },
+            "ReduceLROnPlateau .* once per epoch",  # train_network's own error
+        ),
     ],
 )
 def test_clear_errors(tiny_data, kwargs, message):
@@ -415,3 +437,70 @@ def test_clear_errors(tiny_data, kwargs, message):
 def test_models_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="another architecture"):
         stack_models([mlp(hidden=8), mlp(hidden=9)])
+
+
+def test_a_per_batch_schedule_equals_separate_runs(tiny_data):
+    rates = {"joint": [], "separate": []}
+
+    def schedule(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1 / (1 + 0.3 * t))
+
+    joint = joint_run(
+        tiny_data,
+        small_model,
+        lambda p: RecordingSGD(p, 0.1, rates["joint"]),
+        schedule,
+        lr_schedule_every="batch",
+    )
+    separate = separate_runs(
+        tiny_data,
+        small_model,
+        lambda p: RecordingSGD(p, 0.1, rates["separate"]),
+        schedule,
+        every="batch",
+    )
+    assert_same(joint, separate)  # the lr column included
+    per_epoch = 5  # 80 training examples in batches of 16
+    expected = [0.1 / (1 + 0.3 * t) for t in range(EPOCHS * per_epoch)]
+    assert rates["joint"] == pytest.approx(expected, rel=1e-12)  # one optimizer for all K
+    assert rates["separate"] == pytest.approx(expected * len(SEEDS), rel=1e-12)  # one per seed
+    frame = joint[0]
+    assert frame["lr"].tolist() == pytest.approx(expected[::per_epoch] * len(SEEDS), rel=1e-12)
+
+
+def test_an_optimizer_with_modes_is_switched_around_every_evaluation(tiny_data, monkeypatch):
+    import idlmam.train.stacked as stacked_module
+
+    X, y = tiny_data
+    recorder = Recorder()
+    stack = stacked_module.stack_models
+
+    def keep(models):  # the stacked module, whose mode the optimizer's switches note
+        recorder.model = stack(models)
+        return recorder.model
+
+    monkeypatch.setattr(stacked_module, "stack_models", keep)
+    frame = train_many(
+        small_model,
+        [0, 1],
+        nn.CrossEntropyLoss(),
+        ResidentLoader(X[:60], y[:60], 30, shuffle=True),
+        optimizer_fn=lambda p: ModeSGD(p, recorder),
+        val_loader=EvalSpy(X[60:80], y[60:80], 10, recorder, "val"),
+        test_loader=EvalSpy(X[80:], y[80:], 10, recorder, "test"),
+        epochs=2,
+        disable_tqdm=True,
+        on_epoch_end=lambda epoch, row: recorder.events.append(("hook", recorder.optimizer.mode)),
+    )
+    one_epoch = [
+        ("train", True),  # model.train(), then optimizer.train(), before the training batches
+        "step in train mode",
+        "step in train mode",
+        ("eval", False),  # model.eval(), then optimizer.eval(), before any evaluation
+        ("evaluate val", "eval"),
+        ("evaluate test", "eval"),
+        ("hook", "eval"),  # seed 0
+        ("hook", "eval"),  # seed 1
+    ]
+    assert recorder.events == one_epoch * 2
+    assert len(frame) == 4 and recorder.optimizer.mode == "eval"
