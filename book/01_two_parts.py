@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -213,7 +215,7 @@ sgd = run(
 )
 sgd.loc[sgd["epoch"] == EPOCHS - 1, ["seed", "epoch", "train loss", "test loss", "test Accuracy"]]
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD baseline, η₀ = 0.1: test accuracy per epoch, the mean over seeds with its 95% Student-t interval as a band.", "name": "fig-sgd-baseline"}, "image": {"alt": "Line plot of test accuracy against epoch for plain SGD with learning rate 0.1: a steep rise in the first epochs, then a slower, uneven climb, with a shaded band showing the spread over seeds."}}
+# %% mystnb={"figure": {"caption": "Plain SGD baseline, \u03b7\u2080 = 0.1: test accuracy per epoch, the mean over seeds with its 95% Student-t interval as a band.", "name": "fig-sgd-baseline"}, "image": {"alt": "Line plot of test accuracy against epoch for plain SGD with learning rate 0.1: a steep rise in the first epochs, then a slower, uneven climb, with a shaded band showing the spread over seeds."}} tags=["nbval-ignore-output"]
 ax = plot_runs(
     sgd, "test Accuracy", title=r"Plain SGD, $\eta_0 = 0.1$ (mean and 95% band over seeds)"
 )

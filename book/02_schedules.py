@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -37,7 +39,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -279,7 +281,7 @@ print(story)
 # settle, and a comparison with it says little about cosine annealing.
 #
 # :::{dropdown} The source of `cosine_schedule`
-# ```{literalinclude} ../idlmam/optim.py
+# ```{literalinclude} ../idlmam/optim/schedules.py
 # :pyobject: cosine_schedule
 # :language: python
 # ```
@@ -338,7 +340,7 @@ cosine = run(
 # The schedules so far follow a fixed plan, whatever the training does. The plateau schedule
 # watches the loss instead. Look at the baseline's losses first:
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Baseline (constant rate): training and test loss per epoch, mean and 95% band over the seeds.", "name": "fig-plateau-losses"}, "image": {"alt": "Cross-entropy loss against epoch for the baseline at a constant rate, two lines in two colours, training loss and test loss, each the mean over the seeds with a shaded 95% band; the text below says how much each fell in the second half of the run."}}
+# %% mystnb={"figure": {"caption": "Baseline (constant rate): training and test loss per epoch, mean and 95% band over the seeds.", "name": "fig-plateau-losses"}, "image": {"alt": "Cross-entropy loss against epoch for the baseline at a constant rate, two lines in two colours, training loss and test loss, each the mean over the seeds with a shaded 95% band; the text below says how much each fell in the second half of the run."}} tags=["nbval-ignore-output"]
 losses = baseline[["seed", "epoch", "train loss", "test loss"]].melt(
     id_vars=["seed", "epoch"], var_name="run", value_name="loss"
 )
@@ -432,7 +434,7 @@ times = [f"{n} time{'' if n == 1 else 's'} for seed {seed}" for seed, n in cuts.
 glue("plateau_cuts", ", ".join(times[:-1]) + " and " + times[-1] if len(times) > 1 else times[0])
 cuts
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Learning rates chosen by ReduceLROnPlateau, one line per seed: each seed cuts when its own validation loss stalls.", "name": "fig-plateau-schedule"}, "image": {"alt": "Learning rate (log scale) against epoch, one step line per seed in its own colour and marker: each starts at 0.1 and steps down by a factor of 5 at the epochs where its validation loss stopped improving, never below eta_min."}}
+# %% mystnb={"figure": {"caption": "Learning rates chosen by ReduceLROnPlateau, one line per seed: each seed cuts when its own validation loss stalls.", "name": "fig-plateau-schedule"}, "image": {"alt": "Learning rate (log scale) against epoch, one step line per seed in its own colour and marker: each starts at 0.1 and steps down by a factor of 5 at the epochs where its validation loss stopped improving, never below eta_min."}} tags=["nbval-ignore-output"]
 plot_rates(plateau, by="seed", title="Rates chosen by the plateau schedule, per seed")
 plt.show()
 
@@ -442,7 +444,7 @@ plt.show()
 #
 # ## Comparing the schedules
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Test accuracy of SGD with each schedule, mean and 95% band over the seeds.", "name": "fig-schedule-comparison"}, "image": {"alt": "Test accuracy against epoch for five runs in five colours, constant rate, exponential decay, step schedule, cosine annealing and plateau schedule, each a mean line with a shaded 95% band over the seeds."}}
+# %% mystnb={"figure": {"caption": "Test accuracy of SGD with each schedule, mean and 95% band over the seeds.", "name": "fig-schedule-comparison"}, "image": {"alt": "Test accuracy against epoch for five runs in five colours, constant rate, exponential decay, step schedule, cosine annealing and plateau schedule, each a mean line with a shaded 95% band over the seeds."}} tags=["nbval-ignore-output"]
 everything = pd.concat([baseline, expo, step, cosine, plateau], ignore_index=True)
 plot_runs(
     everything,

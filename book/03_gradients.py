@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -126,7 +128,7 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 # back, so the turn happens a step sooner. Rearranged, it costs no more than plain momentum.
 # In PyTorch both are options of `SGD`.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Plain SGD, SGD with momentum and SGD with Nesterov momentum at the same rate: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-momentum-nesterov"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with momentum and SGD with Nesterov momentum, each a mean line with a shaded 95% band over seeds; the bands show how far apart the runs are compared with the seed-to-seed noise."}}
+# %% mystnb={"figure": {"caption": "Plain SGD, SGD with momentum and SGD with Nesterov momentum at the same rate: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-momentum-nesterov"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with momentum and SGD with Nesterov momentum, each a mean line with a shaded 95% band over seeds; the bands show how far apart the runs are compared with the seed-to-seed noise."}} tags=["nbval-ignore-output"]
 momentum = run("SGD w/ Momentum", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU), **train)
 nesterov = run(
     "SGD w/ Nesterov", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU, nesterov=True), **train
@@ -240,7 +242,7 @@ print(f"noisy gradients: median {adam_steps(noisy).median():.2f} x eta")
 # gradients' size (the Adam paper's second proposal). We keep each at its default learning
 # rate, untuned, while the SGD family runs at the chapter's $\eta_0 = 0.1$.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax at their default rates against the SGD family: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-adamw"}, "image": {"alt": "Test accuracy against epoch for six optimizers: plain SGD, SGD with momentum, SGD with Nesterov momentum, AdamW, NAdam and AdaMax, each a mean line with a shaded 95% band over seeds."}}
+# %% mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax at their default rates against the SGD family: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-adamw"}, "image": {"alt": "Test accuracy against epoch for six optimizers: plain SGD, SGD with momentum, SGD with Nesterov momentum, AdamW, NAdam and AdaMax, each a mean line with a shaded 95% band over seeds."}} tags=["nbval-ignore-output"]
 adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
 nadam = run("NAdam", lambda p: torch.optim.NAdam(p), **train)
 adamax = run("AdaMax", lambda p: torch.optim.Adamax(p), **train)
@@ -282,7 +284,7 @@ stated = finding(  # the finding on full and chapter; on quick, a box in its pla
 # 0 changes no weight.
 
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Nesterov momentum and AdamW, each with and without a cosine schedule of two dips that ends on the last epoch: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-cosine-combinations"}, "image": {"alt": "Test accuracy against epoch for SGD with Nesterov momentum and AdamW, each with a constant rate and with cosine annealing, as mean lines with shaded 95% bands over seeds; the constant-rate and the cosine run of each optimizer can be compared epoch by epoch."}}
+# %% mystnb={"figure": {"caption": "Nesterov momentum and AdamW, each with and without a cosine schedule of two dips that ends on the last epoch: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-cosine-combinations"}, "image": {"alt": "Test accuracy against epoch for SGD with Nesterov momentum and AdamW, each with a constant rate and with cosine annealing, as mean lines with shaded 95% bands over seeds; the constant-rate and the cosine run of each optimizer can be compared epoch by epoch."}} tags=["nbval-ignore-output"]
 def cosine(optimizer):
     eta_0 = optimizer.param_groups[0]["lr"]  # each optimizer's own starting rate
     return cosine_schedule(optimizer, EPOCHS, DIPS, eta_min=eta_min_for(eta_0))
@@ -388,7 +390,7 @@ high = run(too_fast, lambda p: nesterov_high(p, norms["no clipping"]), **train)
 high_clipped = run(too_fast_clipped, lambda p: nesterov_high(p, norms["clipped"], CLIP), **train)
 clipping = pd.concat([nesterov.assign(run=reference), high, high_clipped], ignore_index=True)
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Gradient norm before every step of Nesterov momentum at five times the chapter's rate, without clipping and with norm clipping at z; one line per seed, both axes logarithmic.", "name": "fig-clipping-norms"}, "image": {"alt": "Gradient norm against optimizer step, both on logarithmic axes, one thin line per seed. Both runs start with the same small gradients; without clipping the norms climb within the first few dozen steps to around ten and stay there, while with clipping they rise to a few times the dashed threshold line z in the first steps, where clipping shortens them, and then mostly stay below it."}}
+# %% mystnb={"figure": {"caption": "Gradient norm before every step of Nesterov momentum at five times the chapter's rate, without clipping and with norm clipping at z; one line per seed, both axes logarithmic.", "name": "fig-clipping-norms"}, "image": {"alt": "Gradient norm against optimizer step, both on logarithmic axes, one thin line per seed. Both runs start with the same small gradients; without clipping the norms climb within the first few dozen steps to around ten and stay there, while with clipping they rise to a few times the dashed threshold line z in the first steps, where clipping shortens them, and then mostly stay below it."}} tags=["nbval-ignore-output"]
 ax = plt.subplots(figsize=(7, 4))[1]
 for (name, seeds), colour in zip(norms.items(), ("C3", "C0")):
     for i, seed in enumerate(seeds):
@@ -401,7 +403,7 @@ ax.set_title(f"Nesterov momentum at lr {ETA_HIGH:g}: gradient norms, one line pe
 ax.legend()
 plt.show()
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Test accuracy per epoch of Nesterov momentum at the chapter's rate, at five times that rate, and at five times that rate with norm clipping; mean over seeds with a 95% band.", "name": "fig-clipping"}, "image": {"alt": "Test accuracy against epoch for three runs of SGD with Nesterov momentum: at the chapter's rate, at five times that rate without clipping, which stays at the level of guessing, and at five times that rate with norm clipping, which learns; mean lines with shaded 95% bands over seeds."}}
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of Nesterov momentum at the chapter's rate, at five times that rate, and at five times that rate with norm clipping; mean over seeds with a 95% band.", "name": "fig-clipping"}, "image": {"alt": "Test accuracy against epoch for three runs of SGD with Nesterov momentum: at the chapter's rate, at five times that rate without clipping, which stays at the level of guessing, and at five times that rate with norm clipping, which learns; mean lines with shaded 95% bands over seeds."}} tags=["nbval-ignore-output"]
 plot_runs(clipping, title="Nesterov momentum: a rate too large, with and without clipping")
 plt.show()
 

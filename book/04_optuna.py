@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -250,7 +252,7 @@ best
 # The *optimization history* plots each trial's score and the best so far. If the best is still
 # climbing at the end, more trials will pay; if it went flat long ago, fewer will do next time.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna's optimization history of the network search: each trial's validation accuracy, and the best so far.", "name": "fig-optimization-history"}, "image": {"alt": "Validation accuracy (y) against trial number (x): one blue dot per trial and a red line for the best score found so far, which rises to each new best and stays flat in between."}}
+# %% mystnb={"figure": {"caption": "Optuna's optimization history of the network search: each trial's validation accuracy, and the best so far.", "name": "fig-optimization-history"}, "image": {"alt": "Validation accuracy (y) against trial number (x): one blue dot per trial and a red line for the best score found so far, which rises to each new best and stays flat in between."}} tags=["nbval-ignore-output"]
 ax = optuna_plots.plot_optimization_history(study, target_name=SCORE)
 ax.figure.set_size_inches(7, 4)
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
@@ -261,7 +263,7 @@ plt.show()
 # number: a tight band of good scores narrows the range for the next search; no pattern at all
 # suggests that hyperparameter hardly matters here.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna's slice plot: the validation accuracy of every trial against each hyperparameter on its own (the learning rate on a log axis), coloured by trial number.", "name": "fig-slice"}, "image": {"alt": "Three panels sharing a y axis of validation accuracy: against hidden layers, against the learning rate on a log scale, and against neurons per layer. Each trial is a dot in every panel, shaded from light (early trials) to dark blue (late ones)."}}
+# %% mystnb={"figure": {"caption": "Optuna's slice plot: the validation accuracy of every trial against each hyperparameter on its own (the learning rate on a log axis), coloured by trial number.", "name": "fig-slice"}, "image": {"alt": "Three panels sharing a y axis of validation accuracy: against hidden layers, against the learning rate on a log scale, and against neurons per layer. Each trial is a dot in every panel, shaded from light (early trials) to dark blue (late ones)."}} tags=["nbval-ignore-output"]
 optuna_plots.plot_slice(study, target_name=SCORE)
 plt.gcf().set_size_inches(10, 3.5)
 plt.show()
@@ -273,7 +275,7 @@ plt.show()
 # values. Both need many trials to say much: with a handful they mostly show where the search
 # has been.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna's contour plot of the validation accuracy over the learning rate (log axis) and the neurons per layer: the dots are trials, the colours Optuna's interpolation between them.", "name": "fig-contour"}, "image": {"alt": "Filled contour map with the learning rate on a logarithmic x axis and neurons per layer on the y axis, shaded from light (low validation accuracy) to dark blue (high); the trials are small dots, and the shading between them is interpolated."}}
+# %% mystnb={"figure": {"caption": "Optuna's contour plot of the validation accuracy over the learning rate (log axis) and the neurons per layer: the dots are trials, the colours Optuna's interpolation between them.", "name": "fig-contour"}, "image": {"alt": "Filled contour map with the learning rate on a logarithmic x axis and neurons per layer on the y axis, shaded from light (low validation accuracy) to dark blue (high); the trials are small dots, and the shading between them is interpolated."}} tags=["nbval-ignore-output"]
 ax = optuna_plots.plot_contour(
     study, params=["learning_rate", "neurons_per_layer"], target_name=SCORE
 )
@@ -281,7 +283,7 @@ ax.figure.set_size_inches(6, 5)
 ax.xaxis.set_minor_formatter(NullFormatter())  # the log axis's minor labels would overlap
 plt.show()
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Optuna's parallel-coordinate plot: every trial as one line through its validation accuracy and its three hyperparameters, coloured by the accuracy.", "name": "fig-parallel-coordinate"}, "image": {"alt": "Four vertical axes side by side: validation accuracy, hidden layers, learning rate (log scale) and neurons per layer. Each trial is a line crossing all four at its values, darker blue for a higher validation accuracy."}}
+# %% mystnb={"figure": {"caption": "Optuna's parallel-coordinate plot: every trial as one line through its validation accuracy and its three hyperparameters, coloured by the accuracy.", "name": "fig-parallel-coordinate"}, "image": {"alt": "Four vertical axes side by side: validation accuracy, hidden layers, learning rate (log scale) and neurons per layer. Each trial is a line crossing all four at its values, darker blue for a higher validation accuracy."}} tags=["nbval-ignore-output"]
 optuna_plots.plot_parallel_coordinate(study, target_name=SCORE)
 plt.gcf().set_size_inches(8, 4)
 plt.show()
@@ -375,7 +377,7 @@ print(saved, diverged)
 # draws each trial's validation accuracy epoch by epoch, coloured by how it ended, so you can
 # see where each one stopped (a trial that diverged in its first epoch has no score to draw):
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "The pruning study, trial by trial: validation accuracy after each epoch, blue for trials that ran to the end, orange (ending in a cross) for those the median pruner stopped, red for those that diverged; the title counts each kind.", "name": "fig-intermediate-values"}, "image": {"alt": "Validation accuracy from 0 to 1 (y) against epochs trained (x), one line per trial. Blue lines run the whole length of the trial; orange ones stop early, ending in a cross, most of them below the blue ones at the same epoch; red lines, if any, belong to trials that diverged. The title gives how many trials the pruner stopped, how many diverged and how many completed."}}
+# %% mystnb={"figure": {"caption": "The pruning study, trial by trial: validation accuracy after each epoch, blue for trials that ran to the end, orange (ending in a cross) for those the median pruner stopped, red for those that diverged; the title counts each kind.", "name": "fig-intermediate-values"}, "image": {"alt": "Validation accuracy from 0 to 1 (y) against epochs trained (x), one line per trial. Blue lines run the whole length of the trial; orange ones stop early, ending in a cross, most of them below the blue ones at the same epoch; red lines, if any, belong to trials that diverged. The title gives how many trials the pruner stopped, how many diverged and how many completed."}} tags=["nbval-ignore-output"]
 colours = {"complete": "tab:blue", "pruned": "tab:orange", "diverged": "tab:red"}
 fig, ax = plt.subplots(figsize=(7, 4))
 for trial in study2.trials:

@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -686,7 +688,7 @@ def escape_animation(path, lrs, frames):
     return fig, FuncAnimation(fig, draw_frame, frames=frames)
 
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Animation of the cosine run of figures 5.8 and 5.9: the point on the surface (left) and the learning rate at that step (right), one frame every three steps.", "name": "fig-pictures-escape-animation"}, "image": {"alt": "Animated GIF. Left: the blue point moves from the upper-left start into the narrow minimum and sits there while the learning rate on the right falls and climbs again; near the top of the climb it is thrown out, crosses to the wide minimum at the lower right and settles there as the rate falls."}}
+# %% mystnb={"figure": {"caption": "Animation of the cosine run of figures 5.8 and 5.9: the point on the surface (left) and the learning rate at that step (right), one frame every three steps.", "name": "fig-pictures-escape-animation"}, "image": {"alt": "Animated GIF. Left: the blue point moves from the upper-left start into the narrow minimum and sits there while the learning rate on the right falls and climbs again; near the top of the climb it is thrown out, crosses to the wide minimum at the lower right and settles there as the rate falls."}} tags=["nbval-ignore-output"]
 fig, animation = escape_animation(trap[COSINE], lrs, frames=range(0, TRAP_STEPS + 1, 3))
 with tempfile.TemporaryDirectory() as folder:
     gif = Path(folder) / "cosine_escape.gif"
@@ -706,11 +708,11 @@ Image(data=gif_bytes)
 # plug into `optimizer_path`, `train_network` and every scheduler.
 #
 # :::{dropdown} The source of `idlmam.optim.SGD` and `idlmam.optim.Adam`
-# ```{literalinclude} ../idlmam/optim.py
+# ```{literalinclude} ../idlmam/optim/scratch.py
 # :pyobject: SGD
 # :language: python
 # ```
-# ```{literalinclude} ../idlmam/optim.py
+# ```{literalinclude} ../idlmam/optim/scratch.py
 # :pyobject: Adam
 # :language: python
 # ```
@@ -743,7 +745,7 @@ pd.DataFrame(rows).T
 # Every from-scratch rule follows its `torch.optim` namesake step for step. (`None` means the
 # run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
 # the floor, and so is AdamW, whose weight decay pulls the point back towards the origin at
-# every step.) The tests in `tests/test_optim.py` check the same thing on a small network,
+# every step.) The tests in `tests/optim/test_scratch.py` check the same thing on a small network,
 # parameter for parameter, with and without learning-rate schedules.
 #
 # ## What we did

@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -41,7 +43,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -307,7 +309,7 @@ recipe.loc[recipe["seed"] == 0, ["epoch", "lr", "averaged", "test Accuracy"]].se
 # The figure shows the two schedules, with the snapshot epochs marked, and the test accuracy
 # of each run per epoch, averaged over the seeds, with the averaged models as horizontal lines.
 
-# %% tags=["nbval-ignore-output"] mystnb={"figure": {"caption": "Left: the learning rate per epoch of the cosine schedule with dips (snapshots marked) and of the SWA recipe. Right: test accuracy per epoch of both runs (mean over seeds), with the snapshot ensemble (dashed) and the SWA average (dotted) as horizontal lines.", "name": "fig-ensembles-side-by-side"}, "image": {"alt": "Two panels. Left: learning rate against epoch; the cosine schedule falls to its floor and rises again four times, ending on a dip at the last epoch, with dots at the dips; the SWA recipe decays once to the SWA rate and then stays flat. Right: test accuracy against epoch for both runs, with a dashed horizontal line for the snapshot ensemble and a dotted one for the averaged SWA model."}}
+# %% mystnb={"figure": {"caption": "Left: the learning rate per epoch of the cosine schedule with dips (snapshots marked) and of the SWA recipe. Right: test accuracy per epoch of both runs (mean over seeds), with the snapshot ensemble (dashed) and the SWA average (dotted) as horizontal lines.", "name": "fig-ensembles-side-by-side"}, "image": {"alt": "Two panels. Left: learning rate against epoch; the cosine schedule falls to its floor and rises again four times, ending on a dip at the last epoch, with dots at the dips; the SWA recipe decays once to the SWA rate and then stays flat. Right: test accuracy against epoch for both runs, with a dashed horizontal line for the snapshot ensemble and a dotted one for the averaged SWA model."}} tags=["nbval-ignore-output"]
 means = results.groupby("run")["test Accuracy"].mean()
 fig, (ax_lr, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
 for frame, label, colour in ((cyclic, "cosine with dips", "C0"), (recipe, "SWA recipe", "C1")):

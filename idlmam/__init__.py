@@ -8,5 +8,12 @@ Import what you need from its modules, for example::
 ``import idlmam`` itself stays cheap: it imports no torch, optuna or plotting library.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    # the version pip installed (pyproject.toml's), so that it cannot drift from a second copy
+    __version__ = _metadata.version("idlmam")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = ["__version__"]

@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -160,7 +162,7 @@ runs = {
     ),
 }
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "The two plateau schedules: the rate each epoch trained with (left) and the validation loss the schedule watched (right).", "name": "fig-ex1-plateau"}, "image": {"alt": "Two panels against epoch. Left: learning rate on a log scale, one step line per run; the string version with the default patience of 10 stays at 0.1 unless it cuts, the scaled one steps down by a factor of 5 at each cut. Right: the validation cross-entropy loss of both runs, in the same two colours."}}
+# %% mystnb={"figure": {"caption": "The two plateau schedules: the rate each epoch trained with (left) and the validation loss the schedule watched (right).", "name": "fig-ex1-plateau"}, "image": {"alt": "Two panels against epoch. Left: learning rate on a log scale, one step line per run; the string version with the default patience of 10 stays at 0.1 unless it cuts, the scaled one steps down by a factor of 5 at each cut. Right: the validation cross-entropy loss of both runs, in the same two colours."}} tags=["hide-input", "nbval-ignore-output"]
 fig, (ax_lr, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.6))
 plot_rates(pd.concat(runs.values()), by="run", ax=ax_lr, title="Rate used in each epoch")
 for label, frame in runs.items():

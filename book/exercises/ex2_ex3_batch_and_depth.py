@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -139,7 +141,7 @@ for B in BATCH_SIZES:
 by_batch = pd.concat(frames, ignore_index=True)
 pd.Series(steps, name="optimizer steps per epoch").rename_axis("B").to_frame().T
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 2: left, the final test accuracy of each tool against the batch size (mean over seeds, bars: 95% interval); right, test accuracy against training seconds, one line per tool (colour) and batch size (line style), mean over seeds.", "name": "fig-ex2-batch-size"}, "image": {"alt": "Two panels. Left: final test accuracy against batch size on a log axis, one line with error bars for each of AdamW, SGD with Nesterov momentum and SGD with cosine annealing. Right: test accuracy against training time in seconds, one curve per tool and batch size; the curves of smaller batches stretch further to the right, since their epochs take longer."}}
+# %% mystnb={"figure": {"caption": "Exercise 2: left, the final test accuracy of each tool against the batch size (mean over seeds, bars: 95% interval); right, test accuracy against training seconds, one line per tool (colour) and batch size (line style), mean over seeds.", "name": "fig-ex2-batch-size"}, "image": {"alt": "Two panels. Left: final test accuracy against batch size on a log axis, one line with error bars for each of AdamW, SGD with Nesterov momentum and SGD with cosine annealing. Right: test accuracy against training time in seconds, one curve per tool and batch size; the curves of smaller batches stretch further to the right, since their epochs take longer."}} tags=["hide-input", "nbval-ignore-output"]
 labelled = by_batch.assign(run=by_batch["run"] + " at B=" + by_batch["B"].astype(str))
 finals = final_scores(labelled)
 fig, (ax_b, ax_t) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -299,7 +301,7 @@ depth_runs = by_depth.assign(run=by_depth["run"] + " / " + by_depth["depth"].ast
 depth_table = final_scores(depth_runs)
 depth_table[["seeds", "mean", "half_width"]].round(4)
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 3: training loss per epoch (log scale, mean over seeds) of plain SGD and of AdamW with cosine annealing, one panel per depth.", "name": "fig-ex3-depth"}, "image": {"alt": "One panel per number of hidden layers, each with the training loss on a log axis against epoch for plain SGD and for AdamW with cosine annealing, and a dotted line at ln 10, the loss of guessing. The panels share the y-axis, so the deeper networks' curves can be compared with the shallow one."}}
+# %% mystnb={"figure": {"caption": "Exercise 3: training loss per epoch (log scale, mean over seeds) of plain SGD and of AdamW with cosine annealing, one panel per depth.", "name": "fig-ex3-depth"}, "image": {"alt": "One panel per number of hidden layers, each with the training loss on a log axis against epoch for plain SGD and for AdamW with cosine annealing, and a dotted line at ln 10, the loss of guessing. The panels share the y-axis, so the deeper networks' curves can be compared with the shallow one."}} tags=["hide-input", "nbval-ignore-output"]
 fig, axes = plt.subplots(1, len(DEPTHS), figsize=(3.2 * len(DEPTHS), 3.4), sharey=True)
 for ax, (depth, group) in zip(axes, by_depth.groupby("depth")):
     for i, name in enumerate(optimizers):

@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -222,7 +224,7 @@ lines.append(
 )
 stated = finding("\n".join(lines), needs="rank the optimizers on this recurrent network")
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 4: test accuracy per epoch of the bidirectional RNN with four optimizers (mean over seeds with a 95% band), against the best possible accuracy.", "name": "fig-ex4-optimizers"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with Nesterov momentum, AdamW and AdamW with a cosine schedule, each a mean line with a shaded 95% band over seeds, a dotted grey line at the best possible accuracy computed from the true chains, and a thin dotted black line at the accuracy of guessing, one in four."}}
+# %% mystnb={"figure": {"caption": "Exercise 4: test accuracy per epoch of the bidirectional RNN with four optimizers (mean over seeds with a 95% band), against the best possible accuracy.", "name": "fig-ex4-optimizers"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with Nesterov momentum, AdamW and AdamW with a cosine schedule, each a mean line with a shaded 95% band over seeds, a dotted grey line at the best possible accuracy computed from the true chains, and a thin dotted black line at the accuracy of guessing, one in four."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plot_runs(plain, title="Bidirectional RNN, four optimizers (mean and 95% CI over seeds)")
 ax.axhline(ceiling, color="gray", ls=":", label="best possible")
 ax.axhline(1 / task.classes, color="black", ls=":", lw=0.8, label="guessing")
@@ -266,7 +268,7 @@ glue("z", z, display=False)
 glue("spike_ratio_max", spikes["largest / median"].max(), display=False)
 spikes.round(3)
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 5: histogram of the gradient norms of every step of exercise 4's runs (all seeds, no clipping), with the clipping threshold z.", "name": "fig-ex5-norm-histogram"}, "image": {"alt": "Histogram of gradient norms on a logarithmic x-axis, one outline per optimizer of exercise 4, with a dashed vertical line at the clipping threshold z taken from the Nesterov run; the norms of each optimizer spread over about one decade; almost all of the Nesterov run's norms lie below z, while a larger share of the AdamW runs' norms lie beyond it."}}
+# %% mystnb={"figure": {"caption": "Exercise 5: histogram of the gradient norms of every step of exercise 4's runs (all seeds, no clipping), with the clipping threshold z.", "name": "fig-ex5-norm-histogram"}, "image": {"alt": "Histogram of gradient norms on a logarithmic x-axis, one outline per optimizer of exercise 4, with a dashed vertical line at the clipping threshold z taken from the Nesterov run; the norms of each optimizer spread over about one decade; almost all of the Nesterov run's norms lie below z, while a larger share of the AdamW runs' norms lie beyond it."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plt.subplots(figsize=(7, 3.8))[1]
 every = np.concatenate([np.concatenate(norms[name]) for name in optimizers])
 bins = np.geomspace(every.min(), every.max(), 50)
@@ -360,7 +362,7 @@ finite = [int(np.isfinite(seed).cumprod().sum()) for seed in norms["IRNN, SGD"]]
 glue("irnn_none_finite", np.mean(finite), display=False)
 irnn_outcome.round(3)
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 5: the gradient norm of every step of the IRNN (ReLU units, identity recurrent weights) trained with plain SGD, without and with clipping, measured before clipping; one line per seed.", "name": "fig-ex5-irnn-norms"}, "image": {"alt": "Gradient norm on a logarithmic y-axis against the optimizer step. The unclipped runs start near a thousand and stop after a few steps, when their loss becomes NaN. The clipped runs start at the same height, fall to around one within the first epoch and then stay low, with rare spikes of hundreds or thousands above the dashed line at the threshold z."}}
+# %% mystnb={"figure": {"caption": "Exercise 5: the gradient norm of every step of the IRNN (ReLU units, identity recurrent weights) trained with plain SGD, without and with clipping, measured before clipping; one line per seed.", "name": "fig-ex5-irnn-norms"}, "image": {"alt": "Gradient norm on a logarithmic y-axis against the optimizer step. The unclipped runs start near a thousand and stop after a few steps, when their loss becomes NaN. The clipped runs start at the same height, fall to around one within the first epoch and then stay low, with rare spikes of hundreds or thousands above the dashed line at the threshold z."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plt.subplots(figsize=(7, 3.8))[1]
 for i, seed in enumerate(norms["IRNN, SGD+clip"]):
     label = "IRNN, SGD+clip (before clipping)" if i == 0 else None
@@ -375,7 +377,7 @@ ax.set_title("IRNN: gradient norms per step, one line per seed")
 ax.legend(fontsize=8)
 plt.show()
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "Exercise 5: test accuracy per epoch (mean over seeds, 95% band) of Nesterov momentum on the tanh network with and without clipping, and of the IRNN trained with clipped SGD; seeds that diverged have no accuracy to draw.", "name": "fig-ex5-accuracy"}, "image": {"alt": "Test accuracy against epoch for three runs: Nesterov momentum on the tanh network, the same clipped at z, and the IRNN with clipped SGD, each a mean line with a shaded band over seeds, with a dotted line at the best possible accuracy and one at guessing. The unclipped IRNN diverged in its first epoch and has no line."}}
+# %% mystnb={"figure": {"caption": "Exercise 5: test accuracy per epoch (mean over seeds, 95% band) of Nesterov momentum on the tanh network with and without clipping, and of the IRNN trained with clipped SGD; seeds that diverged have no accuracy to draw.", "name": "fig-ex5-accuracy"}, "image": {"alt": "Test accuracy against epoch for three runs: Nesterov momentum on the tanh network, the same clipped at z, and the IRNN with clipped SGD, each a mean line with a shaded band over seeds, with a dotted line at the best possible accuracy and one at guessing. The unclipped IRNN diverged in its first epoch and has no line."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plot_runs(
     pd.concat([tanh_runs, irnn], ignore_index=True).dropna(subset=["test Accuracy"]),
     title="Clipping: tanh network and IRNN (mean and 95% CI over seeds)",

@@ -6,9 +6,11 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
         ],
         check=True,
     )
@@ -257,7 +259,7 @@ glue("cnn_pool_rounds", best["pool_rounds"], display=False)
 glue("cnn_lr", best["learning_rate"], display=False)
 print(f"best {best}: Optuna's estimate {cnn_study.best_value:.4f}, test accuracy {cnn_test:.4f}")
 
-# %% tags=["hide-input", "nbval-ignore-output"] mystnb={"figure": {"caption": "The two searches of exercises 6 and 7: each trial's validation accuracy (dots), the best so far (solid line), and the test accuracy of the retrained best network (dashed line), blue for the fully connected network and orange for the convolutional one.", "name": "fig-two-searches"}, "image": {"alt": "Accuracy (y) against trial number (x) for two searches. Blue dots for the fully connected search's trials, a blue line for its best validation score so far, and a dashed blue line at the test accuracy of its retrained best network; the same in orange for the convolutional search. Where each dashed line lies against the level its solid line ends at shows how far the test score is from the search's estimate."}}
+# %% mystnb={"figure": {"caption": "The two searches of exercises 6 and 7: each trial's validation accuracy (dots), the best so far (solid line), and the test accuracy of the retrained best network (dashed line), blue for the fully connected network and orange for the convolutional one.", "name": "fig-two-searches"}, "image": {"alt": "Accuracy (y) against trial number (x) for two searches. Blue dots for the fully connected search's trials, a blue line for its best validation score so far, and a dashed blue line at the test accuracy of its retrained best network; the same in orange for the convolutional search. Where each dashed line lies against the level its solid line ends at shows how far the test score is from the search's estimate."}} tags=["hide-input", "nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for i, (label, study, test) in enumerate(
     (("fully connected", fc_study, fc_test), ("convolutional", cnn_study, cnn_test))
