@@ -9,9 +9,10 @@ outside a collapsed toggle, drawn at a non-zero size; at least as many figures a
 reference outputs (``book/<name>.ipynb``) hold, so a figure that silently drops out of a page is
 caught; no stderr or traceback block printed into the page; plotly plots (if any) drew their
 SVG; every piece of math typeset by MathJax; and, on a chapter, a Colab button that opens
-``book/<name>.ipynb`` on the repository's main branch. Every content image (in a figure or a
-cell's output) must carry alt text that says something: docutils fills a missing ``alt`` with
-the image's path, which a screen reader would read out as a file name. The site search must find "Nesterov".
+``book/<name>.ipynb`` on the ``colab`` branch, where the book workflow publishes the Colab
+notebooks. Every content image (in a figure or a cell's output) must carry alt text that says
+something: docutils fills a missing ``alt`` with the image's path, which a screen reader would
+read out as a file name. The site search must find "Nesterov".
 A screenshot of each page lands in ``_build/screenshots/``.
 
 ``IDL_SITE=<folder>`` checks a site that is already built instead (``make site-check`` does
@@ -98,11 +99,17 @@ def notebook_of(page: str) -> Path | None:
 CHAPTERS = [p for p in PAGES if notebook_of(p)]
 
 
+# The branch that .github/workflows/book.yml pushes `make colab`'s notebooks to, at the paths they
+# have in the repository; _ext/colab_branch.py points the buttons there (tests/test_workflows.py
+# checks that the workflow and _config.yml name this same branch).
+COLAB_BRANCH = "colab"
+
+
 def expected_colab_url(page: str) -> str:
     repo = CONFIG["repository"]["url"].rstrip("/").removesuffix(".git")
     repo = repo.removeprefix("https://github.com/")
     colab = CONFIG["launch_buttons"]["colab_url"].rstrip("/")
-    return f"{colab}/github/{repo}/blob/main/{page}.ipynb"
+    return f"{colab}/github/{repo}/blob/{COLAB_BRANCH}/{page}.ipynb"
 
 
 def stored_figures(notebook: Path) -> int:
@@ -421,14 +428,15 @@ def test_math_is_typeset_somewhere(reports):
 
 
 @pytest.mark.parametrize("page", CHAPTERS)
-def test_colab_button_opens_the_notebook_on_main(reports, page):
+def test_colab_button_opens_the_notebook_on_the_colab_branch(reports, page):
     links = set(reports[page].colab_links)
     assert links == {expected_colab_url(page)}, f"{page}: Colab links {sorted(links)}"
     tracked = subprocess.run(
         ["git", "ls-files", "--error-unmatch", f"{page}.ipynb"], cwd=ROOT, capture_output=True
     )
     assert tracked.returncode == 0 or not (ROOT / ".git").exists(), (
-        f"{page}.ipynb is not committed: the Colab button would open a missing file"
+        f"{page}.ipynb is not committed: the theme links a page's .ipynb only when it sits "
+        "next to the .py (otherwise the .py, which Colab cannot open)"
     )
 
 
