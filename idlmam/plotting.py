@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from .optim import schedule_lrs
 
-__all__ = ["plot_schedules", "plot_rates", "plot_runs", "final_scores"]
+__all__ = ["plot_schedules", "plot_rates", "plot_runs", "final_scores", "plot_range_test"]
 
 
 def plot_schedules(
@@ -131,3 +131,44 @@ def final_scores(frame, column: str = "test Accuracy"):
     """The last epoch's ``column`` of each run (mean over seeds), best first."""
     last = frame[frame["epoch"] == frame.groupby("run")["epoch"].transform("max")]
     return last.groupby("run")[column].mean().sort_values(ascending=False)
+
+
+def plot_range_test(result, ax=None, *, title: str | None = "Learning-rate range test"):
+    """Draw the smoothed loss of a learning-rate range test against the rate, and its suggestion.
+
+    The rate axis is logarithmic (the rate grew by the same factor every batch). The minimum of
+    the curve is marked with a dot, the suggested rate (ten times below it) with a dashed line.
+    The loss axis spans the curve up to its minimum, so the descent fills the figure and the
+    explosion after it leaves through the top.
+
+    Args:
+        result: what :func:`idlmam.tuning.lr_range_test` returned.
+        ax: draw on this axis (default: a new figure).
+        title: the axis title.
+
+    Returns:
+        The axis.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
+    ax.plot(result.lrs, result.losses, label="smoothed loss")
+    ax.plot(
+        result.lr_at_min,
+        result.losses[result.lrs.index(result.lr_at_min)],
+        "o",
+        color="black",
+        label=f"minimum at {result.lr_at_min:.3g}",
+    )
+    ax.axvline(
+        result.suggestion, color="C1", linestyle="--", label=f"suggestion {result.suggestion:.3g}"
+    )
+    descent = result.losses[: result.lrs.index(result.lr_at_min) + 1]
+    high, low = max(descent), descent[-1]
+    if high > low:  # the descent fills the axis; the rise after the minimum leaves at the top
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss (smoothed)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from idlmam.plotting import plot_rates, plot_runs, plot_schedules
+from idlmam.plotting import plot_range_test, plot_rates, plot_runs, plot_schedules
+from idlmam.tuning import RangeTest
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +70,20 @@ def test_plot_rates_keeps_the_runs_in_their_order_so_colours_match_other_panels(
     frame["run"] = frame["seed"].map({0: "string", 1: "scaled"})
     ax = plot_rates(frame, by="run")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["string", "scaled"]
+
+
+def test_plot_range_test_draws_the_loss_on_a_log_rate_axis_and_marks_the_suggestion():
+    lrs = [1e-3 * 10 ** (i / 4) for i in range(9)]  # 1e-3 .. 1e-1
+    losses = [2.0, 1.9, 1.5, 0.8, 0.5, 0.4, 0.6, 1.0, 9.0]  # falls, bottoms at 10**-1.75, explodes
+    result = RangeTest(lrs, losses, losses, lrs[5] / 10, lrs[5], lrs[-1])
+    ax = plot_range_test(result)
+    curve, minimum, suggestion = ax.get_lines()
+    assert list(curve.get_xdata()) == lrs and list(curve.get_ydata()) == losses
+    assert list(minimum.get_xdata()) == [lrs[5]] and list(minimum.get_ydata()) == [0.4]
+    assert set(suggestion.get_xdata()) == {lrs[5] / 10}  # a vertical line
+    assert ax.get_xscale() == "log" and "log" in ax.get_xlabel()
+    assert "learning rate" in ax.get_xlabel() and "loss" in ax.get_ylabel()
+    assert ax.get_title() == "Learning-rate range test"
+    assert ax.get_ylim() == pytest.approx((0.24, 2.16))  # 0.4 .. 2.0 and 10%: 9.0 leaves the top
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["smoothed loss", "minimum at 0.0178", "suggestion 0.00178"]
