@@ -12,6 +12,14 @@ The rooms:
   fill one study to a total;
 * :mod:`.recipe`: :func:`retrain_and_test`, the best trial retrained on training + validation
   images and scored once on the test set;
+* :mod:`.range_test`: :func:`lr_range_test`, one pass with the rate growing exponentially, and
+  the rate it suggests (:class:`RangeTest`);
+* :mod:`.samplers`: samplers and pruners by name (:func:`make_sampler`: random, tpe, gp,
+  cmaes; :func:`make_pruner`: none, median, halving, hyperband, wilcoxon);
+* :mod:`.compare`: what a comparison reads from a study: :func:`best_so_far` (the best-so-far
+  curve) and :func:`epochs_spent` (the compute, less with a pruner);
+* :mod:`.workers`: :func:`run_workers`, several local processes filling one study (a journal
+  file) to exactly a total, and which worker ran each trial;
 * :mod:`.worker`: the command ``python -m idlmam.tune``, one worker of a shared study.
 
 ``import idlmam.tuning`` imports Optuna but not torch; torch loads when a trial first runs.
@@ -27,6 +35,7 @@ Example:
     >>> final.test_accuracy  # the one number to report                      # doctest: +SKIP
 """
 
+from .compare import SPENT_STATES, best_so_far, epochs_spent
 from .objective import (
     BY_DIVERGENCE,
     BY_PRUNER,
@@ -41,7 +50,9 @@ from .objective import (
     trial_outcome,
     trial_outcomes,
 )
+from .range_test import RangeTest, lr_range_test
 from .recipe import Retrained, combine_loaders, retrain_and_test
+from .samplers import PRUNERS, REPORTS, SAMPLERS, TPE_DEFAULTS, make_pruner, make_sampler
 from .storage import (
     COUNTED_STATES,
     StudyNotFoundError,
@@ -50,8 +61,21 @@ from .storage import (
     open_storage,
     optimize_until,
 )
+from .workers import Quadratic, run_workers
 
 __all__ = [
+    # samplers, pruners, and comparing them
+    "SAMPLERS",
+    "PRUNERS",
+    "REPORTS",
+    "TPE_DEFAULTS",
+    "make_sampler",
+    "make_pruner",
+    "SPENT_STATES",
+    "best_so_far",
+    "epochs_spent",
+    "run_workers",
+    "Quadratic",
     # the objective
     "make_objective",
     "mlp_search",
@@ -76,4 +100,7 @@ __all__ = [
     "Retrained",
     "retrain_and_test",
     "combine_loaders",
+    # choosing a learning rate
+    "RangeTest",
+    "lr_range_test",
 ]

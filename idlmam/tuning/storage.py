@@ -172,11 +172,12 @@ def create_study(
     *,
     seed: int | None = 0,
     direction: str = "maximize",
+    sampler: optuna.samplers.BaseSampler | str | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     load_if_exists: bool = True,
     create: bool = True,
 ) -> optuna.Study:
-    """Create (or load) a study with a seeded TPE sampler.
+    """Create (or load) a study with a seeded sampler (TPE unless told otherwise).
 
     A seeded sampler makes a *sequential* study reproducible: each proposal depends only on the
     seed and on the trials before it, and with the seeded objective of :func:`~idlmam.tuning.objective.make_objective`
@@ -190,7 +191,10 @@ def create_study(
         storage: a URL for :func:`open_storage`, an ``optuna.storages`` object, or ``None``
             (in memory).
         study_name: the study's name in the storage (``None``: a generated one).
-        seed: seed of the ``TPESampler`` (``None``: a fresh random one).
+        seed: seed of the sampler (``None``: a fresh random one).
+        sampler: a name for :func:`~idlmam.tuning.samplers.make_sampler`, seeded with ``seed``
+            (``None``: ``"tpe"``, Optuna 5's default TPE whichever Optuna runs), or a sampler
+            object, used as it is (``seed`` is then not used).
         direction: ``"maximize"`` (accuracy) or ``"minimize"``.
         pruner: used by objectives made with ``prune=True`` (``None``: Optuna's default,
             ``MedianPruner``).
@@ -203,7 +207,8 @@ def create_study(
 
     Raises:
         StudyNotFoundError: ``create=False`` and there is no such study.
-        ValueError: the existing study optimizes in the other direction.
+        ValueError: the existing study optimizes in the other direction, or ``sampler`` names
+            no sampler :func:`~idlmam.tuning.samplers.make_sampler` knows.
 
     Example:
         >>> study = create_study("memory", "demo", seed=0)
@@ -214,7 +219,10 @@ def create_study(
         raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
     if storage is None or isinstance(storage, str):
         storage = open_storage(storage)
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    if sampler is None or isinstance(sampler, str):
+        from .samplers import make_sampler
+
+        sampler = make_sampler("tpe" if sampler is None else sampler, seed)
     if not create:
         if study_name is None:
             raise ValueError("create=False needs the study_name of the study to load")

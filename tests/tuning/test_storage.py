@@ -94,3 +94,14 @@ def test_optimize_until_counts_running_trials_and_runs_queued_ones_first():
     assert len(study.trials) == 4 and study.trials[running.number].state == TrialState.RUNNING
     with pytest.raises(ValueError, match="at least 0"):
         optimize_until(study, lambda t: 0.0, -1)
+
+
+def test_create_study_takes_a_sampler_by_name_or_as_an_object():
+    tpe = create_study(seed=3).sampler  # the default: Optuna 5's TPE, on any Optuna
+    assert type(tpe).__name__ == "TPESampler"
+    assert (tpe._multivariate, tpe._constant_liar) == (True, True)
+    assert type(create_study(sampler="cmaes", seed=3).sampler).__name__ == "CmaEsSampler"
+    mine = optuna.samplers.RandomSampler(seed=1)
+    assert create_study(sampler=mine).sampler is mine
+    with pytest.raises(ValueError, match="unknown sampler 'grid': choose one of"):
+        create_study(sampler="grid")

@@ -1,0 +1,225 @@
+"""Samplers and pruners by name: what proposes the next trial, and what stops a hopeless one early.
+
+A *sampler* proposes each trial's hyperparameters from the trials before it; a *pruner* looks at
+the values a running trial reports (``trial.report(value, step)``) and tells the objective to stop
+(``trial.should_prune()``). Pages compare them by name, so both come from one place, with the
+settings the book uses stated here rather than left to Optuna's defaults of the day.
+
+==========  ==================================================================================
+sampler     what proposes the next trial
+==========  ==================================================================================
+``random``  :class:`~optuna.samplers.RandomSampler`: independent uniform draws; the baseline
+``tpe``     :class:`~optuna.samplers.TPESampler`, multivariate with constant liar: Optuna 5's
+            default, spelled out so that Optuna 4.9 (whose defaults were univariate, no liar)
+            samples the same way
+``gp``      :class:`~optuna.samplers.GPSampler`: a Gaussian-process model with expected
+            improvement (needs scipy and torch)
+``cmaes``   :class:`~optuna.samplers.CmaEsSampler`: an evolution strategy that moves and reshapes
+            a Gaussian over the search space (needs the ``cmaes`` package)
+==========  ==================================================================================
+
+=============  ===============================================================================
+pruner         what stops a trial
+=============  ===============================================================================
+``none``       :class:`~optuna.pruners.NopPruner`: nothing; every trial runs all its epochs
+``median``     :class:`~optuna.pruners.MedianPruner`: below the median of earlier trials at the
+               same epoch
+``halving``    :class:`~optuna.pruners.SuccessiveHalvingPruner` (asynchronous successive
+               halving, ASHA): outside the top ``1/reduction_factor`` at its rung's epoch
+``hyperband``  :class:`~optuna.pruners.HyperbandPruner`: several ASHA brackets with different
+               first rungs
+``wilcoxon``   :class:`~optuna.pruners.WilcoxonPruner`: a signed-rank test says the trial is
+               worse than the best one *on the same instances* (folds, seeds, problems), not
+               epochs; see below
+=============  ===============================================================================
+
+The first four pruners read a learning curve: ``step`` is the epoch, and the value at step ``s``
+of one trial is compared with the values at step ``s`` of the others. That is what
+:func:`~idlmam.tuning.objective.make_objective` reports (the validation accuracy after each
+epoch, ``step = epoch``).
+
+``WilcoxonPruner`` reads something else: ``step`` is the id of an *instance* (a fold of
+cross-validation, a training seed, a shard of the validation set), the value is the trial's score
+on that instance, and the pruner pairs them with the best trial's scores on the same instances.
+The values need not converge to the final score, and a learning curve's epochs are not paired
+instances: given the book's per-epoch reports it would test "epoch 3 of this trial against epoch 3
+of the best", which is not what it is built for. For it, the book's objective would have to
+report per instance, for example in k-fold cross-validation::
+
+    for fold in rng.permutation(k):              # shuffled: no fold is always first
+        score = train_and_score(params, fold)    # the other k-1 folds train, this one scores
+        scores.append(score)
+        trial.report(score, fold)                # step = the fold's id, the same in every trial
+        if trial.should_prune():
+            return sum(scores) / len(scores)     # Optuna's advice: return the mean so far
+    return sum(scores) / len(scores)
+
+(returning the mean rather than raising ``TrialPruned`` lets the sampler learn from the pruned
+trial's score). Each instance costs a whole training run, so this pays when folds or seeds are what
+a trial is averaged over. :func:`make_pruner` therefore asks what the objective reports
+(``reports="epochs"``, the default, or ``"instances"``) and refuses a pruner that cannot read it.
+
+Reproducibility: a seeded sampler gives the same trials when they run one after another and the
+objective is deterministic. ``HyperbandPruner`` assigns trials to brackets by a hash of the
+study's *name* and the trial number: give the study a fixed name (an unnamed in-memory study gets a
+random one) when its pruning must repeat.
+
+Example:
+    >>> import optuna
+    >>> study = optuna.create_study(sampler=make_sampler("cmaes", seed=0),
+    ...                             pruner=make_pruner("median"))
+    >>> type(study.sampler).__name__, type(study.pruner).__name__
+    ('CmaEsSampler', 'MedianPruner')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import optuna
+
+from .storage import _quiet_experimental
+
+__all__ = ["SAMPLERS", "PRUNERS", "REPORTS", "TPE_DEFAULTS", "make_sampler", "make_pruner"]
+
+#: The names :func:`make_sampler` knows.
+SAMPLERS: tuple[str, ...] = ("random", "tpe", "gp", "cmaes")
+#: The names :func:`make_pruner` knows.
+PRUNERS: tuple[str, ...] = ("none", "median", "halving", "hyperband", "wilcoxon")
+#: What an objective may report to its pruner (``make_pruner(..., reports=...)``): ``"epochs"``,
+#: a learning curve (``step`` = epoch, as :func:`~idlmam.tuning.objective.make_objective`
+#: reports), or ``"instances"``, one score per fold, seed or problem (``step`` = its id).
+REPORTS: tuple[str, ...] = ("epochs", "instances")
+
+#: The settings of Optuna 5's default ``TPESampler()`` (Optuna 4.9 defaulted to False for both).
+TPE_DEFAULTS: dict[str, Any] = {"multivariate": True, "constant_liar": True}
+
+_READS = {  # what each pruner reads; "none" reads nothing and suits either
+    "median": "epochs",
+    "halving": "epochs",
+    "hyperband": "epochs",
+    "wilcoxon": "instances",
+}
+
+
+def _check_name(kind: str, name: Any, names: tuple[str, ...]) -> str:
+    if not isinstance(name, str) or name.lower() not in names:
+        raise ValueError(f"unknown {kind} {name!r}: choose one of {', '.join(names)}")
+    return name.lower()
+
+
+def make_sampler(name: str, seed: int | None = 0, **kwargs: Any) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name`` (see the table in the module docstring), seeded with ``seed``.
+
+    Args:
+        name: one of :data:`SAMPLERS`: ``"random"``, ``"tpe"``, ``"gp"``, ``"cmaes"``
+            (case-insensitive).
+        seed: the sampler's seed (``None``: a fresh random one). The same seed and the same
+            sequential trials give the same proposals.
+        **kwargs: more arguments for the Optuna class, e.g. ``n_startup_trials=5`` (the random
+            trials TPE and GP start with, 10 by default; CMA-ES starts after 1). For ``"tpe"``
+            they override :data:`TPE_DEFAULTS`.
+
+    Returns:
+        A new ``optuna.samplers`` object (a sampler keeps state: one per study).
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`SAMPLERS` (the message lists them), or ``seed``
+            is not a whole number.
+        TypeError: ``kwargs`` holds an argument the Optuna class does not take.
+        ImportError: ``"cmaes"`` without the ``cmaes`` package (``pip install cmaes``; it is in
+            idlmam's ``tune`` extra).
+
+    Example:
+        >>> sampler = make_sampler("tpe", seed=1)
+        >>> sampler._multivariate, sampler._constant_liar
+        (True, True)
+        >>> make_sampler("grid")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown sampler 'grid': choose one of random, tpe, gp, cmaes
+    """
+    name = _check_name("sampler", name, SAMPLERS)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be a whole number or None, got {seed!r}")
+    samplers = optuna.samplers
+    with _quiet_experimental():  # Optuna 4.9 marks multivariate TPE and GPSampler experimental
+        if name == "random":
+            return samplers.RandomSampler(seed=seed, **kwargs)
+        if name == "tpe":
+            return samplers.TPESampler(seed=seed, **{**TPE_DEFAULTS, **kwargs})
+        if name == "gp":
+            return samplers.GPSampler(seed=seed, **kwargs)
+        if importlib.util.find_spec("cmaes") is None:  # Optuna would fail only at trial 2
+            raise ImportError(
+                "the 'cmaes' sampler needs the cmaes package: pip install cmaes "
+                "(or idlmam's tune extra: pip install -e '.[tune]')"
+            )
+        return samplers.CmaEsSampler(seed=seed, **kwargs)
+
+
+def make_pruner(name: str, *, reports: str = "epochs", **kwargs: Any) -> optuna.pruners.BasePruner:
+    """The pruner called ``name`` (see the module docstring), for an objective that ``reports``.
+
+    Args:
+        name: one of :data:`PRUNERS`: ``"none"``, ``"median"``, ``"halving"``, ``"hyperband"``,
+            ``"wilcoxon"`` (case-insensitive).
+        reports: what the objective passes to ``trial.report(value, step)``: ``"epochs"`` (a
+            learning curve, ``step`` = epoch: the book's
+            :func:`~idlmam.tuning.objective.make_objective`) or ``"instances"`` (one score per
+            fold, seed or problem, ``step`` = its id). ``"wilcoxon"`` needs ``"instances"``; the
+            others need ``"epochs"``; ``"none"`` takes either.
+        **kwargs: arguments for the Optuna class, e.g. ``n_startup_trials=3`` (median),
+            ``reduction_factor=3`` (halving, hyperband), ``p_threshold=0.05`` (wilcoxon).
+
+    Returns:
+        A new ``optuna.pruners`` object.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`PRUNERS` or ``reports`` not one of
+            :data:`REPORTS` (the message lists them), or the pruner cannot read what the
+            objective reports (the message says what it would need).
+        TypeError: ``kwargs`` holds an argument the Optuna class does not take.
+
+    Example:
+        >>> make_pruner("halving", reduction_factor=3)._reduction_factor
+        3
+        >>> type(make_pruner("wilcoxon", reports="instances")).__name__
+        'WilcoxonPruner'
+        >>> make_pruner("wilcoxon")
+        Traceback (most recent call last):
+        ...
+        ValueError: the wilcoxon pruner reads one score per instance ...
+    """
+    name = _check_name("pruner", name, PRUNERS)
+    reports = _check_name("reports value", reports, REPORTS)
+    needs = _READS.get(name, reports)
+    if needs != reports:
+        if name == "wilcoxon":
+            raise ValueError(
+                "the wilcoxon pruner reads one score per instance (step = the id of a fold, seed "
+                "or problem, the same ids in every trial) and pairs them with the best trial's; "
+                "a learning curve's epochs are not paired instances, and make_objective reports "
+                "one validation score per epoch. Report per instance and pass "
+                "reports='instances', or prune a learning curve with one of "
+                "median, halving, hyperband"
+            )
+        raise ValueError(
+            f"the {name} pruner compares learning curves epoch by epoch (step = epoch); an "
+            "objective that reports one score per instance needs the wilcoxon pruner "
+            "(or none)"
+        )
+    pruners = optuna.pruners
+    with _quiet_experimental():  # WilcoxonPruner is experimental
+        if name == "none":
+            if kwargs:
+                raise TypeError(f"the none pruner takes no arguments, got {sorted(kwargs)}")
+            return pruners.NopPruner()
+        if name == "median":
+            return pruners.MedianPruner(**kwargs)
+        if name == "halving":
+            return pruners.SuccessiveHalvingPruner(**kwargs)
+        if name == "hyperband":
+            return pruners.HyperbandPruner(**kwargs)
+        return pruners.WilcoxonPruner(**kwargs)
