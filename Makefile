@@ -3,6 +3,8 @@ PYTHON    ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
+# the pins for all but torch and torchvision; `make test-min` installs constraints-min.txt's
+CONSTRAINTS := constraints.txt
 # full (the chapter's own numbers) or quick (a few minutes); notebooks read it through idlmam.budget
 IDL_BUDGET ?= full
 export IDL_DATA ?= $(CURDIR)/data
@@ -10,14 +12,14 @@ export IDL_DATA ?= $(CURDIR)/data
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit notebooks data venv system-deps sync clean site-check colab
+.PHONY: book test test-min lint unit notebooks data venv system-deps sync clean site-check colab dashboard
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch torchvision
-	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[all]'
 	touch $@
 
 # Debian packages the tests use (only as root with apt-get): a PostgreSQL server for the tuning
@@ -45,16 +47,32 @@ NOTEBOOKS := $(wildcard book/*.ipynb book/exercises/*.ipynb)
 notebooks: $(STAMP) data
 	IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval $(NOTEBOOKS)
 
-# the formatter and the linter, configured in pyproject.toml ([tool.ruff]); `ruff format .` fixes
+# the formatter and the linter, configured in pyproject.toml ([tool.ruff]); `ruff format .` fixes.
+# Then the GitHub workflows, offline: their schema, and zizmor's security audit
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline .github/workflows
 
 test: lint unit notebooks
 
+# the unit tests on the oldest releases pyproject.toml allows (constraints-min.txt), in .venv-min
+test-min:
+	$(MAKE) unit VENV=.venv-min CONSTRAINTS=constraints-min.txt
+
+# Incremental: jupyter-cache (_build/.jupyter_cache) re-executes a page only when its code cells
+# changed. It cannot see the package, the budget or the pins, so those make BOOK_KEY: when the key
+# differs from the last build's, the cache and Sphinx's environment are dropped and every page runs.
+BOOK_KEY = $(shell cat pyproject.toml constraints.txt $$(find idlmam -name '*.py' | LC_ALL=C sort) \
+             | sha256sum | cut -c1-16)-$(IDL_BUDGET)
 book: $(STAMP) data
-	rm -rf _build/.jupyter_cache
-	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . --all -W --keep-going
+	@if [ "$$(cat _build/.book-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
+	  echo "make book: package, pins or budget changed (key $(BOOK_KEY)): executing every page"; \
+	  rm -rf _build/.jupyter_cache _build/.doctrees _build/.book-key; \
+	else echo "make book: key $(BOOK_KEY) unchanged: pages whose code did not change come from the cache"; fi
+	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . -W --keep-going
+	echo "$(BOOK_KEY)" > _build/.book-key
 
 # Colab notebooks made from the executed notebooks of the last `make book` (any budget): that
 # build's outputs, glued numbers instead of roles, plain Markdown instead of MyST, the setup cell
@@ -67,12 +85,22 @@ colab: $(STAMP)
 site-check: $(STAMP) system-deps
 	IDL_SITE=$(CURDIR)/_build/html $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site.py
 
+# watch a study in the browser while workers fill it: optuna-dashboard on 127.0.0.1 only, on any
+# storage URL `python -m idlmam.tune` takes (idlmam/tuning/dashboard.py); it prints the address to
+# open. STUDY, if given, must exist there. Ctrl-C stops it.
+#   make dashboard STORAGE=journal:///study.log [STUDY=ch5] [PORT=8080]
+PORT ?= 8080
+dashboard: $(STAMP)
+	@test -n '$(STORAGE)' || { echo "make dashboard: say which storage, e.g. STORAGE=sqlite:///study.db" >&2; exit 2; }
+	$(BIN)/python -m idlmam.tuning.dashboard --storage '$(STORAGE)' $(if $(STUDY),--study '$(STUDY)') --port $(PORT) --host 127.0.0.1
+
 # after editing a notebook's .py: refresh its paired .ipynb and its reference outputs (quick
 # budget, the one the nbval suite compares against). NB=book/02_schedules.py for just one.
 NB ?= $(wildcard book/*.py book/exercises/*.py)
 sync: $(STAMP) data
 	$(BIN)/jupytext --to ipynb --update -q $(NB)
 	IDL_BUDGET=quick $(BIN)/jupyter execute --inplace $(NB:.py=.ipynb)
+	$(BIN)/jupytext --to py:percent -q $(NB:.py=.ipynb)  # the .py as jupytext writes it: --sync stays a no-op
 
 clean:
 	rm -rf _build

@@ -1,8 +1,9 @@
 """environment.yml (conda users) must give the same stack as pyproject.toml + constraints.txt (pip).
 
 constraints.txt is the exact stack `make` installs; pyproject.toml states what idlmam needs, in
-loose bounds; environment.yml repeats constraints.txt's pins for conda. These tests fail when one
-of the three moves without the others.
+loose bounds; environment.yml repeats constraints.txt's pins for conda. constraints-min.txt pins
+each of pyproject.toml's lower bounds, the oldest stack `make test-min` installs and tests. These
+tests fail when one of the four moves without the others.
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "3.11"  # the version the book is built and tested with
+# `make test-min` installs these from constraints.txt, not at their lower bounds
+NOT_AT_THEIR_MINIMUM = {"torch", "torchvision"}
 
 
-def constraints() -> dict[str, Version]:
-    """constraints.txt as {canonical name: pinned version}; every line must be an exact pin."""
+def constraints(name: str = "constraints.txt") -> dict[str, Version]:
+    """A constraints file as {canonical name: pinned version}; every line must be an exact pin."""
     pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         req = Requirement(line)
         (spec,) = req.specifier  # one specifier per line ...
-        assert spec.operator == "==", f"constraints.txt: {line!r} is not an exact pin"  # ... '=='
+        assert spec.operator == "==", f"{name}: {line!r} is not an exact pin"  # ... '=='
+        assert canonicalize_name(req.name) not in pins, f"{name}: {req.name} pinned twice"
         pins[canonicalize_name(req.name)] = Version(spec.version)
     return pins
 
@@ -123,8 +127,9 @@ def test_environment_uses_the_same_python():
     conda, _ = conda_and_pip_entries()
     pythons = [e for e in conda if re.match(r"python\b", e)]
     assert pythons == [f"python={PYTHON}"], pythons
-    header = (ROOT / "constraints.txt").read_text().split("\n", 3)[:3]
-    assert any(f"Python {PYTHON}" in line for line in header), "constraints.txt names its Python"
+    for name in ("constraints.txt", "constraints-min.txt"):
+        header = (ROOT / name).read_text().split("\n", 3)[:3]
+        assert any(f"Python {PYTHON}" in line for line in header), f"{name} names its Python"
     assert Version(PYTHON) in SpecifierSet(project()["requires-python"])
 
 
@@ -145,3 +150,68 @@ def test_every_project_dependency_is_pinned_within_its_bounds(req):
     assert req.specifier.contains(version, prereleases=True), (
         f"constraints.txt pins {req.name}=={version}, outside pyproject.toml's {req}"
     )
+
+
+def lower_bound(req: Requirement) -> Version | None:
+    """The oldest version ``req`` allows (None when it states no inclusive lower bound)."""
+    bounds = [Version(s.version) for s in req.specifier if s.operator in {">=", "~=", "=="}]
+    return max(bounds, default=None)
+
+
+def minimum_drift(requirements: list[Requirement], pins: dict[str, Version]) -> list[str]:
+    """How constraints-min.txt's ``pins`` differ from the lower bounds of ``requirements``.
+
+    Every requirement but torch and torchvision needs a lower bound and a pin at exactly that
+    version, for each of its extras' packages too (psycopg[binary] -> psycopg-binary); nothing
+    else may be pinned. One line per problem, empty when they agree.
+    """
+    found, bounds = [], {}
+    for req in requirements:
+        names = [canonicalize_name(n) for n in [req.name, *(f"{req.name}-{x}" for x in req.extras)]]
+        if names[0] in NOT_AT_THEIR_MINIMUM:
+            continue
+        bound = lower_bound(req)
+        if bound is None:
+            found.append(f"{req}: pyproject.toml states no lower bound")
+            continue
+        for name in names:  # a package required twice: the higher bound is the real one
+            bounds[name] = max(bound, bounds.get(name, bound))
+    found += [
+        f"{n}: lower bound {bounds[n]} in pyproject.toml, not pinned in constraints-min.txt"
+        for n in sorted(set(bounds) - set(pins))
+    ]
+    found += [
+        f"{n}: constraints-min.txt pins {pins[n]}, pyproject.toml's lower bound is {bounds[n]}"
+        for n in sorted(set(bounds) & set(pins))
+        if pins[n] != bounds[n]
+    ]
+    found += [
+        f"{n}: pinned in constraints-min.txt ({pins[n]}), but no lower bound of pyproject.toml"
+        for n in sorted(set(pins) - set(bounds))
+    ]
+    return found
+
+
+def test_constraints_min_pins_exactly_the_lower_bounds_of_pyproject():
+    problems = minimum_drift(project_requirements(), constraints("constraints-min.txt"))
+    assert not problems, "constraints-min.txt and pyproject.toml drifted:\n" + "\n".join(problems)
+
+
+def test_the_minimum_check_notices_a_moved_a_missing_an_extra_and_an_unbounded_pin():
+    reqs = [Requirement("numpy>=1.26"), Requirement("psycopg[binary]>=3.1.4"), Requirement("torch")]
+    pins = {
+        "numpy": Version("1.26"),
+        "psycopg": Version("3.1.4"),
+        "psycopg-binary": Version("3.1.4"),
+    }
+    assert minimum_drift(reqs, pins) == []
+    assert minimum_drift(reqs, dict(pins, numpy=Version("2.0"))) == [
+        "numpy: constraints-min.txt pins 2.0, pyproject.toml's lower bound is 1.26"
+    ]
+    missing = {n: v for n, v in pins.items() if n != "psycopg-binary"}
+    assert minimum_drift(reqs, missing) == [
+        "psycopg-binary: lower bound 3.1.4 in pyproject.toml, not pinned in constraints-min.txt"
+    ]
+    assert len(minimum_drift(reqs, dict(pins, torch=Version("2.4")))) == 1  # from constraints.txt
+    assert len(minimum_drift([*reqs, Requirement("tqdm")], pins)) == 1  # no lower bound
+    assert len(minimum_drift([*reqs, Requirement("tqdm<5")], pins)) == 1  # an upper one only
