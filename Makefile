@@ -45,7 +45,7 @@ unit: $(STAMP) data system-deps
 
 NOTEBOOKS := $(wildcard book/*.ipynb book/exercises/*.ipynb)
 notebooks: $(STAMP) data
-	IDL_BUDGET=quick $(BIN)/python -m pytest -q -p no:cacheprovider --nbval $(NOTEBOOKS)
+	IDL_BUDGET=quick IDL_DEVICE=cpu $(BIN)/python -m pytest -q -p no:cacheprovider --nbval $(NOTEBOOKS)
 
 # the formatter and the linter, configured in pyproject.toml ([tool.ruff]); `ruff format .` fixes.
 # Then the GitHub workflows, offline: their schema, and zizmor's security audit
@@ -99,7 +99,7 @@ dashboard: $(STAMP)
 NB ?= $(wildcard book/*.py book/exercises/*.py)
 sync: $(STAMP) data
 	$(BIN)/jupytext --to ipynb --update -q $(NB)
-	IDL_BUDGET=quick $(BIN)/jupyter execute --inplace $(NB:.py=.ipynb)
+	IDL_BUDGET=quick IDL_DEVICE=cpu $(BIN)/jupyter execute --inplace $(NB:.py=.ipynb)
 	$(BIN)/jupytext --to py:percent -q $(NB:.py=.ipynb)  # the .py as jupytext writes it: --sync stays a no-op
 
 clean:

@@ -172,10 +172,12 @@ def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> No
 def get_device(prefer: str | None = None) -> torch.device:
     """Pick the training device: ``prefer`` if given, else the GPU when present, else the CPU.
 
-    With ``prefer=None`` the choice is torch's own (``torch.accelerator``): an NVIDIA GPU
-    (``cuda``), an Apple GPU (``mps``) or an Intel GPU (``xpu``), whichever this build of torch
-    was made for and finds at run time, without an index (the current device of that kind).
-    A machine with none gets the CPU.
+    With ``prefer=None`` the environment variable ``IDL_DEVICE`` decides when it is set (``make
+    notebooks`` sets ``IDL_DEVICE=cpu``, since nbval's reference outputs were made on the CPU);
+    otherwise the choice is torch's own (``torch.accelerator``): an NVIDIA GPU (``cuda``), an
+    Apple GPU (``mps``) or an Intel GPU (``xpu``), whichever this build of torch was made for
+    and finds at run time, without an index (the current device of that kind). A machine with
+    none gets the CPU.
 
     Args:
         prefer: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"xpu"``, or None to choose.
@@ -190,6 +192,8 @@ def get_device(prefer: str | None = None) -> torch.device:
         >>> get_device("cpu")
         device(type='cpu')
     """
+    if prefer is None:
+        prefer = os.environ.get("IDL_DEVICE", "").strip() or None
     if prefer is None:
         if torch.accelerator.is_available():
             accelerator = torch.accelerator.current_accelerator()

@@ -48,14 +48,30 @@ def test_get_device():
     ],
 )
 def test_get_device_chooses_whichever_accelerator_torch_finds(monkeypatch, found, expected):
+    monkeypatch.delenv("IDL_DEVICE", raising=False)
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: found is not None)
     monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *args, **kwargs: found)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # not asked any more
     assert get_device() == expected
 
 
+def test_idl_device_overrides_the_accelerator_torch_finds(monkeypatch):
+    # an Apple GPU found, but the nbval run asks for the CPU its reference outputs came from
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(
+        torch.accelerator, "current_accelerator", lambda *a, **k: torch.device("mps")
+    )
+    monkeypatch.setenv("IDL_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    assert get_device("cpu") == torch.device("cpu")  # an explicit choice still wins
+    monkeypatch.setenv("IDL_DEVICE", "tpu9")
+    with pytest.raises(ValueError, match="not a device name"):
+        get_device()
+
+
 def test_get_device_takes_the_cpu_when_the_accelerator_is_built_but_absent(monkeypatch):
     # a CUDA build of torch on a machine with no GPU: compiled for CUDA, none at run time
+    monkeypatch.delenv("IDL_DEVICE", raising=False)
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
     monkeypatch.setattr(
         torch.accelerator, "current_accelerator", lambda *args, **kwargs: torch.device("cuda")
