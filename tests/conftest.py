@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-# the postgres_url fixture (a throwaway PostgreSQL server), and the quick build of the book that
-# the site and Colab tests share (site, executed_build), for any test that asks for them
-pytest_plugins = ["pg_server", "site_build"]
+# the postgres_url fixture (a throwaway PostgreSQL server), the quick build of the book that
+# the site and Colab tests share (site, executed_build), and the one headless Chromium of the
+# browser tests (browser), for any test that asks for them
+pytest_plugins = ["pg_server", "site_build", "browser"]
 
 torch.set_num_threads(1)
 

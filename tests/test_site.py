@@ -33,7 +33,6 @@ import contextlib
 import functools
 import http.server
 import mimetypes
-import os
 import re
 import shutil
 import subprocess
@@ -130,13 +129,6 @@ def stored_figures(notebook: Path) -> int:
 # ---------------------------------------------------------------- the site, served and browsed
 
 
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
-
-
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # quiet: failures are collected in the browser
         pass
@@ -170,32 +162,6 @@ def serve(folder: Path):
 def base_url(site):
     with serve(site) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser():
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip(
-            "no Chromium here: `make system-deps` installs Debian's chromium as root "
-            "(or set CHROMIUM=/path/to/chrome)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 # ---------------------------------------------------------------------- one page, one report

@@ -2,7 +2,7 @@
 
 A SQLite storage in ``tmp_path`` holds two small studies (a toy objective, the repo's
 ``create_study`` and ``optimize_until``). The command serves it on a free port of 127.0.0.1 in a
-subprocess; headless Chromium (found and launched as in ``tests/test_site.py``; the test is
+subprocess; headless Chromium (the shared one of ``tests/browser.py``; the test is
 skipped where there is none) opens the study list, must find both studies there, follows the
 link of one to its page and its trial list, and must find exactly that study's trials. Every
 request that leaves 127.0.0.1 is blocked and fails the test, as does any console error: the
@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_site import find_chromium  # tests/ is on sys.path (tests/conftest.py is rootdir's)
 
 from idlmam.tuning import create_study, optimize_until
 
@@ -32,14 +31,6 @@ STUDY = "dashboard-demo"
 OTHER = "another-study"
 N_TRIALS = 4
 COMMAND = [sys.executable, "-m", "idlmam.tuning.dashboard"]
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -95,17 +86,9 @@ def dashboard(storage, tmp_path):
 
 
 @pytest.fixture
-def page():
-    """A fresh Chromium page that blocks (and records) every request leaving 127.0.0.1, and
-    records console errors; yields (page, problems)."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip(
-            "no Chromium here: `make system-deps` installs Debian's chromium as root "
-            "(or set CHROMIUM=/path/to/chrome)"
-        )
-    from playwright.sync_api import sync_playwright
-
+def page(browser):
+    """A fresh page of the shared Chromium (tests/browser.py) that blocks (and records) every
+    request leaving 127.0.0.1, and records console errors; yields (page, problems)."""
     problems: list[str] = []
 
     def route(route, request):
@@ -114,21 +97,19 @@ def page():
         problems.append(f"request leaves 127.0.0.1: {request.url}")
         return route.abort()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.set_default_timeout(15_000)
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on(
-                "console",
-                lambda msg: msg.type == "error" and problems.append(f"console error: {msg.text}"),
-            )
-            page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-            yield page, problems
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.set_default_timeout(15_000)
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda msg: msg.type == "error" and problems.append(f"console error: {msg.text}"),
+        )
+        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+        yield page, problems
+    finally:
+        context.close()
 
 
 def _browse(page, base: str, log: Path, screenshot: Path) -> list[int]:
