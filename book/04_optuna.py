@@ -137,8 +137,8 @@ glue("toy_gap", min(abs(x - 3), abs(y + 2)), display=False)  # to the nearest li
 print(toy.best_params, toy.best_value)
 
 # %% [markdown]
-# The best trial reached $f = ${glue:text}`toy_best:.2g` at $x = ${glue:text}`toy_x:.3f`,
-# $y = ${glue:text}`toy_y:.3f`, {glue:text}`toy_gap:.2g` away from the nearest line of zeros.
+# The best trial reached $f =$ {glue:text}`toy_best:.2g` at $x =$ {glue:text}`toy_x:.3f`,
+# $y =$ {glue:text}`toy_y:.3f`, {glue:text}`toy_gap:.2g` away from the nearest line of zeros.
 # Where did the other trials go? Each dot below is one trial, on the contours of the function
 # itself:
 
