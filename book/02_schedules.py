@@ -471,7 +471,7 @@ sentences = [compare(everything, name, "constant rate").sentence() for name in S
 late = everything[everything["epoch"] >= half].sort_values("epoch")
 wobble = late.groupby(["run", "seed"])["test Accuracy"].apply(lambda a: a.diff().abs().mean())
 wobble = 100 * wobble.groupby("run").mean()  # points of accuracy per epoch, mean over seeds
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
+finding(  # the finding on full and chapter; on quick, a box in its place
     "Final test accuracy against the constant rate:\n\n"
     + "\n".join(f"- {s[0].upper()}{s[1:]}." for s in sentences)
     + f"\n\nFrom epoch {half} on, the test accuracy moved by "

@@ -59,7 +59,7 @@ from idlmam.models import clamp_gradients
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import clip_grad_norm_on_step, cosine_schedule, eta_min_for, record_grad_norms
 from idlmam.plotting import plot_runs
-from idlmam.stats import compare, final_scores
+from idlmam.stats import compare, compare_pairs, final_scores
 from idlmam.utils import get_device
 
 setup()
@@ -147,14 +147,14 @@ final_scores(sgd_family)[["seeds", "mean", "half_width"]].round(4)
 # we ask the runs. What they show, each difference with its interval over the seeds:
 
 # %% tags=["nbval-ignore-output"]
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
-    "\n".join(
-        f"- {compare(sgd_family, a, b).sentence()}."
-        for a, b in (
+finding(  # the finding on full and chapter; on quick, a box in its place
+    compare_pairs(
+        sgd_family,
+        [
             ("SGD w/ Momentum", "SGD"),
             ("SGD w/ Nesterov", "SGD"),
             ("SGD w/ Nesterov", "SGD w/ Momentum"),
-        )
+        ],
     ),
     needs="tell momentum, Nesterov momentum and plain SGD apart",
 )
@@ -258,15 +258,15 @@ final_scores(both_families)[["seeds", "mean", "half_width"]].round(4)
 # against the SGD family, each difference with its interval over the seeds:
 
 # %% tags=["nbval-ignore-output"]
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
-    "\n".join(
-        f"- {compare(both_families, a, b).sentence()}."
-        for a, b in (
+finding(  # the finding on full and chapter; on quick, a box in its place
+    compare_pairs(
+        both_families,
+        [
             ("AdamW", "SGD"),
             ("AdamW", "SGD w/ Nesterov"),
             ("NAdam", "AdamW"),
             ("AdaMax", "AdamW"),
-        )
+        ],
     ),
     needs="rank the Adam family against the SGD family",
 )
@@ -309,14 +309,14 @@ final_scores(combined)[["seeds", "mean", "half_width"]].round(4)
 # schedule did for each optimizer:
 
 # %% tags=["nbval-ignore-output"]
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
-    "\n".join(
-        f"- {compare(combined, a, b).sentence()}."
-        for a, b in (
+finding(  # the finding on full and chapter; on quick, a box in its place
+    compare_pairs(
+        combined,
+        [
             ("SGD w/ Nesterov+CosineLR", "SGD w/ Nesterov"),
             ("AdamW+CosineLR", "AdamW"),
             ("AdamW+CosineLR", "SGD w/ Nesterov+CosineLR"),
-        )
+        ],
     ),
     needs="tell whether cosine annealing helped either optimizer",
 )
@@ -445,7 +445,7 @@ outcome.round(4)
 # rate:
 
 # %% tags=["nbval-ignore-output"]
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
+finding(  # the finding on full and chapter; on quick, a box in its place
     f"{compare(clipping, too_fast_clipped, reference).sentence()}.",
     needs="tell how close the clipped run comes to the chapter's rate",
 )

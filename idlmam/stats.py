@@ -17,12 +17,13 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["final_scores", "compare", "Comparison", "t_interval"]
+__all__ = ["final_scores", "compare", "compare_pairs", "Comparison", "t_interval"]
 
 
 def _t_quantile(confidence: float, dof: int) -> float:
@@ -200,3 +201,21 @@ def compare(
             half = math.nan
     differs = bool(n > 1 and np.isfinite(half) and abs(difference) > half)
     return Comparison(a, b, difference, half, n, paired, differs, scale, unit)
+
+
+def compare_pairs(
+    frame: pd.DataFrame, pairs: Iterable[tuple[str, str]], column: str = "test Accuracy"
+) -> str:
+    """One Markdown bullet per ``(a, b)`` pair: the sentence :func:`compare` makes of it.
+
+    What a page hands to :func:`idlmam.notebook.finding` when it states several comparisons of
+    one results frame at once.
+
+    Example:
+        >>> rows = [{"run": r, "seed": s, "epoch": 0, "test Accuracy": v}
+        ...         for r, vs in {"A": [0.80, 0.82, 0.84], "B": [0.78, 0.79, 0.83]}.items()
+        ...         for s, v in enumerate(vs)]
+        >>> print(compare_pairs(pd.DataFrame(rows), [("A", "B")]))
+        - A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points).
+    """
+    return "\n".join(f"- {compare(frame, a, b, column).sentence()}." for a, b in pairs)

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from idlmam.stats import compare, final_scores, t_interval
+from idlmam.stats import compare, compare_pairs, final_scores, t_interval
 
 
 def frame_of(scores: dict[str, list[float]], epochs: int = 2) -> pd.DataFrame:
@@ -96,3 +96,11 @@ def test_frames_joined_with_repeated_index_labels_count_each_seed_once():
     joined = pd.concat([one, other])  # index 0, 1, 0, 1
     assert final_scores(joined).loc["A", "seeds"] == 2
     assert compare(joined, "A", "B").seeds == 2
+
+
+def test_compare_pairs_is_one_bullet_per_pair_by_hand():
+    frame = frame_of({"A": [0.80, 0.82, 0.84], "B": [0.78, 0.79, 0.83], "C": [0.70, 0.71, 0.72]})
+    assert compare_pairs(frame, [("A", "B"), ("C", "A")]) == (
+        "- A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points).\n"
+        "- C ends 11.0 ± 2.5 points below A over 3 seeds."
+    )

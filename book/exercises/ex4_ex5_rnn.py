@@ -222,7 +222,7 @@ lines.append(
     + ", ".join(f"{name} {100 * drop:.1f} points" for name, drop in drops.items())
     + "."
 )
-stated = finding("\n".join(lines), needs="rank the optimizers on this recurrent network")
+finding("\n".join(lines), needs="rank the optimizers on this recurrent network")
 
 # %% mystnb={"figure": {"caption": "Exercise 4: test accuracy per epoch of the bidirectional RNN with four optimizers (mean over seeds with a 95% band), against the best possible accuracy.", "name": "fig-ex4-optimizers"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with Nesterov momentum, AdamW and AdamW with a cosine schedule, each a mean line with a shaded 95% band over seeds, a dotted grey line at the best possible accuracy computed from the true chains, and a thin dotted black line at the accuracy of guessing, one in four."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plot_runs(plain, title="Bidirectional RNN, four optimizers (mean and 95% CI over seeds)")
@@ -294,7 +294,7 @@ plt.show()
 nesterov = optimizers["SGD+Nesterov"][0]
 clipped = train("SGD+Nesterov+clip", nesterov, max_norm=z)
 tanh_runs = pd.concat([plain[plain["run"] == "SGD+Nesterov"], clipped], ignore_index=True)
-stated = finding(  # the finding on full and chapter; on quick, a box in its place
+finding(  # the finding on full and chapter; on quick, a box in its place
     f"With the tanh network: {compare(tanh_runs, 'SGD+Nesterov+clip', 'SGD+Nesterov').sentence()}.",
     needs="tell whether clipping changed what Nesterov momentum reaches on this network",
 )

@@ -295,7 +295,7 @@ pd.DataFrame(
 ).round(4)
 
 # %% tags=["hide-input"]
-stated = finding(  # what the page states: the finding, or the box in its place
+finding(  # what the page states: the finding, or the box in its place
     f"On this budget the convolutional network scores {cnn_test:.3f} on the test set, "
     f"{apart(cnn_test, fc_test, f'the fully connected network ({fc_test:.3f})')}. Each score "
     "comes from one search and one retraining with one seed, so it has no interval: this page "
