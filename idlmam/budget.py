@@ -5,7 +5,8 @@ decides how long the whole book takes:
 
 * ``full`` (the default) is the book as published: every comparison with 3 seeds on all 60,000
   training images, 15 epochs per run, and the Optuna studies of the chapter (10 and 20 trials,
-  of 5 epochs each); the costlier exercises train 8 epochs on 12,000 images.
+  of 5 epochs each); the costlier exercises train 8 epochs on 12,000 images, and the pages on
+  what came after the chapter 10 epochs on 12,000 images.
 * ``chapter`` is the source chapter's own numbers: 50 epochs per run, trials of 10 epochs, and
   the exercises at their largest. Several times ``full``'s cost: meant for a GPU.
 * ``quick`` runs every cell of every notebook with small numbers (7 epochs, 12,000 training
@@ -52,6 +53,9 @@ class Budget:
         exercise_train_size: training examples of the costlier exercises (the batch-size and
             depth sweeps, the two searches of exercises 6 and 7; ``None``: all 60,000).
         exercise_epochs: epochs per run of the sweeps of exercises 2 to 5.
+        since_train_size: training examples of the pages on what came after the chapter
+            (their many schedules and optimizers; ``None``: all 60,000).
+        since_epochs: epochs per run on those pages.
         findings: whether runs this size may be read as findings (a page states its
             comparisons only then; ``quick`` is a smoke test).
     """
@@ -66,11 +70,17 @@ class Budget:
     toy_trials: int = 100
     exercise_train_size: int | None = None
     exercise_epochs: int = 50
+    since_train_size: int | None = None
+    since_epochs: int = 50
     findings: bool = True
 
     def exercises(self) -> Budget:
         """This budget as the costlier exercises use it: their epochs and training-set size."""
         return replace(self, epochs=self.exercise_epochs, train_size=self.exercise_train_size)
+
+    def since(self) -> Budget:
+        """This budget as the pages on what came after the chapter use it (epochs, images)."""
+        return replace(self, epochs=self.since_epochs, train_size=self.since_train_size)
 
     def describe(self, *, trials: bool = False) -> str:
         """One line for a page: which budget made its numbers, and how big it is.
@@ -102,6 +112,8 @@ BUDGETS = {
         train_size=None,
         exercise_train_size=12_000,
         exercise_epochs=8,
+        since_train_size=12_000,
+        since_epochs=10,
     ),
     "chapter": Budget(
         "chapter",
@@ -113,6 +125,8 @@ BUDGETS = {
         train_size=None,
         exercise_train_size=None,
         exercise_epochs=50,
+        since_train_size=None,
+        since_epochs=30,
     ),
     "quick": Budget(
         "quick",
@@ -124,6 +138,8 @@ BUDGETS = {
         train_size=12_000,
         exercise_train_size=12_000,
         exercise_epochs=7,
+        since_train_size=6_000,
+        since_epochs=4,
         findings=False,
     ),
 }

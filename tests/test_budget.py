@@ -28,6 +28,8 @@ def test_quick_is_smaller_everywhere(larger):
     assert quick.epochs < big.epochs and quick.trials < big.trials and quick.seeds < big.seeds
     assert quick.prune_trials < big.prune_trials and quick.trial_epochs < big.trial_epochs
     assert quick.exercise_epochs <= big.exercise_epochs
+    assert quick.since_epochs < big.since_epochs
+    assert quick.since_train_size < (big.since_train_size or 60_000)
 
 
 def test_environment_variable_chooses(monkeypatch):
@@ -81,3 +83,10 @@ def test_the_exercises_budget_describes_what_they_train():
     full = get_budget("full").exercises()
     assert (full.name, full.epochs, full.train_size) == ("full", 8, 12_000)
     assert "8 epochs per run" in full.describe() and "12,000" in full.describe()
+
+
+def test_the_pages_after_the_chapter_describe_what_they_train():
+    full = get_budget("full").since()
+    assert (full.name, full.epochs, full.train_size) == ("full", 10, 12_000)
+    assert "10 epochs per run" in full.describe() and "12,000" in full.describe()
+    assert get_budget("chapter").since().train_size is None
