@@ -178,17 +178,25 @@ def test_a_per_batch_schedule_gives_the_same_frame_on_both_paths(loaders):
     assert rates[1] < rates[0]  # the rate falls within the first epoch
 
 
-def test_schedule_free_adamw_stacks_and_equals_one_seed_at_a_time(loaders, monkeypatch):
+def _schedule_free(params):
     from schedulefree import AdamWScheduleFree
 
+    return AdamWScheduleFree(params, lr=0.01, warmup_steps=4)
+
+
+def _adamw_ema(params):
+    from idlmam.optim import WeightEMA
+
+    return WeightEMA(torch.optim.AdamW(params, lr=0.01), decay=0.9)
+
+
+@pytest.mark.parametrize("make", [_schedule_free, _adamw_ema], ids=["schedule-free", "ema"])
+def test_optimizers_with_modes_stack_and_equal_one_seed_at_a_time(loaders, monkeypatch, make):
     import idlmam.experiments as experiments
 
     calls = []
     real = experiments.train_many
     monkeypatch.setattr(experiments, "train_many", lambda *a, **k: calls.append(1) or real(*a, **k))
-
-    def make(params):
-        return AdamWScheduleFree(params, lr=0.01, warmup_steps=4)
 
     together = run("SF", make, loaders=loaders, epochs=2, seeds=[0, 1], model_fn=small)
     assert calls == [1]  # elementwise: the stacked path

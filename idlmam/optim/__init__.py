@@ -6,12 +6,15 @@
   warmup-stable-decay and its cooldowns);
 - :mod:`idlmam.optim.clipping`: gradient-norm clipping on any optimizer, and the norms it saw;
 - :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, and Lion, written from scratch;
+- :mod:`idlmam.optim.averaging`: any optimizer plus a moving average of its weights, which
+  evaluation sees;
 - :mod:`idlmam.optim.muon`: Muon on the hidden matrices with AdamW on the rest, in one optimizer,
   and weight decay only where it belongs.
 
 Everything is importable from ``idlmam.optim`` directly.
 """
 
+from idlmam.optim.averaging import WeightEMA, ema_decay_for
 from idlmam.optim.batch_schedules import (
     cooldown_factor,
     cooldown_schedule,
@@ -64,4 +67,6 @@ __all__ = [
     "muon_param_groups",
     "decay_param_groups",
     "MuonWithAdamW",
+    "WeightEMA",
+    "ema_decay_for",
 ]

@@ -509,8 +509,9 @@ _PLATEAU = "ReduceLROnPlateau needs one learning rate per model"
 
 def _coupling(optimizer: torch.optim.Optimizer, lr_schedule: object) -> str:
     """What in this optimizer or schedule would couple stacked models (empty string: nothing)."""
-    if type(optimizer).__name__ in NOT_ELEMENTWISE:
-        return f"{type(optimizer).__name__} mixes values within a tensor"
+    for one in (optimizer, getattr(optimizer, "inner", None)):  # a wrapper (WeightEMA) too
+        if type(one).__name__ in NOT_ELEMENTWISE:
+            return f"{type(one).__name__} mixes values within a tensor"
     if getattr(optimizer, "_optimizer_step_pre_hooks", None):
         return "the optimizer rewrites the gradients before its step (norm clipping?)"
     if lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau):
