@@ -1,11 +1,14 @@
 """Run one named experiment of the book (a model, an optimizer, a schedule) over seeds.
 
 Every comparison in the book is a list of such runs concatenated into one long results frame
-with a ``run`` and a ``seed`` column, which :mod:`idlmam.plotting` draws.
+with a ``run`` and a ``seed`` column, which :mod:`idlmam.plotting` draws. :func:`branch_runs`
+grows branches off one run's checkpoints (the cooldowns of an "anytime" schedule).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -14,11 +17,12 @@ from torch import nn
 
 from .models import clamp_gradients, mlp
 from .train import DivergenceWarning, accuracy, train_many, train_network, why_not_stacked
+from .train.checkpoint import load_checkpoint, loader_generators
 from .train.loop import check_schedule_every
 from .train.stacked import seeds_frame, warn_diverged_seeds
-from .utils import order_seed, set_seed
+from .utils import order_seed, set_rng_state, set_seed
 
-__all__ = ["run"]
+__all__ = ["run", "branch_runs"]
 
 Loaders = Mapping[str, Iterable]
 
@@ -185,3 +189,119 @@ def _one_seed(
     finally:
         for handle in hooks:
             handle.remove()
+
+
+def branch_runs(
+    label: str,
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    make_schedule: Callable[[torch.optim.Optimizer], object],
+    make_branch_schedule: Callable[[torch.optim.Optimizer, int], object],
+    *,
+    at: Mapping[int, int],
+    lr_schedule_every: str = "batch",
+    loaders: Loaders,
+    epochs: int,
+    device: torch.device | str = "cpu",
+    seeds: Sequence[int] = (0,),
+    model_fn: Callable[[], nn.Module] = mlp,
+    score_funcs: dict | None = None,
+):
+    """One run per seed (the *trunk*), and branches that continue it from its checkpoints.
+
+    The trunk trains as :func:`run` would train one seed (same weights, batch order and
+    frame), writing a checkpoint after every epoch; after epoch ``b`` of each branch point it
+    keeps a copy. A branch loads that copy (model, optimizer, every random state, so the next
+    batches are the ones the trunk would have seen), builds ``make_branch_schedule(optimizer,
+    n)`` on the loaded optimizer and trains ``n`` more epochs. A cooldown branched this way off
+    a constant rate is the run a warmup-stable-decay schedule of ``b + n`` epochs would have
+    made (on the CPU bitwise), for the price of its ``n`` epochs alone.
+
+    Args:
+        label: the trunk's ``run`` label; branch ``b`` is labelled ``f"{label}, branch at {b}"``.
+        make_optimizer: ``params -> optimizer``.
+        make_schedule: ``optimizer -> schedule`` of the trunk.
+        make_branch_schedule: ``(optimizer, n) -> schedule`` of a branch of ``n`` epochs, built
+            after the trunk's state is loaded (``idlmam.optim.cooldown_schedule`` starts from
+            the rate the optimizer holds then).
+        at: ``{b: n}``: branch after ``b`` trunk epochs (``1 <= b <= epochs``), for ``n`` epochs.
+        lr_schedule_every: ``"batch"`` (default here) or ``"epoch"``, for trunk and branches.
+        loaders: ``{"train", "test"}`` and optionally ``"val"``.
+        epochs: epochs of the trunk.
+        device: where to train.
+        seeds: one trunk (and its branches) per seed, trained one after the other.
+        model_fn: builds the model.
+        score_funcs: defaults to ``{"Accuracy": idlmam.train.accuracy}``.
+
+    Returns:
+        The long results frame of trunks and branches, with ``run``, ``seed`` and a ``branch``
+        column (the branch point, ``0`` for the trunk); a branch's ``epoch`` and ``total time``
+        continue the trunk's.
+
+    Raises:
+        ValueError: a branch point outside ``1 .. epochs`` or a branch of fewer than 1 epoch;
+            what :func:`idlmam.train.train_network` raises.
+
+    Example:
+        >>> from idlmam.optim import cooldown_schedule, warmup_constant
+        >>> steps = len(loaders["train"])  # doctest: +SKIP
+        >>> frame = branch_runs(  # constant rate, cooled down over 1 epoch after 4 and 2 after 8
+        ...     "AdamW", lambda p: torch.optim.AdamW(p, lr=0.01),
+        ...     lambda o: warmup_constant(o, steps),
+        ...     lambda o, n: cooldown_schedule(o, n * steps),
+        ...     at={4: 1, 8: 2}, loaders=loaders, epochs=8, seeds=range(3))  # doctest: +SKIP
+    """
+    check_schedule_every(lr_schedule_every, None)
+    for b, n in at.items():
+        if not 1 <= b <= epochs or n < 1:
+            raise ValueError(
+                f"branch at {b} for {n} epochs: need 1 <= branch point <= epochs={epochs} "
+                "and at least 1 epoch per branch"
+            )
+    train = dict(
+        score_funcs=score_funcs or {"Accuracy": accuracy},
+        device=device,
+        lr_schedule_every=lr_schedule_every,
+    )
+    frames = []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in seeds:
+            trunk = f"{folder}/trunk-{seed}.pt"
+
+            def keep(epoch: int, row: dict, trunk=trunk, seed=seed) -> None:
+                if epoch + 1 in at:
+                    shutil.copyfile(trunk, f"{folder}/seed{seed}-at{epoch + 1}.pt")
+
+            frame = _one_seed(
+                seed,
+                make_optimizer,
+                make_schedule,
+                loaders,
+                model_fn,
+                None,
+                keep,
+                dict(train, epochs=epochs, checkpoint_file=trunk),
+            )
+            frames.append(frame.assign(seed=seed, run=label, branch=0))
+            for b, n in at.items():
+                state = load_checkpoint(f"{folder}/seed{seed}-at{b}.pt")
+                model = model_fn().to(device)
+                model.load_state_dict(state["model_state_dict"])
+                optimizer = make_optimizer(model.parameters())
+                optimizer.load_state_dict(state["optimizer_state_dict"])
+                order = [loaders.get(name) for name in ("train", "val", "test")]  # the loop's
+                set_rng_state(state["rng"], loader_generators(x for x in order if x is not None))
+                branch = train_network(
+                    model,
+                    nn.CrossEntropyLoss(),
+                    loaders["train"],
+                    val_loader=loaders.get("val"),
+                    test_loader=loaders.get("test"),
+                    optimizer=optimizer,
+                    lr_schedule=make_branch_schedule(optimizer, n),
+                    epochs=n,
+                    **train,
+                )
+                branch["epoch"] += b
+                branch["total time"] += float(state["total_time"])
+                frames.append(branch.assign(seed=seed, run=f"{label}, branch at {b}", branch=b))
+    return seeds_frame(frames)

@@ -234,3 +234,68 @@ def test_lr_schedule_every_is_checked_on_both_paths(loaders, make_schedule, ever
                 on_epoch_end=lambda epoch, row, seen=trained: seen.append(epoch),
             )
         assert trained == []
+
+
+def _adamw(params):
+    return torch.optim.AdamW(params, lr=0.01)
+
+
+def test_a_cooldown_branch_is_the_wsd_run_of_its_length(loaders):
+    from idlmam.experiments import branch_runs
+    from idlmam.optim import cooldown_schedule, warmup_constant, wsd_schedule
+
+    steps, warm = len(loaders["train"]), 2  # 4 batches an epoch
+    frame = branch_runs(
+        "trunk",
+        _adamw,
+        lambda o: warmup_constant(o, warm),
+        lambda o, n: cooldown_schedule(o, n * steps, shape="linear"),
+        at={2: 1, 3: 2},
+        loaders=loaders,
+        epochs=4,
+        seeds=[0, 1],
+        model_fn=small,
+    )
+    constant = run(
+        "trunk",
+        _adamw,
+        lambda o: warmup_constant(o, warm),
+        lr_schedule_every="batch",
+        loaders=loaders,
+        epochs=4,
+        seeds=[0, 1],
+        model_fn=small,
+    )
+    trunk = frame[frame["branch"] == 0]
+    for column in ("train loss", "test loss", "lr"):
+        assert abs(trunk[column].to_numpy() - constant[column].to_numpy()).max() < 1e-5
+    for b, n in ((2, 1), (3, 2)):
+        for seed in (0, 1):
+            wsd = run(
+                "WSD",
+                _adamw,
+                lambda o, b=b, n=n: wsd_schedule(
+                    o, (b + n) * steps, warm, n * steps, shape="linear"
+                ),
+                lr_schedule_every="batch",
+                loaders=loaders,
+                epochs=b + n,
+                seeds=[seed],
+                model_fn=small,
+            )
+            ours = frame[(frame["branch"] == b) & (frame["seed"] == seed)]
+            assert ours["run"].eq(f"trunk, branch at {b}").all()
+            assert ours["epoch"].tolist() == list(range(b, b + n))
+            tail = wsd[wsd["epoch"] >= b]
+            for column in ("train loss", "test loss", "test Accuracy", "lr"):
+                assert ours[column].tolist() == tail[column].tolist(), (b, seed, column)
+    assert frame.groupby("branch")["total time"].min().loc[3] > 0
+
+
+def test_a_branch_outside_the_trunk_is_refused(loaders):
+    from idlmam.experiments import branch_runs
+
+    with pytest.raises(ValueError, match="branch at 5"):
+        branch_runs(
+            "x", _adamw, lambda o: None, lambda o, n: None, at={5: 1}, loaders=loaders, epochs=4
+        )
