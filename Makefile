@@ -64,6 +64,9 @@ test-min:
 # Incremental: jupyter-cache (_build/.jupyter_cache) re-executes a page only when its code cells
 # changed. It cannot see the package, the budget or the pins, so those make BOOK_KEY: when the key
 # differs from the last build's, the cache and Sphinx's environment are dropped and every page runs.
+# tools/execute_pages.py fills that cache first, BOOK_JOBS pages at a time (one CPU thread each);
+# jupyter-book then only renders.
+BOOK_JOBS ?= 2
 BOOK_KEY = $(shell cat pyproject.toml constraints.txt $$(find idlmam -name '*.py' | LC_ALL=C sort) \
              | sha256sum | cut -c1-16)-$(IDL_BUDGET)
 book: $(STAMP) data
@@ -71,6 +74,7 @@ book: $(STAMP) data
 	  echo "make book: package, pins or budget changed (key $(BOOK_KEY)): executing every page"; \
 	  rm -rf _build/.jupyter_cache _build/.doctrees _build/.book-key; \
 	else echo "make book: key $(BOOK_KEY) unchanged: pages whose code did not change come from the cache"; fi
+	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/python tools/execute_pages.py --jobs $(BOOK_JOBS)
 	IDL_BUDGET=$(IDL_BUDGET) $(BIN)/jupyter-book build . -W --keep-going
 	echo "$(BOOK_KEY)" > _build/.book-key
 
