@@ -1,0 +1,451 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Schedules since the chapter
+#
+# The chapter's schedules change the rate once per epoch and mostly stop short of zero. Since
+# then, practice has moved in four directions, all of which this page trains on Fashion-MNIST:
+# the rate changes every *batch*, it starts with a short *warmup*, it ends by *decaying to
+# zero*, and the decay is kept apart from the rest of the run so that one run can stop at any
+# length (*warmup-stable-decay*). Two older ideas return next to them (one-cycle and warm
+# restarts), and so does an alternative to decaying at all: averaging the weights.
+#
+# Every run here uses AdamW, the book's default optimizer, on the chapter's network. The
+# comparisons need many runs, so this page trains on a subset of the training images for
+# fewer epochs than the chapter's pages; the box below says how many.
+
+# %% tags=["hide-cell"]
+# Colab only: install the companion package from the repository (does nothing elsewhere).
+import importlib.util
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
+        ],
+        check=True,
+    )
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
+
+from idlmam.budget import get_budget
+from idlmam.data import book_loaders
+from idlmam.experiments import branch_runs, run
+from idlmam.notebook import budget_banner, finding, glue, setup
+from idlmam.optim import (
+    WeightEMA,
+    cooldown_schedule,
+    ema_decay_for,
+    schedule_lrs,
+    warmup_constant,
+    warmup_cosine,
+    warmup_linear_decay,
+    wsd_schedule,
+)
+from idlmam.plotting import plot_runs
+from idlmam.stats import compare_pairs, final_scores
+from idlmam.utils import get_device
+
+setup()
+
+# %%
+BUDGET = get_budget().since()  # IDL_BUDGET=full (default), chapter or quick
+budget_banner(BUDGET)
+EPOCHS = BUDGET.epochs  # T, in epochs
+SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
+BATCH_SIZE = 256  # B, as in the chapter
+PEAK = 0.01  # eta_max: the top of every schedule below (AdamW's default is 0.001)
+PEAKS = (0.01, 0.03, 0.07)  # the warmup experiment: up to 70 times AdamW's default
+COOLDOWN = 0.2  # the share of a WSD run spent decaying
+DEVICE = get_device()
+
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+STEPS = len(loaders["train"])  # optimizer steps (batches) per epoch
+TOTAL = EPOCHS * STEPS  # steps of a whole run
+WARMUP = STEPS  # one epoch of warmup
+train = dict(loaders=loaders, epochs=EPOCHS, device=DEVICE, seeds=SEEDS)
+glue("steps", STEPS, display=False)
+glue("total", TOTAL, display=False)
+print(f"{STEPS} steps per epoch, {TOTAL} steps per run of {EPOCHS} epochs, {len(SEEDS)} seeds")
+
+# %% [markdown]
+# ## A schedule stepped every batch
+#
+# A run of {glue:text}`total` steps that changes its rate once per epoch changes it only a
+# handful of times. The schedules since the chapter are defined per *step*: a warmup of a few
+# hundred steps, a decay that reaches zero on the very last one. `run` and `train_network` take
+# `lr_schedule_every="batch"` and then step the schedule after every optimizer step; the
+# results frame's `lr` column still holds the rate at the start of each epoch, and
+# `schedule_lrs` draws the whole curve by stepping the real scheduler object. The six
+# schedules of this page, each built from a `torch.optim.lr_scheduler` class (WSD and the
+# warmups are `LambdaLR`s of `idlmam.optim`, whose formulas are in their docstrings):
+
+
+# %%
+def constant(o):
+    return warmup_constant(o, WARMUP)
+
+
+def cosine_to_zero(o, epochs=EPOCHS):
+    return warmup_cosine(o, epochs * STEPS, WARMUP)
+
+
+def linear_to_zero(o):
+    return warmup_linear_decay(o, TOTAL, WARMUP)
+
+
+def wsd(o, epochs=EPOCHS):
+    decay = max(1, round(COOLDOWN * epochs)) * STEPS
+    return wsd_schedule(o, epochs * STEPS, WARMUP, decay)
+
+
+def one_cycle(o):
+    return OneCycleLR(o, max_lr=PEAK, total_steps=TOTAL)
+
+
+def restarts(o):  # two cosine cycles, each ending at zero
+    return CosineAnnealingWarmRestarts(o, T_0=(EPOCHS // 2) * STEPS)
+
+
+SCHEDULES = {
+    "constant (after warmup)": constant,
+    "warmup + cosine to zero": cosine_to_zero,
+    "warmup + linear to zero": linear_to_zero,
+    "warmup-stable-decay (WSD)": wsd,
+    "one-cycle": one_cycle,
+    "warm restarts": restarts,
+}
+
+# %% mystnb={"figure": {"caption": "The learning rate at every optimizer step of the six schedules on this page, read off the real scheduler objects; the x axis counts epochs.", "name": "fig-batch-schedules"}, "image": {"alt": "Six small panels, one per schedule, each showing the learning rate against the epoch at every batch: a warmup followed by a constant rate; a warmup followed by a cosine decay to zero; a warmup followed by a straight line to zero; a warmup, a long constant stretch and a short drop to zero at the end; one-cycle, rising for about a third of the run and then falling far below its start; and warm restarts, two cosine decays to zero, the second starting again from the peak."}} tags=["nbval-ignore-output"]
+fig, axes = plt.subplots(2, 3, figsize=(11, 5), sharex=True, sharey=True, layout="constrained")
+for ax, (name, make) in zip(axes.flat, SCHEDULES.items()):
+    rates = schedule_lrs(make, TOTAL, PEAK)
+    ax.plot([t / STEPS for t in range(TOTAL)], rates, color="C0")
+    ax.set_title(name, fontsize=10)
+for ax in axes[1]:
+    ax.set_xlabel("epoch")
+for ax in axes[:, 0]:
+    ax.set_ylabel("learning rate")
+fig.suptitle(f"Six schedules stepped every batch, peak {PEAK:g}, {EPOCHS} epochs")
+plt.show()
+
+# %% [markdown]
+# One-cycle (Smith and Topin, 2017) is the odd one: it warms up for 30% of the run from a
+# twenty-fifth of its peak, then anneals far below its start. It also moves AdamW's
+# $\beta_1$ against the rate (`cycle_momentum=True`, its default: less momentum while the rate
+# is high), so it changes two knobs at once. Warm restarts (Loshchilov and Hutter, 2016)
+# repeat a cosine decay; each cycle ends at a low rate, which is where the
+# [snapshot ensembles](06_ensembles.ipynb) take their copies.
+#
+# ## Warmup: what it buys
+#
+# At the start of training the weights are random and Adam's estimate of each gradient's size
+# rests on a few batches, so the first steps are the least reliable. A warmup climbs to the
+# peak over the first steps, here one epoch ({glue:text}`steps` steps). What it buys, in
+# practice, is a larger peak that still trains (Goyal et al., 2017; Kalra and Barkeshli, 2024,
+# arXiv:2406.09405). So we train at three peaks, from {glue:text}`peak_low` to
+# {glue:text}`peak_high`, each with and without warmup, and each followed by a linear decay
+# to zero so that only the start differs.
+
+# %% tags=["nbval-ignore-output"]
+glue("peak_low", min(PEAKS), display=False)
+glue("peak_high", max(PEAKS), display=False)
+
+
+def adamw_at(peak):
+    return lambda p: torch.optim.AdamW(p, lr=peak)
+
+
+def warmed(warmup):
+    return lambda o: warmup_linear_decay(o, TOTAL, warmup)
+
+
+warmup_runs = pd.concat(
+    [
+        run(
+            f"peak {peak:g}, {label}", adamw_at(peak), warmed(w), lr_schedule_every="batch", **train
+        )
+        for peak in PEAKS
+        for label, w in (("no warmup", 0), ("warmup", WARMUP))
+    ],
+    ignore_index=True,
+)
+final_scores(warmup_runs)[["seeds", "mean", "half_width"]].round(4)
+
+# %% mystnb={"figure": {"caption": "Left: final test accuracy against the peak rate, with and without one epoch of warmup (mean over seeds, bars: 95% interval). Right: training loss per epoch at the largest peak, with and without warmup, one line per seed.", "name": "fig-warmup"}, "image": {"alt": "Left panel: final test accuracy against the peak learning rate on a log axis, two lines with error bars, one with warmup and one without; the lines are close at the smallest peak and apart at the largest. Right panel: training loss against epoch at the largest peak, one thin line per seed, coloured by with or without warmup."}} tags=["nbval-ignore-output"]
+scores = final_scores(warmup_runs)
+fig, (ax_peak, ax_loss) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+for colour, label in (("C3", "no warmup"), ("C0", "warmup")):
+    rows = scores.loc[[f"peak {peak:g}, {label}" for peak in PEAKS]]
+    ax_peak.errorbar(
+        PEAKS,
+        rows["mean"],
+        yerr=rows["half_width"],
+        marker="o",
+        capsize=3,
+        color=colour,
+        label=label,
+    )
+    at_top = warmup_runs[warmup_runs["run"] == f"peak {max(PEAKS):g}, {label}"]
+    for i, (_, seed) in enumerate(at_top.groupby("seed")):
+        ax_loss.plot(
+            seed["epoch"], seed["train loss"], color=colour, lw=1, label=label if i == 0 else None
+        )
+ax_peak.set(xscale="log", xlabel="peak learning rate (log scale)", ylabel="final test accuracy")
+ax_peak.set_xticks(PEAKS, [f"{peak:g}" for peak in PEAKS])
+ax_peak.minorticks_off()
+ax_peak.set_title("Final accuracy by peak rate")
+ax_peak.legend()
+ax_loss.set(xlabel="epoch", ylabel="training loss", title=f"Training loss at peak {max(PEAKS):g}")
+ax_loss.legend()
+plt.show()
+
+# %% [markdown]
+# What warmup changed, at the smallest and at the largest peak:
+
+# %% tags=["nbval-ignore-output"]
+finding(
+    compare_pairs(
+        warmup_runs,
+        [
+            (f"peak {peak:g}, warmup", f"peak {peak:g}, no warmup")
+            for peak in (min(PEAKS), max(PEAKS))
+        ],
+    ),
+    needs="tell whether warmup helps at a small or a large peak",
+    budget=BUDGET,
+)
+
+# %% [markdown]
+# A warmup costs almost nothing, so the schedules below all start with one epoch of it.
+#
+# ## Decay to zero: cosine or a straight line
+#
+# The chapter's cosine stopped at a floor $\eta_{min} = \eta_0 / 100$. Newer results say the
+# floor should be zero, and that a straight line down to zero matches or beats a cosine
+# (Defazio et al., 2023, arXiv:2310.07831; Bergsma et al., 2025, arXiv:2502.15938): the
+# cosine spends its last steps at rates so small that they change little. Both against a
+# constant rate, all three with the same warmup and peak:
+
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of AdamW at a constant rate, with a cosine decay to zero, and with a linear decay to zero, all after the same warmup; mean over seeds with a 95% band.", "name": "fig-decay-to-zero"}, "image": {"alt": "Test accuracy against epoch for three schedules, each a mean line with a shaded 95% band over seeds: a constant rate, a cosine decay to zero and a linear decay to zero; the two decays climb above the constant rate towards the end."}} tags=["nbval-ignore-output"]
+base = adamw_at(PEAK)
+decays = pd.concat(
+    [
+        run("constant", base, constant, lr_schedule_every="batch", **train),
+        run("cosine to zero", base, cosine_to_zero, lr_schedule_every="batch", **train),
+        warmup_runs[warmup_runs["run"] == f"peak {PEAK:g}, warmup"].assign(run="linear to zero"),
+    ],
+    ignore_index=True,
+)
+plot_runs(decays, title="A constant rate against two decays to zero (mean, 95% CI)")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+finding(
+    compare_pairs(
+        decays,
+        [
+            ("cosine to zero", "constant"),
+            ("linear to zero", "constant"),
+            ("linear to zero", "cosine to zero"),
+        ],
+    ),
+    needs="tell the two decays apart from each other and from a constant rate",
+    budget=BUDGET,
+)
+
+# %% [markdown]
+# ## Warmup-stable-decay: a run that can stop at any length
+#
+# A cosine or linear decay needs the run's length in advance: its rate at step $t$ depends on
+# $T$. To compare three lengths you train three runs, and a run cannot be extended once it
+# has decayed. *Warmup-stable-decay* (WSD; Hu et al., 2024, arXiv:2404.06395) keeps the rate
+# constant after the warmup and decays only in a short *cooldown* at the end, here the last
+# {glue:text}`cooldown_share:.0%` of the steps, with the $1 - \sqrt{\cdot}$ shape that Hägele et
+# al. (2024, arXiv:2405.18392) found better than a straight line. Until the cooldown, every WSD
+# run is the same constant-rate run. So one constant run, checkpointed after every epoch, can
+# be *branched*: load the checkpoint of the epoch where a cooldown would start, cool down
+# from there, and keep training the trunk for the longer runs. `branch_runs` does this; a
+# branch is, on the CPU bit for bit, the WSD run of its length (its test checks it).
+#
+# Three lengths, each as a branch off one trunk and as a cosine run planned for that length:
+
+# %% tags=["nbval-ignore-output"]
+glue("cooldown_share", COOLDOWN, display=False)
+lengths = sorted({max(2, EPOCHS // 2), max(2, round(0.7 * EPOCHS)), EPOCHS})
+branches = {L - max(1, round(COOLDOWN * L)): max(1, round(COOLDOWN * L)) for L in lengths}
+anytime = branch_runs(
+    "constant",
+    base,
+    constant,
+    lambda o, n: cooldown_schedule(o, n * STEPS),
+    at=branches,
+    loaders=loaders,
+    epochs=EPOCHS,
+    device=DEVICE,
+    seeds=SEEDS,
+)
+anytime["run"] = anytime["run"].str.replace(
+    r"constant, branch at (\d+)",
+    lambda m: f"WSD, {int(m[1]) + branches[int(m[1])]} epochs",
+    regex=True,
+)
+planned = [  # the whole run's cosine is the one above
+    decays[decays["run"] == "cosine to zero"].assign(run=f"cosine, {L} epochs")
+    if L == EPOCHS
+    else run(
+        f"cosine, {L} epochs",
+        base,
+        lambda o, L=L: cosine_to_zero(o, L),
+        lr_schedule_every="batch",
+        **{**train, "epochs": L},
+    )
+    for L in lengths
+]
+lengths_frame = pd.concat([anytime, *planned], ignore_index=True)
+trunk_epochs = EPOCHS * len(SEEDS)
+branch_epochs = sum(branches.values()) * len(SEEDS)
+glue("wsd_epochs", trunk_epochs + branch_epochs, display=False)
+glue("cosine_epochs", sum(lengths) * len(SEEDS), display=False)
+print(f"branches: {branches} (branch point: cooldown epochs)")
+final_scores(lengths_frame)[["seeds", "mean", "half_width"]].round(4)
+
+# %% mystnb={"figure": {"caption": "One constant-rate trunk (grey) with a cooldown branched off it for each length (solid), against a cosine run planned for each length (dashed); the markers show where each run ends. Test accuracy, mean over seeds.", "name": "fig-wsd-anytime"}, "image": {"alt": "Test accuracy against epoch. A grey line is the constant-rate trunk. Short solid coloured lines leave it near its end and climb: the cooldowns. Dashed lines of the same colours are cosine runs of the same lengths, ending at the same epochs; each pair ends close together, marked with a dot."}} tags=["nbval-ignore-output"]
+means = lengths_frame.groupby(["run", "epoch"])["test Accuracy"].mean()
+fig, ax = plt.subplots(figsize=(8, 4.5))
+ax.plot(means["constant"], color="grey", lw=2, label="constant (the trunk)")
+for i, L in enumerate(lengths):
+    for name, style in ((f"WSD, {L} epochs", "-"), (f"cosine, {L} epochs", "--")):
+        curve = means[name]
+        ax.plot(curve.index, curve, ls=style, color=f"C{i}", label=name)
+        ax.plot(curve.index[-1], curve.iloc[-1], "o", color=f"C{i}")
+ax.set(xlabel="epoch", ylabel="test accuracy (mean over seeds)")
+ax.set_title("WSD branched off one run against cosine runs planned per length")
+ax.legend(fontsize=8, ncol=2)
+plt.show()
+
+# %% [markdown]
+# All the WSD runs together cost {glue:text}`wsd_epochs` epochs of training (the trunk and
+# the cooldowns, over all seeds); the cosine runs of the same lengths cost
+# {glue:text}`cosine_epochs`. The saving grows with the number of lengths: each new length
+# costs WSD one cooldown, and a planned schedule a whole run. How each branch ends against
+# the cosine run of its length:
+
+# %% tags=["nbval-ignore-output"]
+finding(
+    compare_pairs(lengths_frame, [(f"WSD, {L} epochs", f"cosine, {L} epochs") for L in lengths]),
+    needs="tell a WSD branch from a cosine run of the same length",
+    budget=BUDGET,
+)
+
+# %% [markdown]
+# ## One-cycle and warm restarts
+#
+# The two schedules from the chapter's era that change the rate every batch, against the
+# linear decay to zero:
+
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of one-cycle and of cosine warm restarts (two cycles) against warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-one-cycle-restarts"}, "image": {"alt": "Test accuracy against epoch for three schedules with shaded 95% bands over seeds: one-cycle, warm restarts, whose accuracy dips after the restart halfway through, and the linear decay to zero."}} tags=["nbval-ignore-output"]
+cycles = pd.concat(
+    [
+        decays[decays["run"] == "linear to zero"],
+        run("one-cycle", base, one_cycle, lr_schedule_every="batch", **train),
+        run("warm restarts", base, restarts, lr_schedule_every="batch", **train),
+    ],
+    ignore_index=True,
+)
+plot_runs(cycles, title="One-cycle and warm restarts against a linear decay (mean, 95% CI)")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+finding(
+    compare_pairs(cycles, [("one-cycle", "linear to zero"), ("warm restarts", "linear to zero")]),
+    needs="tell one-cycle and warm restarts from a linear decay",
+    budget=BUDGET,
+)
+
+# %% [markdown]
+# The restart throws the weights out of the valley the first cycle settled in, which is what
+# a snapshot ensemble wants (a second, different model) and what a single model does not.
+#
+# ## Averaging the weights instead of decaying the rate
+#
+# At a constant rate the weights keep bouncing around the bottom of a valley; a decay lets
+# them settle. Averaging the weights they visit also lands near the bottom, without lowering
+# the rate. `WeightEMA` wraps any optimizer and keeps an exponential moving average of the
+# weights, updated after every step with `torch.optim.swa_utils.get_ema_multi_avg_fn` (the
+# same update as `AveragedModel`); the loop evaluates the average and trains the live weights,
+# through the `train()` / `eval()` calls it already makes for schedule-free optimizers. Its
+# horizon is one epoch: a weight {glue:text}`steps` steps old counts about $1/e$ as much as
+# the newest.
+
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of AdamW at a constant rate, of the same run evaluated at the moving average of its weights (EMA, horizon one epoch), and of warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-ema"}, "image": {"alt": "Test accuracy against epoch with shaded 95% bands over seeds for three runs: a constant rate, the same constant rate evaluated at the exponential moving average of its weights, and a linear decay to zero."}} tags=["nbval-ignore-output"]
+decay_ema = ema_decay_for(STEPS)
+glue("ema_decay", decay_ema, display=False)
+averaged = pd.concat(
+    [
+        decays[decays["run"].isin(["constant", "linear to zero"])],
+        run(
+            "constant + EMA",
+            lambda p: WeightEMA(torch.optim.AdamW(p, lr=PEAK), decay_ema),
+            constant,
+            lr_schedule_every="batch",
+            **train,
+        ),
+    ],
+    ignore_index=True,
+)
+plot_runs(averaged, title="A constant rate, its weight average, and a decay (mean, 95% CI)")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+finding(
+    compare_pairs(averaged, [("constant + EMA", "constant"), ("constant + EMA", "linear to zero")]),
+    needs="tell the weight average from the constant rate and from a decay",
+    budget=BUDGET,
+)
+
+# %% [markdown]
+# The decay of the average, $\beta$ = {glue:text}`ema_decay:.4f`, was set from the horizon in
+# steps (`ema_decay_for`), so it keeps its reach when the batch size changes. In the MLCommons
+# AlgoPerf benchmark, though, averaging on top of a tuned NAdamW with a decaying schedule
+# scored below that schedule alone (Kasimbeg et al., 2025, arXiv:2502.15015): an average is
+# an alternative to the decay, not a free addition to it.
+#
+# ## What we did
+#
+# - Stepped schedules every batch with `lr_schedule_every="batch"`, and drew six of them from
+#   their scheduler objects.
+# - Trained three peak rates with and without one epoch of warmup.
+# - Compared a constant rate with a cosine and a linear decay to zero.
+# - Branched WSD cooldowns off one constant-rate run's checkpoints and set each against a
+#   cosine run planned for its length, for fewer epochs of training.
+# - Trained one-cycle and warm restarts, and an exponential moving average of the weights
+#   at a constant rate, against the linear decay to zero.
