@@ -86,6 +86,14 @@ PEAK = 0.01  # eta_max: the top of every schedule below (AdamW's default is 0.00
 PEAKS = (0.01, 0.03, 0.07)  # the warmup experiment: up to 70 times AdamW's default
 COOLDOWN = 0.2  # the share of a WSD run spent decaying
 DEVICE = get_device()
+COLOURS = {  # one colour per schedule, the same in every figure
+    "constant": "C0",
+    "cosine to zero": "C1",
+    "linear to zero": "C2",
+    "one-cycle": "C3",
+    "warm restarts": "C4",
+    "constant + EMA": "C5",
+}
 
 loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
 STEPS = len(loaders["train"])  # optimizer steps (batches) per epoch
@@ -194,7 +202,7 @@ warmup_runs = pd.concat(
             f"peak {peak:g}, {label}", adamw_at(peak), warmed(w), lr_schedule_every="batch", **train
         )
         for peak in PEAKS
-        for label, w in (("no warmup", 0), ("warmup", WARMUP))
+        for label, w in (("without warmup", 0), ("with warmup", WARMUP))
     ],
     ignore_index=True,
 )
@@ -203,8 +211,8 @@ final_scores(warmup_runs)[["seeds", "mean", "half_width"]].round(4)
 # %% mystnb={"figure": {"caption": "Left: final test accuracy against the peak rate, with and without one epoch of warmup (mean over seeds, bars: 95% interval). Right: training loss per epoch at the largest peak, with and without warmup, one line per seed.", "name": "fig-warmup"}, "image": {"alt": "Left panel: final test accuracy against the peak learning rate on a log axis, two lines with error bars, one with warmup and one without; the lines are close at the smallest peak and apart at the largest. Right panel: training loss against epoch at the largest peak, one thin line per seed, coloured by with or without warmup."}} tags=["nbval-ignore-output"]
 scores = final_scores(warmup_runs)
 fig, (ax_peak, ax_loss) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-for colour, label in (("C3", "no warmup"), ("C0", "warmup")):
-    rows = scores.loc[[f"peak {peak:g}, {label}" for peak in PEAKS]]
+for colour, label in (("C3", "without warmup"), ("C0", "with warmup")):
+    rows = scores.loc[[f"peak {peak:g} {label}" for peak in PEAKS]]
     ax_peak.errorbar(
         PEAKS,
         rows["mean"],
@@ -214,7 +222,7 @@ for colour, label in (("C3", "no warmup"), ("C0", "warmup")):
         color=colour,
         label=label,
     )
-    at_top = warmup_runs[warmup_runs["run"] == f"peak {max(PEAKS):g}, {label}"]
+    at_top = warmup_runs[warmup_runs["run"] == f"peak {max(PEAKS):g} {label}"]
     for i, (_, seed) in enumerate(at_top.groupby("seed")):
         ax_loss.plot(
             seed["epoch"], seed["train loss"], color=colour, lw=1, label=label if i == 0 else None
@@ -236,7 +244,7 @@ finding(
     compare_pairs(
         warmup_runs,
         [
-            (f"peak {peak:g}, warmup", f"peak {peak:g}, no warmup")
+            (f"peak {peak:g} with warmup", f"peak {peak:g} without warmup")
             for peak in (min(PEAKS), max(PEAKS))
         ],
     ),
@@ -250,10 +258,11 @@ finding(
 # ## Decay to zero: cosine or a straight line
 #
 # The chapter's cosine stopped at a floor $\eta_{min} = \eta_0 / 100$. Newer results say the
-# floor should be zero, and that a straight line down to zero matches or beats a cosine
-# (Defazio et al., 2023, arXiv:2310.07831; Bergsma et al., 2025, arXiv:2502.15938): the
-# cosine spends its last steps at rates so small that they change little. Both against a
-# constant rate, all three with the same warmup and peak:
+# floor should be zero, and that a straight line down to zero matches or beats a cosine:
+# Defazio et al. (2023, arXiv:2310.07831) derive the linear shape from the theory of the last
+# iterate and find it at least as good in practice, and Bergsma et al. (2025,
+# arXiv:2502.15938) find the same for language models. Both decays against a constant rate,
+# all three with the same warmup and peak:
 
 # %% mystnb={"figure": {"caption": "Test accuracy per epoch of AdamW at a constant rate, with a cosine decay to zero, and with a linear decay to zero, all after the same warmup; mean over seeds with a 95% band.", "name": "fig-decay-to-zero"}, "image": {"alt": "Test accuracy against epoch for three schedules, each a mean line with a shaded 95% band over seeds: a constant rate, a cosine decay to zero and a linear decay to zero; the two decays climb above the constant rate towards the end."}} tags=["nbval-ignore-output"]
 base = adamw_at(PEAK)
@@ -261,11 +270,15 @@ decays = pd.concat(
     [
         run("constant", base, constant, lr_schedule_every="batch", **train),
         run("cosine to zero", base, cosine_to_zero, lr_schedule_every="batch", **train),
-        warmup_runs[warmup_runs["run"] == f"peak {PEAK:g}, warmup"].assign(run="linear to zero"),
+        warmup_runs[warmup_runs["run"] == f"peak {PEAK:g} with warmup"].assign(
+            run="linear to zero"
+        ),
     ],
     ignore_index=True,
 )
-plot_runs(decays, title="A constant rate against two decays to zero (mean, 95% CI)")
+plot_runs(
+    decays, title="A constant rate against two decays to zero (mean, 95% CI)", palette=COLOURS
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -288,10 +301,10 @@ finding(
 # A cosine or linear decay needs the run's length in advance: its rate at step $t$ depends on
 # $T$. To compare three lengths you train three runs, and a run cannot be extended once it
 # has decayed. *Warmup-stable-decay* (WSD; Hu et al., 2024, arXiv:2404.06395) keeps the rate
-# constant after the warmup and decays only in a short *cooldown* at the end, here the last
-# {glue:text}`cooldown_share:.0%` of the steps, with the $1 - \sqrt{\cdot}$ shape that Hägele et
-# al. (2024, arXiv:2405.18392) found better than a straight line. Until the cooldown, every WSD
-# run is the same constant-rate run. So one constant run, checkpointed after every epoch, can
+# constant after the warmup and decays only in a short *cooldown* at the end, here about the
+# last {glue:text}`cooldown_share:.0%` of the steps (rounded to whole epochs), with the
+# $1 - \sqrt{\cdot}$ shape that Hägele et al. (2024, arXiv:2405.18392) found better than a
+# straight line. Until the cooldown, every WSD run is the same constant-rate run. So one constant run, checkpointed after every epoch, can
 # be *branched*: load the checkpoint of the epoch where a cooldown would start, cool down
 # from there, and keep training the trunk for the longer runs. `branch_runs` does this; a
 # branch is, on the CPU bit for bit, the WSD run of its length (its test checks it).
@@ -340,14 +353,21 @@ final_scores(lengths_frame)[["seeds", "mean", "half_width"]].round(4)
 
 # %% mystnb={"figure": {"caption": "One constant-rate trunk (grey) with a cooldown branched off it for each length (solid), against a cosine run planned for each length (dashed); the markers show where each run ends. Test accuracy, mean over seeds.", "name": "fig-wsd-anytime"}, "image": {"alt": "Test accuracy against epoch. A grey line is the constant-rate trunk. Short solid coloured lines leave it near its end and climb: the cooldowns. Dashed lines of the same colours are cosine runs of the same lengths, ending at the same epochs; each pair ends close together, marked with a dot."}} tags=["nbval-ignore-output"]
 means = lengths_frame.groupby(["run", "epoch"])["test Accuracy"].mean()
+means.index = means.index.set_levels(means.index.levels[1] + 1, level="epoch")  # epochs done
+trunk = means["constant"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
-ax.plot(means["constant"], color="grey", lw=2, label="constant (the trunk)")
+ax.plot(trunk, color="grey", lw=2, label="constant (the trunk)")
 for i, L in enumerate(lengths):
-    for name, style in ((f"WSD, {L} epochs", "-"), (f"cosine, {L} epochs", "--")):
-        curve = means[name]
+    branch = means[f"WSD, {L} epochs"]
+    start = branch.index[0] - 1  # the branch leaves the trunk after this epoch
+    branch = pd.concat([trunk.loc[[start]], branch])
+    for name, curve, style in (
+        (f"WSD, {L} epochs", branch, "-"),
+        (f"cosine, {L} epochs", means[f"cosine, {L} epochs"], "--"),
+    ):
         ax.plot(curve.index, curve, ls=style, color=f"C{i}", label=name)
         ax.plot(curve.index[-1], curve.iloc[-1], "o", color=f"C{i}")
-ax.set(xlabel="epoch", ylabel="test accuracy (mean over seeds)")
+ax.set(xlabel="epochs trained", ylabel="test accuracy (mean over seeds)")
 ax.set_title("WSD branched off one run against cosine runs planned per length")
 ax.legend(fontsize=8, ncol=2)
 plt.show()
@@ -381,7 +401,11 @@ cycles = pd.concat(
     ],
     ignore_index=True,
 )
-plot_runs(cycles, title="One-cycle and warm restarts against a linear decay (mean, 95% CI)")
+plot_runs(
+    cycles,
+    title="One-cycle and warm restarts against a linear decay (mean, 95% CI)",
+    palette=COLOURS,
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -392,8 +416,9 @@ finding(
 )
 
 # %% [markdown]
-# The restart throws the weights out of the valley the first cycle settled in, which is what
-# a snapshot ensemble wants (a second, different model) and what a single model does not.
+# The restart throws the weights out of the valley the first cycle settled in: the accuracy
+# drops right after it. A snapshot ensemble wants exactly that, a second model that differs
+# from the first; a single model only needs the second cycle to settle again.
 #
 # ## Averaging the weights instead of decaying the rate
 #
@@ -422,7 +447,11 @@ averaged = pd.concat(
     ],
     ignore_index=True,
 )
-plot_runs(averaged, title="A constant rate, its weight average, and a decay (mean, 95% CI)")
+plot_runs(
+    averaged,
+    title="A constant rate, its weight average, and a decay (mean, 95% CI)",
+    palette=COLOURS,
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]

@@ -103,12 +103,14 @@ def plot_rates(frame, by: str = "seed", ax=None, *, title: str | None = None):
     return ax
 
 
-def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None):
+def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None, *, palette=None):
     """Draw ``y`` against ``epoch`` for every run of a long results frame.
 
     With several seeds per run, it draws the mean and a band of the 95% Student-t interval over
     seeds (:func:`idlmam.stats.t_interval`, the interval the pages' sentences state), so a reader
-    sees which differences are larger than the seed-to-seed noise. Each run gets its own colour.
+    sees which differences are larger than the seed-to-seed noise. Each run gets its own colour:
+    the next of the cycle, or ``palette[run]`` (a dict run -> colour keeps a run's colour the
+    same across a page's figures).
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -118,7 +120,13 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     several = frame.groupby("run")["seed"].nunique().max() > 1 if "seed" in frame else False
     sns.lineplot(
-        data=frame, x="epoch", y=y, hue="run", ax=ax, errorbar=t_interval if several else None
+        data=frame,
+        x="epoch",
+        y=y,
+        hue="run",
+        ax=ax,
+        errorbar=t_interval if several else None,
+        palette=palette,
     )
     ax.set_title(
         title or f"{y} per epoch" + (" (mean and 95% t-interval over seeds)" if several else "")

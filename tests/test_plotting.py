@@ -87,3 +87,16 @@ def test_plot_range_test_draws_the_loss_on_a_log_rate_axis_and_marks_the_suggest
     assert ax.get_ylim() == pytest.approx((0.24, 2.16))  # 0.4 .. 2.0 and 10%: 9.0 leaves the top
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["smoothed loss", "minimum at 0.0178", "suggestion 0.00178"]
+
+
+def test_plot_runs_takes_each_runs_colour_from_a_palette():
+    import matplotlib.colors as mcolors
+
+    frame = pd.DataFrame(
+        [{"run": run, "seed": 0, "epoch": e, "loss": e} for run in ("a", "b") for e in range(3)]
+    )
+    ax = plot_runs(frame, "loss", palette={"a": "C3", "b": "C5"})
+    drawn = {
+        line.get_label(): mcolors.to_hex(line.get_color()) for line in ax.get_legend().get_lines()
+    }
+    assert drawn == {"a": mcolors.to_hex("C3"), "b": mcolors.to_hex("C5")}
