@@ -198,9 +198,7 @@ def warmed(warmup):
 
 warmup_runs = pd.concat(
     [
-        run(
-            f"peak {peak:g}, {label}", adamw_at(peak), warmed(w), lr_schedule_every="batch", **train
-        )
+        run(f"peak {peak:g} {label}", adamw_at(peak), warmed(w), lr_schedule_every="batch", **train)
         for peak in PEAKS
         for label, w in (("without warmup", 0), ("with warmup", WARMUP))
     ],
