@@ -6,7 +6,9 @@ decides how long the whole book takes:
 * ``full`` (the default) is the book as published: every comparison with 3 seeds on all 60,000
   training images, 15 epochs per run, and the Optuna studies of the chapter (10 and 20 trials,
   of 5 epochs each); the costlier exercises train 8 epochs on 12,000 images, and the pages on
-  what came after the chapter 10 epochs on 12,000 images.
+  what came after the chapter 10 epochs on 12,000 images. The page comparing samplers and
+  pruners repeats each 3 times: studies of 20 trials of 2 epochs (12 trials of up to 6 epochs
+  with a pruner), on 3,000 images.
 * ``chapter`` is the source chapter's own numbers: 50 epochs per run, trials of 10 epochs, and
   the exercises at their largest. Several times ``full``'s cost: meant for a GPU.
 * ``quick`` runs every cell of every notebook with small numbers (7 epochs, 12,000 training
@@ -56,6 +58,17 @@ class Budget:
         since_train_size: training examples of the pages on what came after the chapter
             (their many schedules and optimizers; ``None``: all 60,000).
         since_epochs: epochs per run on those pages.
+        search_studies: independent studies (sampler seeds) per sampler and per pruner on the
+            page comparing them.
+        search_trials: trials per study of its sampler comparison.
+        search_epochs: epochs per trial of its sampler comparison, and per fold of its
+            cross-validated studies.
+        search_train_size: training and validation images of its studies, together
+            (``None``: all 60,000).
+        search_prune_trials: trials per study of its pruner comparison.
+        search_prune_epochs: epochs of a trial of its pruner comparison that no pruner stops.
+        prune_epochs: epochs of a trial of the studies with pruning, where they differ from
+            ``trial_epochs`` (``None``: the same); :meth:`search` sets it.
         findings: whether runs this size may be read as findings (a page states its
             comparisons only then; ``quick`` is a smoke test).
     """
@@ -72,6 +85,13 @@ class Budget:
     exercise_epochs: int = 50
     since_train_size: int | None = None
     since_epochs: int = 50
+    search_studies: int = 3
+    search_trials: int = 20
+    search_epochs: int = 2
+    search_train_size: int | None = 3_000
+    search_prune_trials: int = 12
+    search_prune_epochs: int = 6
+    prune_epochs: int | None = None
     findings: bool = True
 
     def exercises(self) -> Budget:
@@ -82,6 +102,21 @@ class Budget:
         """This budget as the pages on what came after the chapter use it (epochs, images)."""
         return replace(self, epochs=self.since_epochs, train_size=self.since_train_size)
 
+    def search(self) -> Budget:
+        """This budget as the page comparing samplers and pruners uses it: its trials, epochs
+        and images (``prune_trials`` and ``prune_epochs`` are those of its pruner studies; a run
+        there trains ``search_epochs``, and is repeated ``search_studies`` times)."""
+        return replace(
+            self,
+            epochs=self.search_epochs,
+            seeds=self.search_studies,
+            trials=self.search_trials,
+            trial_epochs=self.search_epochs,
+            prune_trials=self.search_prune_trials,
+            prune_epochs=self.search_prune_epochs,
+            train_size=self.search_train_size,
+        )
+
     def describe(self, *, trials: bool = False) -> str:
         """One line for a page: which budget made its numbers, and how big it is.
 
@@ -90,6 +125,12 @@ class Budget:
                 multi-seed runs.
         """
         images = f"{self.train_size:,}" if self.train_size else "all 60,000"
+        if trials and self.prune_epochs is not None and self.prune_epochs != self.trial_epochs:
+            return (
+                f"the `{self.name}` budget: studies of {self.trials} trials of "
+                f"{self.trial_epochs} epochs, and of {self.prune_trials} trials of up to "
+                f"{self.prune_epochs} epochs with pruning, {images} training images"
+            )
         if trials:
             return (
                 f"the `{self.name}` budget: studies of {self.trials} trials ({self.prune_trials}"
@@ -114,6 +155,12 @@ BUDGETS = {
         exercise_epochs=8,
         since_train_size=12_000,
         since_epochs=10,
+        search_studies=3,
+        search_trials=20,
+        search_epochs=2,
+        search_train_size=3_000,
+        search_prune_trials=12,
+        search_prune_epochs=6,
     ),
     "chapter": Budget(
         "chapter",
@@ -127,6 +174,12 @@ BUDGETS = {
         exercise_epochs=50,
         since_train_size=None,
         since_epochs=30,
+        search_studies=5,
+        search_trials=40,
+        search_epochs=5,
+        search_train_size=12_000,
+        search_prune_trials=20,
+        search_prune_epochs=10,
     ),
     "quick": Budget(
         "quick",
@@ -140,6 +193,12 @@ BUDGETS = {
         exercise_epochs=7,
         since_train_size=6_000,
         since_epochs=4,
+        search_studies=2,
+        search_trials=12,
+        search_epochs=2,
+        search_train_size=1_000,
+        search_prune_trials=6,
+        search_prune_epochs=3,
         findings=False,
     ),
 }

@@ -90,3 +90,40 @@ def test_the_pages_after_the_chapter_describe_what_they_train():
     assert (full.name, full.epochs, full.train_size) == ("full", 10, 12_000)
     assert "10 epochs per run" in full.describe() and "12,000" in full.describe()
     assert get_budget("chapter").since().train_size is None
+
+
+@pytest.mark.parametrize("larger", ["full", "chapter"])
+def test_the_search_comparisons_are_smaller_on_quick(larger):
+    quick, big = BUDGETS["quick"], BUDGETS[larger]
+    for field in ("search_trials", "search_prune_trials", "search_prune_epochs"):
+        assert getattr(quick, field) < getattr(big, field), field
+    assert quick.search_epochs <= big.search_epochs
+    assert quick.search_train_size < (big.search_train_size or 60_000)
+    # bands and intervals need two studies at least, on quick too (the published path runs in CI)
+    assert 2 <= quick.search_studies <= big.search_studies
+
+
+def test_search_trials_reach_past_the_random_start_of_tpe_and_gp():
+    # TPE and GPSampler propose their first 10 trials at random: fewer would compare nothing
+    assert all(b.search_trials > 10 for b in BUDGETS.values())
+    # a pruner needs epochs to stop a trial early: more than the first rung's
+    assert all(b.search_prune_epochs >= 3 for b in BUDGETS.values())
+
+
+def test_the_search_budget_describes_its_two_kinds_of_study():
+    search = get_budget("full").search()
+    assert (search.trials, search.trial_epochs, search.train_size) == (20, 2, 3_000)
+    assert (search.prune_trials, search.prune_epochs) == (12, 6)
+    assert (search.epochs, search.seeds) == (2, 3)  # a run there, and how often it repeats
+    assert (
+        search.describe() == "the `full` budget: 2 epochs per run, 3 seeds, 3,000 training images"
+    )
+    assert search.describe(trials=True) == (
+        "the `full` budget: studies of 20 trials of 2 epochs, and of 12 trials of up to 6 "
+        "epochs with pruning, 3,000 training images"
+    )
+    # the other pages' line is unchanged: their pruning studies train trial_epochs
+    assert get_budget("full").describe(trials=True) == (
+        "the `full` budget: studies of 10 trials (20 with pruning), 5 epochs per trial, "
+        "all 60,000 training images"
+    )

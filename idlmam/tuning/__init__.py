@@ -17,7 +17,11 @@ The rooms:
 * :mod:`.samplers`: samplers and pruners by name (:func:`make_sampler`: random, tpe, gp,
   cmaes; :func:`make_pruner`: none, median, halving, hyperband, wilcoxon);
 * :mod:`.compare`: what a comparison reads from a study: :func:`best_so_far` (the best-so-far
-  curve) and :func:`epochs_spent` (the compute, less with a pruner);
+  curve; :func:`best_so_far_band` over several studies), :func:`epochs_spent` (the compute, less
+  with a pruner), :func:`best_by_epochs` (the best so far against the epochs so far) and
+  :func:`savings_sentence` (what a pruner saved and kept, over several studies, in words);
+* :mod:`.folds`: cross-validation for ``WilcoxonPruner``: :func:`kfold_loaders` and
+  :func:`make_fold_objective`, one score reported per fold;
 * :mod:`.workers`: :func:`run_workers`, several local processes filling one study (a journal
   file) to exactly a total, and which worker ran each trial;
 * :mod:`.worker`: the command ``python -m idlmam.tune``, one worker of a shared study.
@@ -35,7 +39,15 @@ Example:
     >>> final.test_accuracy  # the one number to report                      # doctest: +SKIP
 """
 
-from .compare import SPENT_STATES, best_so_far, epochs_spent
+from .compare import (
+    SPENT_STATES,
+    best_by_epochs,
+    best_so_far,
+    best_so_far_band,
+    epochs_spent,
+    savings_sentence,
+)
+from .folds import FOLDS_SCORED, kfold_loaders, make_fold_objective
 from .objective import (
     BY_DIVERGENCE,
     BY_PRUNER,
@@ -73,7 +85,13 @@ __all__ = [
     "make_pruner",
     "SPENT_STATES",
     "best_so_far",
+    "best_so_far_band",
+    "best_by_epochs",
     "epochs_spent",
+    "savings_sentence",
+    "kfold_loaders",
+    "make_fold_objective",
+    "FOLDS_SCORED",
     "run_workers",
     "Quadratic",
     # the objective

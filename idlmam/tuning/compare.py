@@ -2,10 +2,15 @@
 
 Two questions a comparison asks of each study:
 
-* how good was the best trial after 1, 2, ... trials (:func:`best_so_far`: concatenate the curves
-  of several seeds with a ``seed`` column and hand them to seaborn for a band), and
+* how good was the best trial after 1, 2, ... trials (:func:`best_so_far`; for several
+  independent studies of one sampler, :func:`best_so_far_band` gives their mean curve and a
+  t-interval around it), and
 * how much training did the search cost (:func:`epochs_spent`: what a pruner saves is the
-  difference between this and trials x epochs).
+  difference between this and trials x epochs; :func:`best_by_epochs` draws the best value found
+  against the epochs spent so far).
+
+Over several studies per pruner, :func:`savings_sentence` says in words what a pruner saved and
+what it kept, each with its interval over the studies.
 
 Example:
     >>> import optuna
@@ -21,13 +26,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-__all__ = ["SPENT_STATES", "best_so_far", "epochs_spent"]
+__all__ = [
+    "SPENT_STATES",
+    "best_so_far",
+    "best_so_far_band",
+    "best_by_epochs",
+    "epochs_spent",
+    "savings_sentence",
+]
 
 #: The trial states whose epochs :func:`epochs_spent` counts by default: every trial that ran to
 #: its end or was stopped on the way (a FAIL trial's epochs are counted only when asked for).
@@ -111,8 +123,194 @@ def epochs_spent(study: optuna.Study, states: Sequence[TrialState] = SPENT_STATE
         >>> epochs_spent(study)
         6
     """
-    total = 0
-    for trial in study.get_trials(deepcopy=False, states=tuple(states)):
-        epochs = trial.user_attrs.get("epochs_trained")
-        total += int(epochs) if epochs is not None else len(trial.intermediate_values)
-    return total
+    return sum(_epochs_of(t) for t in study.get_trials(deepcopy=False, states=tuple(states)))
+
+
+def _epochs_of(trial: optuna.trial.FrozenTrial) -> int:
+    """One trial's epochs: its ``epochs_trained`` user attribute, else the steps it reported."""
+    epochs = trial.user_attrs.get("epochs_trained")
+    return int(epochs) if epochs is not None else len(trial.intermediate_values)
+
+
+def best_so_far_band(
+    studies: Sequence[optuna.Study] | Mapping[object, optuna.Study], *, confidence: float = 0.95
+) -> pd.DataFrame:
+    """The best-so-far curves of several independent studies: their mean and a t-interval.
+
+    Each study's :func:`best_so_far` is carried forward over the trials that did not complete,
+    up to its own last trial (a study never lends a value to trials it did not run), and
+    before its first completed trial it has no value. At each trial number the curves that
+    have a value give the mean and Student's t-interval of the mean
+    (:func:`idlmam.stats.t_interval`, the interval every band of the book uses).
+
+    Args:
+        studies: the studies (say, one sampler under several seeds), as a sequence or as the
+            values of a mapping; all single-objective, in the same direction.
+        confidence: of the interval.
+
+    Returns:
+        A frame indexed by trial number (index name ``"trial"``, from 0 to the longest study's
+        last trial) with ``studies`` (how many curves have a value there), ``mean``, ``low``
+        and ``high`` (NaN where fewer than two curves have a value).
+
+    Raises:
+        ValueError: no study given, or their directions differ.
+
+    Example:
+        >>> import optuna
+        >>> def study_of(values):
+        ...     study = optuna.create_study(direction="maximize")
+        ...     for v in values:
+        ...         study.enqueue_trial({"x": v})
+        ...     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=len(values))
+        ...     return study
+        >>> band = best_so_far_band([study_of([0.2, 0.6]), study_of([0.4, 0.2])])
+        >>> band["mean"].round(2).tolist(), band["studies"].tolist()
+        ([0.3, 0.5], [2, 2])
+    """
+    from ..stats import t_interval
+
+    studies = list(studies.values()) if isinstance(studies, Mapping) else list(studies)
+    if not studies:
+        raise ValueError("best_so_far_band needs at least one study")
+    if len({s.direction for s in studies}) > 1:
+        raise ValueError("the studies optimize in different directions: their bests do not mix")
+    curves = []
+    for study in studies:
+        n = max((t.number for t in study.get_trials(deepcopy=False)), default=-1) + 1
+        curve = best_so_far(study).reindex(pd.RangeIndex(n, name="trial")).ffill()
+        curves.append(curve.reset_index(drop=True))
+    table = pd.concat(curves, axis=1)  # one column per study, NaN where it has no value
+    rows = []
+    for _, values in table.iterrows():
+        present = values.dropna().to_numpy(dtype=float)
+        low, high = t_interval(present, confidence)
+        mean = float(present.mean()) if len(present) else float("nan")
+        rows.append({"studies": len(present), "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="trial"))
+
+
+def best_by_epochs(
+    study: optuna.Study, states: Sequence[TrialState] = SPENT_STATES
+) -> pd.DataFrame:
+    """The best value found so far against the epochs spent so far, trial after trial.
+
+    Trials are taken in the order of their numbers; each adds its epochs (as :func:`epochs_spent`
+    counts them) to the running total, and a COMPLETE one its value to the running best. A pruner
+    makes the epochs grow more slowly; whether the best suffers is what this curve shows.
+
+    Args:
+        study: a single-objective study, in any storage.
+        states: the trial states whose epochs count (default :data:`SPENT_STATES`); only
+            COMPLETE ones have a value.
+
+    Returns:
+        One row per counted trial: ``trial`` (its number), ``epochs`` (spent up to and including
+        it) and ``best value`` (NaN until a trial completes); the last row's ``epochs`` is
+        :func:`epochs_spent`.
+
+    Raises:
+        ValueError: the study has more than one objective.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import FloatDistribution
+        >>> from optuna.trial import TrialState, create_trial
+        >>> study = optuna.create_study(direction="maximize")
+        >>> for state, value, curve in [(TrialState.PRUNED, None, [0.1]),
+        ...                             (TrialState.COMPLETE, 0.5, [0.3, 0.5]),
+        ...                             (TrialState.COMPLETE, 0.4, [0.2, 0.4])]:
+        ...     study.add_trial(create_trial(state=state, value=value, params={"x": 0.0},
+        ...         distributions={"x": FloatDistribution(0, 1)},
+        ...         intermediate_values=dict(enumerate(curve))))
+        >>> best_by_epochs(study).to_dict("list")
+        {'trial': [0, 1, 2], 'epochs': [1, 3, 5], 'best value': [nan, 0.5, 0.5]}
+    """
+    if len(study.directions) > 1:
+        raise ValueError(
+            "best_by_epochs needs a single-objective study; this one has "
+            f"{len(study.directions)} objectives"
+        )
+    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    rows, epochs, best = [], 0, float("nan")
+    trials = study.get_trials(deepcopy=False, states=tuple(states))
+    for trial in sorted(trials, key=lambda t: t.number):
+        epochs += _epochs_of(trial)
+        if trial.state == TrialState.COMPLETE:
+            value = float(trial.value)
+            best = value if best != best else better(best, value)  # best != best: still NaN
+        rows.append({"trial": trial.number, "epochs": epochs, "best value": best})
+    return pd.DataFrame(rows, columns=["trial", "epochs", "best value"])
+
+
+def savings_sentence(
+    frame: pd.DataFrame,
+    run: str,
+    reference: str,
+    *,
+    cost: str = "epochs spent",
+    score: str = "best accuracy",
+    cost_unit: str = "epochs",
+    confidence: float = 0.95,
+) -> str:
+    """What ``run`` (a pruner, say) saved against ``reference`` and what it kept, in one sentence.
+
+    Both halves come from :func:`idlmam.stats.compare` on the per-study rows of ``frame``: the
+    difference of the mean ``cost`` and of the mean ``score``, paired by seed when both runs have
+    the same seeds, with a t-interval. The cost is written in ``cost_unit`` and as a share of the
+    reference's mean cost; the score (an accuracy) in points. A difference whose interval holds 0
+    is said to be within the noise; a score equal in every pair is said to be the same.
+
+    Args:
+        frame: one row per study: ``run``, ``seed``, ``epoch`` (any constant), ``cost`` and
+            ``score`` (the shape :func:`idlmam.stats.compare` reads).
+        run, reference: the two runs compared.
+        cost: the column of what a study spent (fewer is better).
+        score: the column of the best score a study reached, a fraction (accuracy).
+        cost_unit: the unit of ``cost`` in the sentence.
+        confidence: of the intervals.
+
+    Returns:
+        A Markdown bullet, e.g. ``"- **median** spent 21 ± 5 epochs fewer than no pruning (30% of
+        its 70); its best accuracy was the same as no pruning's in every study."``
+
+    Raises:
+        ValueError: a run or a column is missing (from :func:`idlmam.stats.compare`).
+
+    Example:
+        >>> rows = [("none", 0, 70, 0.8), ("none", 1, 72, 0.7), ("none", 2, 68, 0.9),
+        ...         ("median", 0, 50, 0.8), ("median", 1, 50, 0.7), ("median", 2, 50, 0.9)]
+        >>> frame = pd.DataFrame(rows, columns=["run", "seed", "epochs spent", "best accuracy"])
+        >>> print(savings_sentence(frame.assign(epoch=0), "median", "none"))
+        - **median** spent 20 ± 5 epochs fewer than none (29% of its 70); its best accuracy
+        was the same as none's in every study.
+    """
+    from ..stats import compare
+
+    spent = compare(frame, run, reference, cost, confidence=confidence, scale=1, unit=cost_unit)
+    kept = compare(frame, run, reference, score, confidence=confidence)
+    total = float(frame.loc[frame["run"] == reference, cost].mean())
+    studies = f"{spent.seeds} {'study' if spent.seeds == 1 else 'studies'}"
+    few = spent.seeds < 2 or kept.seeds < 2
+    noise = f"with {studies}, no interval" if few else f"within the noise of {studies}"
+    side = "fewer" if spent.difference < 0 else "more"
+    saved = (
+        f"spent {abs(spent.difference):.0f} ± {spent.half_width:.0f} {cost_unit} {side} than "
+        f"{reference} ({abs(spent.difference) / total:.0%} of its {total:.0f})"
+    )
+    if not spent.differs:
+        saved += f", {noise}"
+    if kept.paired and kept.difference == 0 and kept.half_width == 0:
+        reached = f"the same as {reference}'s in every study"
+    elif kept.differs:
+        direction = "above" if kept.difference > 0 else "below"
+        reached = (
+            f"{100 * abs(kept.difference):.1f} ± {100 * kept.half_width:.1f} points {direction} "
+            f"{reference}'s"
+        )
+    else:
+        reached = (
+            f"{100 * kept.difference:+.1f} ± {100 * kept.half_width:.1f} points against "
+            f"{reference}'s, {noise}"
+        )
+    return f"- **{run}** {saved}; its best {score.split()[-1]} was {reached}."

@@ -1,0 +1,711 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Searching like it is 2026, and finding the learning rate in one pass
+#
+# The Optuna page ran one study with one sampler and one pruner, and read it. This page treats
+# the choices behind such a study as experiments of their own. It runs four of the samplers
+# Optuna 5 ships (random search, TPE, a Gaussian process and CMA-ES) several times each on the
+# chapter's search, compares four pruners by the training they save, asks which hyperparameter
+# mattered, and measures a learning rate in a single pass with the *range test*, checking it
+# against the rate the search found. It ends with the tools of a longer search: a dashboard to
+# watch it live, and several worker processes sharing one study.
+
+# %% tags=["hide-cell"]
+# Colab only: install the companion package from the repository (does nothing elsewhere).
+import importlib.util
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
+        ],
+        check=True,
+    )
+
+# %%
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import replace
+
+# Optuna imports tqdm.auto, which warns that no Jupyter widgets are installed; nothing here uses
+# its progress bars, so the warning would only clutter the page.
+warnings.filterwarnings("ignore", message="IProgress not found")
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from matplotlib.ticker import MaxNLocator
+from optuna.trial import FixedTrial
+
+from idlmam.budget import get_budget
+from idlmam.models import mlp
+from idlmam.notebook import budget_banner, finding, glue, setup
+from idlmam.plotting import plot_range_test
+from idlmam.stats import compare_pairs, final_scores, t_interval
+from idlmam.tuning import (
+    FOLDS_SCORED,
+    Quadratic,
+    best_by_epochs,
+    best_so_far_band,
+    chapter_loaders,
+    combine_loaders,
+    create_study,
+    epochs_spent,
+    kfold_loaders,
+    lr_range_test,
+    make_fold_objective,
+    make_objective,
+    make_pruner,
+    run_workers,
+    savings_sentence,
+)
+from idlmam.utils import get_device, set_seed
+
+setup(threads=1)  # one CPU thread: small networks gain little from more, and repeat exactly
+budget_banner(get_budget().search(), trials=True)
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is noise on a page
+
+# %%
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter or quick
+SEARCH = BUDGET.search()  # this page's sizes: trials, epochs and images of its studies
+STUDIES = BUDGET.search_studies  # independent studies per sampler and per pruner (seeds 0, 1, ...)
+TRIALS = SEARCH.trials  # trials per study of the sampler comparison
+EPOCHS = SEARCH.trial_epochs  # epochs per trial there (and per fold of cross-validation)
+PRUNE_TRIALS = SEARCH.prune_trials  # trials per study of the pruner comparison
+PRUNE_EPOCHS = SEARCH.prune_epochs  # epochs of a trial there that no pruner stops
+SEEDS = SEARCH.seeds  # training seeds of the runs at a chosen learning rate
+FOLDS = 5  # folds of the cross-validated studies (why five: see the Wilcoxon pruner)
+SEED = 0  # the split, and the weights and batch order every trial starts from
+DEVICE = get_device()
+print(
+    f"budget={BUDGET.name}: {STUDIES} studies per sampler of {TRIALS} trials x {EPOCHS} epochs; "
+    f"{STUDIES} per pruner of {PRUNE_TRIALS} trials x up to {PRUNE_EPOCHS} epochs"
+)
+
+# %% [markdown]
+# Every study on this page searches the chapter's space (neurons per layer from 16 to 256,
+# hidden layers from 1 to 6, AdamW's learning rate from $10^{-5}$ to $10^{-2}$ on a log scale)
+# with the chapter's objective, `make_objective`, which trains each trial and returns its
+# validation accuracy. Repeating studies is what makes a comparison, and it is the expensive
+# part, so each study here is small: a few epochs per trial, on a seeded subset of the training
+# images split 80/20 into {glue:text}`n_search_train` training and {glue:text}`n_search_val`
+# validation images. The test set is not loaded at all.
+
+# %% tags=["nbval-ignore-output"]
+train_loader, val_loader = chapter_loaders(SEARCH, seed=SEED, device=DEVICE)
+glue("n_search_train", train_loader.n_examples, display=False)
+glue("n_search_val", val_loader.n_examples, display=False)
+print(f"{train_loader.n_examples} training and {val_loader.n_examples} validation images")
+
+# %% [markdown]
+# ## Four samplers, each run several times
+#
+# A *sampler* proposes each trial's hyperparameters from the trials before it. Four of those
+# Optuna 5 ships:
+#
+# - **random search** (`RandomSampler`): independent draws from the ranges; the baseline every
+#   other sampler must beat.
+# - **TPE** (`TPESampler`, the default): splits the finished trials into good and bad ones, fits
+#   a density to each, and proposes where good trials are dense and bad ones are not (Bergstra
+#   et al., 2011; Watanabe's tutorial, arXiv:2304.11127). In Optuna 5 it is *multivariate*: it
+#   models the hyperparameters jointly, so it can learn that a deep network wants another rate
+#   than a shallow one.
+# - **GP** (`GPSampler`): fits a Gaussian process to the scores and proposes the trial with the
+#   largest expected improvement over the best so far (Snoek et al., arXiv:1206.2944). Fitting
+#   it costs more time with every trial.
+# - **CMA-ES** (`CmaEsSampler`): moves and reshapes a Gaussian over the search space towards the
+#   good trials, an evolution strategy (Hansen, arXiv:1604.00772).
+#
+# `idlmam.tuning.make_sampler` makes each by name, seeded. TPE and GP begin with 10 random
+# trials (their `n_startup_trials`) before their model proposes anything, and they draw them
+# from a random sampler with the same seed: the first trials of random search, TPE and GP with
+# one seed are the same trials. CMA-ES starts from its Gaussian after one random trial.
+#
+# One study is one draw: a sampler that was lucky once proves nothing. So each sampler runs
+# {glue:text}`n_studies` independent studies, sampler seeds 0, 1, ..., of
+# {glue:text}`n_trials` trials each, on the same objective (every trial trains from the same
+# seed, so a setting always gets the same score, whichever study proposes it).
+
+# %% tags=["nbval-ignore-output"]
+SAMPLERS = {"random": "random search", "tpe": "TPE", "gp": "GP", "cmaes": "CMA-ES"}
+objective = make_objective(train_loader, val_loader, epochs=EPOCHS, device=DEVICE, seed=SEED)
+studies, seconds = {}, {}
+for name in SAMPLERS:
+    started = time.perf_counter()
+    for seed in range(STUDIES):
+        studies[name, seed] = create_study(seed=seed, sampler=name, study_name=f"{name}-{seed}")
+        studies[name, seed].optimize(objective, n_trials=TRIALS)
+    seconds[name] = time.perf_counter() - started
+glue("n_studies", STUDIES, display=False)
+glue("n_trials", TRIALS, display=False)
+{SAMPLERS[name]: f"{s:.1f} s" for name, s in seconds.items()}
+
+# %% [markdown]
+# The shared start, checked on the studies themselves: how many first trials each sampler's
+# seed-0 study shares with random search's.
+
+
+# %%
+def shared_start(a, b):
+    """How many first trials two studies proposed identically."""
+    same = [x.params == y.params for x, y in zip(a.trials, b.trials)]
+    return same.index(False) if False in same else len(same)
+
+
+{SAMPLERS[n]: shared_start(studies["random", 0], studies[n, 0]) for n in ("tpe", "gp", "cmaes")}
+
+# %% [markdown]
+# Below, each sampler's best validation accuracy so far after every trial: the line is the mean
+# over its studies, the band a 95% t-interval of that mean. Up to the grey vertical line, random
+# search, TPE and GP run the same trials, so their curves coincide.
+
+# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. TPE and GP run the same random trials as random search up to the grey vertical line.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y) against trials run (x) with four coloured lines and shaded bands: random search, TPE, GP and CMA-ES. The random, TPE and GP lines (solid, dashed, dotted) lie on top of each other up to a grey vertical line after trial 10 and may separate afterwards; CMA-ES follows its own path from the second trial."}} tags=["nbval-ignore-output"]
+fig, ax = plt.subplots(figsize=(7, 4))
+styles = ["-", "--", ":", "-"]  # random, TPE and GP coincide at first: dashes keep each visible
+for (name, label), ls in zip(SAMPLERS.items(), styles):
+    band = best_so_far_band([studies[name, seed] for seed in range(STUDIES)])
+    x = band.index + 1  # trial number 0 is the first trial run
+    ax.plot(x, band["mean"], ls=ls, label=label, lw=2)
+    ax.fill_between(x, band["low"].clip(0, 1), band["high"].clip(0, 1), alpha=0.12)
+ax.axvline(10.5, color="0.4", ls="-.", lw=1, label="end of the random start")  # 10 trials
+ax.set(xlabel="trials run", ylabel="best validation accuracy so far", ylim=(None, 1))
+ax.set_title(f"{STUDIES} studies per sampler, mean and 95% interval", fontsize=10)
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+ax.legend(loc="lower right")
+plt.show()
+
+# %% [markdown]
+# After the last trial, each study's best is one number; over the studies of a sampler they give
+# a mean and an interval, and because studies with the same seed share their start, each sampler
+# is compared with random search seed by seed (a paired interval on the differences):
+
+# %% tags=["nbval-ignore-output"]
+best = pd.DataFrame(
+    [
+        {"run": SAMPLERS[name], "seed": seed, "epoch": 0, "best accuracy": study.best_value}
+        for (name, seed), study in studies.items()
+    ]
+)
+pairs = [(SAMPLERS[name], "random search") for name in ("tpe", "gp", "cmaes")]
+sampler_sentences = compare_pairs(best, pairs, "best accuracy")
+glue("gp_seconds", seconds["gp"] / seconds["random"], display=False)
+final_scores(best, "best accuracy").round(4)
+
+# %%
+finding(
+    f'After {TRIALS} trials, over {STUDIES} studies per sampler ("seeds" are the '
+    f"samplers' seeds):\n\n{sampler_sentences}",
+    needs="tell the samplers apart",
+    budget=SEARCH,
+)
+
+# %% [markdown]
+# Two cautions about reading such a comparison. Its answer belongs to this search space, this
+# objective and this number of trials: of {glue:text}`n_trials` trials, TPE and GP proposed
+# only those after the shared random start themselves, and a sampler that models the score can
+# pull ahead only there. And the bands show how far apart two studies of one sampler can end: a
+# comparison from one study of each would read that spread as a difference between samplers.
+# Time matters too: here the GP studies took {glue:text}`gp_seconds:.1f` times as long as random
+# search's, the same trainings plus the fitting of the Gaussian process before each proposal.
+#
+# ## What mattered: parameter importances
+#
+# Which of the three hyperparameters decided the score? Optuna answers with
+# `optuna.importance.get_param_importances(study)`, whose default evaluator in Optuna 5 is
+# PED-ANOVA (Watanabe et al., arXiv:2304.10255): it compares, for each hyperparameter, where the
+# best trials (the top 10% by default) lie with where all the trials lie. A hyperparameter whose
+# best trials crowd into a small part of the values the study tried is important; one whose
+# best trials are spread like all the others is not. The importances of a study add up to 1.
+#
+# Optuna's documentation advises at least 5 trials in that top 10%, so about 50 trials in all.
+# One TPE study here has {glue:text}`n_trials`, so its importances are a rough estimate. We
+# therefore pool the trials of all the TPE studies into one study of {glue:text}`n_pooled`
+# trials for the bars (not one longer search, but PED-ANOVA asks only where the good trials
+# lie), and show each study's own importances as dots, to make their spread visible.
+
+# %% tags=["nbval-ignore-output"]
+tpe_trials = [t for s in range(STUDIES) for t in studies["tpe", s].trials]
+pooled = optuna.create_study(direction="maximize")
+pooled.add_trials(tpe_trials)
+overall = pd.Series(optuna.importance.get_param_importances(pooled), name="pooled")
+importances = pd.DataFrame(
+    [optuna.importance.get_param_importances(studies["tpe", s]) for s in range(STUDIES)]
+)[overall.index]  # the pooled order, the most important first
+importances.index.name = "TPE study (seed)"
+glue("n_pooled", len(tpe_trials), display=False)
+pd.concat([importances, overall.to_frame().T]).round(3)
+
+# %% mystnb={"figure": {"caption": "PED-ANOVA parameter importances (Optuna's default evaluator) of the chapter's search: the bars from the pooled trials of all the TPE studies, each dot one study on its own.", "name": "fig-importances"}, "image": {"alt": "Horizontal bar chart with one bar per hyperparameter (the learning rate, hidden layers, neurons per layer), its length the importance from 0 to 1 computed on the pooled TPE trials, with one black dot per TPE study showing how much the single studies disagree."}} tags=["nbval-ignore-output"]
+fig, ax = plt.subplots(figsize=(7.5, 2.8), layout="constrained")
+order = list(overall.index)[::-1]  # the most important at the top
+ax.barh(order, overall[order], color="tab:blue", alpha=0.6, label="pooled trials")
+for i, name in enumerate(order):
+    dots = importances[name].to_numpy()
+    label = "one study" if i == 0 else "_nolegend_"
+    ax.plot(dots, np.full(len(dots), i), "o", color="black", ms=4, label=label)
+ax.set(xlabel="importance (PED-ANOVA; a study's add up to 1)", xlim=(0, 1))
+ax.set_title(f"What mattered: {len(tpe_trials)} TPE trials, {STUDIES} studies", fontsize=10)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axis: no dot hidden
+plt.show()
+
+# %%
+firsts = importances.idxmax(axis=1).value_counts()  # how often each came first in a study
+ranking = ", ".join(f"`{name}` {value:.2f}" for name, value in overall.items())
+if firsts.iloc[0] == STUDIES:
+    same = "as the pooled trials do" if firsts.index[0] == overall.index[0] else "unlike the pool"
+    agreement = f"Every study on its own put `{firsts.index[0]}` first, {same}."
+else:
+    places = ", ".join(f"`{name}` in {n}" for name, n in firsts.items())
+    agreement = (
+        f"Study by study, though, the first place went to {places} of the {STUDIES} studies: "
+        f"{TRIALS} trials are too few to rank them from one study."
+    )
+finding(
+    f"Pooled, the importances are {ranking}. {agreement}",
+    needs="rank the hyperparameters",
+    budget=SEARCH,
+)
+
+# %% [markdown]
+# The dashboard (further down) draws the same importances for a study while it runs, with the
+# same evaluator.
+#
+# ## The learning-rate range test
+#
+# A search spends many trainings to find a learning rate. Smith (arXiv:1506.01186,
+# arXiv:1803.09820) proposed to measure it in one pass instead: train for one epoch while the
+# rate grows exponentially, batch after batch, from far too small to far too large, and record
+# the loss. It stays flat while the rate is too small to matter, falls steeply once the rate is
+# large enough, bottoms out, and explodes when the rate is too large. A good rate lies on the
+# steep descent, about ten times below where the loss turns up.
+#
+# `idlmam.tuning.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of $n$
+# trains at $\eta_{min}(\eta_{max}/\eta_{min})^{i/(n-1)}$, the curve is a bias-corrected moving
+# average of the batch losses, the pass stops once that average is four times its best, and
+# the suggestion is the rate at the minimum of the curve divided by ten. Afterwards it puts
+# back the weights, the optimizer's state and the random states, so the training that follows
+# is the one that would have run without it.
+#
+# We test the network of the best trial of all the TPE studies, with the trials' optimizer
+# (AdamW, its defaults) and batch size. One pass over the search's few training images would
+# be too few batches for a curve, so the pass runs over the chapter's training split, its
+# {glue:text}`n_range_images` training images (still no test image):
+
+# %% tags=["nbval-ignore-output"]
+best_trial = max((studies["tpe", s].best_trial for s in range(STUDIES)), key=lambda t: t.value)
+shape = {k: best_trial.params[k] for k in ("neurons_per_layer", "hidden_layers")}
+range_loader, _ = chapter_loaders(BUDGET, seed=SEED, device=DEVICE)
+set_seed(SEED)
+model = mlp(hidden=shape["neurons_per_layer"], layers=shape["hidden_layers"]).to(DEVICE)
+optimizer = torch.optim.AdamW(model.parameters())  # the trials' optimizer, at its defaults
+started = time.perf_counter()
+result = lr_range_test(
+    model, optimizer, torch.nn.CrossEntropyLoss(), range_loader, lr_min=1e-6, lr_max=10.0,
+    device=DEVICE,
+)  # fmt: skip
+range_seconds = time.perf_counter() - started
+searched = best_trial.params["learning_rate"]
+glue("n_range_images", range_loader.n_examples, display=False)
+glue("range_batches", len(result.lrs), display=False)
+glue("range_seconds", range_seconds, display=False)
+glue("suggested_lr", result.suggestion, display=False)
+glue("searched_lr", searched, display=False)
+glue("lr_ratio", result.suggestion / searched, display=False)
+print(shape, f"suggested {result.suggestion:.3g}, searched {searched:.3g}")
+
+# %% mystnb={"figure": {"caption": "The learning-rate range test of the best TPE trial's network: the smoothed training loss against the rate (log axis), the minimum of the curve, the suggested rate ten times below it, and the rate the search found.", "name": "fig-range-test"}, "image": {"alt": "A curve of smoothed training loss (y) against the learning rate on a log axis (x): flat at small rates, falling steeply, reaching a minimum marked with a black dot, then rising out of the top of the plot. An orange dashed vertical line marks the suggested rate a decade left of the minimum, and a green dotted line marks the rate the search found."}} tags=["nbval-ignore-output"]
+ax = plot_range_test(result, title=f"Range test: {len(result.lrs)} batches, one pass")
+ax.axvline(searched, color="tab:green", ls=":", lw=2, label=f"search found {searched:.3g}")
+ax.legend(loc="upper left", fontsize=8)
+ax.figure.set_size_inches(7, 3.8)
+plt.show()
+
+# %% [markdown]
+# The pass took {glue:text}`range_batches` batches and {glue:text}`range_seconds:.1f` seconds.
+# It suggests {glue:text}`suggested_lr:.2g`; the search settled on
+# {glue:text}`searched_lr:.2g`, so the suggestion is {glue:text}`lr_ratio:.2g` times the
+# searched rate. Which trains better? We train the same network with the trials' recipe
+# (AdamW and half a cosine over {glue:text}`n_epochs` epochs) at three rates: the suggested
+# one, the searched one, and the minimum of the curve, ten times the suggestion. Each runs
+# with {glue:text}`n_seeds` training seeds (the weights and the batch order), seeds 1 and up:
+# the search scored its trials with seed 0, where the searched rate won partly by luck; on
+# other seeds it has no such advantage.
+
+# %% tags=["nbval-ignore-output"]
+RATES = {
+    "the suggested rate": result.suggestion,
+    "the searched rate": searched,
+    "the curve's minimum": result.lr_at_min,
+}
+rows = []
+for seed in range(1, SEEDS + 1):
+    trains = make_objective(
+        train_loader, val_loader, epochs=EPOCHS, device=DEVICE, seed=seed,
+        learning_rate=(1e-6, 10.0), max_train_loss=2 * math.log(10),
+    )  # fmt: skip
+    for run, rate in RATES.items():
+        try:
+            score = trains(FixedTrial({**shape, "learning_rate": rate}))
+        except optuna.TrialPruned:  # the training diverged
+            score = float("nan")
+        rows.append({"run": run, "seed": seed, "epoch": 0, "val Accuracy": score})
+at_rates = pd.DataFrame(rows)
+glue("n_epochs", EPOCHS, display=False)
+glue("n_seeds", SEEDS, display=False)
+at_rates.pivot(index="seed", columns="run", values="val Accuracy").round(4)
+
+# %%
+diverged = at_rates["val Accuracy"].isna().groupby(at_rates["run"], sort=False).sum()
+trained = [run for run in RATES if diverged[run] < SEEDS]  # a run with a score to compare
+pairs = [(trained[0], run) for run in trained[1:]]
+lines = [compare_pairs(at_rates, pairs, "val Accuracy")] if pairs else []
+lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.items() if n]
+finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
+
+# %% [markdown]
+# The range test costs one pass, a search many trainings; it answers a narrower question, though:
+# one rate, for one network, at the start of training, while the search also chose the network
+# and judged each rate by where a whole run ends. A range test is a cheap way to set the range
+# a search explores, or the peak of a schedule; it is not the whole search.
+#
+# ## Pruners, by the epochs they save
+#
+# A pruner stops a trial whose learning curve looks hopeless, and the epochs it saves can pay for
+# more trials. What it costs is the chance that a stopped trial would have caught up. So a pruner
+# is measured by two numbers: the best accuracy its study reached, and the epochs all its trials
+# trained together. We compare, each with the same TPE sampler and seeds:
+#
+# - **no pruning**, the reference: every trial trains all its {glue:text}`n_prune_epochs` epochs
+#   (unless it diverges);
+# - **median** (`MedianPruner`): stops a trial whose best score so far is below the median of the
+#   finished trials' scores at the same epoch (the Optuna page's pruner);
+# - **successive halving** (`SuccessiveHalvingPruner`, asynchronous, Li et al.,
+#   arXiv:1810.05934): at each *rung* (here after epochs {glue:text}`rungs`) a trial goes on
+#   only if it is in the top third of the trials that have reached that rung;
+# - **Hyperband** (`HyperbandPruner`, Li et al., arXiv:1603.06560): several successive-halving
+#   brackets whose first rungs lie at different epochs, each trial in one of them, so that no
+#   single choice of the first rung has to suit every search.
+#
+# No pruner judges a trial before its second epoch: the median pruner from then on, once
+# {glue:text}`prune_startup` trials have finished, and the halving pruners at their rungs. The
+# learning-rate range is the wide one of the Optuna page's pruning study ($10^{-5}$ to
+# $10^{-1}$), so that there are hopeless trials to stop, and a trial whose training diverges is
+# stopped at once whatever the pruner (it counts its epochs too).
+
+# %%
+STARTUP = max(2, PRUNE_TRIALS // 4)  # finished trials before the median pruner judges
+PRUNERS = {  # the name on the page: make_pruner's name and settings
+    "no pruning": ("none", {}),
+    "median": ("median", {"n_startup_trials": STARTUP, "n_warmup_steps": 1}),
+    "successive halving": ("halving", {"min_resource": 1, "reduction_factor": 3}),
+    "Hyperband": ("hyperband", {"min_resource": 1, "reduction_factor": 3}),
+}
+# successive halving's rungs: steps 1, 3, 9, ... (a step is an epoch counted from 0)
+rungs = [str(3**k + 1) for k in range(10) if 3**k < PRUNE_EPOCHS]
+rungs = " and ".join([", ".join(rungs[:-1]), rungs[-1]] if len(rungs) > 1 else rungs)
+glue("rungs", rungs, display=False)
+glue("n_prune_epochs", PRUNE_EPOCHS, display=False)
+glue("prune_startup", STARTUP, display=False)
+print(f"rungs after epochs {rungs}; the median pruner starts after {STARTUP} trials")
+
+# %% tags=["nbval-ignore-output"]
+prunable = make_objective(
+    train_loader, val_loader, epochs=PRUNE_EPOCHS, device=DEVICE, seed=SEED, prune=True,
+    learning_rate=(1e-5, 1e-1), max_train_loss=2 * math.log(10),
+)  # fmt: skip
+pruned_studies = {}
+for label, (name, settings) in PRUNERS.items():
+    for seed in range(STUDIES):
+        pruner = make_pruner(name, **settings)  # a fixed study name: Hyperband's brackets repeat
+        study = create_study(seed=seed, pruner=pruner, study_name=f"{name}-{seed}")
+        study.optimize(prunable, n_trials=PRUNE_TRIALS)
+        pruned_studies[label, seed] = study
+
+
+# %% [markdown]
+# Each study's result is a point: the epochs it spent, and the best accuracy it reached. The
+# left panel shows how each study got there, its best accuracy growing as its epochs add up; the
+# right one the mean over the studies of each pruner, with 95% intervals both ways.
+
+
+# %%
+def outcome_frame(studies_by_run):
+    """One row per study: its epochs spent and its best accuracy (in stats.compare's shape)."""
+    return pd.DataFrame(
+        [
+            {
+                "run": run,
+                "seed": seed,
+                "epoch": 0,
+                "epochs spent": epochs_spent(study),
+                "best accuracy": study.best_value,
+            }
+            for (run, seed), study in studies_by_run.items()
+        ]
+    )
+
+
+prune_results = outcome_frame(pruned_studies)
+print(f"{len(prune_results)} studies, {prune_results['run'].nunique()} pruners")
+
+# %% mystnb={"figure": {"caption": "The pruner comparison: left, each study's best validation accuracy against the epochs its trials had spent so far; right, each pruner's mean epochs spent and mean best accuracy over its studies, with 95% intervals.", "name": "fig-pruners"}, "image": {"alt": "Two panels. Left: step lines of best validation accuracy (y) against cumulative epochs spent (x), one per study, coloured by pruner: no pruning, median, successive halving and Hyperband; the pruned studies end further left. Right: one point per pruner at its mean epochs spent (x) and mean best accuracy (y), with horizontal and vertical error bars."}} tags=["nbval-ignore-output"]
+colours = dict(zip(PRUNERS, ["black", "tab:blue", "tab:orange", "tab:green"]))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+styles = dict(zip(PRUNERS, ["-", "--", ":", "-."]))  # paired studies overlap until they prune
+for (label, _seed), study in pruned_studies.items():
+    curve = best_by_epochs(study)
+    left.step(
+        curve["epochs"], curve["best value"], where="post", color=colours[label], ls=styles[label]
+    )
+for label, group in prune_results.groupby("run", sort=False):
+    (x_low, x_high), (y_low, y_high) = (
+        t_interval(group[c]) for c in ("epochs spent", "best accuracy")
+    )
+    right.errorbar(
+        (x_low + x_high) / 2, (y_low + y_high) / 2, xerr=(x_high - x_low) / 2,
+        yerr=(y_high - y_low) / 2, fmt="o", color=colours[label], capsize=3, label=label,
+    )  # fmt: skip
+bottom = prune_results["best accuracy"].min() - 0.1  # the later trials matter: zoom on them
+left.set(
+    xlabel="epochs spent so far", ylabel="best validation accuracy so far", ylim=(bottom, None)
+)
+right.set(xlabel="epochs spent by the study", ylabel="best validation accuracy")
+left.set_title("each study, trial after trial", fontsize=10)
+right.set_title(f"mean over {STUDIES} studies, 95% intervals", fontsize=10)
+fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncols=len(PRUNERS))
+plt.show()
+
+
+# %% [markdown]
+# The comparison in words, each pruner against no pruning, study by study (the same sampler
+# seed gives the same first trials, so the studies are paired). `savings_sentence` writes the
+# two differences, each with its 95% interval over the studies:
+
+# %% tags=["nbval-ignore-output"]
+pruner_sentences = "\n".join(
+    savings_sentence(prune_results, run, "no pruning") for run in list(PRUNERS)[1:]
+)
+print(f"{len(PRUNERS) - 1} pruners compared with no pruning")
+
+# %%
+finding(
+    f"Over {STUDIES} studies per pruner of {PRUNE_TRIALS} trials:\n\n{pruner_sentences}",
+    needs="weigh the pruners' savings against their accuracy",
+    budget=replace(SEARCH, epochs=PRUNE_EPOCHS),  # these runs: up to PRUNE_EPOCHS epochs
+)
+
+# %% [markdown]
+# ### The Wilcoxon pruner reads folds, not epochs
+#
+# `WilcoxonPruner` answers another question. It is for objectives that average a score over
+# *instances*: the folds of a cross-validation, training seeds, a set of problems. After each
+# instance it pairs the trial's scores with the best trial's scores on the same instances and
+# runs a Wilcoxon signed-rank test; once the test is confident (p below 0.1 by default) that the
+# trial is worse, it stops it. The values of a learning curve are no such pairs, so
+# `make_pruner("wilcoxon")` refuses an objective that reports epochs (`reports="instances"` is
+# the way to ask for it).
+#
+# So we give it an objective that averages over folds: `idlmam.tuning.kfold_loaders` cuts the
+# search's images, training and validation together, into {glue:text}`n_folds` folds, and
+# `make_fold_objective` trains one network per fold on the other four, scores it on that fold,
+# reports the score under the fold's number, and returns the mean. A trial the pruner stops
+# returns the mean of the folds it has scored, Optuna's advice for this pruner, so the sampler
+# still learns from it.
+#
+# The number of folds limits what the test can save. When a trial is worse than the best on
+# all of its first $n$ folds, the one-sided signed-rank test gives $p = 1/2^n$: 0.125 after
+# three folds, above the threshold, and 0.0625 after four. With five folds the pruner can stop a
+# trial only before its fifth fold, saving at most a fifth of its training. Of the
+# {glue:text}`n_cv_trials` trials of the Wilcoxon studies it stopped
+# {glue:text}`cv_stopped`.
+
+# %% tags=["nbval-ignore-output"]
+everything = combine_loaders(train_loader, val_loader)  # the search's images, all of them
+folds = kfold_loaders(everything.X, everything.y, FOLDS, seed=SEED)
+cv_studies = {}
+for label, name in {"no pruning": "none", "Wilcoxon": "wilcoxon"}.items():
+    cross_validated = make_fold_objective(
+        folds, epochs=EPOCHS, device=DEVICE, seed=SEED, prune=name != "none"
+    )
+    for seed in range(STUDIES):
+        pruner = make_pruner(name, reports="instances")
+        study = create_study(seed=seed, pruner=pruner, study_name=f"cv-{name}-{seed}")
+        study.optimize(cross_validated, n_trials=PRUNE_TRIALS)
+        cv_studies[label, seed] = study
+cv_results = outcome_frame(cv_studies)
+glue("n_folds", FOLDS, display=False)
+cv_results.groupby("run")[["epochs spent", "best accuracy"]].mean().round(4)
+
+# %% tags=["nbval-ignore-output"]
+wilcoxon = [t for (run, _), study in cv_studies.items() if run == "Wilcoxon" for t in study.trials]
+scored = pd.Series([t.user_attrs[FOLDS_SCORED] for t in wilcoxon], name="folds scored")
+stopped = scored[scored < FOLDS].value_counts().sort_index()  # folds scored -> trials
+after = ", ".join(f"{n} after {k} folds" for k, n in stopped.items())
+if len(stopped) == 1:
+    after = f"each after {stopped.index[0]} folds"
+glue("n_cv_trials", len(scored), display=False)
+glue("cv_stopped", f"{stopped.sum()} ({after})" if after else "none", display=False)
+stopped.rename_axis("folds scored").rename("trials stopped")
+
+# %%
+finding(
+    f"Over {STUDIES} cross-validated studies of {PRUNE_TRIALS} trials each, "
+    f"{FOLDS} folds of {EPOCHS} epochs per trial:\n\n"
+    + savings_sentence(cv_results, "Wilcoxon", "no pruning"),
+    needs="weigh the Wilcoxon pruner's savings",
+    budget=SEARCH,
+)
+
+# %% [markdown]
+# With more folds (or seeds, or problems) per trial, the test reaches its verdict earlier in
+# the trial, and the share it can save grows.
+#
+# ## Watching a search live: the dashboard
+#
+# A search of hundreds of trials runs for hours; waiting for the end to look at it wastes them.
+# `optuna-dashboard` (in idlmam's `tune` extra) serves a web page on a study's storage: every
+# trial with its parameters and score, the optimization history, each trial's learning curve
+# (the validation accuracy `make_objective` reports after every epoch), and the parameter
+# importances, computed with the same PED-ANOVA evaluator as above. It reads the storage again
+# as the page refreshes, so trials appear as workers finish them.
+#
+# To watch your own search, give it a storage that outlives the process: a journal file on one
+# machine. Start the search in one terminal, for example the chapter's search as a worker
+# command (it creates the study, then fills it to 50 trials):
+#
+# ```bash
+# python -m idlmam.tune --storage journal:///search.log --study mine --create --n-trials 50
+# ```
+#
+# and the dashboard in another, from the repository:
+#
+# ```bash
+# make dashboard STORAGE=journal:///search.log STUDY=mine
+# ```
+#
+# It prints the address of the study's page (http://127.0.0.1:8080/dashboard/studies/... by
+# default; `PORT=` changes the port). It listens on this machine only, since the dashboard can
+# also rename and delete studies. `STORAGE` takes any storage the worker takes: a SQLite file
+# (`sqlite:///search.db`) or a PostgreSQL URL work too. In a notebook, create the study in such
+# a storage, `idlmam.tuning.create_study("journal:///search.log", "mine")`, and watch it fill
+# while the cell runs.
+#
+# ## Several workers on one study
+#
+# Trials are independent trainings, so a search spreads over several processes: each *worker*
+# loads the same study from a shared storage, asks it for a trial, trains it, and reports back;
+# the sampler of each worker sees every worker's finished trials. On one machine the storage is
+# Optuna's journal file, an append-only log that processes can share (Optuna's FAQ advises it
+# over SQLite for parallel work). `idlmam.tuning.run_workers` starts such workers as local
+# processes and waits for them; each records itself in its trials. Here two workers fill one
+# study of {glue:text}`n_worker_trials` trials of a toy objective that sleeps a quarter of a
+# second per trial to stand in for training (the objective must be importable by the new
+# processes, which a function defined in a notebook is not):
+
+# %% tags=["nbval-ignore-output"]
+WORKER_TRIALS = 12  # the study's total, both workers together
+with tempfile.TemporaryDirectory() as folder:
+    storage = f"journal:///{folder}/search.log"  # an absolute path: four slashes in all
+    started = time.perf_counter()
+    shared = run_workers(
+        storage, "two-workers", WORKER_TRIALS, n_workers=2, objective=Quadratic(seconds=0.25)
+    )
+    worker_seconds = time.perf_counter() - started
+order = shared.sort_values("start")
+switches = int((order["worker"].diff().fillna(0) != 0).sum())  # worker changes, in start order
+glue("n_worker_trials", WORKER_TRIALS, display=False)
+glue("worker_seconds", worker_seconds, display=False)
+glue("worker_switches", switches, display=False)
+interleave = "the trials interleave" if switches >= len(shared) // 2 else "they barely interleave"
+glue("worker_interleave", interleave, display=False)
+counts = shared["worker"].value_counts().sort_index()
+glue("worker_counts", " and ".join(str(n) for n in counts), display=False)
+zero = order["start"].min()
+order.assign(
+    start=(order["start"] - zero).dt.total_seconds().round(2),
+    complete=(order["complete"] - zero).dt.total_seconds().round(2),
+)[["trial", "worker", "state", "start", "complete", "value"]]
+
+# %% [markdown]
+# Whatever the timing, the study holds exactly the trials asked for, every one finished, and
+# both workers took part:
+
+# %%
+print(
+    f"{len(shared)} trials (asked for {WORKER_TRIALS}); all complete: "
+    f"{(shared['state'] == 'COMPLETE').all()}; workers seen: {sorted(set(shared['worker']))}"
+)
+
+# %% mystnb={"figure": {"caption": "Two worker processes filling one study in a journal file: each trial as a bar from its start to its end, on the row of the worker that ran it, labelled with its trial number.", "name": "fig-workers"}, "image": {"alt": "A timeline with two rows, worker 0 and worker 1, and time in seconds on the x axis. Each row holds a sequence of short bars, the trials that worker ran, labelled with their trial numbers; the numbers alternate between the two rows, showing that the workers took turns at the study's next trial."}} tags=["nbval-ignore-output"]
+fig, ax = plt.subplots(figsize=(8, 2.2))
+for _, row in order.iterrows():
+    begin = (row["start"] - zero).total_seconds()
+    width = (row["complete"] - row["start"]).total_seconds()
+    ax.barh(row["worker"], width, left=begin, color=f"C{row['worker']}", edgecolor="white")
+    ax.text(begin + width / 2, row["worker"], str(row["trial"]), ha="center", va="center")
+ax.set(xlabel="seconds since the first trial started", yticks=[0, 1])
+ax.set_yticklabels(["worker 0", "worker 1"])
+ax.set_title(f"{len(shared)} trials, two processes, one journal file", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# The two processes took {glue:text}`worker_seconds:.1f` seconds in all, starting included,
+# and ran {glue:text}`worker_counts` trials; in the order the trials started, the worker
+# changed {glue:text}`worker_switches` times, so {glue:text}`worker_interleave`: each worker
+# asks for the next trial as soon as it has finished one. The count is exact because
+# `run_workers` has its workers take a lock around "count the trials, ask for a new one";
+# workers on separate machines cannot share that lock, and may overshoot the total by up to
+# one trial per extra worker when they ask at the same instant. Their samplers see each other's
+# trials through the storage; TPE, Optuna 5's default, also counts the trials still running
+# elsewhere as if they had scored badly (the *constant liar*), so that a worker does not propose
+# a trial next to one another worker is already training.
+#
+# For a real search, start the workers yourself: `python -m idlmam.tune` is the worker of the
+# chapter's search, one per process (with `--threads` so that they share the cores), on a
+# journal file on one machine. Across machines, the storage is a PostgreSQL database
+# (`--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE`): there each running trial
+# sends a heartbeat, and the trial of a worker that died is failed and run again by another.
+# The README shows both, and `make dashboard` watches either. Keep in mind that parallel
+# workers are not reproducible even when seeded: what each proposes depends on which trials the
+# others had finished at that moment.
+#
+# ## What we did
+#
+# - Ran random search, TPE, GP and CMA-ES as repeated, seeded studies on the chapter's search,
+#   and compared their best-so-far curves with intervals over the studies.
+# - Read the parameter importances of the TPE studies with Optuna's default evaluator,
+#   PED-ANOVA, on their pooled trials and study by study.
+# - Measured a learning rate with one range-test pass and trained at it, at the searched rate
+#   and at the curve's minimum, over several seeds.
+# - Weighed the median, successive-halving and Hyperband pruners by the epochs they saved and
+#   the accuracy they kept, and the Wilcoxon pruner on a cross-validated objective.
+# - Saw how to watch a search with `make dashboard`, and filled one study with two worker
+#   processes sharing a journal file, exactly to its count.
