@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.1.0",
+            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
         ],
         check=True,
     )
