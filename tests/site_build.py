@@ -27,12 +27,26 @@ BUILD_OUT = ROOT / "_build" / "site-quick"  # jupyter-book writes BUILD_OUT/_bui
 
 
 def build_site() -> Path:
-    """``jupyter-book build`` on the quick budget with -W, as `make book` does; returns html/."""
+    """The quick build as `make book` makes it: the pages executed into the build's cache two at
+    a time (``tools/execute_pages.py``), then ``jupyter-book build`` with -W, which must find
+    every page in that cache. Returns html/."""
     shutil.rmtree(BUILD_OUT, ignore_errors=True)
     BUILD_OUT.mkdir(parents=True)
     env = dict(os.environ, IDL_BUDGET="quick", TQDM_DISABLE="1", PYTHONHASHSEED="0")
     env.setdefault("IDL_DATA", str(ROOT / "data"))  # notebooks run in book/: no relative ./data
     log = BUILD_OUT / "build.log"
+    cache = BUILD_OUT / "_build" / ".jupyter_cache"
+    execute = [sys.executable, str(ROOT / "tools" / "execute_pages.py"), "--cache", str(cache)]
+    with (BUILD_OUT / "execute.log").open("w") as out:
+        done = subprocess.run(
+            execute, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"executing the pages failed (exit {done.returncode}); end of "
+            f"{BUILD_OUT / 'execute.log'}:\n" + (BUILD_OUT / "execute.log").read_text()[-4000:],
+            pytrace=False,
+        )
     cmd = [
         sys.executable,
         "-c",
@@ -52,6 +66,13 @@ def build_site() -> Path:
         pytest.fail(
             f"the quick build failed (exit {done.returncode}); end of {log}:\n"
             + log.read_text()[-4000:],
+            pytrace=False,
+        )
+    executed = [line for line in log.read_text().splitlines() if "Executing notebook" in line]
+    if executed:  # the cache missed a page: execute_pages.py reads it unlike MyST-NB does
+        pytest.fail(
+            "jupyter-book executed pages that tools/execute_pages.py had executed:\n"
+            + "\n".join(executed),
             pytrace=False,
         )
     return BUILD_OUT / "_build" / "html"

@@ -333,6 +333,9 @@ def test_the_built_page_converts_to_a_clean_colab_notebook(converted, page_name)
     left = leftover_myst(notebook)
     assert not left, f"{page_name}: MyST left in the Colab notebook:\n  " + "\n  ".join(left)
     built = [cell for cell in executed.cells if cell.cell_type == "code"]
+    # every page shows at least its budget box: a page written without any output is one taken
+    # from the execution cache without its outputs (what _ext/cached_outputs.py prevents)
+    assert any(cell.outputs for cell in built), f"{page_name}: the build wrote no output"
     built = colab.setup_first(built, page(name=page_name))
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert [cell.source for cell in code] == [cell.source for cell in built]
