@@ -135,7 +135,7 @@ class Comparison:
         if not self.differs:
             return (
                 f"{self.a} and {self.b} end within the noise of {self.seeds} seeds "
-                f"(difference {self.scale * self.difference:+.1f} ± "
+                f"(difference {round(self.scale * self.difference, 1) + 0.0:+.1f} ± "
                 f"{self.scale * self.half_width:.1f} {self.unit})"
             )
         side = "above" if self.difference > 0 else "below"
@@ -206,7 +206,8 @@ def compare(
 def compare_pairs(
     frame: pd.DataFrame, pairs: Iterable[tuple[str, str]], column: str = "test Accuracy"
 ) -> str:
-    """One Markdown bullet per ``(a, b)`` pair: the sentence :func:`compare` makes of it.
+    """One Markdown bullet per ``(a, b)`` pair: the sentence :func:`compare` makes of it, its
+    first letter capitalised (a run named in lower case still starts a sentence).
 
     What a page hands to :func:`idlmam.notebook.finding` when it states several comparisons of
     one results frame at once.
@@ -218,4 +219,5 @@ def compare_pairs(
         >>> print(compare_pairs(pd.DataFrame(rows), [("A", "B")]))
         - A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points).
     """
-    return "\n".join(f"- {compare(frame, a, b, column).sentence()}." for a, b in pairs)
+    sentences = (compare(frame, a, b, column).sentence() for a, b in pairs)
+    return "\n".join(f"- {s[:1].upper()}{s[1:]}." for s in sentences)  # each bullet a sentence

@@ -104,3 +104,19 @@ def test_compare_pairs_is_one_bullet_per_pair_by_hand():
         "- A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points).\n"
         "- C ends 11.0 ± 2.5 points below A over 3 seeds."
     )
+
+
+def test_a_difference_that_rounds_to_zero_is_written_without_a_minus_sign():
+    from idlmam.stats import Comparison
+
+    tiny = Comparison("A", "B", -0.0004, 0.005, 3, True, False)
+    assert "(difference +0.0 ± 0.5 points)" in tiny.sentence()
+
+
+def test_compare_pairs_starts_each_bullet_with_a_capital():
+    rows = [
+        {"run": r, "seed": s, "epoch": 0, "test Accuracy": v}
+        for r, vs in {"cosine": [0.80, 0.82, 0.84], "SGD": [0.78, 0.79, 0.83]}.items()
+        for s, v in enumerate(vs)
+    ]
+    assert compare_pairs(pd.DataFrame(rows), [("cosine", "SGD")]).startswith("- Cosine and SGD")

@@ -310,7 +310,7 @@ def savings_sentence(
         )
     else:
         reached = (
-            f"{100 * kept.difference:+.1f} ± {100 * kept.half_width:.1f} points against "
+            f"{round(100 * kept.difference, 1) + 0.0:+.1f} ± {100 * kept.half_width:.1f} points against "
             f"{reference}'s, {noise}"
         )
     return f"- **{run}** {saved}; its best {score.split()[-1]} was {reached}."

@@ -1,8 +1,10 @@
 r"""The learning-rate range test: one short pass with a growing rate, to choose the rate to train with.
 
-Smith (2015, arXiv:1506.01186; 2018, arXiv:1803.09820): train for one pass while the learning
-rate grows exponentially, one optimizer step per batch, from far too small to far too large, and
-watch the loss. It stays flat while the rate is too small to matter, falls steeply once the rate
+The test is Smith's (2015, arXiv:1506.01186; 2018, arXiv:1803.09820), who raises the rate
+linearly over a few epochs and reads the accuracy. The form here is fastai's ``lr_find`` (Howard
+and Gugger 2020, arXiv:2002.04688): train for one pass while the learning rate grows
+exponentially, one optimizer step per batch, from far too small to far too large, and watch the
+loss. It stays flat while the rate is too small to matter, falls steeply once the rate
 is large enough, bottoms out, and explodes when the rate is too large. Batch :math:`i` of
 :math:`n` trains with
 
@@ -117,7 +119,8 @@ def lr_range_test(
     not finite.
 
     **The suggestion** is the rate at the minimum of the smoothed loss divided by ten: a rate on
-    the steep descent, about ten times below where the loss turns up and explodes (Smith 2018).
+    the steep descent, about ten times below where the loss turns up and explodes (fastai's
+    rule of thumb).
     The minimum of a smoothed curve is a stable point to read; the steepest slope, the other
     common reading, differentiates a noisy curve and depends on where the test starts.
 
