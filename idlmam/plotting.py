@@ -128,6 +128,7 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
         errorbar=t_interval if several else None,
         palette=palette,
     )
+    ax.set_ylabel(y.replace("Accuracy", "accuracy"))  # the score's column name, in prose case
     ax.set_title(
         title or f"{y} per epoch" + (" (mean and 95% t-interval over seeds)" if several else "")
     )

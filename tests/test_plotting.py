@@ -62,6 +62,9 @@ def test_plot_runs_gives_each_run_its_own_colour():
     colours = {line.get_color() for line in ax.get_lines() if len(line.get_xdata()) == 3}
     assert len(colours) == 2
     assert ax.get_title() == "one title"
+    assert plot_runs(frame.rename(columns={"loss": "test Accuracy"})).get_ylabel() == (
+        "test accuracy"
+    )
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"training loss", "test loss"}
 
 
