@@ -62,6 +62,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import torch
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FixedTrial
 
@@ -69,7 +70,7 @@ from idlmam.budget import get_budget
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.plotting import plot_range_test
-from idlmam.stats import compare_pairs, final_scores, t_interval
+from idlmam.stats import compare, compare_pairs, final_scores, t_interval
 from idlmam.tuning import (
     FOLDS_SCORED,
     Quadratic,
@@ -111,19 +112,21 @@ print(
 )
 
 # %% [markdown]
-# Every study on this page searches the chapter's space (neurons per layer from 16 to 256,
-# hidden layers from 1 to 6, AdamW's learning rate from $10^{-5}$ to $10^{-2}$ on a log scale)
-# with the chapter's objective, `make_objective`, which trains each trial and returns its
-# validation accuracy. Repeating studies is what makes a comparison, and it is the expensive
-# part, so each study here is small: a few epochs per trial, on a seeded subset of the training
-# images split 80/20 into {glue:text}`n_search_train` training and {glue:text}`n_search_val`
-# validation images. The test set is not loaded at all.
+# Unless said otherwise, every study on this page searches the chapter's space (neurons per
+# layer from 16 to 256, hidden layers from 1 to 6, AdamW's learning rate from $10^{-5}$ to
+# $10^{-2}$ on a log scale) with the chapter's objective, `make_objective`, which trains each
+# trial and returns its validation accuracy. Two sections say otherwise: the pruner studies
+# widen the rate's range, and the Wilcoxon studies cross-validate each trial over folds.
+# Repeating studies is what makes a comparison, and it is the expensive part, so each study
+# here is small: a few epochs per trial, on a seeded subset of the training images split 80/20
+# into {glue:text}`n_search_train:,` training and {glue:text}`n_search_val:,` validation
+# images. The test set is not loaded at all.
 
 # %% tags=["nbval-ignore-output"]
 train_loader, val_loader = chapter_loaders(SEARCH, seed=SEED, device=DEVICE)
 glue("n_search_train", train_loader.n_examples, display=False)
 glue("n_search_val", val_loader.n_examples, display=False)
-print(f"{train_loader.n_examples} training and {val_loader.n_examples} validation images")
+print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} validation images")
 
 # %% [markdown]
 # ## Four samplers, each run several times
@@ -185,27 +188,50 @@ def shared_start(a, b):
 # %% [markdown]
 # Below, each sampler's best validation accuracy so far after every trial: the line is the mean
 # over its studies, the band a 95% t-interval of that mean. Up to the grey vertical line, random
-# search, TPE and GP run the same trials, so their curves coincide.
+# search, TPE and GP run the same trials, so their curves coincide (and only random search's
+# band is drawn there). The first trials differ most and say least (a best of one or two
+# trials), so the accuracy axis shows only the range the curves occupy from the fifth trial on;
+# the first trials and the widest bands leave it at the bottom.
 
-# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. TPE and GP run the same random trials as random search up to the grey vertical line.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y) against trials run (x) with four coloured lines and shaded bands: random search, TPE, GP and CMA-ES. The random, TPE and GP lines (solid, dashed, dotted) lie on top of each other up to a grey vertical line after trial 10 and may separate afterwards; CMA-ES follows its own path from the second trial."}} tags=["nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(7, 4))
+# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. The accuracy axis spans the curves from the fifth trial on, so the first trials and the widest bands are cut at the bottom. TPE and GP run the same random trials as random search up to the grey vertical line: their lines coincide there, and their bands, random search's until then, are drawn from trial 10 on.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y, zoomed to the range of the curves from the fifth trial on) against trials run (x), with four coloured lines and light shaded bands with thin edges: random search, TPE, GP and CMA-ES, named in a legend to the right of the plot; the TPE and GP bands begin at trial 10. The random, TPE and GP lines (solid, dashed, dotted) lie on top of each other up to a grey dash-dotted vertical line after trial 10 and may separate afterwards; CMA-ES follows its own path from the second trial. The earliest parts of the curves rise from below the bottom of the axis."}} tags=["nbval-ignore-output"]
+fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
 styles = ["-", "--", ":", "-"]  # random, TPE and GP coincide at first: dashes keep each visible
+bands = {name: best_so_far_band([studies[name, s] for s in range(STUDIES)]) for name in SAMPLERS}
 for (name, label), ls in zip(SAMPLERS.items(), styles):
-    band = best_so_far_band([studies[name, seed] for seed in range(STUDIES)])
+    band = bands[name]
     x = band.index + 1  # trial number 0 is the first trial run
-    ax.plot(x, band["mean"], ls=ls, label=label, lw=2)
-    ax.fill_between(x, band["low"].clip(0, 1), band["high"].clip(0, 1), alpha=0.12)
+    (line,) = ax.plot(x, band["mean"], ls=ls, label=label, lw=2)
+    # TPE's and GP's bands are random search's up to trial 10: drawn from there on only
+    shown = x >= (10 if name in ("tpe", "gp") else 1)
+    low, high = band["low"].clip(0, 1)[shown], band["high"].clip(0, 1)[shown]
+    ax.fill_between(x[shown], low, high, color=line.get_color(), alpha=0.08, lw=0)
+    for edge in (low, high):  # thin edges: overlapping bands stay apart
+        ax.plot(x[shown], edge, ls=ls, lw=0.7, color=line.get_color(), alpha=0.6)
 ax.axvline(10.5, color="0.4", ls="-.", lw=1, label="end of the random start")  # 10 trials
-ax.set(xlabel="trials run", ylabel="best validation accuracy so far", ylim=(None, 1))
+# the axis from the curves after the first few trials: their lowest mean at the fifth trial,
+# and the highest band after it, each with a margin of a tenth of that range
+fifth = min(4, TRIALS - 1)  # trial number 4 is the fifth trial run
+low = min(band["mean"].iloc[fifth] for band in bands.values())
+high = max(band[["mean", "high"]].iloc[fifth:].max().max() for band in bands.values())
+margin = 0.1 * max(high - low, 0.01)
+ax.set(
+    xlabel="trials run",
+    ylabel="best validation accuracy so far",
+    ylim=(low - margin, min(1.0, high + margin)),
+)
 ax.set_title(f"{STUDIES} studies per sampler, mean and 95% interval", fontsize=10)
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-ax.legend(loc="lower right")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axis: it covers no curve
 plt.show()
 
 # %% [markdown]
 # After the last trial, each study's best is one number; over the studies of a sampler they give
-# a mean and an interval, and because studies with the same seed share their start, each sampler
-# is compared with random search seed by seed (a paired interval on the differences):
+# a mean and an interval. Each sampler is then compared with random search, the baseline. TPE
+# and GP share their first 10 trials with random search's study of the same seed, so they are
+# compared with it seed by seed (a paired interval on the per-seed differences). CMA-ES shares
+# only its first trial, so pairing it by seed would borrow a link the runs do not have: it is
+# compared without pairing (Welch's interval on the difference of the two means; its seeds are
+# relabelled so that `idlmam.stats.compare` does not pair them).
 
 # %% tags=["nbval-ignore-output"]
 best = pd.DataFrame(
@@ -215,14 +241,18 @@ best = pd.DataFrame(
     ]
 )
 pairs = [(SAMPLERS[name], "random search") for name in ("tpe", "gp", "cmaes")]
-sampler_sentences = compare_pairs(best, pairs, "best accuracy")
+unpaired = best["run"] == "CMA-ES"  # other seed labels: compare() pairs only matching seeds
+welch = best.assign(seed=best["seed"].where(~unpaired, best["seed"] + STUDIES))
+sampler_sentences = compare_pairs(welch, pairs, "best accuracy")
 glue("gp_seconds", seconds["gp"] / seconds["random"], display=False)
 final_scores(best, "best accuracy").round(4)
 
 # %%
 finding(
     f'After {TRIALS} trials, over {STUDIES} studies per sampler ("seeds" are the '
-    f"samplers' seeds):\n\n{sampler_sentences}",
+    "samplers' seeds; TPE and GP paired with random search by seed, CMA-ES not):\n\n"
+    f"{sampler_sentences}\n\nEach line compares one sampler with random search only: they do "
+    "not order TPE, GP and CMA-ES among themselves.",
     needs="tell the samplers apart",
     budget=SEARCH,
 )
@@ -234,7 +264,8 @@ finding(
 # pull ahead only there. And the bands show how far apart two studies of one sampler can end: a
 # comparison from one study of each would read that spread as a difference between samplers.
 # Time matters too: here the GP studies took {glue:text}`gp_seconds:.1f` times as long as random
-# search's, the same trainings plus the fitting of the Gaussian process before each proposal.
+# search's, the same number of trainings (of other networks) plus the fitting of the Gaussian
+# process before each proposal, one timing each.
 #
 # ## What mattered: parameter importances
 #
@@ -249,7 +280,13 @@ finding(
 # One TPE study here has {glue:text}`n_trials`, so its importances are a rough estimate. We
 # therefore pool the trials of all the TPE studies into one study of {glue:text}`n_pooled`
 # trials for the bars (not one longer search, but PED-ANOVA asks only where the good trials
-# lie), and show each study's own importances as dots, to make their spread visible.
+# lie), and show each study's own importances as dots, to make their spread visible. Even
+# pooled, the top 10% holds only {glue:text}`n_top` trials (the advice asks for at least 5).
+#
+# What the numbers measure matters too. PED-ANOVA compares the best trials with the trials the
+# study ran, not with the whole search space, so it measures importance within the region the
+# TPE studies explored: once TPE has settled on a range of rates, the rate may look less
+# important than it would over the whole range from $10^{-5}$ to $10^{-2}$.
 
 # %% tags=["nbval-ignore-output"]
 tpe_trials = [t for s in range(STUDIES) for t in studies["tpe", s].trials]
@@ -261,6 +298,10 @@ importances = pd.DataFrame(
 )[overall.index]  # the pooled order, the most important first
 importances.index.name = "TPE study (seed)"
 glue("n_pooled", len(tpe_trials), display=False)
+# PED-ANOVA's top 10%: the trials at least as good as the ceil(0.1 n)-th best (ties included)
+values = np.sort([t.value for t in tpe_trials if t.value is not None])[::-1]
+n_top = int((values >= values[math.ceil(0.1 * len(values)) - 1]).sum())
+glue("n_top", n_top, display=False)
 pd.concat([importances, overall.to_frame().T]).round(3)
 
 # %% mystnb={"figure": {"caption": "PED-ANOVA parameter importances (Optuna's default evaluator) of the chapter's search: the bars from the pooled trials of all the TPE studies, each dot one study on its own.", "name": "fig-importances"}, "image": {"alt": "Horizontal bar chart with one bar per hyperparameter (the learning rate, hidden layers, neurons per layer), its length the importance from 0 to 1 computed on the pooled TPE trials, with one black dot per TPE study showing how much the single studies disagree."}} tags=["nbval-ignore-output"]
@@ -288,8 +329,10 @@ else:
         f"Study by study, though, the first place went to {places} of the {STUDIES} studies: "
         f"{TRIALS} trials are too few to rank them from one study."
     )
+first, second = overall.index[:2]
 finding(
-    f"Pooled, the importances are {ranking}. {agreement}",
+    f"Pooled, the importances are {ranking}. {agreement} Even pooled, the top 10% is only "
+    f"{n_top} trials, so the order of the first two, `{first}` and `{second}`, is not firm.",
     needs="rank the hyperparameters",
     budget=SEARCH,
 )
@@ -301,23 +344,27 @@ finding(
 # ## The learning-rate range test
 #
 # A search spends many trainings to find a learning rate. Smith (arXiv:1506.01186,
-# arXiv:1803.09820) proposed to measure it in one pass instead: train for one epoch while the
-# rate grows exponentially, batch after batch, from far too small to far too large, and record
-# the loss. It stays flat while the rate is too small to matter, falls steeply once the rate is
-# large enough, bottoms out, and explodes when the rate is too large. A good rate lies on the
-# steep descent, about ten times below where the loss turns up.
+# arXiv:1803.09820) proposed to measure it in one short run instead, the *range test*: train
+# for a few epochs while the rate grows linearly from far too small to far too large, and read
+# the accuracy, which rises once the rate is large enough and falls apart when it is too large.
+# The form most libraries use today, and the one used here, is fastai's `lr_find` (Howard and
+# Gugger 2020, arXiv:2002.04688): at most one epoch, the rate growing exponentially batch after
+# batch, the smoothed training loss recorded. The loss stays flat while the rate is too small to
+# matter, falls steeply once the rate is large enough, bottoms out, and explodes when the rate
+# is too large; fastai's rule takes the rate at the minimum divided by ten, a rate on the steep
+# descent about ten times below where the loss turns up.
 #
-# `idlmam.tuning.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of $n$
-# trains at $\eta_{min}(\eta_{max}/\eta_{min})^{i/(n-1)}$, the curve is a bias-corrected moving
-# average of the batch losses, the pass stops once that average is four times its best, and
-# the suggestion is the rate at the minimum of the curve divided by ten. Afterwards it puts
-# back the weights, the optimizer's state and the random states, so the training that follows
-# is the one that would have run without it.
+# `idlmam.tuning.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of the
+# $n$ batches of an epoch trains at $\eta_{min}(\eta_{max}/\eta_{min})^{i/(n-1)}$, the curve is
+# a bias-corrected moving average of the batch losses, the pass stops early once that average
+# passes four times its best, and the suggestion is the rate at the minimum of the curve
+# divided by ten. Afterwards it puts back the weights, the optimizer's state and the random
+# states, so the training that follows is the one that would have run without it.
 #
 # We test the network of the best trial of all the TPE studies, with the trials' optimizer
 # (AdamW, its defaults) and batch size. One pass over the search's few training images would
 # be too few batches for a curve, so the pass runs over the chapter's training split, its
-# {glue:text}`n_range_images` training images (still no test image):
+# {glue:text}`n_range_images:,` training images (still no test image):
 
 # %% tags=["nbval-ignore-output"]
 best_trial = max((studies["tpe", s].best_trial for s in range(STUDIES)), key=lambda t: t.value)
@@ -334,30 +381,39 @@ result = lr_range_test(
 range_seconds = time.perf_counter() - started
 searched = best_trial.params["learning_rate"]
 glue("n_range_images", range_loader.n_examples, display=False)
-glue("range_batches", len(result.lrs), display=False)
+if result.explodes_at is not None:  # the smoothed loss passed diverge_factor (4) times its best
+    stop = (
+        f"stopped early, after {len(result.lrs):,} of the epoch's {len(range_loader):,} "
+        "batches, once the smoothed loss passed four times its best"
+    )
+else:
+    stop = f"ran the whole epoch, all its {len(range_loader):,} batches"
+glue("range_stop", stop, display=False)
 glue("range_seconds", range_seconds, display=False)
 glue("suggested_lr", result.suggestion, display=False)
 glue("searched_lr", searched, display=False)
 glue("lr_ratio", result.suggestion / searched, display=False)
 print(shape, f"suggested {result.suggestion:.3g}, searched {searched:.3g}")
 
-# %% mystnb={"figure": {"caption": "The learning-rate range test of the best TPE trial's network: the smoothed training loss against the rate (log axis), the minimum of the curve, the suggested rate ten times below it, and the rate the search found.", "name": "fig-range-test"}, "image": {"alt": "A curve of smoothed training loss (y) against the learning rate on a log axis (x): flat at small rates, falling steeply, reaching a minimum marked with a black dot, then rising out of the top of the plot. An orange dashed vertical line marks the suggested rate a decade left of the minimum, and a green dotted line marks the rate the search found."}} tags=["nbval-ignore-output"]
-ax = plot_range_test(result, title=f"Range test: {len(result.lrs)} batches, one pass")
+# %% mystnb={"figure": {"caption": "The learning-rate range test of the best TPE trial's network: the smoothed training loss against the rate (log axis) over the batches the pass trained, the minimum of the curve, the suggested rate ten times below it, and the rate the search found.", "name": "fig-range-test"}, "image": {"alt": "A curve of smoothed training loss (y) against the learning rate on a log axis (x): flat at small rates, falling steeply, reaching a minimum marked with a black dot, then rising steeply. An orange dashed vertical line marks the suggested rate a decade left of the minimum, and a green dotted line marks the rate the search found; a legend in the lower left names them."}} tags=["nbval-ignore-output"]
+ax = plot_range_test(
+    result, title=f"Range test: {len(result.lrs):,} of an epoch's {len(range_loader):,} batches"
+)
 ax.axvline(searched, color="tab:green", ls=":", lw=2, label=f"search found {searched:.3g}")
-ax.legend(loc="upper left", fontsize=8)
+ax.legend(loc="lower left", fontsize=8)  # below the flat start, where the curve never goes
 ax.figure.set_size_inches(7, 3.8)
 plt.show()
 
 # %% [markdown]
-# The pass took {glue:text}`range_batches` batches and {glue:text}`range_seconds:.1f` seconds.
+# The pass {glue:text}`range_stop`, and took {glue:text}`range_seconds:.1f` seconds.
 # It suggests {glue:text}`suggested_lr:.2g`; the search settled on
 # {glue:text}`searched_lr:.2g`, so the suggestion is {glue:text}`lr_ratio:.2g` times the
 # searched rate. Which trains better? We train the same network with the trials' recipe
 # (AdamW and half a cosine over {glue:text}`n_epochs` epochs) at three rates: the suggested
 # one, the searched one, and the minimum of the curve, ten times the suggestion. Each runs
 # with {glue:text}`n_seeds` training seeds (the weights and the batch order), seeds 1 and up:
-# the search scored its trials with seed 0, where the searched rate won partly by luck; on
-# other seeds it has no such advantage.
+# the search scored its trials with seed 0, where the searched rate may have won partly by
+# luck; on other seeds it has no such advantage.
 
 # %% tags=["nbval-ignore-output"]
 RATES = {
@@ -382,12 +438,53 @@ glue("n_epochs", EPOCHS, display=False)
 glue("n_seeds", SEEDS, display=False)
 at_rates.pivot(index="seed", columns="run", values="val Accuracy").round(4)
 
+# %% [markdown]
+# Each comparison below is paired by seed. Its interval says whether the mean difference stands
+# out of the seed-to-seed noise; with few seeds it often does not, so each also says on how
+# many seeds, and by how much, one rate did worse than the other.
+
+
 # %%
+def seed_by_seed(frame, a, b, column="val Accuracy"):
+    """``a`` against ``b``: the paired comparison, how often and by how much (in points) ``b``
+    did worse or better on a seed where both trained, and which of the two trains better."""
+    comparison = compare(frame, a, b, column)
+    both = frame.pivot(index="seed", columns="run", values=column)[[a, b]].dropna()
+    points = 100 * (both[a] - both[b])  # > 0: b did worse on that seed
+    n, worse, better = len(points), points[points > 0], points[points < 0]
+
+    def by(d):
+        low, high = sorted((abs(d.min()), abs(d.max())))
+        return f"by {low:.1f} points" if len(d) == 1 else f"by {low:.1f} to {high:.1f} points"
+
+    parts = [f"worse on {len(worse)} of {n} ({by(worse)})" if len(worse) else ""]
+    parts += [f"better on {len(better)} of {n} ({by(better)})" if len(better) else ""]
+    ties = n - len(worse) - len(better)
+    parts += [f"the same on {ties} of {n}" if ties else ""]
+    said = ", ".join(p for p in parts if p) or "not train on a seed in common with it"
+    sentence = comparison.sentence()
+    bullet = f"- {sentence[:1].upper()}{sentence[1:]}; seed by seed, {b} did {said}."
+    winner, loser = (a, b) if comparison.difference > 0 else (b, a)
+    if comparison.differs:
+        verdict = f"{winner} trains better than {loser}, beyond the noise of {n} seeds"
+    elif n > 1 and (len(worse) == n or len(better) == n):
+        verdict = (
+            f"{winner} did better than {loser} on every seed, though with {n} seeds the mean "
+            "difference stays within the noise"
+        )
+    else:
+        verdict = f"{a} and {b} cannot be told apart on {n} seeds"
+    return bullet, verdict
+
+
 diverged = at_rates["val Accuracy"].isna().groupby(at_rates["run"], sort=False).sum()
 trained = [run for run in RATES if diverged[run] < SEEDS]  # a run with a score to compare
-pairs = [(trained[0], run) for run in trained[1:]]
-lines = [compare_pairs(at_rates, pairs, "val Accuracy")] if pairs else []
+readings = [seed_by_seed(at_rates, trained[0], run) for run in trained[1:]]
+lines = [bullet for bullet, _ in readings]
 lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.items() if n]
+if readings:
+    verdicts = "; ".join(verdict for _, verdict in readings)
+    lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
 finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
 
 # %% [markdown]
@@ -401,7 +498,7 @@ finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
 # A pruner stops a trial whose learning curve looks hopeless, and the epochs it saves can pay for
 # more trials. What it costs is the chance that a stopped trial would have caught up. So a pruner
 # is measured by two numbers: the best accuracy its study reached, and the epochs all its trials
-# trained together. We compare, each with the same TPE sampler and seeds:
+# trained in total. We compare, each with the same TPE sampler and seeds:
 #
 # - **no pruning**, the reference: every trial trains all its {glue:text}`n_prune_epochs` epochs
 #   (unless it diverges);
@@ -410,9 +507,10 @@ finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
 # - **successive halving** (`SuccessiveHalvingPruner`, asynchronous, Li et al.,
 #   arXiv:1810.05934): at each *rung* (here after epochs {glue:text}`rungs`) a trial goes on
 #   only if it is in the top third of the trials that have reached that rung;
-# - **Hyperband** (`HyperbandPruner`, Li et al., arXiv:1603.06560): several successive-halving
-#   brackets whose first rungs lie at different epochs, each trial in one of them, so that no
-#   single choice of the first rung has to suit every search.
+# - **Hyperband** (`HyperbandPruner`, Li et al., arXiv:1603.06560): several runs of successive
+#   halving with different starting budgets, called *brackets* (their first rungs lie at
+#   different epochs), each trial in one of them, so that no single choice of the first rung
+#   has to suit every search.
 #
 # No pruner judges a trial before its second epoch: the median pruner from then on, once
 # {glue:text}`prune_startup` trials have finished, and the halving pruners at their rungs. The
@@ -451,9 +549,13 @@ for label, (name, settings) in PRUNERS.items():
 
 
 # %% [markdown]
-# Each study's result is a point: the epochs it spent, and the best accuracy it reached. The
-# left panel shows how each study got there, its best accuracy growing as its epochs add up; the
-# right one the mean over the studies of each pruner, with 95% intervals both ways.
+# Each study's result is two numbers: the epochs it spent, and the best accuracy it reached.
+# The left panel shows how each study got there, its best accuracy growing as its epochs add
+# up; studies of different pruners with the same sampler seed start with the same trials, so
+# their lines often coincide, and the lines are drawn from the widest to the narrowest so that
+# a line underneath still shows at the edges of the one on top. The right panel has one row per
+# pruner: the epochs each study spent, the mean and its 95% interval, and, in the row's label,
+# the mean best accuracy with its interval.
 
 
 # %%
@@ -476,31 +578,47 @@ def outcome_frame(studies_by_run):
 prune_results = outcome_frame(pruned_studies)
 print(f"{len(prune_results)} studies, {prune_results['run'].nunique()} pruners")
 
-# %% mystnb={"figure": {"caption": "The pruner comparison: left, each study's best validation accuracy against the epochs its trials had spent so far; right, each pruner's mean epochs spent and mean best accuracy over its studies, with 95% intervals.", "name": "fig-pruners"}, "image": {"alt": "Two panels. Left: step lines of best validation accuracy (y) against cumulative epochs spent (x), one per study, coloured by pruner: no pruning, median, successive halving and Hyperband; the pruned studies end further left. Right: one point per pruner at its mean epochs spent (x) and mean best accuracy (y), with horizontal and vertical error bars."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "The pruner comparison. Left: each study's best validation accuracy so far against the epochs its trials had spent so far, one line per study; studies that took the same path coincide, drawn from the widest line (no pruning) to the narrowest (Hyperband) so that each stays visible at the edges of the others. Right: one row per pruner, the epochs each study spent (open circles, offset vertically by sampler seed so that equal values stay visible) and their mean with a 95% interval (filled circle and bar); each row's label gives the mean best validation accuracy of its studies with its 95% interval.", "name": "fig-pruners"}, "image": {"alt": "Two panels with a shared legend below them. Left: step lines of best validation accuracy so far (y) against cumulative epochs spent (x), one per study, coloured and styled by pruner: no pruning black, solid and widest; median blue and dashed; successive halving orange and dotted; Hyperband green, dash-dotted and narrowest. Where lines coincide, the wider ones show as borders around the narrower. Right: four rows, one per pruner, with the epochs spent by a study on the x axis; in each row one open circle per study, slightly apart vertically, and a filled circle with a horizontal error bar for their mean; the row labels name the pruner and its mean best accuracy with a plus-minus interval."}} tags=["nbval-ignore-output"]
 colours = dict(zip(PRUNERS, ["black", "tab:blue", "tab:orange", "tab:green"]))
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
-styles = dict(zip(PRUNERS, ["-", "--", ":", "-."]))  # paired studies overlap until they prune
-for (label, _seed), study in pruned_studies.items():
+styles = dict(zip(PRUNERS, ["-", "--", ":", "-."]))
+widths = dict(zip(PRUNERS, [3.0, 2.2, 1.5, 0.9]))  # the widest first: coinciding lines nest
+fig, (left, right) = plt.subplots(
+    1, 2, figsize=(11, 4.6), layout="constrained", width_ratios=[1, 1.1]
+)
+for (label, seed), study in pruned_studies.items():
     curve = best_by_epochs(study)
     left.step(
-        curve["epochs"], curve["best value"], where="post", color=colours[label], ls=styles[label]
-    )
-for label, group in prune_results.groupby("run", sort=False):
-    (x_low, x_high), (y_low, y_high) = (
-        t_interval(group[c]) for c in ("epochs spent", "best accuracy")
-    )
-    right.errorbar(
-        (x_low + x_high) / 2, (y_low + y_high) / 2, xerr=(x_high - x_low) / 2,
-        yerr=(y_high - y_low) / 2, fmt="o", color=colours[label], capsize=3, label=label,
+        curve["epochs"], curve["best value"], where="post", color=colours[label],
+        ls=styles[label], lw=widths[label], label=label if seed == 0 else "_nolegend_",
     )  # fmt: skip
 bottom = prune_results["best accuracy"].min() - 0.1  # the later trials matter: zoom on them
 left.set(
     xlabel="epochs spent so far", ylabel="best validation accuracy so far", ylim=(bottom, None)
 )
-right.set(xlabel="epochs spent by the study", ylabel="best validation accuracy")
 left.set_title("each study, trial after trial", fontsize=10)
-right.set_title(f"mean over {STUDIES} studies, 95% intervals", fontsize=10)
-fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncols=len(PRUNERS))
+row_labels = []
+for row, (label, group) in enumerate(prune_results.groupby("run", sort=False)):
+    group = group.sort_values("seed")
+    offsets = 0.12 * (np.arange(len(group)) + 1)  # the studies above the row, seed by seed
+    right.plot(group["epochs spent"], row - offsets, "o", mfc="none", color=colours[label], ms=6)
+    low, high = t_interval(group["epochs spent"])
+    right.errorbar(
+        (low + high) / 2, row, xerr=(high - low) / 2, fmt="o", color=colours[label], capsize=4,
+        ms=7,
+    )  # fmt: skip
+    acc_low, acc_high = t_interval(group["best accuracy"])
+    acc = group["best accuracy"].mean()
+    spread = f" ± {(acc_high - acc_low) / 2:.3f}" if np.isfinite(acc_low) else ""
+    row_labels.append(f"{label}\nbest accuracy {acc:.3f}{spread}")
+right.set_yticks(range(len(row_labels)), row_labels)
+right.set_ylim(len(row_labels) - 0.5, -0.12 * STUDIES - 0.5)  # the first pruner at the top
+right.set(xlabel="epochs spent by the study", ylabel="pruner")
+right.set_title(f"epochs spent: {STUDIES} studies per pruner, mean and 95% interval", fontsize=10)
+handles = left.get_legend_handles_labels()[0] + [
+    Line2D([], [], marker="o", mfc="none", color="0.4", ls="none", label="one study (right)"),
+    Line2D([], [], marker="o", color="0.4", label="mean, 95% interval (right)"),
+]  # the right panel's markers take the pruner's colour: shown in grey here
+fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
 plt.show()
 
 
@@ -562,7 +680,9 @@ for label, name in {"no pruning": "none", "Wilcoxon": "wilcoxon"}.items():
         cv_studies[label, seed] = study
 cv_results = outcome_frame(cv_studies)
 glue("n_folds", FOLDS, display=False)
-cv_results.groupby("run")[["epochs spent", "best accuracy"]].mean().round(4)
+cv_results.groupby("run")[["epochs spent", "best accuracy"]].mean().round(
+    {"epochs spent": 1, "best accuracy": 4}
+)
 
 # %% tags=["nbval-ignore-output"]
 wilcoxon = [t for (run, _), study in cv_studies.items() if run == "Wilcoxon" for t in study.trials]

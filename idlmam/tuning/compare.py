@@ -271,8 +271,9 @@ def savings_sentence(
         confidence: of the intervals.
 
     Returns:
-        A Markdown bullet, e.g. ``"- **median** spent 21 ± 5 epochs fewer than no pruning (30% of
-        its 70); its best accuracy was the same as no pruning's in every study."``
+        A Markdown bullet, e.g. ``"- **Median** spent 21 ± 5 epochs fewer than no pruning (30% of
+        its 70); its best accuracy was the same as no pruning's in every study."``: the bullet is
+        a sentence, so a run named in lower case is capitalised where it starts it (only there).
 
     Raises:
         ValueError: a run or a column is missing (from :func:`idlmam.stats.compare`).
@@ -282,7 +283,7 @@ def savings_sentence(
         ...         ("median", 0, 50, 0.8), ("median", 1, 50, 0.7), ("median", 2, 50, 0.9)]
         >>> frame = pd.DataFrame(rows, columns=["run", "seed", "epochs spent", "best accuracy"])
         >>> print(savings_sentence(frame.assign(epoch=0), "median", "none"))
-        - **median** spent 20 ± 5 epochs fewer than none (29% of its 70); its best accuracy
+        - **Median** spent 20 ± 5 epochs fewer than none (29% of its 70); its best accuracy
         was the same as none's in every study.
     """
     from ..stats import compare
@@ -313,4 +314,5 @@ def savings_sentence(
             f"{round(100 * kept.difference, 1) + 0.0:+.1f} ± {100 * kept.half_width:.1f} points against "
             f"{reference}'s, {noise}"
         )
-    return f"- **{run}** {saved}; its best {score.split()[-1]} was {reached}."
+    name = run[:1].upper() + run[1:]  # the bullet is a sentence; the rest of the name is kept
+    return f"- **{name}** {saved}; its best {score.split()[-1]} was {reached}."

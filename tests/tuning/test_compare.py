@@ -123,7 +123,7 @@ def test_savings_sentence_states_both_differences_with_their_paired_intervals():
     # accuracy: -2, -2, -1 points: mean -1.67, sd 0.577 -> ± 1.43: below, beyond the noise
     half = T2 * np.std([-2, -2, -1], ddof=1) / math.sqrt(3)
     assert savings_sentence(frame, "halving", "none") == (
-        f"- **halving** spent 28 ± 5 epochs fewer than none (40% of its 70); its best accuracy "
+        f"- **Halving** spent 28 ± 5 epochs fewer than none (40% of its 70); its best accuracy "
         f"was 1.7 ± {half:.1f} points below none's."
     )
 
@@ -137,7 +137,7 @@ def test_savings_sentence_says_when_a_difference_is_noise_or_nothing():
         }
     )
     median = savings_sentence(frame, "median", "none")
-    assert median.startswith("- **median** spent 10 ± 43 epochs fewer than none (14% of its 70), ")
+    assert median.startswith("- **Median** spent 10 ± 43 epochs fewer than none (14% of its 70), ")
     assert (
         "within the noise of 3 studies; its best accuracy was the same as none's in every" in median
     )
@@ -152,3 +152,17 @@ def test_savings_sentence_with_one_study_claims_no_interval():
     assert "with 1 study, no interval" in sentence and "within the noise" not in sentence
     with pytest.raises(ValueError, match="not in the frame"):
         savings_sentence(frame, "hyperband", "none")
+
+
+def test_savings_sentence_capitalises_the_run_that_starts_it():
+    frame = frame_of(
+        {
+            "no pruning": [(70, 0.80), (72, 0.70), (68, 0.90)],
+            "successive halving": [(40, 0.80), (44, 0.70), (42, 0.90)],
+            "Hyperband": [(50, 0.80), (50, 0.70), (50, 0.90)],
+        }
+    )
+    halving = savings_sentence(frame, "successive halving", "no pruning")
+    assert halving.startswith("- **Successive halving** spent 28 ± 5 epochs fewer than no pruning")
+    assert halving.endswith("the same as no pruning's in every study.")  # the reference as given
+    assert savings_sentence(frame, "Hyperband", "no pruning").startswith("- **Hyperband** spent")
