@@ -168,7 +168,7 @@ def test_the_colab_notebooks_are_pushed_to_the_branch_the_buttons_open():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert pushed == [config["sphinx"]["config"]["colab_branch"]] == ["colab"]
     assert config["repository"]["branch"] == "main", "edit buttons stay on main"
-    assert config["sphinx"]["local_extensions"] == {"colab_branch": "_ext"}
+    assert config["sphinx"]["local_extensions"]["colab_branch"] == "_ext"
 
 
 def test_drift_installs_the_newest_releases_and_fails_on_our_deprecations():

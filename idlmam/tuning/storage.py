@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -301,7 +302,11 @@ def optimize_until(
     whose worker died is failed (on an RDB storage with a heartbeat) and made up for.
 
     The check runs before the first trial (a worker joining a full study does nothing) and after
-    each one (Optuna's ``MaxTrialsCallback``).
+    each one (Optuna's ``MaxTrialsCallback``). On a storage with a heartbeat, a worker that
+    reaches the total while other workers' trials still run waits, up to four heartbeats: a
+    trial whose worker died goes silent, is failed after the grace period and retried (as a
+    waiting copy), and this worker runs it. So a worker restarted right after a crash does not
+    leave the dead trial running for ever. A live worker's longer trial is left to that worker.
 
     Args:
         study: the study, in any storage.
@@ -323,15 +328,38 @@ def optimize_until(
 
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0:
         raise ValueError(f"n_trials must be a whole number of at least 0, got {n_trials!r}")
-    if count_trials(study) >= n_trials:
-        return 0
-    ran = []
-    study.optimize(
-        objective,
-        callbacks=[
-            MaxTrialsCallback(n_trials, states=COUNTED_STATES),
-            lambda study, trial: ran.append(trial.number),
-            *callbacks,
-        ],
-    )
-    return len(ran)
+    ran: list[int] = []
+    interval = _heartbeat_interval(study)
+    waited = 0
+    while True:
+        if interval is not None:
+            with _quiet_experimental():
+                optuna.storages.fail_stale_trials(study)  # dead workers' trials: failed, retried
+        if count_trials(study) < n_trials:
+            study.optimize(
+                objective,
+                callbacks=[
+                    MaxTrialsCallback(n_trials, states=COUNTED_STATES),
+                    lambda study, trial: ran.append(trial.number),
+                    *callbacks,
+                ],
+            )
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if interval is None or not running or waited >= _WAIT_HEARTBEATS * interval:
+            return len(ran)
+        time.sleep(interval)  # another worker's trial runs: wait until it ends or goes silent
+        waited += interval
+
+
+# A dead worker's trial is failed once silent for the grace period (twice the heartbeat by
+# default) after its last heartbeat: waiting four heartbeats sees it go. A longer trial of a live
+# worker is left to that worker.
+_WAIT_HEARTBEATS = 4
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    """Seconds between the heartbeats of ``study``'s storage (None: it has none, e.g. a journal
+    file or memory). Optuna's ``Study`` has no public accessor for its storage."""
+    get = getattr(study._storage, "get_heartbeat_interval", None)
+    return get() if callable(get) else None

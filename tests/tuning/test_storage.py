@@ -105,3 +105,27 @@ def test_create_study_takes_a_sampler_by_name_or_as_an_object():
     assert create_study(sampler=mine).sampler is mine
     with pytest.raises(ValueError, match="unknown sampler 'grid': choose one of"):
         create_study(sampler="grid")
+
+
+def test_a_worker_that_reaches_the_total_waits_for_a_dead_trial_and_makes_it_up(tmp_path):
+    """A trial whose worker died still counts as RUNNING; the next worker waits for its heartbeat
+    to go stale, and runs the retried copy, instead of leaving it running for ever."""
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1)
+    study = create_study(storage, study_name="dead", seed=0)
+    optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 1)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() is not optimize()
+        dead = study.ask()  # a worker took this trial and died: RUNNING, its heartbeat silent
+    storage.record_heartbeat(dead._trial_id)  # the one beat it sent before it died
+    assert count_trials(study) == 2
+    ran = optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 2)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states
+    assert study.trials[dead.number].state == TrialState.FAIL and ran == 1
+
+
+def test_a_running_trial_that_never_goes_stale_does_not_keep_a_worker_for_ever(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1)
+    study = create_study(storage, study_name="live", seed=0)
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        study.ask()  # no heartbeat recorded: never stale (as a live worker's long trial)
+    assert optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 1) == 0
