@@ -20,13 +20,12 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import optuna
 
-from .objective import BY_DIVERGENCE, STOP_REASON, STOPPED_BY, _check_epochs, _train_built
+from .objective import BY_DIVERGENCE, STOP_REASON, STOPPED_BY, _check_epochs, _train_trial
 
 if TYPE_CHECKING:  # pragma: no cover - for the type hints only
     import torch
@@ -165,8 +164,6 @@ def make_fold_objective(
     build = mlp_search() if build is None else build
 
     def objective(trial: optuna.Trial) -> float:
-        from .. import train
-
         order = range(len(folds))
         if shuffle:
             order = np.random.default_rng([seed, trial.number]).permutation(len(folds)).tolist()
@@ -174,18 +171,9 @@ def make_fold_objective(
         spent = 0
         for i in order:
             train_loader, val_loader = folds[i]
-            with warnings.catch_warnings():
-                # a diverged fold is an outcome, kept in stopped_by
-                warnings.simplefilter("ignore", train.DivergenceWarning)
-                _, results = _train_built(
-                    build,
-                    trial,
-                    train_loader,
-                    val_loader,
-                    epochs=epochs,
-                    device=device,
-                    seed=seed,
-                )
+            results = _train_trial(  # a diverged fold is an outcome, kept in stopped_by
+                build, trial, train_loader, val_loader, epochs=epochs, device=device, seed=seed
+            )
             spent += len(results)
             score = float(results["val Accuracy"].iloc[-1])
             if not math.isfinite(score):

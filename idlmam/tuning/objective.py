@@ -246,6 +246,16 @@ def _train_built(
     return model, results
 
 
+def _train_trial(build: Builder, trial: optuna.Trial, train_loader, val_loader, **kwargs):
+    """:func:`_train_built`'s results for a trial, whose divergence is an outcome of the trial
+    (kept in ``stopped_by``), not a warning."""
+    from .. import train
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", train.DivergenceWarning)
+        return _train_built(build, trial, train_loader, val_loader, **kwargs)[1]
+
+
 # --------------------------------------------------------------------------- the objective
 
 
@@ -342,8 +352,6 @@ def make_objective(
         raise ValueError(f"max_train_loss must be above 0 (or None), got {max_train_loss!r}")
 
     def objective(trial: optuna.Trial) -> float:
-        from .. import train
-
         stop: dict[str, str] = {}
 
         def on_epoch_end(epoch: int, row: dict) -> bool:
@@ -361,19 +369,16 @@ def make_objective(
                 return True
             return False
 
-        with warnings.catch_warnings():
-            # the loop warns when a run diverges; here that is an outcome, kept in stopped_by
-            warnings.simplefilter("ignore", train.DivergenceWarning)
-            _, results = _train_built(
-                build,
-                trial,
-                train_loader,
-                val_loader,
-                epochs=epochs,
-                device=device,
-                seed=seed,
-                on_epoch_end=on_epoch_end,
-            )
+        results = _train_trial(
+            build,
+            trial,
+            train_loader,
+            val_loader,
+            epochs=epochs,
+            device=device,
+            seed=seed,
+            on_epoch_end=on_epoch_end,
+        )
         trial.set_user_attr("epochs_trained", len(results))
         losses = results["train loss"]
         if not stop and not all(math.isfinite(x) for x in losses):
