@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,17 +50,20 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return float(x.mean()) - half, float(x.mean()) + half
 
 
-def _last_epochs(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One row per (run, seed): its last epoch's ``column`` (a diverged seed ends early)."""
-    missing = {"run", "seed", "epoch", column} - set(frame.columns)
+def _last_epochs(
+    frame: pd.DataFrame, column: str, keep: Sequence[str] = (), *, sort: bool = True
+) -> pd.DataFrame:
+    """One row per (run, seed): its last epoch's ``column`` (a diverged seed ends early), and
+    the ``keep`` columns; sorted by run and seed, or (``sort=False``) in order of appearance."""
+    missing = {"run", "seed", "epoch", column, *keep} - set(frame.columns)
     if missing:
         raise ValueError(
             f"the frame lacks the columns {sorted(missing)}: give the long results frame of "
             "idlmam.experiments.run (run, seed, epoch and the score columns)"
         )
     frame = frame.reset_index(drop=True)  # frames concatenated without ignore_index repeat labels
-    last = frame.loc[frame.groupby(["run", "seed"])["epoch"].idxmax()]
-    return last[["run", "seed", column]]
+    last = frame.loc[frame.groupby(["run", "seed"], sort=sort)["epoch"].idxmax()]
+    return last[["run", "seed", column, *keep]]
 
 
 def final_scores(

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from .experiments import run
+from .stats import _last_epochs
 from .train import DivergenceWarning
 
 __all__ = ["rate_grid", "sweep_label", "lr_sweep", "with_seeds", "best_rates", "time_to_target"]
@@ -170,17 +171,6 @@ def with_seeds(
     return out.reset_index(drop=True)
 
 
-def _finals(frame: pd.DataFrame, column: str, by: list[str]) -> pd.DataFrame:
-    missing = {"run", "seed", "epoch", column, *by} - set(frame.columns)
-    if missing:
-        raise ValueError(
-            f"the frame lacks the columns {sorted(missing)}: give a frame of lr_sweep or "
-            "with_seeds (run, seed, epoch, optimizer, rate and the score columns)"
-        )
-    frame = frame.reset_index(drop=True)
-    return frame.loc[frame.groupby(["run", "seed"], sort=False)["epoch"].idxmax()]
-
-
 def best_rates(frame: pd.DataFrame, column: str = "val Accuracy") -> pd.DataFrame:
     r"""Each optimizer's best rate by its runs' final ``column``, and the grid it came from.
 
@@ -208,7 +198,7 @@ def best_rates(frame: pd.DataFrame, column: str = "val Accuracy") -> pd.DataFram
              rate  score  trials  at_edge
         SGD   0.1   0.85       3    False
     """
-    last = _finals(frame, column, ["optimizer", "rate"])
+    last = _last_epochs(frame, column, ["optimizer", "rate"], sort=False)
     scores = last.assign(score=last[column].fillna(-math.inf))
     per_rate = scores.groupby(["optimizer", "rate"], sort=False)["score"].mean().reset_index()
     rows = {}
