@@ -16,12 +16,9 @@ decides how long the whole book takes:
   for the chapter's findings: a page states a finding only on a budget whose ``findings`` is
   true, and shows a box in its place on ``quick`` (:func:`idlmam.notebook.finding`).
 
-With ``IDL_BUDGET`` unset, a runtime with a CUDA GPU (Colab's, for one) gets ``chapter`` and
-any other gets ``full``, an Apple GPU (MPS) included, although the notebooks train on it
-(:func:`idlmam.utils.get_device` picks it). ``chapter`` is several times ``full``'s cost and is
-sized for a CUDA GPU; the book's networks are small, so an Apple GPU, which shares the laptop's
-memory and power, is not known to be several times faster than its CPU at them. A Mac reader
-who wants the chapter's numbers asks for them: ``IDL_BUDGET=chapter``.
+With ``IDL_BUDGET`` unset the budget is ``full``, on every machine: a CPU, Colab's GPU runtime,
+an Apple GPU. ``chapter`` is asked for by name (``IDL_BUDGET=chapter``, or
+``os.environ["IDL_BUDGET"] = "chapter"`` in a notebook before the imports).
 
 What each budget costs on one machine is measured in ``book/measurements.md``.
 
@@ -36,7 +33,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-__all__ = ["Budget", "BUDGETS", "get_budget"]
+__all__ = ["Budget", "BUDGETS", "DEFAULT", "get_budget"]
+
+# the budget with IDL_BUDGET unset: the same on a CPU, on Colab's GPU and on an Apple GPU
+DEFAULT = "full"
 
 
 @dataclass(frozen=True)
@@ -204,23 +204,15 @@ BUDGETS = {
 }
 
 
-def _default_name() -> str:
-    import torch
-
-    return "chapter" if torch.cuda.is_available() else "full"
-
-
 def get_budget(name: str | None = None) -> Budget:
     """Return the budget named ``name``, or the one ``IDL_BUDGET`` names.
 
-    With neither, the default: ``chapter`` where a CUDA GPU is present (a Colab GPU runtime runs
-    the source's 50 epochs), ``full`` elsewhere, on an Apple GPU (MPS) too (see the module's
-    docstring for why).
+    With neither, ``full``, whatever the machine.
 
     Raises:
         ValueError: the name is not one of :data:`BUDGETS`.
     """
-    chosen = name if name is not None else os.environ.get("IDL_BUDGET") or _default_name()
+    chosen = name if name is not None else os.environ.get("IDL_BUDGET") or DEFAULT
     chosen = chosen.strip().lower()
     if chosen not in BUDGETS:
         raise ValueError(

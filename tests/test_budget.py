@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from idlmam.budget import BUDGETS, get_budget
+from idlmam.budget import BUDGETS, DEFAULT, get_budget
 
 
 def test_chapter_is_the_chapters_own_numbers():
@@ -35,28 +35,20 @@ def test_quick_is_smaller_everywhere(larger):
 def test_environment_variable_chooses(monkeypatch):
     monkeypatch.setenv("IDL_BUDGET", "quick")
     assert get_budget().name == "quick"
-    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.delenv("IDL_BUDGET")
     assert get_budget().name == "full"
 
 
-def test_a_gpu_runtime_without_a_setting_runs_the_chapters_numbers(monkeypatch):
+@pytest.mark.parametrize("gpu", ["cuda", "mps", None])
+def test_the_default_is_full_on_any_machine(monkeypatch, gpu):
+    # one default, the one the README and every page's budget box state (Colab's GPU included)
     monkeypatch.delenv("IDL_BUDGET", raising=False)
-    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    assert get_budget().name == "chapter"
-    monkeypatch.setenv("IDL_BUDGET", "quick")
-    assert get_budget().name == "quick"
-
-
-def test_an_apple_gpu_without_a_setting_runs_full(monkeypatch):
-    # the notebooks train on MPS, but the default budget stays the CPU's: see budget's docstring
-    monkeypatch.delenv("IDL_BUDGET", raising=False)
-    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("torch.backends.mps.is_available", lambda: True)
-    monkeypatch.setattr("torch.accelerator.is_available", lambda: True)
-    mps = torch.device("mps")
-    monkeypatch.setattr("torch.accelerator.current_accelerator", lambda *a, **k: mps)
-    assert get_budget().name == "full"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: gpu == "cuda")
+    monkeypatch.setattr("torch.backends.mps.is_available", lambda: gpu == "mps")
+    monkeypatch.setattr("torch.accelerator.is_available", lambda: gpu is not None)
+    device = torch.device(gpu or "cpu")
+    monkeypatch.setattr("torch.accelerator.current_accelerator", lambda *a, **k: device)
+    assert DEFAULT == "full" and get_budget().name == DEFAULT
 
 
 def test_only_quick_is_too_small_for_findings():
