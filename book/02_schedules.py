@@ -26,7 +26,7 @@
 # baseline network with each on Fashion-MNIST, and compares them side by side.
 
 # %% tags=["hide-cell"]
-# Colab only: install the companion package from the repository (does nothing elsewhere).
+# Colab only: install the companion package from PyPI (does nothing elsewhere).
 import importlib.util
 import subprocess
 import sys
@@ -39,7 +39,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
+            "idlmam[tune]==0.2.0",
         ],
         check=True,
     )

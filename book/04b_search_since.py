@@ -29,7 +29,7 @@
 # watch it live, and several worker processes sharing one study.
 
 # %% tags=["hide-cell"]
-# Colab only: install the companion package from the repository (does nothing elsewhere).
+# Colab only: install the companion package from PyPI (does nothing elsewhere).
 import importlib.util
 import subprocess
 import sys
@@ -42,7 +42,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
+            "idlmam[tune]==0.2.0",
         ],
         check=True,
     )

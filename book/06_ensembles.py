@@ -30,7 +30,7 @@
 # averaged model is scored against the single model of the same run and seed.
 
 # %% tags=["hide-cell"]
-# Colab only: install the companion package from the repository (does nothing elsewhere).
+# Colab only: install the companion package from PyPI (does nothing elsewhere).
 import importlib.util
 import subprocess
 import sys
@@ -43,7 +43,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
+            "idlmam[tune]==0.2.0",
         ],
         check=True,
     )

@@ -20,14 +20,18 @@ notebooks that ``make book`` executed (myst-nb writes them, with their outputs, 
 * MyST-only lines (``(label)=`` targets, ``%`` comments, ``+++`` breaks, ``$$ (label)`` equation
   labels) are removed;
 * the Colab setup cell (the code cell that pip-installs idlmam when ``google.colab`` is loaded)
-  comes first, so that Colab installs the package before the first import.
+  comes first, so that Colab installs the package before the first import; given a ``pin``, it
+  installs that requirement instead of the source's: the release from PyPI
+  (``idlmam[tune]==X.Y.Z``) when the build is a release, else the build's own commit
+  (``idlmam[tune] @ git+https://github.com/<owner>/<repo>@<40-hex sha>``), or a local wheel
+  (``idlmam[tune] @ file:///.../idlmam-X.Y.Z-py3-none-any.whl``) for ``make test-colab``.
 
 Any other directive, role option or glue kind raises :class:`ColabError` naming the page: a
 notebook with markup left in it is never written silently.
 
 Usage (after ``make book``)::
 
-    python -m idlmam.colab --build _build --out _build/colab
+    python -m idlmam.colab --build _build --out _build/colab [--pin REQUIREMENT]
 
 Example:
     >>> page = Page("book/p", Path("."), {"acc": {"data": {"text/plain": "0.87654"}}})
@@ -56,8 +60,11 @@ __all__ = [
     "convert_markdown",
     "convert_notebook",
     "format_plain_text",
+    "check_pin",
     "main",
     "notebook_pages",
+    "pin_of",
+    "pin_problems",
 ]
 
 ADMONITIONS = {
@@ -90,6 +97,8 @@ CODE_FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*))?$")
 MYST_ONLY = re.compile(r"^\s*(\([\w.:-]+\)=|%.*|\+\+\+.*)\s*$")
 EQUATION_LABEL = re.compile(r"(\$\$)\s*\([\w.:-]+\)\s*$")
+# the quoted requirement in the setup cell: idlmam with its extras, then a version or a URL
+SETUP_REQUIREMENT = re.compile(r"""(?P<quote>["'])(?P<requirement>idlmam\[[^"']*)(?P=quote)""")
 
 
 class ColabError(ValueError):
@@ -443,11 +452,90 @@ def setup_first(cells: list, page: Page) -> list:
     return [cells[index], *cells[:index], *cells[index + 1 :]]
 
 
-def convert_notebook(notebook, page: Page):
+def check_pin(requirement: str) -> str:
+    """``requirement`` if it names one exact build of idlmam, else ColabError saying why.
+
+    Exact: a release (``idlmam[tune]==0.2.1``), a commit of a git repository
+    (``idlmam[tune] @ git+https://github.com/o/r@<40 hex digits>``) or a wheel file
+    (``idlmam[tune] @ file:///.../idlmam-0.2.1-py3-none-any.whl``); a branch, a tag that can
+    move, a range or no version at all are refused.
+
+    Example:
+        >>> check_pin("idlmam[tune]==0.2.1")
+        'idlmam[tune]==0.2.1'
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement as err:
+        raise ColabError(f"the pin {requirement!r} is not a pip requirement: {err}") from None
+    specs = list(parsed.specifier)
+    exact = (
+        parsed.url is None
+        and len(specs) == 1
+        and specs[0].operator == "=="
+        and re.fullmatch(r"\d+\.\d+\.\d+", specs[0].version)
+    ) or (
+        parsed.url is not None
+        and (
+            re.fullmatch(r"git\+https://\S+@[0-9a-f]{40}", parsed.url)
+            or re.fullmatch(r"file:///\S+\.whl", parsed.url)
+        )
+    )
+    if parsed.name != "idlmam" or "tune" not in parsed.extras or not exact:
+        raise ColabError(
+            f"the pin {requirement!r} does not name one build of idlmam[tune]: give "
+            "'idlmam[tune]==X.Y.Z' (a release), 'idlmam[tune] @ git+<repository URL>@<commit "
+            "sha>' or 'idlmam[tune] @ file:///<path>.whl'"
+        )
+    return requirement
+
+
+def pin_of(notebook) -> str:
+    """The requirement the notebook's Colab setup cell installs; ColabError when not one."""
+    setup = next((cell for cell in notebook.cells if is_setup_cell(cell)), None)
+    found = SETUP_REQUIREMENT.findall(setup.source) if setup is not None else []
+    if len(found) != 1:
+        raise ColabError(
+            f"expected one quoted idlmam[...] requirement in the setup cell, got {found}"
+        )
+    return found[0][1]
+
+
+def pin_problems(paths: list[Path], pin: str) -> list[str]:
+    """One line for each notebook in ``paths`` that does not install exactly ``pin``."""
+    import nbformat
+
+    problems = []
+    for path in paths:
+        try:
+            found = pin_of(nbformat.read(path, as_version=4))
+        except ColabError as err:
+            problems.append(f"{path}: {err}")
+            continue
+        if found != pin:
+            problems.append(f"{path} installs {found!r}, not {pin!r}")
+    return problems
+
+
+def _pinned(cell, pin: str):
+    cell = copy.deepcopy(cell)
+    matches = SETUP_REQUIREMENT.findall(cell.source)
+    if len(matches) != 1:
+        raise ColabError(
+            f"expected one quoted idlmam[...] requirement in the setup cell, got {matches}"
+        )
+    cell.source = SETUP_REQUIREMENT.sub(lambda m: m["quote"] + pin + m["quote"], cell.source)
+    return cell
+
+
+def convert_notebook(notebook, page: Page, pin: str | None = None):
     """A copy of an executed notebook ready for Colab (see the module's docstring).
 
     ``page.glue`` should hold the build's saved glue values; values the notebook still carries
-    as hidden outputs are added (:func:`glue_values`) before those outputs are dropped.
+    as hidden outputs are added (:func:`glue_values`) before those outputs are dropped. With
+    ``pin`` (checked by :func:`check_pin`), the setup cell installs it.
     """
     notebook = copy.deepcopy(notebook)
     page = Page(page.name, page.root, glue_values(notebook, page.glue))
@@ -460,6 +548,11 @@ def convert_notebook(notebook, page: Page):
         elif cell.cell_type == "code":
             cell.outputs = [out for out in cell.get("outputs", []) if not is_glue_only(out)]
     notebook.cells = setup_first(notebook.cells, page)
+    if pin is not None:
+        try:
+            notebook.cells[0] = _pinned(notebook.cells[0], check_pin(pin))
+        except ColabError as err:
+            raise page.error(str(err)) from None
     notebook.metadata.pop("jupytext", None)  # no paired .py beside the Colab copy
     return notebook
 
@@ -508,9 +601,12 @@ def executed_notebooks(build: Path, pages: list[str]) -> dict[str, Path]:
     return found
 
 
-def convert_build(build: Path, out: Path, root: Path = Path(".")) -> list[Path]:
+def convert_build(
+    build: Path, out: Path, root: Path = Path("."), pin: str | None = None
+) -> list[Path]:
     """Write the Colab notebook of every notebook page of ``root/_toc.yml``, made from the
-    executed build in ``build``, to ``out/<page>.ipynb``; returns the paths written.
+    executed build in ``build``, to ``out/<page>.ipynb``, each installing ``pin`` if given
+    (else what its source installs); returns the paths written.
 
     Raises:
         ColabError: the build is missing or incomplete, or a page holds markup this module
@@ -522,7 +618,7 @@ def convert_build(build: Path, out: Path, root: Path = Path(".")) -> list[Path]:
     for page, path in executed_notebooks(build, notebook_pages(root)).items():
         saved = path.with_name(path.stem + ".glue.json")
         glue = json.loads(saved.read_text()) if saved.is_file() else {}
-        notebook = convert_notebook(nbformat.read(path, as_version=4), Page(page, root, glue))
+        notebook = convert_notebook(nbformat.read(path, as_version=4), Page(page, root, glue), pin)
         target = out / f"{page}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, target)
@@ -531,21 +627,34 @@ def convert_build(build: Path, out: Path, root: Path = Path(".")) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m idlmam.colab [--build _build] [--out _build/colab] [--root .]``."""
+    """``python -m idlmam.colab [--build _build] [--out _build/colab] [--root .] [--pin REQ]``."""
     parser = argparse.ArgumentParser(
         prog="python -m idlmam.colab", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--build", type=Path, default=Path("_build"), help="the executed build")
     parser.add_argument("--out", type=Path, default=None, help="default: <build>/colab")
     parser.add_argument("--root", type=Path, default=Path("."), help="the book's source root")
+    parser.add_argument(
+        "--pin",
+        default=None,
+        help="the requirement every setup cell installs (default: the source's, the latest "
+        "release): idlmam[tune]==X.Y.Z, idlmam[tune] @ git+URL@SHA or @ file:///...whl",
+    )
     args = parser.parse_args(argv)
     try:
-        written = convert_build(args.build, args.out or args.build / "colab", args.root)
+        pin = check_pin(args.pin) if args.pin else None
+        written = convert_build(args.build, args.out or args.build / "colab", args.root, pin)
+        problems = pin_problems(written, pin) if pin else []
     except ColabError as err:
         print(f"idlmam.colab: {err}", file=sys.stderr)
         return 1
+    if problems:
+        print("idlmam.colab:", *problems, sep="\n  ", file=sys.stderr)
+        return 1
     for path in written:
         print(path)
+    if pin:
+        print(f"every setup cell installs {pin}")
     return 0
 
 

@@ -1,11 +1,12 @@
-"""Colab: the first cells of every notebook install idlmam from this repository, and pip can.
+"""Colab: the first cells of every notebook install idlmam, and pip can install what they name.
 
-Each chapter's second cell runs, in Colab only,
-``pip install "idlmam[tune] @ git+https://github.com/<owner>/<repo>"``; the site's launch button
-opens ``book/<name>.ipynb`` from the repository in ``_config.yml``. These tests check that both
-name the same repository, that the line is a valid pip requirement for an extra the package has,
-and that pip builds the package from a git URL of this repository (a local clone stands in for
-GitHub, which this machine cannot reach).
+Each chapter's second cell runs, in Colab only, ``pip install "idlmam[tune]==<version>"`` (the
+latest release, from PyPI); the notebooks ``make colab`` writes for the ``colab`` branch install
+the release or the commit the site was built from (``idlmam[tune] @ git+<repository>@<sha>``),
+and the site's launch button opens them from the repository in ``_config.yml``. These tests
+check that the line is a valid pip requirement for an extra the package has, and that pip builds
+the package from a git URL of this repository at a commit (a local clone stands in for GitHub,
+which this machine cannot reach).
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ NOTEBOOKS = sorted(
     for p in (ROOT / "book").rglob("*.py")
     if "jupytext" in p.read_text()[:2000]
 )
-REQUIREMENT = re.compile(r"""["']([^"']*@\s*git\+[^"']*)["']""")
+REQUIREMENT = re.compile(r"""["'](idlmam\[[^"']*)["']""")
 
 
 def install_requirement(notebook: Path) -> Requirement:
     """The pip requirement in the notebook's setup cell (its second cell)."""
     setup = nbformat.read(notebook, as_version=4).cells[1]
     found = REQUIREMENT.findall(setup.source)
-    assert len(found) == 1, f"{notebook.name}: expected one git requirement in the setup cell"
+    assert len(found) == 1, f"{notebook.name}: expected one idlmam[...] requirement in the setup cell"
     return Requirement(found[0])
 
 
@@ -49,15 +50,12 @@ def test_config_names_a_github_repository_and_its_main_branch():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_setup_cell_installs_from_the_repository_in_config(notebook):
+def test_setup_cell_installs_a_release_with_extras_the_package_has(notebook):
     req = install_requirement(notebook)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert req.name == "idlmam"
-    url = re.sub(r"@[^/@]+$", "", req.url)  # the release tag: tests/test_release.py checks it
-    assert url.removesuffix(".git").rstrip("/") == "git+" + REPO_URL, (
-        f"{notebook.name} installs from {req.url}, but _config.yml's repository is {REPO_URL}"
-    )
+    assert req.name == "idlmam" and req.url is None
+    assert str(req.specifier) == f"=={project['version']}", f"{notebook.name}: {req}"
     assert req.extras <= set(extras), f"{notebook.name}: unknown extras {req.extras - set(extras)}"
 
 
@@ -65,10 +63,13 @@ def test_setup_cell_installs_from_the_repository_in_config(notebook):
     shutil.which("git") is None or not (ROOT / ".git").exists(),
     reason="needs git and a git checkout",
 )
-def test_pip_builds_the_package_from_a_git_url(tmp_path):
-    """The same requirement, with this checkout's committed HEAD in place of GitHub."""
+def test_pip_builds_the_package_from_a_git_url_at_a_commit(tmp_path):
+    """What the colab branch installs between releases, with this checkout in place of GitHub."""
     req = install_requirement(NOTEBOOKS[0])
-    local = f"{req.name}[{','.join(sorted(req.extras))}] @ git+file://{ROOT}"
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    local = f"{req.name}[{','.join(sorted(req.extras))}] @ git+file://{ROOT}@{head}"
     done = subprocess.run(
         [
             sys.executable,

@@ -23,8 +23,9 @@ from idlmam.colab import ColabError, Page, convert_markdown, convert_notebook, f
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = (
     'if "google.colab" in sys.modules:\n'
-    '    subprocess.run([sys.executable, "-m", "pip", "install", "idlmam @ git+https://x/y"])'
+    '    subprocess.run([sys.executable, "-m", "pip", "install", "idlmam[tune]==0.0.1"])'
 )
+SHA = "0123456789abcdef0123456789abcdef01234567"
 # MyST that Colab would show as raw text
 LEFTOVER = re.compile(
     r"\{glue|\{(note|warning|tip|important|admonition|dropdown|ref|numref|doc|eq|cite)\}"
@@ -263,6 +264,52 @@ def test_the_leftover_check_sees_raw_myst():
     ]
 
 
+# ------------------------------------------------------------------------------- the pin
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        "idlmam[tune]==0.2.1",
+        f"idlmam[tune] @ git+https://github.com/o/r@{SHA}",
+        "idlmam[tune] @ file:///tmp/dist/idlmam-0.2.1-py3-none-any.whl",
+    ],
+)
+def test_a_pin_of_one_build_is_accepted(pin):
+    assert colab.check_pin(pin) == pin
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        "idlmam[tune]",  # whatever is newest
+        "idlmam[tune]>=0.2",  # a range
+        "idlmam[tune]==0.2",  # not X.Y.Z
+        "idlmam[tune] @ git+https://github.com/o/r@main",  # a branch moves
+        "idlmam[tune] @ git+https://github.com/o/r@v0.2.1",  # so can a tag
+        "idlmam==0.2.1",  # without the extra the pages need
+        "other[tune]==0.2.1",
+        "idlmam[tune] @@ nonsense",
+    ],
+)
+def test_a_pin_that_can_move_or_is_not_idlmam_is_refused(pin):
+    with pytest.raises(ColabError, match="pin"):
+        colab.check_pin(pin)
+
+
+def test_the_setup_cell_installs_the_pin_it_was_given():
+    cells = [new_markdown_cell("# Title"), new_code_cell(SETUP)]
+    pin = f"idlmam[tune] @ git+https://github.com/o/r@{SHA}"
+    converted = convert_notebook(new_notebook(cells=cells), page(), pin)
+    assert converted.cells[0].source == SETUP.replace("idlmam[tune]==0.0.1", pin)
+    assert colab.pin_of(converted) == pin
+    assert (
+        colab.pin_of(convert_notebook(new_notebook(cells=cells), page())) == "idlmam[tune]==0.0.1"
+    )
+    with pytest.raises(ColabError, match="book/p: the pin 'idlmam' does not"):
+        convert_notebook(new_notebook(cells=cells), page(), "idlmam")
+
+
 # ---------------------------------------------------------------------- the command line
 
 
@@ -299,6 +346,27 @@ def test_main_writes_one_notebook_per_notebook_page(tmp_path, capsys):
     assert "jupytext" not in written.metadata
 
 
+def test_main_pins_every_notebook_and_the_pin_check_fails_on_any_other(tmp_path, capsys):
+    root = mini_book(tmp_path)
+    out = root / "_build" / "colab"
+    pin = f"idlmam[tune] @ git+https://github.com/o/r@{SHA}"
+    argv = ["--build", str(root / "_build"), "--out", str(out), "--root", str(root)]
+    assert colab.main([*argv, "--pin", pin]) == 0
+    assert f"every setup cell installs {pin}" in capsys.readouterr().out
+    written = out / "book" / "p.ipynb"
+    assert colab.pin_problems([written], pin) == []
+    # the same notebook, pinned to anything else, fails the check
+    for other in ("idlmam[tune]==0.0.1", pin.replace(SHA, SHA[::-1])):
+        notebook = nbformat.read(written, as_version=4)
+        notebook.cells[0].source = notebook.cells[0].source.replace(pin, other)
+        nbformat.write(notebook, written)
+        assert colab.pin_problems([written], pin) == [f"{written} installs {other!r}, not {pin!r}"]
+        nbformat.write(nbformat.read(written, as_version=4), written)
+        assert colab.main([*argv, "--pin", pin]) == 0
+    assert colab.main([*argv, "--pin", "idlmam[tune] @ git+https://github.com/o/r@main"]) == 1
+    assert "does not name one build" in capsys.readouterr().err
+
+
 def test_main_without_a_build_says_to_run_make_book(tmp_path, capsys):
     root = mini_book(tmp_path)
     assert colab.main(["--build", str(tmp_path / "nowhere"), "--root", str(root)]) == 1
@@ -311,15 +379,31 @@ def test_main_without_a_build_says_to_run_make_book(tmp_path, capsys):
 # ------------------------------------------------------------ the quick build, converted
 
 
+BUILD_PIN = f"idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@{SHA}"
+
+
 @pytest.fixture(scope="module")
-def converted(executed_build, tmp_path_factory):
-    """Every notebook page of the quick build, converted: {page: (executed, colab)}."""
+def colab_out(executed_build, tmp_path_factory):
+    """The folder of the quick build converted with a commit's pin."""
     out = tmp_path_factory.mktemp("colab")
-    colab.convert_build(executed_build, out, ROOT)
+    colab.convert_build(executed_build, out, ROOT, BUILD_PIN)
+    return out
+
+
+def test_every_colab_notebook_of_the_build_installs_the_pin_it_was_given(colab_out):
+    written = sorted(colab_out.rglob("*.ipynb"))
+    assert len(written) == len(colab.notebook_pages(ROOT))
+    assert colab.pin_problems(written, BUILD_PIN) == []
+    assert len(colab.pin_problems(written, BUILD_PIN.replace(SHA, "f" * 40))) == len(written)
+
+
+@pytest.fixture(scope="module")
+def converted(executed_build, colab_out):
+    """Every notebook page of the quick build, converted: {page: (executed, colab)}."""
     return {
         page: (
             nbformat.read(executed_build / "jupyter_execute" / f"{page}.ipynb", as_version=4),
-            nbformat.read(out / f"{page}.ipynb", as_version=4),
+            nbformat.read(colab_out / f"{page}.ipynb", as_version=4),
         )
         for page in colab.notebook_pages(ROOT)
     }

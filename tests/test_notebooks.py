@@ -38,7 +38,9 @@ def test_notebook_asks_colab_for_a_gpu_and_can_install_itself(source):
     assert nb.metadata.get("accelerator") == "GPU"
     setup = nb.cells[1]
     assert setup.cell_type == "code" and '"google.colab" in sys.modules' in setup.source
-    assert "git+https://github.com/" in setup.source and "torch==" not in setup.source
+    assert (
+        "pip" in setup.source and "idlmam[tune]" in setup.source and "torch==" not in setup.source
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)

@@ -27,7 +27,7 @@
 # test image and no validation image is ever trained on.
 
 # %% tags=["hide-cell"]
-# Colab only: install the companion package from the repository (does nothing elsewhere).
+# Colab only: install the companion package from PyPI (does nothing elsewhere).
 import importlib.util
 import subprocess
 import sys
@@ -40,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
+            "idlmam[tune]==0.2.0",
         ],
         check=True,
     )

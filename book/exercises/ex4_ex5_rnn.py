@@ -28,7 +28,7 @@
 # package generates on the spot, a stand-in for the previous chapter's names-by-language data.
 
 # %% tags=["hide-cell"]
-# Colab only: install the companion package from the repository (does nothing elsewhere).
+# Colab only: install the companion package from PyPI (does nothing elsewhere).
 import importlib.util
 import subprocess
 import sys
@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune] @ git+https://github.com/idlmam/modern-training-techniques@v0.2.0",
+            "idlmam[tune]==0.2.0",
         ],
         check=True,
     )
