@@ -39,7 +39,9 @@ def install_requirement(notebook: Path) -> Requirement:
     """The pip requirement in the notebook's setup cell (its second cell)."""
     setup = nbformat.read(notebook, as_version=4).cells[1]
     found = REQUIREMENT.findall(setup.source)
-    assert len(found) == 1, f"{notebook.name}: expected one idlmam[...] requirement in the setup cell"
+    assert len(found) == 1, (
+        f"{notebook.name}: expected one idlmam[...] requirement in the setup cell"
+    )
     return Requirement(found[0])
 
 

@@ -1,7 +1,7 @@
 """environment.yml (conda users) must give the same stack as pyproject.toml + constraints.txt (pip).
 
 constraints.txt is the exact stack `make` installs; pyproject.toml states what idlmam needs, in
-loose bounds; environment.yml repeats constraints.txt's pins for conda. constraints-min.txt pins
+loose bounds; environment.yml installs constraints.txt's pins for conda (-r constraints.txt). constraints-min.txt pins
 each of pyproject.toml's lower bounds, the oldest stack `make test-min` installs and tests. These
 tests fail when one of the four moves without the others.
 """
@@ -21,8 +21,6 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "3.11"  # the version the book is built and tested with
-# `make test-min` installs these from constraints.txt, not at their lower bounds
-NOT_AT_THEIR_MINIMUM = {"torch", "torchvision"}
 
 
 def constraints(name: str = "constraints.txt") -> dict[str, Version]:
@@ -67,6 +65,9 @@ def environment_pins() -> dict[str, Version]:
         assert version, f"environment.yml: conda package {entry!r} has no pin"
         pins[canonicalize_name(name)] = Version(version)
     for entry in pip:
+        if entry.startswith("-r "):  # a requirements file, relative to environment.yml
+            pins.update(constraints(entry.removeprefix("-r ").strip()))
+            continue
         if entry.startswith("-"):
             continue  # options, and the project itself (-e .[all])
         req = Requirement(entry)
@@ -161,15 +162,13 @@ def lower_bound(req: Requirement) -> Version | None:
 def minimum_drift(requirements: list[Requirement], pins: dict[str, Version]) -> list[str]:
     """How constraints-min.txt's ``pins`` differ from the lower bounds of ``requirements``.
 
-    Every requirement but torch and torchvision needs a lower bound and a pin at exactly that
-    version, for each of its extras' packages too (psycopg[binary] -> psycopg-binary); nothing
-    else may be pinned. One line per problem, empty when they agree.
+    Every requirement needs a lower bound and a pin at exactly that version, for each of its
+    extras' packages too (psycopg[binary] -> psycopg-binary); nothing else may be pinned.
+    One line per problem, empty when they agree.
     """
     found, bounds = [], {}
     for req in requirements:
         names = [canonicalize_name(n) for n in [req.name, *(f"{req.name}-{x}" for x in req.extras)]]
-        if names[0] in NOT_AT_THEIR_MINIMUM:
-            continue
         bound = lower_bound(req)
         if bound is None:
             found.append(f"{req}: pyproject.toml states no lower bound")
@@ -198,11 +197,16 @@ def test_constraints_min_pins_exactly_the_lower_bounds_of_pyproject():
 
 
 def test_the_minimum_check_notices_a_moved_a_missing_an_extra_and_an_unbounded_pin():
-    reqs = [Requirement("numpy>=1.26"), Requirement("psycopg[binary]>=3.1.4"), Requirement("torch")]
+    reqs = [
+        Requirement("numpy>=1.26"),
+        Requirement("psycopg[binary]>=3.1.4"),
+        Requirement("torch>=2.9"),
+    ]
     pins = {
         "numpy": Version("1.26"),
         "psycopg": Version("3.1.4"),
         "psycopg-binary": Version("3.1.4"),
+        "torch": Version("2.9"),
     }
     assert minimum_drift(reqs, pins) == []
     assert minimum_drift(reqs, dict(pins, numpy=Version("2.0"))) == [
@@ -212,6 +216,6 @@ def test_the_minimum_check_notices_a_moved_a_missing_an_extra_and_an_unbounded_p
     assert minimum_drift(reqs, missing) == [
         "psycopg-binary: lower bound 3.1.4 in pyproject.toml, not pinned in constraints-min.txt"
     ]
-    assert len(minimum_drift(reqs, dict(pins, torch=Version("2.4")))) == 1  # from constraints.txt
+    assert len(minimum_drift(reqs, dict(pins, torch=Version("2.4")))) == 1  # torch too
     assert len(minimum_drift([*reqs, Requirement("tqdm")], pins)) == 1  # no lower bound
     assert len(minimum_drift([*reqs, Requirement("tqdm<5")], pins)) == 1  # an upper one only
