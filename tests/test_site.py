@@ -176,6 +176,7 @@ class Report:
     plotly: list[dict] = field(default_factory=list)
     math: dict = field(default_factory=dict)
     colab_links: list[str] = field(default_factory=list)
+    download_links: list[str] = field(default_factory=list)
     stray_outputs: list[str] = field(default_factory=list)
     thebe_scripts_identical: bool = False
     extra: object = None
@@ -266,12 +267,14 @@ INSPECT = """() => {
     .map(div => ({id: div.id, svg: !!div.querySelector('svg.main-svg')}));
   const links = document.querySelectorAll('a[href^="https://colab.research.google.com"]');
   const colab = Array.from(links, a => a.href);
+  const raw = document.querySelectorAll('a[href^="https://github.com/"][href*="/raw/"]');
+  const downloads = Array.from(raw, a => a.href);
   const thebe = Array.from(document.scripts).map(s => s.textContent)
     .filter(text => text.includes('const THEBE_JS_URL'));
   const printed = document.querySelectorAll('article .output.stderr, article .output.traceback');
   const stray = Array.from(printed, div => div.textContent.trim().slice(0, 160));
   const thebeIdentical = thebe.length > 1 && new Set(thebe).size === 1;
-  return {imgs, plotly, colab, stray, thebeIdentical};
+  return {imgs, plotly, colab, downloads, stray, thebeIdentical};
 }"""
 
 MATH = """async () => {
@@ -328,6 +331,7 @@ def visit(browser, url: str, screenshot: Path | None = None, then=None) -> Repor
         found = page.evaluate(INSPECT)
         report.images, report.plotly = found["imgs"], found["plotly"]
         report.colab_links = found["colab"]
+        report.download_links = found["downloads"]
         report.thebe_scripts_identical = found["thebeIdentical"]
         report.stray_outputs = found["stray"]
         if then is not None:
@@ -397,6 +401,9 @@ def test_math_is_typeset_somewhere(reports):
 def test_colab_button_opens_the_notebook_on_the_colab_branch(reports, page):
     links = set(reports[page].colab_links)
     assert links == {expected_colab_url(page)}, f"{page}: Colab links {sorted(links)}"
+    repo = CONFIG["repository"]["url"].rstrip("/")
+    downloads = set(reports[page].download_links)
+    assert downloads == {f"{repo}/raw/{COLAB_BRANCH}/{page}.ipynb"}, f"{page}: {sorted(downloads)}"
     tracked = subprocess.run(
         ["git", "ls-files", "--error-unmatch", f"{page}.ipynb"], cwd=ROOT, capture_output=True
     )
