@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .budget import Budget, get_budget
+from .budget import DEFAULT, Budget, get_budget
 
 __all__ = ["glue", "setup", "finding", "budget_banner"]
 
@@ -80,6 +80,11 @@ def budget_banner(budget: Budget | None = None, *, trials: bool = False) -> None
     description = budget.describe(trials=trials)
     body = html.escape(f"The numbers and figures on this page come from {description}.")
     body = body.replace("`", "")
+    if budget.name == DEFAULT:
+        body += (
+            " It is the default, on a CPU and on Colab's GPU alike: for another, set IDL_BUDGET"
+            ' (in a notebook, os.environ["IDL_BUDGET"] = "chapter" before the imports).'
+        )
     if not budget.findings:
         body += (
             " That is a smoke test of the code, too small for the chapter's findings: where a"

@@ -48,4 +48,7 @@ def test_the_banner_names_the_budget(displayed):
     full, quick, studies = (markup for _, markup in displayed)
     assert "too small" not in full and "15 epochs per run" in full
     assert "quick" in quick and "7 epochs" in quick and "smoke test" in quick
+    # the default says so, with how to choose another; another budget does not claim it
+    assert "It is the default" in full and 'os.environ["IDL_BUDGET"]' in full
+    assert "default" not in quick
     assert "10 trials (20 with pruning), 5 epochs per trial" in studies
