@@ -129,6 +129,15 @@ def test_permissions_are_minimal(name):
                 )
 
 
+@pytest.mark.parametrize(
+    ("name", "job"), [("test", "test"), ("test", "test-min"), ("drift", "drift")]
+)
+def test_jobs_that_run_the_unit_tests_check_out_the_whole_history(name, job):
+    # tests/test_release.py reads the commit that set the version: a shallow clone lacks it
+    checkout = step_using(load(name), job, "actions/checkout")
+    assert checkout["with"].get("fetch-depth") == 0, f"{name}.yml, {job}: fetch-depth: 0"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_job_has_a_timeout_and_the_workflow_a_concurrency_group(name):
     workflow = load(name)
