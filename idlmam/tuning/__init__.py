@@ -67,6 +67,7 @@ from .recipe import Retrained, combine_loaders, retrain_and_test
 from .samplers import PRUNERS, REPORTS, SAMPLERS, TPE_DEFAULTS, make_pruner, make_sampler
 from .storage import (
     COUNTED_STATES,
+    StorageUnavailableError,
     StudyNotFoundError,
     count_trials,
     create_study,
@@ -110,6 +111,7 @@ __all__ = [
     # storages and studies
     "COUNTED_STATES",
     "StudyNotFoundError",
+    "StorageUnavailableError",
     "open_storage",
     "create_study",
     "count_trials",

@@ -16,7 +16,8 @@ Workers on several machines share a PostgreSQL database instead
 (``--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE``). There, a worker that dies in
 the middle of a trial stops sending its heartbeat; after the grace period (twice ``--heartbeat``)
 the next worker to start a trial marks the lost one FAIL and runs its parameters again. A journal
-file has no heartbeat: a trial whose worker was killed stays RUNNING and counts towards the total.
+file has no heartbeat: there, the next worker to start (or to finish its trials) on the same
+machine fails a trial whose worker process is gone, and runs its parameters again.
 
 Options:
     --storage URL       where the study lives (see :func:`idlmam.tuning.storage.open_storage`).
@@ -36,18 +37,25 @@ Options:
     --threads T         torch threads in this worker (several workers on one machine: cores / workers).
     --device D          ``cpu``, ``cuda``, ... (default: CUDA when there is one).
     --heartbeat S       seconds between heartbeats on an RDB storage (default 10).
+    --retry-for S       seconds an RDB storage may fail every call (server restarting, paused,
+                        unreachable; SQLite locked) before the worker gives up (default 60).
 
 The data split and the weights each trial starts from always use seed 0, so that every worker
 scores every trial on the same validation set. Each trial records the worker that ran it
 (``host:pid``) in its user attribute ``worker``.
 
 Bad input (an unknown storage scheme, a study that does not exist without ``--create``, a
-negative count) ends with one line on stderr and exit status 2.
+negative count) ends with one line on stderr and exit status 2; data that is missing or damaged,
+with one line and status 1; a storage that stays unreachable for ``--retry-for`` seconds, with one
+line and status 3 (start the worker again once it answers: the study is kept there). Faults the
+worker rides out (a lost connection and its return, a torn journal record cut off, a dead
+worker's trial failed and queued again) are one line each on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -143,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between heartbeats on an RDB storage (default 10)",
     )
+    parser.add_argument(
+        "--retry-for",
+        type=_positive,
+        default=60,
+        metavar="S",
+        help="seconds to retry an RDB storage that does not answer, then give up (default 60)",
+    )
     return parser
 
 
@@ -166,7 +181,8 @@ def _summary(study, ran: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the worker; returns the exit status (0 done, 1 no data, 2 bad input, 130 interrupted).
+    """Run the worker; returns the exit status (0 done, 1 no data, 2 bad input, 3 storage lost,
+    130 interrupted).
 
     Example:
         >>> main(["--storage", "journal:///study.log", "--study", "demo", "--n-trials", "0",
@@ -175,18 +191,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
 
+    from .storage import StorageUnavailableError
+
+    _report_faults_on_stderr()
+    try:
+        return _work(args)
+    except StorageUnavailableError as err:
+        return _fail(
+            f"{err}: the study is kept there; start this worker again once the database "
+            "answers (a trial it left running is failed and run again)",
+            status=3,
+        )
+
+
+class _StderrLine(logging.Handler):
+    """Each record as one line on the current ``sys.stderr``, after the command's name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROG}: {record.getMessage()}", file=sys.stderr)
+
+
+def _report_faults_on_stderr() -> None:
+    """Print the faults :mod:`idlmam.tuning.storage` logs (``log``) as one line each."""
+    from .storage import log
+
+    if not any(isinstance(handler, _StderrLine) for handler in log.handlers):
+        log.addHandler(_StderrLine())
+        log.propagate = False
+
+
+def _work(args: argparse.Namespace) -> int:
     import optuna
 
-    from .storage import StudyNotFoundError, count_trials, create_study, open_storage
+    from .storage import WORKER_ATTR, StudyNotFoundError, count_trials, create_study, open_storage
 
     try:
-        storage = open_storage(args.storage, heartbeat_interval=args.heartbeat)
+        storage = open_storage(
+            args.storage, heartbeat_interval=args.heartbeat, retry_for=args.retry_for
+        )
         pruner = optuna.pruners.MedianPruner() if args.prune else None
         study = create_study(storage, args.study, seed=args.seed, pruner=pruner, create=args.create)
     except (ValueError, StudyNotFoundError) as err:
         return _fail(str(err))
-    if count_trials(study) >= args.n_trials:
-        print(_summary(study, 0))  # nothing left to do: do not even load the data
+    # nothing left to do: do not even load the data. A running trial may be a dead worker's,
+    # still within its grace period: then optimize_until waits for it to go stale and reruns it
+    counted = count_trials(study)  # fails the trials of dead workers it can tell are dead
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if counted >= args.n_trials and not running:
+        print(_summary(study, 0))
         return 0
 
     import torch
@@ -220,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker_id)  # which process ran it (dashboard, post-mortems)
+        trial.set_user_attr(WORKER_ATTR, worker_id)  # who runs it: dashboard, dead-worker checks
         return chapter_objective(trial)
 
     try:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import warnings
 
 import optuna
 import pytest
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from idlmam.tuning import (
+    StorageUnavailableError,
     StudyNotFoundError,
     count_trials,
     create_study,
@@ -129,3 +136,149 @@ def test_a_running_trial_that_never_goes_stale_does_not_keep_a_worker_for_ever(t
     with pytest.warns(UserWarning, match="Heartbeat"):
         study.ask()  # no heartbeat recorded: never stale (as a live worker's long trial)
     assert optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 1) == 0
+
+
+# --------------------------------------------------------------------------- faults ridden out
+
+
+class _Down(Exception):
+    """Stands for a storage error that is not a lost connection."""
+
+
+def _lost(message="connection refused"):
+    """What RDBStorage raises when its server is gone: StorageInternalError from OperationalError."""
+    err = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+    err.__cause__ = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+    return err
+
+
+def test_an_rdb_call_is_retried_while_the_connection_is_lost_then_given_up(tmp_path, caplog):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", retry_for=5)
+    failures = [_lost(), _lost()]
+
+    def flaky():
+        if failures:
+            raise failures.pop()
+        return "answer"
+
+    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+        assert storage._retry(flaky) == "answer"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "did not answer (OperationalError" in said[0]
+    assert "retrying for up to 5 s" in said[0] and "answers again after" in said[1]
+
+    def other():
+        raise _Down("not a connection")
+
+    with pytest.raises(_Down):  # any other error at once, untouched
+        storage._retry(other)
+
+    storage.retry_for = 0.3
+
+    def gone():
+        raise _lost("server closed the connection unexpectedly")
+
+    with pytest.raises(StorageUnavailableError, match=r"did not answer for 0.3 s .*closed"):
+        storage._retry(gone)
+    with pytest.raises(StorageUnavailableError):  # still down: every later call gives up at once
+        storage._retry(gone)
+
+
+def test_a_journal_record_cut_short_is_cut_off_before_the_next_write(tmp_path, caplog):
+    path = tmp_path / "j.log"
+    url = f"journal:///{path}"
+    study = create_study(url, "torn", seed=0)
+    optimize_until(study, lambda t: t.suggest_float("x", 0, 1), 2)
+    data = path.read_bytes()
+    path.write_bytes(data[:-40])  # the last record, cut 40 bytes short
+    resumed = create_study(url, "torn", seed=1)
+    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+        optimize_until(resumed, lambda t: t.suggest_float("x", 0, 1), 3)
+    assert any("ended in a record cut short" in r.getMessage() for r in caplog.records)
+    for line in path.read_bytes().splitlines(keepends=True):
+        assert line.endswith(b"\n")
+        json.loads(line)
+    fresh = create_study(url, "torn", create=False)  # any new reader reads it all
+    assert count_trials(fresh) == 3
+
+
+def test_a_trial_whose_worker_process_is_gone_is_failed_and_queued_again(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    study = create_study(f"journal:///{tmp_path}/j.log", "dead", seed=0)
+    dead, alive, elsewhere = study.ask(), study.ask(), study.ask()
+    dead.set_user_attr("worker", f"{host}:{gone.pid}")
+    alive.set_user_attr("worker", f"{host}:{os.getpid()}")
+    elsewhere.set_user_attr("worker", f"another-machine:{gone.pid}")
+    assert count_trials(study) == 2  # the dead one no longer counts
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials[:3]] == [
+        TrialState.FAIL,
+        TrialState.RUNNING,
+        TrialState.RUNNING,
+    ]
+    (copy,) = trials[3:]
+    assert copy.state == TrialState.WAITING and copy.system_attrs["failed_trial"] == dead.number
+    assert "worker" not in copy.user_attrs  # it must not look dead once a worker runs it
+    assert count_trials(study) == 2  # once only
+
+
+def test_a_trial_failed_by_another_worker_while_it_ran_is_given_up_not_fatal(tmp_path, caplog):
+    """As when a paused database let the heartbeat go stale: another worker fails the trial,
+    whose next report is refused; the worker carries on with the next trial."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = create_study(open_storage(url, heartbeat_interval=1), "elsewhere", seed=0)
+    other = open_storage(url, heartbeat_interval=None)
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:
+            other.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            trial.report(x, 0)  # refused: the trial is over
+        return x
+
+    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+        assert optimize_until(study, objective, 2) == 2
+    assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    assert any("trial 0 was failed by another worker" in r.getMessage() for r in caplog.records)
+
+    def broken(trial):
+        raise RuntimeError("the objective's own error")
+
+    with pytest.raises(RuntimeError, match="own error"):  # still raised as it is
+        optimize_until(study, broken, 3)
+
+
+class _LosesItsServer(optuna.storages.InMemoryStorage):
+    """A storage whose server is lost while a trial's result is written, for good."""
+
+    down = False
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        if self.down:
+            raise _unavailable()
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def get_trial(self, trial_id):
+        if self.down:
+            raise _unavailable()
+        return super().get_trial(trial_id)
+
+
+def _unavailable():
+    return StorageUnavailableError("storage x did not answer for 1 s (OperationalError: gone)")
+
+
+def test_a_storage_given_up_in_a_trial_s_last_write_is_raised_as_such():
+    """Optuna 5.0 masks it with UnboundLocalError ('updated_state'); we raise what happened."""
+    storage = _LosesItsServer()
+    study = create_study(storage, "lost", seed=0)
+
+    def objective(trial):
+        storage.down = True  # the server goes while the trial trains
+        return trial.suggest_float("x", 0, 1)
+
+    with pytest.raises(StorageUnavailableError, match="did not answer for 1 s") as info:
+        optimize_until(study, objective, 1)
+    assert isinstance(info.value.__cause__, UnboundLocalError)  # what Optuna raised
