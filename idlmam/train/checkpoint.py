@@ -51,18 +51,25 @@ CHECKPOINT_KEYS = (
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be resumed from (unreadable, or written by a different run)."""
+    """A checkpoint file cannot be written (a full disk), or resumed from (unreadable, or written
+    by a different run)."""
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename.
 
-    A kill at any moment leaves either the previous checkpoint or the new one, never half a file.
+    A kill at any moment leaves either the previous checkpoint or the new one, never half a file;
+    so does a write that fails (a full disk): the temporary file is removed, the previous
+    checkpoint is left as it was.
 
     Args:
         path: the checkpoint file; its folder is created if needed.
         state: anything ``torch.save`` takes (keep to tensors, numbers, strings, lists and dicts
             so that it loads with ``weights_only=True``).
+
+    Raises:
+        CheckpointError: the file could not be written (no space left, no permission); the
+            message names it and the system's reason.
 
     Example:
         >>> import tempfile, pathlib
@@ -72,17 +79,53 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         {'epoch': 3}
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        system = _os_error_in(err)  # torch's zip writer hides a full disk behind its own error
+        if system is not None:
+            kept = "the previous one is unchanged" if path.exists() else "there was none before"
+            raise CheckpointError(
+                f"checkpoint {path} could not be written ({system.strerror or system}); {kept}: "
+                "free space there (or give another checkpoint_file) and train again with "
+                "resume=True"
+            ) from err
         raise
+    _sync_folder(path.parent)
+
+
+def _os_error_in(err: BaseException | None) -> OSError | None:
+    """The ``OSError`` in ``err`` or in the errors it was raised from or while handling."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where folders can be opened: not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
