@@ -20,7 +20,7 @@ export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
 .PHONY: help book test test-min test-colab release-check lint unit notebooks data venv \
-        system-deps sync clean site-check colab dashboard
+        system-deps sync clean site-check colab dashboard faults
 
 help: ## this list
 	@echo "make TARGET, where TARGET is one of (the README says what each costs):"
@@ -54,6 +54,10 @@ data: $(STAMP) ## Fashion-MNIST into data/
 
 unit: $(STAMP) data system-deps ## the unit tests and the quick site in a browser
 	$(BIN)/python -m pytest tests -q
+
+# faults injected into real workers, servers and files (tests/faults, part of `make unit` too)
+faults: $(STAMP) data system-deps ## the fault suite alone: restarts, kills, torn files, full disks
+	$(BIN)/python -m pytest tests/faults -q
 
 NOTEBOOKS := $(wildcard book/*.ipynb book/exercises/*.ipynb)
 notebooks: $(STAMP) data ## every notebook under nbval, quick budget, CPU

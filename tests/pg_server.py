@@ -94,26 +94,43 @@ class PostgresServer:
             raise self._failed("initdb", result)
         for _ in range(3):  # the free port can be taken between choosing and binding it
             self.port = _free_port()
-            options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            result = self._run(
-                "pg_ctl",
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            )
+            result = self._pg_ctl_start()
             if result.returncode == 0:
                 return self
         raise self._failed("pg_ctl start", result)
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        return self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def shut_down(self) -> None:
+        """Stop the server with a fast shutdown (sessions ended, transactions rolled back),
+        keeping its data for :meth:`start_again`."""
+        result = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        if result.returncode != 0:
+            raise self._failed("pg_ctl stop", result)
+
+    def start_again(self) -> None:
+        """Start the server again on its port after :meth:`shut_down`, once it accepts
+        connections."""
+        result = self._pg_ctl_start()
+        if result.returncode != 0:
+            raise self._failed("pg_ctl start", result)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -127,6 +144,19 @@ class PostgresServer:
         ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def processes(self) -> list[int]:
+        """The pids of the postmaster and of every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
 
     def stop(self) -> None:
         if self.data.exists():
