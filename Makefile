@@ -122,7 +122,7 @@ book: $(STAMP) data ## the site into _build/html, every page executed (IDL_BUDGE
 # it, the latest release, as on main.
 PIN ?=
 colab: $(STAMP) ## Colab notebooks from the last `make book` (PIN= what they install)
-	$(BIN)/python -m idlmam.colab --build _build --out _build/colab $(if $(PIN),--pin '$(PIN)')
+	$(BIN)/python tools/colab.py --build _build --out _build/colab $(if $(PIN),--pin '$(PIN)')
 
 # the browser checks of tests/test_site.py on the site `make book` built (any budget), instead of
 # the quick build that `make test` makes for them; screenshots land in _build/screenshots/

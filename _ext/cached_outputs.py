@@ -1,7 +1,7 @@
 """Sphinx extension: a page taken from the execution cache keeps its outputs in ``jupyter_execute/``.
 
 MyST-NB writes every page's notebook to ``_build/jupyter_execute/`` after rendering it, and
-``make colab`` (:mod:`idlmam.colab`) turns those notebooks into the Colab ones. When MyST-NB runs
+``make colab`` (``tools/colab.py``) turns those notebooks into the Colab ones. When MyST-NB runs
 a page itself, it executes the notebook object it later writes, outputs included. When the page
 comes from the cache (``execute_notebooks: cache``: every page of ``make book``, which
 ``tools/execute_pages.py`` executes beforehand, and any page unchanged since the last build),

@@ -4,7 +4,7 @@
 there (``make site-check`` passes ``_build/html`` from ``make book``), otherwise a fresh
 ``jupyter-book build`` on the quick budget into ``_build/site-quick/`` (a few minutes; locked
 against a concurrent run in the same checkout). ``executed_build`` is the folder above it, which
-holds the executed notebooks (``jupyter_execute/``) that ``idlmam.colab`` reads.
+holds the executed notebooks (``jupyter_execute/``) that ``tools/colab.py`` reads.
 
 ``tests/conftest.py`` registers this module as a plugin, so any test can ask for either fixture;
 within one session both test files share the one build.

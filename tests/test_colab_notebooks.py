@@ -1,4 +1,4 @@
-"""The Colab notebooks of ``make colab`` (idlmam.colab): numbers and plain Markdown, no MyST.
+"""The Colab notebooks of ``make colab`` (tools/colab.py): numbers and plain Markdown, no MyST.
 
 Each conversion is checked on a small hand-written notebook against the exact Markdown it must
 give; then the quick build that tests/test_site.py makes (the ``executed_build`` fixture of
@@ -9,18 +9,23 @@ setup cell first.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from idlmam import colab
-from idlmam.colab import ColabError, Page, convert_markdown, convert_notebook, format_plain_text
-
 ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("colab", ROOT / "tools" / "colab.py")
+colab = importlib.util.module_from_spec(spec)
+sys.modules["colab"] = colab  # its dataclasses look their module up there
+spec.loader.exec_module(colab)
+ColabError, Page, convert_markdown = colab.ColabError, colab.Page, colab.convert_markdown
+convert_notebook, format_plain_text = colab.convert_notebook, colab.format_plain_text
 SETUP = (
     'if "google.colab" in sys.modules:\n'
     '    subprocess.run([sys.executable, "-m", "pip", "install", "idlmam[tune]==0.0.1"])'

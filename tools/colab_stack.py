@@ -11,7 +11,7 @@ the repository googlecolab/backend-info).
   CUDA 12.8 build whose CUDA packages PyPI's torch of the same version does not use.
 * ``test`` (``make test-colab``) builds ``.venv-colab`` with the book's stack at Colab's
   versions, builds the wheel, makes the quick build and its Colab notebooks
-  (``idlmam.colab --pin`` pointing at that wheel), then executes every notebook there, one after
+  (``tools/colab.py --pin`` pointing at that wheel), then executes every notebook there, one after
   the other, as Colab would: ``idlmam`` uninstalled first, a stub ``google.colab`` module
   imported at kernel start, so that the setup cell's Colab branch installs the wheel (with no
   constraint, as in Colab; torch is not reinstalled). Exit status 1 when a notebook fails or its
@@ -184,7 +184,7 @@ def run_notebook(python: Path, notebook: Path, work: Path) -> tuple[bool, str]:
 def test(python: str, venv: Path, build: Path, pages: list[str]) -> int:
     started = time.monotonic()
     colab_python = colab_venv(venv, python)
-    import idlmam.colab as colab
+    import colab  # tools/colab.py, beside this file
 
     dist = build / "dist"
     shutil.rmtree(dist, ignore_errors=True)

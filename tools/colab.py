@@ -31,7 +31,7 @@ notebook with markup left in it is never written silently.
 
 Usage (after ``make book``)::
 
-    python -m idlmam.colab --build _build --out _build/colab [--pin REQUIREMENT]
+    python tools/colab.py --build _build --out _build/colab [--pin REQUIREMENT]
 
 Example:
     >>> page = Page("book/p", Path("."), {"acc": {"data": {"text/plain": "0.87654"}}})
@@ -391,7 +391,9 @@ def render_directive(name: str, arg: str, body: list[str], page: Page) -> list[s
         return include_block(name, arg, body, page)
     if name in ("code-block", "code", "sourcecode", "math"):
         return code_block(name, arg, body, page)
-    raise page.error(f"directive {{{name}}} cannot be shown in Colab (convert it in idlmam.colab)")
+    raise page.error(
+        f"directive {{{name}}} cannot be shown in Colab (convert it in tools/colab.py)"
+    )
 
 
 # --------------------------------------------------------------------------- Markdown blocks
@@ -627,10 +629,8 @@ def convert_build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m idlmam.colab [--build _build] [--out _build/colab] [--root .] [--pin REQ]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m idlmam.colab", description=__doc__.split("\n")[0]
-    )
+    """``python tools/colab.py [--build _build] [--out _build/colab] [--root .] [--pin REQ]``."""
+    parser = argparse.ArgumentParser(prog="tools/colab.py", description=__doc__.split("\n")[0])
     parser.add_argument("--build", type=Path, default=Path("_build"), help="the executed build")
     parser.add_argument("--out", type=Path, default=None, help="default: <build>/colab")
     parser.add_argument("--root", type=Path, default=Path("."), help="the book's source root")
@@ -646,10 +646,10 @@ def main(argv: list[str] | None = None) -> int:
         written = convert_build(args.build, args.out or args.build / "colab", args.root, pin)
         problems = pin_problems(written, pin) if pin else []
     except ColabError as err:
-        print(f"idlmam.colab: {err}", file=sys.stderr)
+        print(f"tools/colab.py: {err}", file=sys.stderr)
         return 1
     if problems:
-        print("idlmam.colab:", *problems, sep="\n  ", file=sys.stderr)
+        print("tools/colab.py:", *problems, sep="\n  ", file=sys.stderr)
         return 1
     for path in written:
         print(path)
