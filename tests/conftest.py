@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# the build tools (tools/*.py) import each other as the scripts they are, from their own folder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 # the postgres_url fixture (a throwaway PostgreSQL server), the quick build of the book that
 # the site and Colab tests share (site, executed_build), and the one headless Chromium of the

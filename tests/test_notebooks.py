@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import yaml
+import toc  # tools/toc.py (tests/conftest.py puts tools/ on the path)
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 SOURCES = sorted(p for p in BOOK.rglob("*.py") if "jupytext" in p.read_text()[:2000])
@@ -57,20 +57,7 @@ def test_every_notebook_has_stored_outputs_to_compare(source):
 
 
 def test_every_notebook_is_in_the_table_of_contents():
-    toc = yaml.safe_load((BOOK.parent / "_toc.yml").read_text())
-    listed = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                listed.add(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc)
+    listed = set(toc.pages(BOOK.parent))
     for source in SOURCES:
         assert str(source.relative_to(BOOK.parent).with_suffix("")) in listed
 

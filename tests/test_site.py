@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+import toc  # tools/toc.py (tests/conftest.py puts tools/ on the path)
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,29 +65,7 @@ KNOWN_CONSOLE_ERRORS = [
 THEBE_DUPLICATE = "Identifier 'THEBE_JS_URL' has already been declared"
 
 
-def toc_pages() -> list[str]:
-    """Every document of ``_toc.yml`` (root first), as paths without suffix: ``book/intro``."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(str(node["file"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return [
-        str(Path(p).with_suffix("")) if Path(p).suffix in {".md", ".py", ".ipynb"} else p
-        for p in pages
-    ]
-
-
-PAGES = toc_pages()
+PAGES = toc.pages(ROOT)
 
 
 def notebook_of(page: str) -> Path | None:

@@ -53,6 +53,8 @@ from ast import literal_eval
 from dataclasses import dataclass
 from pathlib import Path
 
+from toc import notebook_pages  # tools/toc.py, beside this file
+
 __all__ = [
     "ColabError",
     "Page",
@@ -560,35 +562,6 @@ def convert_notebook(notebook, page: Page, pin: str | None = None):
 
 
 # ---------------------------------------------------------------------------------- a build
-
-
-def toc_pages(root: Path) -> list[str]:
-    """Every page of ``root/_toc.yml`` (root page first), as paths without suffix."""
-    import yaml
-
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    pages = [str(toc["root"])]
-
-    def walk(node):
-        if isinstance(node, dict):
-            pages.extend([str(node["file"])] if "file" in node else [])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk({key: value for key, value in toc.items() if key != "root"})
-    return [re.sub(r"\.(md|py|ipynb)$", "", page) for page in pages]
-
-
-def notebook_pages(root: Path) -> list[str]:
-    """The pages of ``_toc.yml`` that are notebooks (a ``.py`` or ``.ipynb`` source)."""
-    return [
-        page
-        for page in toc_pages(root)
-        if (root / f"{page}.py").is_file() or (root / f"{page}.ipynb").is_file()
-    ]
 
 
 def executed_notebooks(build: Path, pages: list[str]) -> dict[str, Path]:

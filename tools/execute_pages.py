@@ -25,9 +25,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import jupytext
-import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
+from toc import pages  # tools/toc.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 1800  # seconds per cell, as _config.yml's execute.timeout
@@ -37,17 +37,8 @@ SLOW_FIRST = ("ex2_ex3", "03_gradients", "04b_", "03c_", "02_schedules", "ex6_ex
 
 
 def toc_pages(toc: Path = ROOT / "_toc.yml") -> list[Path]:
-    """The ``.py`` pages that ``_toc.yml`` lists, in its order."""
-
-    def files(entries):
-        for entry in entries or ():
-            if "file" in entry:
-                yield entry["file"]
-            yield from files(entry.get("sections"))
-
-    data = yaml.safe_load(toc.read_text())
-    names = [data["root"], *files(data.get("chapters"))]
-    return [ROOT / f"{name}.py" for name in names if (ROOT / f"{name}.py").exists()]
+    """The ``.py`` pages that ``toc`` lists, in its order (:mod:`toc` reads it)."""
+    return [ROOT / f"{name}.py" for name in pages(ROOT, toc) if (ROOT / f"{name}.py").exists()]
 
 
 def _rank(path: Path) -> int:
