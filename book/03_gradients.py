@@ -59,7 +59,7 @@ from idlmam.models import clamp_gradients
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import clip_grad_norm_on_step, cosine_schedule, eta_min_for, record_grad_norms
 from idlmam.plotting import plot_runs
-from idlmam.stats import compare, compare_pairs, final_scores
+from idlmam.stats import compare, compare_pairs, final_scores, last_epochs
 from idlmam.utils import get_device
 
 setup()
@@ -408,7 +408,7 @@ plot_runs(clipping, title="Nesterov momentum: a rate too large, with and without
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
-last = clipping.loc[clipping.groupby(["run", "seed"])["epoch"].idxmax()]  # each seed's end
+last = last_epochs(clipping, "train loss")  # where each seed ended
 finite = last["train loss"].apply(math.isfinite)
 outcome = (
     last.assign(stopped=~finite, above_guess=finite & (last["train loss"] > math.log(10)))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from .optim import schedule_lrs
 
-__all__ = ["plot_schedules", "plot_rates", "plot_runs", "final_scores", "plot_range_test"]
+__all__ = ["plot_schedules", "plot_rates", "plot_runs", "plot_range_test"]
 
 
 def plot_schedules(
@@ -134,12 +134,6 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
     )
     ax.legend(title=None)
     return ax
-
-
-def final_scores(frame, column: str = "test Accuracy"):
-    """The last epoch's ``column`` of each run (mean over seeds), best first."""
-    last = frame[frame["epoch"] == frame.groupby("run")["epoch"].transform("max")]
-    return last.groupby("run")[column].mean().sort_values(ascending=False)
 
 
 def plot_range_test(result, ax=None, *, title: str | None = "Learning-rate range test"):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["final_scores", "compare", "compare_pairs", "Comparison", "t_interval"]
+__all__ = ["final_scores", "last_epochs", "compare", "compare_pairs", "Comparison", "t_interval"]
 
 
 def _t_quantile(confidence: float, dof: int) -> float:
@@ -50,11 +50,24 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return float(x.mean()) - half, float(x.mean()) + half
 
 
-def _last_epochs(
+def last_epochs(
     frame: pd.DataFrame, column: str, keep: Sequence[str] = (), *, sort: bool = True
 ) -> pd.DataFrame:
     """One row per (run, seed): its last epoch's ``column`` (a diverged seed ends early), and
-    the ``keep`` columns; sorted by run and seed, or (``sort=False``) in order of appearance."""
+    the ``keep`` columns; sorted by run and seed, or (``sort=False``) in order of appearance.
+
+    The one rule for "where a seed ended", which :func:`final_scores`, :func:`compare` and the
+    pages use.
+
+    Raises:
+        ValueError: ``frame`` lacks ``run``, ``seed``, ``epoch``, ``column`` or a ``keep`` column.
+
+    Example:
+        >>> frame = pd.DataFrame({"run": ["a"] * 3, "seed": [0, 0, 1], "epoch": [0, 1, 0],
+        ...                       "acc": [0.5, 0.75, 0.25]})
+        >>> last_epochs(frame, "acc")["acc"].tolist()
+        [0.75, 0.25]
+    """
     missing = {"run", "seed", "epoch", column, *keep} - set(frame.columns)
     if missing:
         raise ValueError(
@@ -84,7 +97,7 @@ def final_scores(
     Raises:
         ValueError: a column is missing.
     """
-    last = _last_epochs(frame, column).dropna(subset=[column])
+    last = last_epochs(frame, column).dropna(subset=[column])
     rows = {}
     for run, group in last.groupby("run", sort=False):
         values = group[column].to_numpy(dtype=float)
@@ -175,7 +188,7 @@ def compare(
     Raises:
         ValueError: a run is not in the frame, or a column is missing.
     """
-    last = _last_epochs(frame, column).dropna(subset=[column])
+    last = last_epochs(frame, column).dropna(subset=[column])
     runs = set(last["run"])
     for name in (a, b):
         if name not in runs:

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from .experiments import run
-from .stats import _last_epochs
+from .stats import last_epochs
 from .train import DivergenceWarning
 
 __all__ = ["rate_grid", "sweep_label", "lr_sweep", "with_seeds", "best_rates", "time_to_target"]
@@ -198,7 +198,7 @@ def best_rates(frame: pd.DataFrame, column: str = "val Accuracy") -> pd.DataFram
              rate  score  trials  at_edge
         SGD   0.1   0.85       3    False
     """
-    last = _last_epochs(frame, column, ["optimizer", "rate"], sort=False)
+    last = last_epochs(frame, column, ["optimizer", "rate"], sort=False)
     scores = last.assign(score=last[column].fillna(-math.inf))
     per_rate = scores.groupby(["optimizer", "rate"], sort=False)["score"].mean().reset_index()
     rows = {}

@@ -62,7 +62,7 @@ from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import clip_grad_norm_on_step, cosine_schedule, eta_min_for, record_grad_norms
 from idlmam.plotting import plot_runs
 from idlmam.sequences import bayes_accuracy, markov_task, sequence_loaders
-from idlmam.stats import compare, final_scores
+from idlmam.stats import compare, final_scores, last_epochs
 from idlmam.train import DivergenceWarning
 from idlmam.utils import get_device
 
@@ -342,7 +342,7 @@ for warning in caught:
 
 def outcome(frame):
     """Per run: seeds, how many the loop stopped (NaN or infinite loss), final accuracy."""
-    last = frame.loc[frame.groupby(["run", "seed"])["epoch"].idxmax()]
+    last = last_epochs(frame, "train loss", ["epoch"])
     stopped = ~np.isfinite(last["train loss"].to_numpy(dtype=float))
     return (
         last.assign(diverged=stopped, epochs=last["epoch"] + 1)
