@@ -16,11 +16,18 @@ import torch
 from torch import nn
 
 from .models import clamp_gradients, mlp
-from .train import DivergenceWarning, accuracy, train_many, train_network, why_not_stacked
-from .train.checkpoint import load_checkpoint, loader_generators
+from .train import (
+    DivergenceWarning,
+    accuracy,
+    seeds_frame,
+    train_many,
+    train_network,
+    warn_diverged_seeds,
+    why_not_stacked,
+)
+from .train.checkpoint import continue_from
 from .train.loop import check_schedule_every
-from .train.stacked import seeds_frame, warn_diverged_seeds
-from .utils import order_seed, set_rng_state, set_seed
+from .utils import seed_run
 
 __all__ = ["run", "branch_runs"]
 
@@ -158,10 +165,7 @@ def _one_seed(
     """One seed of :func:`run` trained alone with ``train_network`` (its divergence warning
     left to ``run``, which issues one for all seeds)."""
     data = loaders(seed) if callable(loaders) else loaders
-    generator = getattr(data["train"], "generator", None)
-    if isinstance(generator, torch.Generator):
-        generator.manual_seed(order_seed(seed))  # this seed's order, whatever ran before
-    set_seed(seed)
+    seed_run(seed, data["train"])  # this seed's weights and order, whatever ran before
     model = model_fn()
     optimizer = make_optimizer(model.parameters())
     schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
@@ -283,13 +287,14 @@ def branch_runs(
             )
             frames.append(frame.assign(seed=seed, run=label, branch=0))
             for b, n in at.items():
-                state = load_checkpoint(f"{folder}/seed{seed}-at{b}.pt")
                 model = model_fn().to(device)
-                model.load_state_dict(state["model_state_dict"])
                 optimizer = make_optimizer(model.parameters())
-                optimizer.load_state_dict(state["optimizer_state_dict"])
-                order = [loaders.get(name) for name in ("train", "val", "test")]  # the loop's
-                set_rng_state(state["rng"], loader_generators(x for x in order if x is not None))
+                done, total_time = continue_from(  # the trunk's weights, moments, random states
+                    f"{folder}/seed{seed}-at{b}.pt",
+                    model,
+                    optimizer,
+                    [loaders.get(name) for name in ("train", "val", "test")],
+                )
                 branch = train_network(
                     model,
                     nn.CrossEntropyLoss(),
@@ -301,7 +306,7 @@ def branch_runs(
                     epochs=n,
                     **train,
                 )
-                branch["epoch"] += b
-                branch["total time"] += float(state["total_time"])
+                branch["epoch"] += done
+                branch["total time"] += total_time
                 frames.append(branch.assign(seed=seed, run=f"{label}, branch at {b}", branch=b))
     return seeds_frame(frames)

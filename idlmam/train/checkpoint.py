@@ -1,7 +1,10 @@
 """Checkpoints of a training run: written atomically, read back with ``weights_only=True``.
 
-:func:`idlmam.train.train_network` writes one after every epoch and resumes from it; this module
-owns the file format, so that the loop only says *when*.
+:func:`idlmam.train.train_network` writes one after every epoch and resumes from it, and
+:func:`idlmam.experiments.branch_runs` continues from one under a new schedule. This module owns
+the file format, the only one that knows its keys: :func:`checkpoint_state` builds what is
+saved, :func:`restore` loads it into a run that resumes, :func:`continue_from` into a branch; the
+loop only says *when*.
 
 A checkpoint is written at the end of an epoch, after the schedule's last step of that epoch (per
 epoch or per batch, its state is saved whole) and in evaluation mode: an optimizer with
@@ -15,13 +18,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from ..utils import set_rng_state
+from ..utils import rng_state, set_rng_state
 
 __all__ = [
     "CheckpointError",
@@ -30,7 +32,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "loader_generators",
+    "checkpoint_state",
     "restore",
+    "continue_from",
 ]
 
 CHECKPOINT_FORMAT = 2  # 1: the first loop's files (no random states); not resumable
@@ -182,8 +186,79 @@ def loader_generators(loaders: Iterable) -> list[torch.Generator]:
     return found
 
 
-def restore(path, state: dict, model, optimizer, lr_schedule, generators, columns: set[str]):
-    """Load ``state`` into the objects of this call; a mismatch is a :class:`CheckpointError`."""
+def checkpoint_state(
+    *,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: object,
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+    rows: Sequence[Mapping],
+    total_time: float,
+    diverged: bool,
+) -> dict:
+    """What the loop saves after epoch ``epoch``: a dict with the keys of :data:`CHECKPOINT_KEYS`.
+
+    Everything the next epoch depends on: the model, the optimizer and the schedule (their
+    classes too, to refuse a file of another setup), every random state (the global ones and
+    the loaders' ``generators``), the rows so far (``results``, column by column), the training
+    time and whether the last epoch diverged. Tensors, numbers, strings, lists and dicts only,
+    so that it loads with ``weights_only=True``.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> state = checkpoint_state(epoch=0, model=model, optimizer=opt, lr_schedule=None,
+        ...                          generators=[], device=torch.device("cpu"),
+        ...                          rows=[{"epoch": 0, "train loss": 0.5}], total_time=1.0,
+        ...                          diverged=False)
+        >>> sorted(state) == sorted(CHECKPOINT_KEYS), state["results"]
+        (True, {'epoch': [0], 'train loss': [0.5]})
+    """
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "model_class": type(model).__name__,
+        "model_state_dict": model.state_dict(),
+        "optimizer_class": type(optimizer).__name__,
+        "optimizer_state_dict": optimizer.state_dict(),
+        "lr_schedule_class": None if lr_schedule is None else type(lr_schedule).__name__,
+        "lr_schedule_state_dict": None if lr_schedule is None else lr_schedule.state_dict(),
+        "rng": rng_state(generators, cuda=device.type == "cuda"),
+        "results": {column: [row[column] for row in rows] for column in rows[0]} if rows else {},
+        "total_time": total_time,
+        "diverged": diverged,
+    }
+
+
+def restore(
+    path: str | os.PathLike,
+    state: dict,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: object,
+    generators: Sequence[torch.Generator],
+    columns: set[str],
+) -> tuple[int, float, list[dict], bool]:
+    """Load ``state`` (from :func:`load_checkpoint`) into the objects of a run that resumes.
+
+    Args:
+        path: the checkpoint file, for the messages.
+        state: what :func:`load_checkpoint` read from it.
+        model, optimizer, lr_schedule: this run's, built as the saved run built them.
+        generators: the loaders' generators, in the order the loop saves them
+            (:func:`loader_generators` of the train, val and test loaders).
+        columns: the columns this run makes (:func:`idlmam.train.frame.result_columns`).
+
+    Returns:
+        ``(start, total_time, rows, diverged)``: the first epoch to train, the training time so
+        far, the saved rows (one dict per epoch) and whether the saved run diverged.
+
+    Raises:
+        CheckpointError: the file was written by another setup (other columns, model,
+            optimizer or schedule class, or state that does not load); the message says so.
+    """
     fix = f"resume with the same setup, or delete {path} / pass resume=False to start over"
     saved_columns = set(state["results"])
     if saved_columns != columns:
@@ -202,6 +277,48 @@ def restore(path, state: dict, model, optimizer, lr_schedule, generators, column
             raise CheckpointError(
                 f"checkpoint {path} was written with {what} {saved}, this call has {ours}: {fix}"
             )
+    _load_into(path, state, model, optimizer, lr_schedule, generators, fix)
+    results = state["results"]
+    rows = [dict(zip(results, values)) for values in zip(*results.values())]
+    return state["epoch"] + 1, float(state["total_time"]), rows, bool(state["diverged"])
+
+
+def continue_from(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loaders: Iterable,
+) -> tuple[int, float]:
+    """Load a checkpoint's weights, optimizer and random states to continue its run another way.
+
+    What a branch needs (:func:`idlmam.experiments.branch_runs`): the next batches are those the
+    saved run would have seen, while the schedule, the epochs and the checkpoint file are the
+    branch's own (nothing of the saved schedule is loaded).
+
+    Args:
+        path: a checkpoint the loop wrote.
+        model, optimizer: built as the saved run built them (the model on its device).
+        loaders: the branch's train, val and test loaders in that order (None for one not
+            given), whose generators the saved random states are put into.
+
+    Returns:
+        ``(epochs, total_time)``: the epochs the saved run had trained and its training time.
+
+    Raises:
+        CheckpointError: the file cannot be read, or does not fit ``model`` or ``optimizer``.
+
+    Example:
+        >>> epochs, seconds = continue_from("trunk.pt", model, opt, [train, None, test])  # doctest: +SKIP
+    """
+    state = load_checkpoint(path)
+    fix = f"build the model and optimizer as the run that wrote {path} did"
+    generators = loader_generators(loader for loader in loaders if loader is not None)
+    _load_into(path, state, model, optimizer, None, generators, fix)
+    return state["epoch"] + 1, float(state["total_time"])
+
+
+def _load_into(path, state, model, optimizer, lr_schedule, generators, fix: str) -> None:
+    """The saved weights, optimizer and schedule states and random states, into this run's."""
     try:
         model.load_state_dict(state["model_state_dict"])
         optimizer.load_state_dict(state["optimizer_state_dict"])
@@ -213,7 +330,3 @@ def restore(path, state: dict, model, optimizer, lr_schedule, generators, column
             f"checkpoint {path} does not fit this run ({type(err).__name__}: "
             f"{str(err).strip()[:300]}): {fix}"
         ) from err
-    results = defaultdict(
-        list, {column: list(values) for column, values in state["results"].items()}
-    )
-    return state["epoch"] + 1, float(state["total_time"]), results, bool(state["diverged"])

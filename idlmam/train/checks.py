@@ -17,8 +17,11 @@ from ..utils import move_to, rng_state, set_rng_state
 from .checkpoint import loader_generators
 
 __all__ = [
+    "SCHEDULE_EVERY",
     "check_arguments",
     "check_epochs_loaders_scores",
+    "check_optimizer",
+    "check_schedule_every",
     "preflight",
     "predicted_labels",
     "score",
@@ -74,17 +77,19 @@ def check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, s
 
 
 def check_arguments(
-    model, train_loader, val_loader, test_loader, score_funcs, epochs, optimizer, lr_schedule
+    train_loader, val_loader, test_loader, score_funcs, epochs, lr_schedule
 ) -> None:
+    """The checks of :func:`check_epochs_loaders_scores`, and ``lr_schedule``: an object of
+    ``torch.optim.lr_scheduler``, the string ``"ReduceLROnPlateau"`` (with a ``val_loader``,
+    whose loss it steps on) or None.
+
+    Example:
+        >>> check_arguments([(torch.zeros(1, 2), torch.zeros(1))], None, None, None, 3, "cosine")
+        Traceback (most recent call last):
+        ...
+        ValueError: lr_schedule='cosine' is not understood: ...
+    """
     check_epochs_loaders_scores(epochs, train_loader, val_loader, test_loader, score_funcs)
-    if optimizer is not None:
-        ours = {id(p) for p in model.parameters()}
-        theirs = [p for group in optimizer.param_groups for p in group["params"]]
-        if not any(id(p) in ours for p in theirs):
-            raise ValueError(
-                "the optimizer holds none of this model's parameters (was it built "
-                "for another model?): build it with optimizer=...(model.parameters())"
-            )
     if isinstance(lr_schedule, str):
         if lr_schedule != "ReduceLROnPlateau":
             raise ValueError(
@@ -104,6 +109,50 @@ def check_arguments(
             "ReduceLROnPlateau steps on the validation loss, but val_loader is None: "
             "split a validation set off the training data (idlmam.data.split) and "
             "pass val_loader=..."
+        )
+
+
+SCHEDULE_EVERY = ("epoch", "batch")  # when a schedule steps: after each epoch, after each batch
+
+
+def check_schedule_every(lr_schedule_every: object, lr_schedule: object = None) -> None:
+    """Refuse a ``lr_schedule_every`` that is not in :data:`SCHEDULE_EVERY`, or ``"batch"`` with
+    ``ReduceLROnPlateau`` (given as an object or by name), before any training.
+
+    Example:
+        >>> check_schedule_every("batch")
+        >>> check_schedule_every("step")
+        Traceback (most recent call last):
+        ...
+        ValueError: lr_schedule_every must be 'epoch' or 'batch', got 'step'
+    """
+    if not isinstance(lr_schedule_every, str) or lr_schedule_every not in SCHEDULE_EVERY:
+        raise ValueError(f"lr_schedule_every must be 'epoch' or 'batch', got {lr_schedule_every!r}")
+    plateau = lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau)
+    if plateau and lr_schedule_every == "batch":
+        raise ValueError(
+            "ReduceLROnPlateau steps on the validation loss, which exists once per epoch, so "
+            "it cannot step every batch: use lr_schedule_every='epoch' with it, or a "
+            "schedule of the step count (LambdaLR, LinearLR, OneCycleLR, ...) per batch"
+        )
+
+
+def check_optimizer(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter]) -> None:
+    """Refuse an optimizer that holds none of ``params``, the parameters it is to train.
+
+    Example:
+        >>> model, other = nn.Linear(2, 1), nn.Linear(2, 1)
+        >>> check_optimizer(torch.optim.SGD(other.parameters(), lr=0.1), model.parameters())
+        Traceback (most recent call last):
+        ...
+        ValueError: the optimizer holds none of the parameters it is to train ...
+    """
+    ours = {id(p) for p in params}
+    if not any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError(
+            "the optimizer holds none of the parameters it is to train (was it built for "
+            "another model?): build it on them, optimizer=SGD(model.parameters(), ...) or "
+            "optimizer_fn=lambda params: SGD(params, ...)"
         )
 
 

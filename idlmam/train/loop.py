@@ -3,15 +3,19 @@
 .. math::
     \\Theta_{t+1} = \\Theta_t - L(\\eta_0, t) \\cdot G(g^t)
 
-:func:`train_network` returns one row per epoch in a pandas DataFrame (the *results frame*):
-``epoch``, ``total time``, ``lr``, ``train loss``, ``train <score>``, then the same for ``val``
-and ``test`` where those loaders are given.
+One loop, :func:`fit`, trains one model or K stacked ones; what differs between the two is an
+*engine*: :class:`OneModel` here, :class:`idlmam.train.stacked.StackedModels` for K seeds in one
+pass. Its phases are written once: prepare (the optimizer, AdamW by default, and the schedule
+on it), pre-flight (one batch of each loader through the model, the loss and the score
+functions, so a mistake stops the run in a second, not an hour in), resume, then every epoch:
+the ``lr`` column, the training pass, divergence, evaluation, the schedule's step, the
+checkpoint, the callbacks; last, the divergence warning. :func:`train_network` (one model) and
+:func:`idlmam.train.train_many` (K seeds) are its public entry points; both return the results
+frame (:mod:`idlmam.train.frame`).
 
-The loop never loses work. Before the first epoch it runs one batch of each loader through the
-model, the loss and the score functions, so a mistake stops the run in a second, not an hour
-in. After every epoch it writes a checkpoint atomically (model, optimizer, schedule, every random
-state, the rows so far), from which ``resume=True`` continues exactly. When the training loss
-becomes NaN or infinite it stops, keeps the rows and marks the stop in the frame.
+The loop never loses work. After every epoch it writes a checkpoint atomically
+(:mod:`idlmam.train.checkpoint`), from which ``resume=True`` continues exactly. When a training
+loss becomes NaN or infinite, that model stops, its rows are kept and the stop is marked.
 
 Optimizers with a mode of their own (schedule-free AdamW, whose ``train()`` and ``eval()`` move
 the weights between the point the gradients are taken at and the average that is evaluated) are
@@ -25,32 +29,52 @@ import math
 import os
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from ..utils import get_device, move_to, progress_enabled, rng_state
+from ..utils import get_device, move_to, progress_enabled
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
+    checkpoint_state,
     load_checkpoint,
     loader_generators,
     restore,
     save_checkpoint,
 )
-from .checks import check_arguments, predicted_labels, preflight, score
+from .checks import (
+    SCHEDULE_EVERY,
+    check_arguments,
+    check_optimizer,
+    check_schedule_every,
+    predicted_labels,
+    preflight,
+    score,
+)
+from .frame import (
+    DivergenceWarning,
+    diverged_where,
+    fill_not_evaluated,
+    result_columns,
+    results_frame,
+    warn_diverged,
+    warn_diverged_seeds,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "train_network",
+    "fit",
+    "Engine",
+    "OneModel",
     "run_epoch",
     "batch_pass",
     "set_train_mode",
@@ -66,35 +90,9 @@ __all__ = [
 
 ScoreFunc = Callable[[np.ndarray, np.ndarray], float]
 EpochHook = Callable[[int, dict], "bool | None"]
-
-
-SCHEDULE_EVERY = ("epoch", "batch")  # when a schedule steps: after each epoch, after each batch
-
-
-class DivergenceWarning(RuntimeWarning):
-    """The training loss became NaN or infinite and the run was stopped."""
-
-
-def check_schedule_every(lr_schedule_every: object, lr_schedule: object = None) -> None:
-    """Refuse a ``lr_schedule_every`` that is not in :data:`SCHEDULE_EVERY`, or ``"batch"`` with
-    ``ReduceLROnPlateau`` (given as an object or by name), before any training.
-
-    Example:
-        >>> check_schedule_every("batch")
-        >>> check_schedule_every("step")
-        Traceback (most recent call last):
-        ...
-        ValueError: lr_schedule_every must be 'epoch' or 'batch', got 'step'
-    """
-    if not isinstance(lr_schedule_every, str) or lr_schedule_every not in SCHEDULE_EVERY:
-        raise ValueError(f"lr_schedule_every must be 'epoch' or 'batch', got {lr_schedule_every!r}")
-    plateau = lr_schedule == "ReduceLROnPlateau" or isinstance(lr_schedule, ReduceLROnPlateau)
-    if plateau and lr_schedule_every == "batch":
-        raise ValueError(
-            "ReduceLROnPlateau steps on the validation loss, which exists once per epoch, so "
-            "it cannot step every batch: use lr_schedule_every='epoch' with it, or a "
-            "schedule of the step count (LambdaLR, LinearLR, OneCycleLR, ...) per batch"
-        )
+# what a pass gives back: each model's mean loss, and its labels and predicted labels (NumPy
+# arrays, one per model; empty lists when no score function asks for them)
+PassResult = tuple[list[float], list[np.ndarray], list[np.ndarray]]
 
 
 def has_modes(optimizer: object) -> bool:
@@ -188,6 +186,107 @@ def batch_pass(
     return running_loss / n_seen, y_true, y_pred
 
 
+class Engine(Protocol):
+    """What :func:`fit` needs of the models it trains: one model, or K stacked ones.
+
+    Attributes:
+        k: the number of models trained together.
+        module: what trains and what :func:`set_train_mode` switches (the model, or the
+            stacked module).
+        plain: one plain model, for the pre-flight checks.
+        loss_func: ``loss_func(y_hat, y)``, one model's mean loss on a batch.
+        device: where the models are.
+        seeds: the seed of each model (they name the models in the rows and the warning), or
+            None for one model trained alone.
+    """
+
+    k: int
+    module: nn.Module
+    plain: nn.Module
+    loss_func: Callable
+    device: torch.device
+    seeds: list[int] | None
+
+    def check(self, optimizer: torch.optim.Optimizer, lr_schedule: object) -> None:
+        """Refuse (or warn about) what this engine cannot train with, before any training."""
+
+    def pass_over(
+        self,
+        optimizer: torch.optim.Optimizer | None,
+        loader: Iterable,
+        running: list[bool],
+        *,
+        keep_outputs: bool,
+        name: str,
+        on_step: Callable[[], object] | None = None,
+    ) -> PassResult:
+        """One pass of the models whose ``running[k]`` is True over ``loader`` (trains when
+        ``optimizer`` is given; :func:`batch_pass` does the batches)."""
+
+    def stopping(self, models: list[int]) -> None:
+        """Models ``models`` train no more after this epoch."""
+
+
+class OneModel:
+    """The engine of :func:`train_network`: one model, fed the loader's own batches.
+
+    Example:
+        >>> engine = OneModel(nn.Linear(3, 2), nn.CrossEntropyLoss(), torch.device("cpu"))
+        >>> batches = [(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))]
+        >>> losses, _, _ = engine.pass_over(None, batches, [True], keep_outputs=False, name="val")
+        >>> len(losses)
+        1
+    """
+
+    k = 1
+    seeds = None
+
+    def __init__(self, model: nn.Module, loss_func: Callable, device: torch.device) -> None:
+        self.module = self.plain = model
+        self.loss_func, self.device = loss_func, device
+
+    def check(self, optimizer: torch.optim.Optimizer, lr_schedule: object) -> None:
+        """Warn when an optimizer with modes evaluates weights that batch-norm statistics do not
+        belong to (see :func:`train_network`)."""
+        if has_modes(optimizer) and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            for m in self.module.modules()
+        ):
+            warnings.warn(
+                f"{type(optimizer).__name__} evaluates the average of its iterates (its eval() "
+                "mode), but the model's batch-norm running statistics are gathered at the "
+                "training point: the val/test columns use statistics that do not belong to the "
+                "weights. Recompute them at the averaged weights before trusting them (after "
+                "optimizer.eval(): model.train(), a few training batches under torch.no_grad(), "
+                "model.eval()), or train a model without batch norm",
+                UserWarning,
+                stacklevel=4,  # the caller of train_network
+            )
+
+    def pass_over(self, optimizer, loader, running, *, keep_outputs, name, on_step=None):
+        """One pass over ``loader`` (its ``eval_batches()`` when evaluating, if it has one)."""
+        if optimizer is None and hasattr(loader, "eval_batches"):
+            loader = loader.eval_batches()  # large batches: the order does not matter here
+        mean_loss, y_true, y_pred = batch_pass(
+            self.module,
+            optimizer,
+            loader,
+            self.loss_func,
+            self.device,
+            keep_outputs=keep_outputs,
+            name=name,
+            on_step=on_step,
+        )
+        losses = [mean_loss.item()]  # one sync per pass
+        if not keep_outputs:
+            return losses, [], []
+        labels = torch.cat(y_true).cpu().numpy()
+        return losses, [labels], [predicted_labels(torch.cat(y_pred)).cpu().numpy()]
+
+    def stopping(self, models: list[int]) -> None:
+        """Nothing to keep: the model is the caller's own."""
+
+
 def run_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
@@ -231,51 +330,213 @@ def run_epoch(
         >>> list(results)
         ['val loss']
     """
-    if optimizer is None and hasattr(data_loader, "eval_batches"):
-        data_loader = data_loader.eval_batches()  # large batches: the order does not matter here
+    row: dict = {}
+    engine = OneModel(model, loss_func, device)
+    seconds = _pass(engine, optimizer, data_loader, prefix, [row], [True], score_funcs, on_step)
+    for column, value in row.items():
+        results[column].append(value)
+    return seconds
+
+
+def _pass(engine, optimizer, loader, prefix, rows, running, score_funcs, on_step=None) -> float:
+    """One pass of ``engine``'s running models; each one's loss and scores into ``rows[k]``.
+
+    Scores are NaN where the loss is not finite (score functions are not asked to rate a
+    diverged model). Returns the seconds spent.
+    """
     start = time.perf_counter()
-    running_loss, y_true, y_pred = batch_pass(
-        model,
+    losses, labels, predicted = engine.pass_over(
         optimizer,
-        data_loader,
-        loss_func,
-        device,
+        loader,
+        running,
         keep_outputs=bool(score_funcs),
         name=prefix or "data",
         on_step=on_step,
     )
-    mean_loss = running_loss.item()  # one sync per epoch
-    results[f"{prefix} loss"].append(mean_loss)
-    if score_funcs:
-        finite = math.isfinite(mean_loss)
-        y_true_np = torch.cat(y_true).cpu().numpy()
-        y_pred_np = predicted_labels(torch.cat(y_pred)).cpu().numpy()
-        for name, score_func in score_funcs.items():
-            results[f"{prefix} {name}"].append(
-                score(name, score_func, y_true_np, y_pred_np, f"the {prefix} data")
-                if finite
+    for k, row in enumerate(rows):
+        if not running[k]:
+            continue
+        row[f"{prefix} loss"] = losses[k]
+        for name, score_func in (score_funcs or {}).items():
+            row[f"{prefix} {name}"] = (
+                score(name, score_func, labels[k], predicted[k], f"the {prefix} data")
+                if math.isfinite(losses[k])
                 else float("nan")
             )
     return time.perf_counter() - start
 
 
-def _expected_columns(loaders: Mapping[str, Iterable], score_funcs) -> set[str]:
-    prefixes = [name.removesuffix("_loader") for name in loaders]
-    return {"epoch", "lr", "total time"} | {
-        f"{prefix} {column}" for prefix in prefixes for column in ["loss", *(score_funcs or {})]
-    }
+def _optimize(params, make_optimizer, make_schedule, lr_schedule_every):
+    """The optimizer (``AdamW`` with its defaults when ``make_optimizer`` is None), the schedule
+    built on it, and the checks that they belong to the parameters and to each other."""
+    params = list(params)
+    optimizer = (make_optimizer or torch.optim.AdamW)(params)
+    check_optimizer(optimizer, params)
+    lr_schedule = make_schedule(optimizer) if make_schedule is not None else None
+    check_schedule_every(lr_schedule_every, lr_schedule)
+    if lr_schedule is not None and getattr(lr_schedule, "optimizer", None) is not optimizer:
+        raise ValueError(
+            "the schedule was built on another optimizer than the one training the model: "
+            "build it on that optimizer, lr_schedule=Schedule(optimizer, ...) or "
+            "lr_schedule_fn=lambda optimizer: Schedule(optimizer, ...)"
+        )
+    return optimizer, lr_schedule
 
 
-def _frame(results: Mapping[str, list], diverged: bool) -> pd.DataFrame:
-    import pandas as pd
+def fit(
+    engine: Engine,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    test_loader: Iterable | None = None,
+    *,
+    make_optimizer: Callable[[list], torch.optim.Optimizer] | None = None,
+    make_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
+    lr_schedule_every: str = "epoch",
+    score_funcs: Mapping[str, ScoreFunc] | None = None,
+    epochs: int = 50,
+    checkpoint_file: str | os.PathLike | None = None,
+    resume: bool = False,
+    on_epoch_end: EpochHook | None = None,
+    disable_tqdm: bool = False,
+) -> tuple[list[list[dict]], list[bool]]:
+    """The one training loop, for the models of ``engine``; the contract of :func:`train_network`.
 
-    frame = pd.DataFrame.from_dict(results)
-    first = ["epoch", "total time", "lr"]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
-    if diverged:  # the last row is the epoch whose training loss was not finite
-        frame["diverged"] = np.arange(len(frame)) == len(frame) - 1
-    frame.attrs["diverged"] = diverged
-    return frame
+    Args:
+        engine: the models (:class:`OneModel`, or K stacked ones).
+        make_optimizer: ``params -> optimizer`` over ``engine.module``'s parameters (AdamW
+            with its defaults when None).
+        make_schedule: ``optimizer -> schedule``, or None.
+        checkpoint_file, resume: as in :func:`train_network` (one model only).
+        train_loader, val_loader, test_loader, lr_schedule_every, score_funcs, epochs,
+            on_epoch_end, disable_tqdm: as in :func:`train_network`; ``on_epoch_end``'s row has
+            the model's ``seed`` when the engine has seeds.
+
+    Returns:
+        ``(rows, diverged)``: for each model, its rows (one dict per epoch trained) and
+        whether it diverged. The modules and the optimizer are left in eval mode.
+
+    Raises:
+        ValueError, TypeError, CheckpointError: as :func:`train_network`, before any training.
+    """
+    from tqdm import tqdm
+
+    # 1. prepare: the optimizer, the schedule on it, what this engine cannot train with
+    optimizer, lr_schedule = _optimize(
+        engine.module.parameters(), make_optimizer, make_schedule, lr_schedule_every
+    )
+    engine.check(optimizer, lr_schedule)
+    per_batch = None if lr_schedule is None or lr_schedule_every == "epoch" else lr_schedule.step
+    # 2. pre-flight: one batch of each loader through a plain model (changes nothing)
+    named = {"train_loader": train_loader, "val_loader": val_loader, "test_loader": test_loader}
+    loaders = {name: loader for name, loader in named.items() if loader is not None}
+    preflight(engine.plain, engine.loss_func, loaders, score_funcs, engine.device)
+    generators = loader_generators(loaders.values())
+    # 3. resume: the rows, the states and the random states of the last epoch saved
+    history: list[list[dict]] = [[] for _ in range(engine.k)]
+    diverged, start, total_time = [False] * engine.k, 0, 0.0
+    if resume and Path(checkpoint_file).exists():  # no file yet: this is the first start
+        state = load_checkpoint(checkpoint_file)
+        columns = result_columns([n.removesuffix("_loader") for n in loaders], score_funcs)
+        start, total_time, history[0], diverged[0] = restore(
+            checkpoint_file, state, engine.module, optimizer, lr_schedule, generators, columns
+        )
+        if diverged[0]:
+            warnings.warn(
+                f"checkpoint {checkpoint_file} holds a run that diverged at epoch "
+                f"{state['epoch']}: returning its rows without training (delete it "
+                "or pass resume=False to train again)",
+                DivergenceWarning,
+                stacklevel=3,
+            )
+            set_train_mode(engine.module, optimizer, False)  # as a run that trained leaves them
+            return history, diverged
+    running = [True] * engine.k  # models still training
+
+    bar = tqdm(
+        range(start, epochs),
+        desc="Epoch",
+        initial=start,
+        total=epochs,
+        disable=not progress_enabled(disable_tqdm),
+    )
+    for epoch in bar:
+        # 4. L: the learning rate this epoch starts with (the rate of its first batch)
+        lr = float(optimizer.param_groups[0]["lr"])
+        rows = [{"epoch": epoch, "lr": lr} for _ in range(engine.k)]
+        # 5. G: one pass over the training data, updating every batch (and L, when per batch)
+        set_train_mode(engine.module, optimizer, True)
+        total_time += _pass(
+            engine, optimizer, train_loader, "train", rows, running, score_funcs, per_batch
+        )
+        # an optimizer with modes now holds the weights to evaluate, save and return
+        set_train_mode(engine.module, optimizer, False)
+        for row in rows:
+            row["total time"] = total_time
+        # 6. divergence: the pass already brought the losses to the host, so this costs no sync
+        bad = [
+            k for k in range(engine.k) if running[k] and not math.isfinite(rows[k]["train loss"])
+        ]
+        healthy = [running[k] and k not in bad for k in range(engine.k)]
+        # 7. evaluate without gradients (a diverged model has nothing to evaluate: NaN)
+        for prefix, loader in (("val", val_loader), ("test", test_loader)):
+            if loader is None:
+                continue
+            if any(healthy):
+                _pass(engine, None, loader, prefix, rows, healthy, score_funcs)
+            for k in bad:
+                fill_not_evaluated(rows[k], prefix, score_funcs)
+        # 8. L: move the schedule one epoch on (not when every model diverged: the run ends)
+        if lr_schedule is not None and lr_schedule_every == "epoch" and any(healthy):
+            if isinstance(lr_schedule, ReduceLROnPlateau):  # never stacked: one model
+                lr_schedule.step(rows[0]["val loss"])
+            else:
+                lr_schedule.step()
+        for k in range(engine.k):
+            if running[k]:
+                history[k].append(rows[k])
+                diverged[k] = k in bad
+        # 9. checkpoint: everything the next epoch depends on, random states included (an
+        # optimizer with modes is saved in eval mode, the model at its averaged weights)
+        if checkpoint_file is not None:
+            save_checkpoint(
+                checkpoint_file,
+                checkpoint_state(
+                    epoch=epoch,
+                    model=engine.module,
+                    optimizer=optimizer,
+                    lr_schedule=lr_schedule,
+                    generators=generators,
+                    device=engine.device,
+                    rows=history[0],
+                    total_time=total_time,
+                    diverged=diverged[0],
+                ),
+            )
+        # 10. callbacks: tell the caller; a model stops on divergence or when the caller asks
+        stop = list(bad)
+        for k in (k for k in range(engine.k) if running[k]):
+            row = {**rows[k], **({"diverged": True} if k in bad else {})}
+            if engine.seeds is not None:
+                row["seed"] = engine.seeds[k]
+            if on_epoch_end is not None and on_epoch_end(epoch, row) and k not in bad:
+                stop.append(k)
+        if stop:
+            engine.stopping(sorted(stop))
+        for k in stop:
+            running[k] = False
+        if not any(running):
+            break
+    bar.close()
+    # 11. the one divergence warning of the run
+    if any(diverged):
+        if engine.seeds is None:
+            warn_diverged(history[0][-1], len(history[0]), stacklevel=4)
+        else:
+            where = [
+                diverged_where(s, h[-1]) for s, h, d in zip(engine.seeds, history, diverged) if d
+            ]
+            warn_diverged_seeds(where, stacklevel=4)
+    return history, diverged
 
 
 def train_network(
@@ -392,159 +653,33 @@ def train_network(
         >>> frame["lr"].round(4).tolist()
         [0.1, 0.05]
     """
-    from tqdm import tqdm
-
-    # 0. checks: arguments, device, then one batch of each loader (changes nothing)
-    check_arguments(
-        model, train_loader, val_loader, test_loader, score_funcs, epochs, optimizer, lr_schedule
-    )
-    check_schedule_every(lr_schedule_every, lr_schedule)
+    # the checks of this entry point's arguments (fit makes the rest)
+    check_arguments(train_loader, val_loader, test_loader, score_funcs, epochs, lr_schedule)
     if resume and checkpoint_file is None:
         raise ValueError("resume=True needs checkpoint_file=...: the file to continue from")
     device = get_device(None if device is None else str(device))
-    model.to(device)
-    if optimizer is None:
-        optimizer = torch.optim.AdamW(model.parameters())
     if lr_schedule == "ReduceLROnPlateau":
-        lr_schedule = ReduceLROnPlateau(optimizer, mode="min", factor=0.2, patience=10)
-    if lr_schedule is not None and lr_schedule.optimizer is not optimizer:
-        raise ValueError(
-            "lr_schedule was built on another optimizer than the one training this "
-            "model: build it as Schedule(optimizer, ...) with the same optimizer"
-        )
-    if has_modes(optimizer) and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-        for m in model.modules()
-    ):
-        warnings.warn(
-            f"{type(optimizer).__name__} evaluates the average of its iterates (its eval() "
-            "mode), but the model's batch-norm running statistics are gathered at the "
-            "training point: the val/test columns use statistics that do not belong to the "
-            "weights. Recompute them at the averaged weights before trusting them (after "
-            "optimizer.eval(): model.train(), a few training batches under torch.no_grad(), "
-            "model.eval()), or train a model without batch norm",
-            UserWarning,
-            stacklevel=2,
-        )
-    per_batch = None if lr_schedule is None or lr_schedule_every == "epoch" else lr_schedule.step
-    loaders = {
-        name: loader
-        for name, loader in (
-            ("train_loader", train_loader),
-            ("val_loader", val_loader),
-            ("test_loader", test_loader),
-        )
-        if loader is not None
-    }
-    preflight(model, loss_func, loaders, score_funcs, device)
-    generators = loader_generators(loaders.values())
-
-    results: dict[str, list] = defaultdict(list)
-    total_time, start, diverged = 0.0, 0, False
-    if resume and Path(checkpoint_file).exists():  # no file yet: this is the first start
-        state = load_checkpoint(checkpoint_file)
-        start, total_time, results, diverged = restore(
-            checkpoint_file,
-            state,
-            model,
-            optimizer,
-            lr_schedule,
-            generators,
-            _expected_columns(loaders, score_funcs),
-        )
-        if diverged:
-            warnings.warn(
-                f"checkpoint {checkpoint_file} holds a run that diverged at epoch "
-                f"{state['epoch']}: returning its rows without training (delete it "
-                "or pass resume=False to train again)",
-                DivergenceWarning,
-                stacklevel=2,
-            )
-            set_train_mode(model, optimizer, False)  # as a run that trained leaves them
-            return _frame(results, diverged)
-
-    bar = tqdm(
-        range(start, epochs),
-        desc="Epoch",
-        initial=start,
-        total=epochs,
-        disable=not progress_enabled(disable_tqdm),
+        make_schedule = _plateau
+    else:
+        make_schedule = None if lr_schedule is None else (lambda _: lr_schedule)
+    history, diverged = fit(
+        OneModel(model.to(device), loss_func, device),
+        train_loader,
+        val_loader,
+        test_loader,
+        make_optimizer=None if optimizer is None else (lambda _: optimizer),
+        make_schedule=make_schedule,
+        lr_schedule_every=lr_schedule_every,
+        score_funcs=score_funcs,
+        epochs=epochs,
+        checkpoint_file=checkpoint_file,
+        resume=resume,
+        on_epoch_end=on_epoch_end,
+        disable_tqdm=disable_tqdm,
     )
-    for epoch in bar:
-        # 1. L: the learning rate this epoch starts with (the rate of its first batch)
-        results["epoch"].append(epoch)
-        results["lr"].append(float(optimizer.param_groups[0]["lr"]))
-        # 2-4. G: one pass over the training data, updating every batch (and L, when per batch)
-        set_train_mode(model, optimizer, True)
-        total_time += run_epoch(
-            model,
-            optimizer,
-            train_loader,
-            loss_func,
-            device,
-            results,
-            score_funcs,
-            prefix="train",
-            on_step=per_batch,
-        )
-        # an optimizer with modes now holds the weights to evaluate, save and return
-        set_train_mode(model, optimizer, False)
-        results["total time"].append(total_time)
-        # 5. divergence: the pass already brought its loss to the host, so this costs no sync
-        diverged = not math.isfinite(results["train loss"][-1])
-        # 6. evaluate without gradients (a diverged model has nothing to evaluate: NaN)
-        for prefix, loader in (("val", val_loader), ("test", test_loader)):
-            if loader is not None and diverged:
-                for column in ["loss", *(score_funcs or {})]:
-                    results[f"{prefix} {column}"].append(float("nan"))
-            elif loader is not None:
-                run_epoch(
-                    model, None, loader, loss_func, device, results, score_funcs, prefix=prefix
-                )
-        # 7. L: move the schedule one epoch on (not after a divergence: the run ends here)
-        if lr_schedule is not None and lr_schedule_every == "epoch" and not diverged:
-            if isinstance(lr_schedule, ReduceLROnPlateau):
-                lr_schedule.step(results["val loss"][-1])
-            else:
-                lr_schedule.step()
-        # 8. checkpoint: everything the next epoch depends on, random states included (an
-        # optimizer with modes is saved in eval mode, the model at its averaged weights)
-        if checkpoint_file is not None:
-            save_checkpoint(
-                checkpoint_file,
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "epoch": epoch,
-                    "model_class": type(model).__name__,
-                    "model_state_dict": model.state_dict(),
-                    "optimizer_class": type(optimizer).__name__,
-                    "optimizer_state_dict": optimizer.state_dict(),
-                    "lr_schedule_class": None
-                    if lr_schedule is None
-                    else type(lr_schedule).__name__,
-                    "lr_schedule_state_dict": None
-                    if lr_schedule is None
-                    else lr_schedule.state_dict(),
-                    "rng": rng_state(generators, cuda=device.type == "cuda"),
-                    "results": {k: list(v) for k, v in results.items()},
-                    "total_time": total_time,
-                    "diverged": diverged,
-                },
-            )
-        # 9. hooks: tell the caller; stop on divergence or when the caller asks
-        row = {k: v[-1] for k, v in results.items()}
-        if diverged:
-            row["diverged"] = True
-            warnings.warn(
-                f"the training loss became {row['train loss']} at epoch {epoch} "
-                f"(lr {row['lr']:g}): training stopped. The frame keeps its "
-                f"{len(results['epoch'])} rows, the last with diverged=True; lower the "
-                "learning rate or clip the gradients",
-                DivergenceWarning,
-                stacklevel=2,
-            )
-        stop = on_epoch_end is not None and on_epoch_end(epoch, row)
-        if diverged or stop:
-            break
-    bar.close()
-    return _frame(results, diverged)
+    return results_frame(history[0], diverged[0])
+
+
+def _plateau(optimizer: torch.optim.Optimizer) -> ReduceLROnPlateau:
+    """The schedule ``lr_schedule="ReduceLROnPlateau"`` names: factor 0.2, patience 10."""
+    return ReduceLROnPlateau(optimizer, mode="min", factor=0.2, patience=10)

@@ -1,4 +1,4 @@
-"""Spies for the loop tests of both training paths (``train_network`` and ``train_many``).
+"""Spies for the loop tests: what an optimizer and a loader see of a run, on either engine.
 
 * :class:`RecordingSGD` writes down the learning rate of every step it takes;
 * :class:`ModeSGD` has ``train()`` and ``eval()`` like a schedule-free optimizer, but they only

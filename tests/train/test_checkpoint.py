@@ -10,8 +10,11 @@ from idlmam.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_KEYS,
     CheckpointError,
+    checkpoint_state,
+    continue_from,
     load_checkpoint,
     loader_generators,
+    restore,
     save_checkpoint,
 )
 
@@ -65,3 +68,43 @@ def test_loader_generators_finds_each_generator_once():
     classic = classic_loader(torch.utils.data.TensorDataset(X, y), 4, shuffle=True)
     found = loader_generators([resident, classic, resident])
     assert found[0] is resident.generator and found[1] is classic.generator and len(found) == 2
+
+
+def test_restore_and_continue_from_read_what_checkpoint_state_wrote(tmp_path):
+    path = tmp_path / "run.pt"
+    model, loader = torch.nn.Linear(3, 2), ResidentLoader(torch.zeros(8, 3), torch.zeros(8), 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    rows = [{"epoch": 0, "lr": 0.1, "train loss": 1.5}, {"epoch": 1, "lr": 0.1, "train loss": 1.0}]
+    state = checkpoint_state(
+        epoch=1,
+        model=model,
+        optimizer=optimizer,
+        lr_schedule=None,
+        generators=loader_generators([loader]),
+        device=torch.device("cpu"),
+        rows=rows,
+        total_time=2.5,
+        diverged=False,
+    )
+    save_checkpoint(path, state)
+    again = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(again.parameters(), lr=0.1, momentum=0.9)
+    start, seconds, restored, diverged = restore(
+        path, load_checkpoint(path), again, opt, None, loader_generators([loader]), set(rows[0])
+    )
+    assert (start, seconds, restored, diverged) == (2, 2.5, rows, False)
+    assert torch.equal(again.weight, model.weight)
+    branch = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(branch.parameters(), lr=0.1, momentum=0.9)
+    assert continue_from(path, branch, opt, [loader, None, None]) == (2, 2.5)
+    assert torch.equal(branch.weight, model.weight)
+    momentum = [opt.state[p]["momentum_buffer"] for p in branch.parameters()]
+    assert all(
+        torch.equal(m, optimizer.state[p]["momentum_buffer"])
+        for m, p in zip(momentum, model.parameters())
+    )
+    with pytest.raises(CheckpointError, match="(?s)does not fit this run.*build the model"):
+        wider = torch.nn.Linear(4, 2)
+        continue_from(path, wider, torch.optim.SGD(wider.parameters(), lr=0.1), [loader])

@@ -28,17 +28,9 @@ def test_score_names_the_failing_function():
 
 
 def test_check_arguments_refuses_a_plateau_without_validation():
-    model = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="val_loader is None"):
         check_arguments(
-            model,
-            [(torch.zeros(1, 2), torch.zeros(1))],
-            None,
-            None,
-            None,
-            3,
-            None,
-            "ReduceLROnPlateau",
+            [(torch.zeros(1, 2), torch.zeros(1))], None, None, None, 3, "ReduceLROnPlateau"
         )
 
 

@@ -8,13 +8,18 @@ import schedulefree
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
-from spies import EvalSpy, ModeSGD, Recorder, RecordingSGD
+from spies import RecordingSGD
 from torch import nn
 
 from idlmam.data import ResidentLoader
 from idlmam.models import clamp_gradients, mlp
-from idlmam.train import DivergenceWarning, train_network
-from idlmam.train.stacked import StackedMLP, VmapModels, stack_models, train_many
+from idlmam.train import (
+    DivergenceWarning,
+    VmapModels,
+    stack_models,
+    train_many,
+    train_network,
+)
 from idlmam.utils import order_seed, set_seed
 
 SEEDS = [0, 1, 2]
@@ -176,41 +181,6 @@ def test_models_that_are_not_sequential_use_vmap(tiny_data):
         joint_run(tiny_data, TwoLayer, optimizer_fn),
         separate_runs(tiny_data, TwoLayer, optimizer_fn),
     )
-
-
-def test_stacked_forward_and_unstack(tiny_data):
-    X, _ = tiny_data
-    models = [mlp(hidden=8, layers=3, activation=nn.ReLU) for _ in range(4)]
-    models.append(
-        nn.Sequential(nn.Flatten(), nn.Linear(784, 8, bias=False), nn.GELU(), nn.Linear(8, 10))
-    )
-    for group in (models[:4], models[4:]):
-        stacked = stack_models(group)
-        assert isinstance(stacked, StackedMLP)
-        out = stacked(X)  # (B, 1, 28, 28) -> (K, B, 10)
-        assert out.shape == (len(group), len(X), 10)
-        for k, model in enumerate(group):
-            assert torch.allclose(out[k], model(X), atol=1e-6)
-        for model, back in zip(group, stacked.unstack()):
-            assert all(torch.equal(p, q) for p, q in zip(model.parameters(), back.parameters()))
-
-
-def test_fused_tanh_layers_match_torch_values_and_gradients(tiny_data):
-    """The stacked tanh (2*sigmoid(2z) - 1, inside the product) against nn.Tanh, forward and back."""
-    X, y = tiny_data
-    models = [mlp(hidden=32, layers=3) for _ in range(3)]  # Linear, Tanh, ... : every Tanh fused
-    stacked = stack_models(models)
-    out = stacked(X)
-    F.cross_entropy(out.reshape(-1, 10), y.repeat(3), reduction="sum").backward()
-    for k, model in enumerate(models):
-        single = model(X)
-        assert torch.allclose(out[k], single, atol=1e-6)
-        F.cross_entropy(single, y, reduction="sum").backward()
-    grads = [w.grad for w in stacked.weights]
-    for k, model in enumerate(models):
-        linears = [m for m in model if isinstance(m, nn.Linear)]
-        for layer, grad in zip(linears, grads):
-            assert torch.allclose(grad[k], layer.weight.grad, atol=1e-5)
 
 
 def test_frame_layout(tiny_data):
@@ -434,11 +404,6 @@ def test_clear_errors(tiny_data, kwargs, message):
         )
 
 
-def test_models_of_different_shapes_are_refused():
-    with pytest.raises(ValueError, match="another architecture"):
-        stack_models([mlp(hidden=8), mlp(hidden=9)])
-
-
 def test_a_per_batch_schedule_equals_separate_runs(tiny_data):
     rates = {"joint": [], "separate": []}
 
@@ -466,41 +431,3 @@ def test_a_per_batch_schedule_equals_separate_runs(tiny_data):
     assert rates["separate"] == pytest.approx(expected * len(SEEDS), rel=1e-12)  # one per seed
     frame = joint[0]
     assert frame["lr"].tolist() == pytest.approx(expected[::per_epoch] * len(SEEDS), rel=1e-12)
-
-
-def test_an_optimizer_with_modes_is_switched_around_every_evaluation(tiny_data, monkeypatch):
-    import idlmam.train.stacked as stacked_module
-
-    X, y = tiny_data
-    recorder = Recorder()
-    stack = stacked_module.stack_models
-
-    def keep(models):  # the stacked module, whose mode the optimizer's switches note
-        recorder.model = stack(models)
-        return recorder.model
-
-    monkeypatch.setattr(stacked_module, "stack_models", keep)
-    frame = train_many(
-        small_model,
-        [0, 1],
-        nn.CrossEntropyLoss(),
-        ResidentLoader(X[:60], y[:60], 30, shuffle=True),
-        optimizer_fn=lambda p: ModeSGD(p, recorder),
-        val_loader=EvalSpy(X[60:80], y[60:80], 10, recorder, "val"),
-        test_loader=EvalSpy(X[80:], y[80:], 10, recorder, "test"),
-        epochs=2,
-        disable_tqdm=True,
-        on_epoch_end=lambda epoch, row: recorder.events.append(("hook", recorder.optimizer.mode)),
-    )
-    one_epoch = [
-        ("train", True),  # model.train(), then optimizer.train(), before the training batches
-        "step in train mode",
-        "step in train mode",
-        ("eval", False),  # model.eval(), then optimizer.eval(), before any evaluation
-        ("evaluate val", "eval"),
-        ("evaluate test", "eval"),
-        ("hook", "eval"),  # seed 0
-        ("hook", "eval"),  # seed 1
-    ]
-    assert recorder.events == one_epoch * 2
-    assert len(frame) == 4 and recorder.optimizer.mode == "eval"
