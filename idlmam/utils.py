@@ -13,6 +13,7 @@ import torch
 __all__ = [
     "set_seed",
     "order_seed",
+    "seed_run",
     "rng_state",
     "set_rng_state",
     "get_device",
@@ -89,6 +90,34 @@ def order_seed(seed: int) -> int:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return int(np.random.SeedSequence([seed, 0xB47C4]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seed_run(seed: int, loader: object = None) -> None:
+    """Start repetition ``seed`` of a run: its initial weights and its batch order.
+
+    The one way the book seeds a run: :func:`set_seed` (weights, dropout, anything drawn from
+    the global generators), and, when ``loader`` has a ``torch.Generator`` as ``generator``
+    (:class:`idlmam.data.ResidentLoader`, :func:`idlmam.data.classic_loader`), that generator
+    reseeded with :func:`order_seed`. :func:`idlmam.experiments.run` and the tuning objectives
+    call it, so a search trial with seed ``s`` sees the weights and the batches of seed ``s``
+    of ``run`` (the stacked path seeds each model's order with :func:`order_seed` too).
+
+    Raises:
+        ValueError: ``seed`` is not a non-negative int.
+
+    Example:
+        >>> from idlmam.data import ResidentLoader
+        >>> loader = ResidentLoader(torch.zeros(8, 1), torch.arange(8), 4, shuffle=True)
+        >>> seed_run(0, loader); a = torch.randn(1), [y.tolist() for _, y in loader]
+        >>> seed_run(0, loader); b = torch.randn(1), [y.tolist() for _, y in loader]
+        >>> torch.equal(a[0], b[0]) and a[1] == b[1]
+        True
+    """
+    order = order_seed(seed)  # validates the seed before anything is seeded
+    set_seed(seed)
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(order)
 
 
 def rng_state(generators: Iterable[torch.Generator] = (), *, cuda: bool = False) -> dict:

@@ -219,16 +219,13 @@ def _train_built(
 
     Returns ``(model, results)``.
     """
-    import torch
     from torch import nn
 
     from .. import train  # looked up at call time, so tests can watch train.train_network
-    from ..utils import set_seed
+    from ..utils import seed_run
 
-    set_seed(seed)  # the same initial weights for the same architecture, in every trial
-    order = getattr(train_loader, "generator", None)
-    if isinstance(order, torch.Generator):
-        order.manual_seed(seed)  # and the same batch order, whatever ran before
+    # the weights and the batch order of seed `seed` of idlmam.experiments.run, in every trial
+    seed_run(seed, train_loader)
     model, optimizer, lr_schedule = _build(build, trial, epochs)
     results = train.train_network(
         model,
@@ -299,7 +296,8 @@ def make_objective(
 
     Args:
         train_loader: the training batches (for example from :func:`chapter_loaders`); its
-            ``generator``, when it has one, is reseeded with ``seed`` before every trial.
+            ``generator``, when it has one, is reseeded before every trial as
+            :func:`idlmam.utils.seed_run` does for seed ``seed`` of a run.
         val_loader: the validation batches the score is computed on.
         epochs: epochs per trial (``Budget.trial_epochs``).
         build: ``build(trial, epochs) -> (model, optimizer, lr_schedule)`` (``lr_schedule`` may
@@ -311,7 +309,8 @@ def make_objective(
         layers: ``(low, high)`` of ``hidden_layers`` in the default search (``None``: ``(1, 6)``).
         learning_rate: ``(low, high)`` of ``learning_rate`` in the default search, on a log
             scale (``None``: ``(1e-5, 1e-2)``).
-        seed: the seed every trial's weights and batch order start from.
+        seed: the seed every trial's weights and batch order start from: a trial sees what
+            seed ``seed`` of :func:`idlmam.experiments.run` sees.
         max_train_loss: a finite training loss above this also counts as diverged (``None``:
             only NaN and infinity do). Guessing uniformly among 10 classes costs
             ``ln 10 = 2.3``.

@@ -379,7 +379,11 @@ def open_storage(
     retry = None
     with _quiet_experimental():
         if heartbeat_interval is not None:
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            retry = _RetryLostTrial(
+                max_retry,
+                "went silent for the heartbeat's grace period (its worker died, or could not "
+                "write to the database)",
+            )
         options = dict(
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
@@ -557,15 +561,30 @@ def _fail_trials_of_dead_processes(study: optuna.Study) -> None:
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
-        log.warning(
-            f"trial {trial.number} was left running by worker {where}:{pid}, which no longer "
-            "exists: failed, and queued again with the same parameters"
-        )
         failed = copy.deepcopy(storage.get_trial(trial._trial_id))
         # the copy must not name the dead worker: it would look dead again once a worker runs it
         failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != WORKER_ATTR}
         with _quiet_experimental():
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, failed)
+            retry = _RetryLostTrial(3, f"was left running by worker {where}:{pid}, which is gone")
+            retry(study, failed)
+
+
+class _RetryLostTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a failed trial (a waiting copy, same parameters, up to ``max_retry``
+    times), which also logs what happened to the trial, as ``trial N <why>: ...``."""
+
+    def __init__(self, max_retry: int | None, why: str) -> None:
+        super().__init__(max_retry=max_retry)
+        self.max_retry, self.why = max_retry, why
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        retried = len(trial.system_attrs.get("retry_history", []))
+        if self.max_retry is None or retried < self.max_retry:
+            then = "queued again with the same parameters"
+        else:
+            then = f"not queued again (retried {retried} times already)"
+        log.warning(f"trial {trial.number} {self.why}: failed, and {then}")
+        super().__call__(study, trial)
 
 
 def optimize_until(

@@ -151,6 +151,7 @@ def test_a_worker_killed_while_it_writes_its_result_loses_that_trial_only(
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
     assert len(retried) == 1 and retried[0].params == trial.params
     assert retried[0].state == TrialState.COMPLETE
+    assert any(f"trial {trial.number} went silent" in line for line in second.said())
     record(
         storage="postgresql",
         fault="worker SIGKILLed while it writes its result; a new worker started",
@@ -186,10 +187,11 @@ def test_a_server_down_for_good_ends_the_worker_with_one_line(
     second.assert_no_traceback()
     count = check_finished(observe(pg_url, "gone"), 1, lost_at_most=1)
     assert observe(pg_url, "gone").trials[trial.number].state == TrialState.FAIL
+    assert any(f"trial {trial.number} went silent" in line for line in second.said())
     record(
         storage="postgresql",
         fault="server down for longer than --retry-for (3 s); a worker started once it is back",
         lost=count.get("FAIL", 0),
         gave_up_s=round(gave_up, 1),
-        lines=[last],
+        lines=[last, *second.said()],
     )

@@ -51,7 +51,7 @@ def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders
 
     from idlmam.models import mlp
     from idlmam.train import train_network
-    from idlmam.utils import set_seed
+    from idlmam.utils import order_seed, set_seed
 
     train_loader, val_loader = loaders
     next(iter(train_loader))  # move the loader's order on: the objective must reset it
@@ -64,7 +64,7 @@ def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders
     frame = train_network(
         model,
         torch.nn.CrossEntropyLoss(),
-        ResidentLoader(X, y, 16, shuffle=True, seed=0),
+        ResidentLoader(X, y, 16, shuffle=True, seed=order_seed(0)),  # seed 0's batch order
         val_loader,
         score_funcs={"Accuracy": accuracy_score},
         epochs=3,
@@ -77,6 +77,34 @@ def test_objective_returns_the_last_val_accuracy_of_the_run_it_describes(loaders
     slower = FixedTrial({**PARAMS, "learning_rate": 1e-5})
     other = make_objective(train_loader, val_loader, epochs=3)(slower)
     assert other != value
+
+
+def test_a_trial_with_seed_s_trains_what_seed_s_of_run_trains(loaders, spy):
+    """Oracle: idlmam.experiments.run, same model and optimizer: the same weights and batches."""
+    from idlmam.experiments import run
+    from idlmam.models import mlp
+
+    train_loader, val_loader = loaders
+
+    def build(trial, epochs):
+        model = mlp(hidden=20, layers=2)
+        return model, torch.optim.SGD(model.parameters(), lr=0.05), None
+
+    losses = {}
+    for seed in (0, 3):
+        calls = len(spy)
+        make_objective(train_loader, val_loader, epochs=2, build=build, seed=seed)(FixedTrial({}))
+        losses[seed] = spy[calls]["frame"]["train loss"].tolist()  # the trial's own run
+        frame = run(
+            "the same run",
+            lambda params: torch.optim.SGD(params, lr=0.05),
+            loaders={"train": train_loader, "val": val_loader},
+            epochs=2,
+            seeds=[seed],
+            model_fn=lambda: mlp(hidden=20, layers=2),
+        )
+        assert losses[seed] == frame["train loss"].tolist(), f"seed {seed}"
+    assert losses[0] != losses[3]  # and the seed matters
 
 
 def test_objective_builds_the_trial_model_and_a_schedule_that_fits_the_epochs(loaders, spy):

@@ -195,3 +195,20 @@ def test_the_short_command_name_runs_the_worker():
     )
     assert out.returncode == 0 and out.stdout.startswith("usage: python -m idlmam.tune ")
     assert "--n-trials N" in out.stdout and out.stderr == ""
+
+
+def test_a_worker_started_beside_a_dead_worker_s_last_trial_reruns_it(env, tmp_path, monkeypatch):
+    """The study's last trial is RUNNING, its worker just killed (its heartbeat still fresh): the
+    worker must not call the study full and leave; it waits for the heartbeat to go stale."""
+    monkeypatch.setenv("IDL_DATA", env["IDL_DATA"])
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert main(["--storage", url, "--study", "d", "--n-trials", "0", "--create"]) == 0
+    storage = open_storage(url, heartbeat_interval=1)
+    study = optuna.load_study(study_name="d", storage=storage)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() is not optimize()
+        dead = study.ask({"neurons_per_layer": optuna.distributions.IntDistribution(16, 256)})
+    storage.record_heartbeat(dead._trial_id)  # its last beat, just now
+    opts = ["--heartbeat", "1", "--epochs", "1", "--train-size", "200", "--threads", "1"]
+    assert main(["--storage", url, "--study", "d", "--n-trials", "1", *opts]) == 0
+    states = [t.state for t in load(url, "d").get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE], states
