@@ -38,7 +38,7 @@ from torch import nn
 from ..utils import get_device, order_seed, set_seed
 from .checks import check_epochs_loaders_scores, check_schedule_every
 from .frame import results_frame, seeds_frame
-from .loop import PassResult, batch_pass, fit
+from .loop import batch_pass, fit
 from .stacking import coupling, stack_models
 
 __all__ = ["StackedModels", "train_many"]
@@ -123,16 +123,7 @@ class StackedModels:
                 "seeds one by one with train_network (idlmam.experiments.run does so by itself)"
             )
 
-    def pass_over(
-        self,
-        optimizer: torch.optim.Optimizer | None,
-        loader: Iterable,
-        running: list[bool],
-        *,
-        keep_outputs: bool,
-        name: str,
-        on_step: Callable[[], object] | None = None,
-    ) -> PassResult:
+    def pass_over(self, optimizer, loader, running, *, keep_outputs, name, on_step=None):
         """One pass of the running models: each its own batches when training, shared ones
         (larger the fewer the models) when evaluating."""
         per_model = optimizer is not None
