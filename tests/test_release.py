@@ -75,10 +75,26 @@ def test_the_agreement_check_fails_on_each_disagreement(copy, file, old, new, me
     assert len(problems) == 1 and message in problems[0], problems
 
 
-def test_the_tag_must_be_v_and_the_version():
-    assert release.agreement_problems(ROOT, tag=f"v{VERSION}") == []
-    (problem,) = release.agreement_problems(ROOT, tag="v0.0.0")
+def _unreleased(root: Path, notes: str) -> None:
+    """Make the changelog's [Unreleased] section of ``root`` hold ``notes`` (empty: none)."""
+    path = root / "CHANGELOG.md"
+    text = path.read_text()
+    now = release.changelog_section(text, "Unreleased")
+    old = f"## [Unreleased]\n\n{now}\n" if now else "## [Unreleased]\n"
+    path.write_text(
+        text.replace(old, f"## [Unreleased]\n\n{notes}\n" if notes else "## [Unreleased]\n", 1)
+    )
+
+
+def test_the_tag_must_be_v_and_the_version_and_nothing_left_unreleased(copy):
+    _unreleased(copy, "")  # as at a release commit
+    assert release.agreement_problems(copy, tag=f"v{VERSION}") == []
+    (problem,) = release.agreement_problems(copy, tag="v0.0.0")
     assert problem == f"the tag v0.0.0 is not v{VERSION}, pyproject.toml's version"
+    _unreleased(copy, "- Not released yet.")
+    (problem,) = release.agreement_problems(copy, tag=f"v{VERSION}")
+    assert "[Unreleased] section is not empty" in problem
+    assert release.agreement_problems(copy) == []  # between releases, notes are expected
 
 
 def test_bump_sets_the_version_everywhere_and_releases_the_notes(copy):

@@ -8,7 +8,8 @@ Subcommands (``python tools/release.py <command> --help``):
 
 * ``check [--tag vX.Y.Z]``: the version is the same everywhere (``pyproject.toml``,
   ``CITATION.cff``, a dated ``CHANGELOG.md`` section with its link, every notebook's install
-  pin, the README's Colab line, the tag if given);
+  pin, the README's Colab line, the tag if given); with a tag, the ``[Unreleased]`` section is
+  empty (what is released is listed under its version);
 * ``unreleased``: when ``idlmam/`` changed since the commit that set the version,
   ``CHANGELOG.md``'s ``[Unreleased]`` section says how;
 * ``bump X.Y.Z``: sets the version everywhere ``check`` looks, and moves the ``[Unreleased]``
@@ -105,6 +106,11 @@ def agreement_problems(root: Path = ROOT, tag: str | None = None) -> list[str]:
         problems.append(f"CHANGELOG.md has no '## [{current}] - YYYY-MM-DD' section")
     elif not changelog_section(changelog, current):
         problems.append(f"CHANGELOG.md's [{current}] section is empty")
+    if tag is not None and changelog_section(changelog, "Unreleased"):
+        problems.append(
+            f"CHANGELOG.md's [Unreleased] section is not empty: {tag} would ship changes its "
+            f"[{current}] section does not list (python tools/release.py bump X.Y.Z moves them)"
+        )
     if not re.search(
         rf"^\[{re.escape(current)}\]: \S+/releases/tag/v{re.escape(current)}$", changelog, re.M
     ):
