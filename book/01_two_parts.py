@@ -118,9 +118,9 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, seeds={len(SEEDS)}, device={DEVIC
 # is `ReduceLROnPlateau`, which needs to be told the validation loss. Here is the loop, phases
 # numbered:
 #
-# ````{dropdown} The source of `train_network`
+# ````{dropdown} The source of the loop behind train_network (fit, in idlmam/train/loop.py)
 # ```{literalinclude} ../idlmam/train/loop.py
-# :pyobject: train_network
+# :pyobject: fit
 # :language: python
 # ```
 # ````

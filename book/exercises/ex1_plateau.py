@@ -103,7 +103,7 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}, threshold={T
 #    the validation pass.
 #
 # ```{literalinclude} ../../idlmam/train/loop.py
-# :pyobject: train_network
+# :pyobject: fit
 # :language: python
 # ```
 # :::
