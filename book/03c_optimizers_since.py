@@ -63,6 +63,7 @@ from matplotlib.lines import Line2D
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import run
+from idlmam.experiments.sweep import best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import (
@@ -74,7 +75,6 @@ from idlmam.optim import (
     warmup_linear_decay,
 )
 from idlmam.stats import compare, compare_pairs, final_scores, t_interval
-from idlmam.sweep import best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: small networks gain little from more, and runs repeat exactly
@@ -711,7 +711,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 #
 # - Gave eight optimizers the same search: three learning rates each on a log grid (from its
 #   usual rate up; SGD's around it), one seed per trial, chosen on a validation split
-#   (`idlmam.sweep`), and counted the winners at an edge of their grid.
+#   (`idlmam.experiments.sweep`), and counted the winners at an edge of their grid.
 # - Ran each at its usual and at its chosen rate with every seed, scored once on the test set,
 #   and compared the two rankings.
 # - Measured when each tuned optimizer reached a target of {glue:text}`target:.1%` validation

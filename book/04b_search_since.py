@@ -67,6 +67,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FixedTrial
 
 from idlmam.budget import get_budget
+from idlmam.experiments import lr_range_test
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.plotting import plot_range_test
@@ -81,7 +82,6 @@ from idlmam.tuning import (
     create_study,
     epochs_spent,
     kfold_loaders,
-    lr_range_test,
     make_fold_objective,
     make_objective,
     make_pruner,
@@ -354,7 +354,7 @@ finding(
 # is too large; fastai's rule takes the rate at the minimum divided by ten, a rate on the steep
 # descent about ten times below where the loss turns up.
 #
-# `idlmam.tuning.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of the
+# `idlmam.experiments.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of the
 # $n$ batches of an epoch trains at $\eta_{min}(\eta_{max}/\eta_{min})^{i/(n-1)}$, the curve is
 # a bias-corrected moving average of the batch losses, the pass stops early once that average
 # passes four times its best, and the suggestion is the rate at the minimum of the curve

@@ -145,7 +145,7 @@ def plot_range_test(result, ax=None, *, title: str | None = "Learning-rate range
     explosion after it leaves through the top.
 
     Args:
-        result: what :func:`idlmam.tuning.lr_range_test` returned.
+        result: what :func:`idlmam.experiments.lr_range_test` returned.
         ax: draw on this axis (default: a new figure).
         title: the axis title.
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
+from idlmam.experiments import RangeTest
 from idlmam.plotting import plot_range_test, plot_rates, plot_runs, plot_schedules
-from idlmam.tuning import RangeTest
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,6 @@ The rooms:
   fill one study to a total;
 * :mod:`.recipe`: :func:`retrain_and_test`, the best trial retrained on training + validation
   images and scored once on the test set;
-* :mod:`.range_test`: :func:`lr_range_test`, one pass with the rate growing exponentially, and
-  the rate it suggests (:class:`RangeTest`);
 * :mod:`.samplers`: samplers and pruners by name (:func:`make_sampler`: random, tpe, gp,
   cmaes; :func:`make_pruner`: none, median, halving, hyperband, wilcoxon);
 * :mod:`.compare`: what a comparison reads from a study: :func:`best_so_far` (the best-so-far
@@ -62,7 +60,6 @@ from .objective import (
     trial_outcome,
     trial_outcomes,
 )
-from .range_test import RangeTest, lr_range_test
 from .recipe import Retrained, combine_loaders, retrain_and_test
 from .samplers import PRUNERS, REPORTS, SAMPLERS, TPE_DEFAULTS, make_pruner, make_sampler
 from .storage import (
@@ -121,6 +118,4 @@ __all__ = [
     "retrain_and_test",
     "combine_loaders",
     # choosing a learning rate
-    "RangeTest",
-    "lr_range_test",
 ]

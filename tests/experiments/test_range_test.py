@@ -11,10 +11,9 @@ import torch
 from torch import nn
 
 from idlmam.data import ResidentLoader
+from idlmam.experiments import MIN_STEPS, RangeTest, lr_range_test
 from idlmam.models import mlp
 from idlmam.train import train_network
-from idlmam.tuning import RangeTest, lr_range_test
-from idlmam.tuning.range_test import MIN_STEPS
 
 # a short pass on noisy batches may bottom out at its first rate; the tests of that warning
 # catch it with pytest.warns, the others need not hear it

@@ -9,8 +9,15 @@ import torch
 from torch import nn
 
 from idlmam.data import ResidentLoader
+from idlmam.experiments.sweep import (
+    best_rates,
+    lr_sweep,
+    rate_grid,
+    sweep_label,
+    time_to_target,
+    with_seeds,
+)
 from idlmam.models import mlp
-from idlmam.sweep import best_rates, lr_sweep, rate_grid, sweep_label, time_to_target, with_seeds
 
 
 def test_rate_grid_by_hand():

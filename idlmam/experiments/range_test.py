@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch loads when a test first runs, so `import idlmam.tuning` stays quick
+if TYPE_CHECKING:  # torch loads when a test first runs, so `import idlmam.experiments` stays quick
     import pandas as pd
     import torch
 

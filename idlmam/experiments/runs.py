@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .models import clamp_gradients, mlp
-from .train import (
+from ..models import clamp_gradients, mlp
+from ..train import (
     DivergenceWarning,
     accuracy,
     seeds_frame,
@@ -25,9 +25,9 @@ from .train import (
     warn_diverged_seeds,
     why_not_stacked,
 )
-from .train.checkpoint import continue_from
-from .train.loop import check_schedule_every
-from .utils import seed_run
+from ..train.checkpoint import continue_from
+from ..train.checks import check_schedule_every
+from ..utils import seed_run
 
 __all__ = ["run", "branch_runs"]
 

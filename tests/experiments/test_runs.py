@@ -77,7 +77,7 @@ def test_clip_value_hooks_do_not_outlive_the_run(loaders):
 
 
 def test_several_seeds_take_the_stacked_path_unless_the_setup_forbids_it(loaders, monkeypatch):
-    import idlmam.experiments as experiments
+    import idlmam.experiments.runs as experiments
 
     calls = []
     real = experiments.train_many
@@ -192,7 +192,7 @@ def _adamw_ema(params):
 
 @pytest.mark.parametrize("make", [_schedule_free, _adamw_ema], ids=["schedule-free", "ema"])
 def test_optimizers_with_modes_stack_and_equal_one_seed_at_a_time(loaders, monkeypatch, make):
-    import idlmam.experiments as experiments
+    import idlmam.experiments.runs as experiments
 
     calls = []
     real = experiments.train_many

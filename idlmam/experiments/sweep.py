@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .experiments import run
-from .stats import last_epochs
-from .train import DivergenceWarning
+from ..stats import last_epochs
+from ..train import DivergenceWarning
+from .runs import run
 
 __all__ = ["rate_grid", "sweep_label", "lr_sweep", "with_seeds", "best_rates", "time_to_target"]
 
