@@ -50,7 +50,9 @@ def test_a_server_restart_under_two_workers_loses_no_trial(
     down = time.monotonic()
     pg_server.shut_down()
     # down until both have met the outage (each writes a heartbeat every second), then back
-    wait_until(lambda: all("did not answer" in w.text() for w in workers), 30, "the outage seen")
+    wait_until(
+        lambda: all("did not answer" in w.text() for w in workers), 30, "the outage seen", *workers
+    )
     pg_server.start_again()
     up = time.monotonic()
     wait_until(

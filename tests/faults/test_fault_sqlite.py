@@ -24,7 +24,10 @@ def test_two_workers_ride_out_a_lock_held_past_the_busy_timeout(env, tmp_path, r
     locked = time.monotonic()
     try:  # held until both workers have given up waiting once (each beats every second)
         wait_until(
-            lambda: all("did not answer" in w.text() for w in workers), 60, "both locked out"
+            lambda: all("did not answer" in w.text() for w in workers),
+            60,
+            "both locked out",
+            *workers,
         )
     finally:
         holder.execute("COMMIT")
