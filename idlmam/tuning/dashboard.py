@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Optuna dashboard of sqlite:///study.db: http://127.0.0.1:8080/dashboard/studies/1 (Ctrl-C stops it)
     """
     args = build_parser().parse_args(argv)
-    from .storage import StudyNotFoundError, _hide_password, open_storage
+    from .storage import StudyNotFoundError, hide_password, open_storage
 
     try:
         url = storage_url(args.storage)
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if study_id is not None:
         address += f"studies/{study_id}"
     print(
-        f"Optuna dashboard of {_hide_password(url)}: {address} (Ctrl-C stops it)",
+        f"Optuna dashboard of {hide_password(url)}: {address} (Ctrl-C stops it)",
         file=sys.stderr,
         flush=True,
     )

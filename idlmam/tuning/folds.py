@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from .objective import BY_DIVERGENCE, STOP_REASON, STOPPED_BY, _check_epochs, _train_trial
+from .objective import BY_DIVERGENCE, STOP_REASON, STOPPED_BY, check_epochs, train_trial
 
 if TYPE_CHECKING:  # pragma: no cover - for the type hints only
     import torch
@@ -157,7 +157,7 @@ def make_fold_objective(
 
     from .objective import mlp_search
 
-    epochs = _check_epochs(epochs)
+    epochs = check_epochs(epochs)
     folds = list(folds)
     if len(folds) < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {len(folds)}")
@@ -171,7 +171,7 @@ def make_fold_objective(
         spent = 0
         for i in order:
             train_loader, val_loader = folds[i]
-            results = _train_trial(  # a diverged fold is an outcome, kept in stopped_by
+            results = train_trial(  # a diverged fold is an outcome, kept in stopped_by
                 build, trial, train_loader, val_loader, epochs=epochs, device=device, seed=seed
             )
             spent += len(results)

@@ -51,9 +51,12 @@ __all__ = [
     "TrialOutcomes",
     "adamw_cosine",
     "chapter_loaders",
+    "check_epochs",
     "make_objective",
     "mlp_search",
     "outcomes_frame",
+    "train_built",
+    "train_trial",
     "trial_outcome",
     "trial_outcomes",
 ]
@@ -188,7 +191,8 @@ def mlp_search(
 # --------------------------------------------------------------------------- one seeded run
 
 
-def _check_epochs(epochs: Any) -> int:
+def check_epochs(epochs: Any) -> int:
+    """``epochs`` if it is an int of at least 1 (the epochs of a trial), else ValueError."""
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
     return epochs
@@ -204,7 +208,7 @@ def _build(build: Builder, trial: optuna.Trial, epochs: int) -> tuple:
     return built
 
 
-def _train_built(
+def train_built(
     build: Builder,
     trial: optuna.Trial,
     train_loader: Iterable,
@@ -243,14 +247,14 @@ def _train_built(
     return model, results
 
 
-def _train_trial(build: Builder, trial: optuna.Trial, train_loader, val_loader, **kwargs):
-    """:func:`_train_built`'s results for a trial, whose divergence is an outcome of the trial
+def train_trial(build: Builder, trial: optuna.Trial, train_loader, val_loader, **kwargs):
+    """:func:`train_built`'s results for a trial, whose divergence is an outcome of the trial
     (kept in ``stopped_by``), not a warning."""
     from .. import train
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", train.DivergenceWarning)
-        return _train_built(build, trial, train_loader, val_loader, **kwargs)[1]
+        return train_built(build, trial, train_loader, val_loader, **kwargs)[1]
 
 
 # --------------------------------------------------------------------------- the objective
@@ -336,7 +340,7 @@ def make_objective(
         >>> convolutional = make_objective(train_loader, val_loader, epochs=2,
         ...                                build=build_cnn)                  # doctest: +SKIP
     """
-    epochs = _check_epochs(epochs)
+    epochs = check_epochs(epochs)
     ranges = {"neurons": neurons, "layers": layers, "learning_rate": learning_rate}
     if build is None:
         build = mlp_search(**{k: _CHAPTER_RANGES[k] if v is None else v for k, v in ranges.items()})
@@ -368,7 +372,7 @@ def make_objective(
                 return True
             return False
 
-        results = _train_trial(
+        results = train_trial(
             build,
             trial,
             train_loader,

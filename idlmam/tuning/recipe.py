@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from .objective import _check_epochs, _train_built, mlp_search
+from .objective import check_epochs, mlp_search, train_built
 
 if TYPE_CHECKING:  # pragma: no cover - for the type hints only
     import pandas as pd
@@ -171,7 +171,7 @@ def retrain_and_test(
         >>> retrain_and_test(cnn_study, train_loader, val_loader, epochs=2,
         ...                  build=build_cnn)                                  # doctest: +SKIP
     """
-    epochs = _check_epochs(epochs)
+    epochs = check_epochs(epochs)
     params = _best_params(best)
     build = mlp_search() if build is None else build
 
@@ -196,7 +196,7 @@ def retrain_and_test(
     from ..data import fashion_mnist, resident_loader
 
     data = combine_loaders(train_loader, val_loader, seed=seed)
-    model, results = _train_built(
+    model, results = train_built(
         build_best,
         optuna.trial.FixedTrial(params),
         data,

@@ -74,14 +74,38 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
 
-from .storage import _quiet_experimental
+__all__ = [
+    "SAMPLERS",
+    "PRUNERS",
+    "REPORTS",
+    "TPE_DEFAULTS",
+    "make_sampler",
+    "make_pruner",
+    "quiet_experimental",
+]
 
-__all__ = ["SAMPLERS", "PRUNERS", "REPORTS", "TPE_DEFAULTS", "make_sampler", "make_pruner"]
+
+@contextlib.contextmanager
+def quiet_experimental() -> Iterator[None]:
+    """Ignore Optuna's ExperimentalWarning inside the block.
+
+    Optuna marks parts the book relies on experimental: the heartbeat that recovers the trials
+    of dead workers (``heartbeat_interval``, ``RetryHeartbeatStaleTrialCallback``,
+    ``fail_stale_trials``), multivariate TPE, ``GPSampler``, ``WilcoxonPruner``. The warning
+    would only repeat that on every worker's stderr, with nothing for the reader to change.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
 
 #: The names :func:`make_sampler` knows.
 SAMPLERS: tuple[str, ...] = ("random", "tpe", "gp", "cmaes")
@@ -144,7 +168,7 @@ def make_sampler(name: str, seed: int | None = 0, **kwargs: Any) -> optuna.sampl
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be a whole number or None, got {seed!r}")
     samplers = optuna.samplers
-    with _quiet_experimental():  # Optuna 4.9 marks multivariate TPE and GPSampler experimental
+    with quiet_experimental():  # Optuna 4.9 marks multivariate TPE and GPSampler experimental
         if name == "random":
             return samplers.RandomSampler(seed=seed, **kwargs)
         if name == "tpe":
@@ -211,7 +235,7 @@ def make_pruner(name: str, *, reports: str = "epochs", **kwargs: Any) -> optuna.
             "(or none)"
         )
     pruners = optuna.pruners
-    with _quiet_experimental():  # WilcoxonPruner is experimental
+    with quiet_experimental():  # WilcoxonPruner is experimental
         if name == "none":
             if kwargs:
                 raise TypeError(f"the none pruner takes no arguments, got {sorted(kwargs)}")

@@ -42,12 +42,13 @@ import os
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
+
+from .samplers import make_sampler, quiet_experimental
 
 __all__ = [
     "COUNTED_STATES",
@@ -93,22 +94,13 @@ class StorageUnavailableError(ConnectionError):
     paused, its database locked); the message names it and the last error."""
 
 
-@contextlib.contextmanager
-def _quiet_experimental() -> Iterator[None]:
-    """Ignore Optuna's ExperimentalWarning inside the block.
+def hide_password(url: str) -> str:
+    """``url`` with its password shown as ``***`` (unchanged when it is not a database URL).
 
-    Optuna marks the heartbeat (``heartbeat_interval``,
-    :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`,
-    :func:`~optuna.storages.fail_stale_trials`) experimental, yet it is the documented way to
-    recover the trials of dead workers; the warning would only repeat that on every worker's
-    stderr, with nothing for the reader to change.
+    Example:
+        >>> hide_password("postgresql+psycopg://book:secret@127.0.0.1/db")
+        'postgresql+psycopg://book:***@127.0.0.1/db'
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def _hide_password(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
@@ -180,13 +172,13 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
                     if self._down_since is None:
                         self._down_since = now
                         log.warning(
-                            f"storage {_hide_password(self.url)} did not answer "
+                            f"storage {hide_password(self.url)} did not answer "
                             f"({_first_line(cause)}); retrying for up to {self.retry_for:g} s"
                         )
                     down = now - self._down_since
                 if down >= self.retry_for:
                     raise StorageUnavailableError(
-                        f"storage {_hide_password(self.url)} did not answer for "
+                        f"storage {hide_password(self.url)} did not answer for "
                         f"{self.retry_for:g} s ({_first_line(cause)})"
                     ) from err
                 time.sleep(min(delay, self.retry_for - down))
@@ -196,7 +188,7 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
                     if self._down_since is not None:
                         down, self._down_since = time.monotonic() - self._down_since, None
                         log.warning(
-                            f"storage {_hide_password(self.url)} answers again after {down:.1f} s"
+                            f"storage {hide_password(self.url)} answers again after {down:.1f} s"
                         )
                 return result
 
@@ -372,12 +364,12 @@ def open_storage(
             ) from err
     if scheme.split("+", 1)[0] not in _RDB_SCHEMES:
         raise ValueError(
-            f"unknown storage scheme {scheme!r} in {_hide_password(url)!r}: {_STORAGE_HELP}"
+            f"unknown storage scheme {scheme!r} in {hide_password(url)!r}: {_STORAGE_HELP}"
         )
     import sqlalchemy.exc
 
     retry = None
-    with _quiet_experimental():
+    with quiet_experimental():
         if heartbeat_interval is not None:
             retry = _RetryLostTrial(
                 max_retry,
@@ -402,7 +394,7 @@ def open_storage(
             first_line = (
                 str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             )
-            raise ValueError(f"cannot open storage {_hide_password(url)!r}: {first_line}") from err
+            raise ValueError(f"cannot open storage {hide_password(url)!r}: {first_line}") from err
 
 
 def create_study(
@@ -459,8 +451,6 @@ def create_study(
     if storage is None or isinstance(storage, str):
         storage = open_storage(storage)
     if sampler is None or isinstance(sampler, str):
-        from .samplers import make_sampler
-
         sampler = make_sampler("tpe" if sampler is None else sampler, seed)
     if not create:
         if study_name is None:
@@ -519,7 +509,7 @@ def count_trials(study: optuna.Study, states: Sequence[TrialState] = COUNTED_STA
         >>> count_trials(study), count_trials(study, [TrialState.WAITING])
         (0, 1)
     """
-    with _quiet_experimental():
+    with quiet_experimental():
         optuna.storages.fail_stale_trials(study)
     _fail_trials_of_dead_processes(study)
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
@@ -564,7 +554,7 @@ def _fail_trials_of_dead_processes(study: optuna.Study) -> None:
         failed = copy.deepcopy(storage.get_trial(trial._trial_id))
         # the copy must not name the dead worker: it would look dead again once a worker runs it
         failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != WORKER_ATTR}
-        with _quiet_experimental():
+        with quiet_experimental():
             retry = _RetryLostTrial(3, f"was left running by worker {where}:{pid}, which is gone")
             retry(study, failed)
 
@@ -655,7 +645,7 @@ def optimize_until(
     waited = 0
     while True:
         if interval is not None:
-            with _quiet_experimental():
+            with quiet_experimental():
                 optuna.storages.fail_stale_trials(study)  # dead workers' trials: failed, retried
         if count_trials(study) < n_trials:
             try:
