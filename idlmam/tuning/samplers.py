@@ -1,17 +1,14 @@
 """Samplers and pruners by name: what proposes the next trial, and what stops a hopeless one early.
 
-A *sampler* proposes each trial's hyperparameters from the trials before it; a *pruner* looks at
-the values a running trial reports (``trial.report(value, step)``) and tells the objective to stop
-(``trial.should_prune()``). Pages compare them by name, so both come from one place, with the
-settings the book uses stated here rather than left to Optuna's defaults of the day.
+Pages compare samplers and pruners by name, so both come from one place, with the settings the
+book uses stated here rather than left to Optuna's defaults of the day.
 
 ==========  ==================================================================================
 sampler     what proposes the next trial
 ==========  ==================================================================================
 ``random``  :class:`~optuna.samplers.RandomSampler`: independent uniform draws; the baseline
-``tpe``     :class:`~optuna.samplers.TPESampler`, multivariate with constant liar: Optuna 5's
-            default, spelled out so that Optuna 4.9 (whose defaults were univariate, no liar)
-            samples the same way
+``tpe``     :class:`~optuna.samplers.TPESampler`, multivariate with constant liar
+            (:data:`TPE_DEFAULTS`)
 ``gp``      :class:`~optuna.samplers.GPSampler`: a Gaussian-process model with expected
             improvement (needs scipy and torch)
 ``cmaes``   :class:`~optuna.samplers.CmaEsSampler`: an evolution strategy that moves and reshapes
@@ -29,40 +26,14 @@ pruner         what stops a trial
 ``hyperband``  :class:`~optuna.pruners.HyperbandPruner`: several ASHA brackets with different
                first rungs
 ``wilcoxon``   :class:`~optuna.pruners.WilcoxonPruner`: a signed-rank test says the trial is
-               worse than the best one *on the same instances* (folds, seeds, problems), not
-               epochs; see below
+               worse than the best one *on the same instances* (folds, seeds), not epochs
 =============  ===============================================================================
 
-The first four pruners read a learning curve: ``step`` is the epoch, and the value at step ``s``
-of one trial is compared with the values at step ``s`` of the others. That is what
-:func:`~idlmam.tuning.objective.make_objective` reports (the validation accuracy after each
-epoch, ``step = epoch``).
-
-``WilcoxonPruner`` reads something else: ``step`` is the id of an *instance* (a fold of
-cross-validation, a training seed, a shard of the validation set), the value is the trial's score
-on that instance, and the pruner pairs them with the best trial's scores on the same instances.
-The values need not converge to the final score, and a learning curve's epochs are not paired
-instances: given the book's per-epoch reports it would test "epoch 3 of this trial against epoch 3
-of the best", which is not what it is built for. For it, the book's objective would have to
-report per instance, for example in k-fold cross-validation::
-
-    for fold in rng.permutation(k):              # shuffled: no fold is always first
-        score = train_and_score(params, fold)    # the other k-1 folds train, this one scores
-        scores.append(score)
-        trial.report(score, fold)                # step = the fold's id, the same in every trial
-        if trial.should_prune():
-            return sum(scores) / len(scores)     # Optuna's advice: return the mean so far
-    return sum(scores) / len(scores)
-
-(returning the mean rather than raising ``TrialPruned`` lets the sampler learn from the pruned
-trial's score). Each instance costs a whole training run, so this pays when folds or seeds are what
-a trial is averaged over. :func:`make_pruner` therefore asks what the objective reports
-(``reports="epochs"``, the default, or ``"instances"``) and refuses a pruner that cannot read it.
-
-Reproducibility: a seeded sampler gives the same trials when they run one after another and the
-objective is deterministic. ``HyperbandPruner`` assigns trials to brackets by a hash of the
-study's *name* and the trial number: give the study a fixed name (an unnamed in-memory study gets a
-random one) when its pruning must repeat.
+``wilcoxon`` reads one score per *instance* (a fold, a training seed; ``step`` is its id), the
+others a learning curve (``step`` is the epoch, as :func:`~idlmam.tuning.objective.make_objective`
+reports); :func:`make_pruner` refuses a pruner that cannot read what the objective reports
+(:func:`~idlmam.tuning.folds.make_fold_objective` reports per fold). A seeded sampler repeats its
+trials when they run one after another; ``HyperbandPruner`` also needs a fixed study name.
 
 Example:
     >>> import optuna
