@@ -119,3 +119,17 @@ def test_the_search_budget_describes_its_two_kinds_of_study():
         "the `full` budget: studies of 10 trials (20 with pruning), 5 epochs per trial, "
         "all 60,000 training images"
     )
+
+
+def test_the_readme_and_the_first_page_state_the_default_the_code_has():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    intro = (root / "book" / "intro.md").read_text(encoding="utf-8")
+    for name in BUDGETS:
+        said = (
+            f"| `{name}` (the default" in readme,
+            f"`IDL_BUDGET={name}` is the default" in intro,
+        )
+        assert said == ((True, True) if name == DEFAULT else (False, False)), (name, said)
