@@ -634,9 +634,10 @@ for name, (lr, schedule) in noisy_runs.items():
         )
 noisy = final_scores(pd.DataFrame(rows), "distance")  # mean and 95% interval over the seeds
 glue("noise_seeds", len(NOISE_SEEDS), display=False)
+# rounded: the last digits of a float64 sum differ between processors, and the text shows three
 for key, name in zip(["noisy_small", "noisy_large", "noisy_cosine"], noisy_runs):
-    glue(key, noisy.loc[name, "mean"], display=False)
-    glue(key + "_hw", noisy.loc[name, "half_width"], display=False)
+    glue(key, round(noisy.loc[name, "mean"], 6), display=False)
+    glue(key + "_hw", round(noisy.loc[name, "half_width"], 6), display=False)
 closer = compare(pd.DataFrame(rows), COSINE, "constant lr=0.5", "distance", scale=1, unit="units")
 glue("noisy_compare", closer.sentence(), display=False)
 noisy[["seeds", "mean", "half_width"]].rename(
