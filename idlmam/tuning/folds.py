@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -185,10 +186,21 @@ def make_fold_objective(
                 raise optuna.TrialPruned(reason)
             scores.append(score)
             trial.report(score, i)
-            if prune and trial.should_prune():
+            if prune and _should_prune(trial):
                 break
         trial.set_user_attr("epochs_trained", spent)
         trial.set_user_attr(FOLDS_SCORED, len(scores))
         return sum(scores) / len(scores)
 
     return objective
+
+
+def _should_prune(trial: optuna.Trial) -> bool:
+    """``trial.should_prune()``, without SciPy's notice (older SciPy, ties among the scores)
+    that the signed-rank test of a few folds falls back on its normal approximation: with k
+    folds there are only k paired scores, which is how the pruner is meant to be used."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "Sample size too small for normal approximation", UserWarning
+        )
+        return trial.should_prune()

@@ -55,11 +55,12 @@ worker's trial failed and queued again) are one line each on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from ..budget import BUDGETS  # no torch: the worker parses its command line at once
@@ -193,15 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .storage import StorageUnavailableError
 
-    _report_faults_on_stderr()
-    try:
-        return _work(args)
-    except StorageUnavailableError as err:
-        return _fail(
-            f"{err}: the study is kept there; start this worker again once the database "
-            "answers (a trial it left running is failed and run again)",
-            status=3,
-        )
+    with _faults_on_stderr():
+        try:
+            return _work(args)
+        except StorageUnavailableError as err:
+            return _fail(
+                f"{err}: the study is kept there; start this worker again once the database "
+                "answers (a trial it left running is failed and run again)",
+                status=3,
+            )
 
 
 class _StderrLine(logging.Handler):
@@ -211,13 +212,21 @@ class _StderrLine(logging.Handler):
         print(f"{PROG}: {record.getMessage()}", file=sys.stderr)
 
 
-def _report_faults_on_stderr() -> None:
-    """Print the faults :mod:`idlmam.tuning.storage` logs (``log``) as one line each."""
+@contextlib.contextmanager
+def _faults_on_stderr() -> Iterator[None]:
+    """While the worker runs, print the faults :mod:`idlmam.tuning.storage` logs (``log``) as
+    one line each, and only there; the logger is as it was afterwards (``main`` may run inside
+    another program, a test or a notebook)."""
     from .storage import log
 
-    if not any(isinstance(handler, _StderrLine) for handler in log.handlers):
-        log.addHandler(_StderrLine())
-        log.propagate = False
+    handler, propagate = _StderrLine(), log.propagate
+    log.addHandler(handler)
+    log.propagate = False  # no second copy through the root logger's last-resort handler
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 def _work(args: argparse.Namespace) -> int:

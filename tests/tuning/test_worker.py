@@ -74,10 +74,16 @@ def load(storage: str, name: str) -> optuna.Study:
 
 
 def two_workers(storage: str, name: str, n_trials: int, env: dict, tmp_path: Path) -> list[int]:
-    """Create the study, run two workers on it at once, return how many trials each ran."""
+    """Create the study, run two workers on it at once, return how many trials each ran.
+
+    Each trial trains 3 epochs on 48,000 images (seconds), so that the study outlasts the
+    second worker's start: on the quick budget's 9,600 a trial took 0.3 s, and one worker
+    could finish all of them before the other had imported torch.
+    """
     assert main(["--storage", storage, "--study", name, "--n-trials", "0", "--create"]) == 0
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = [start(worker(storage, name, n_trials), env, log) for log in logs]
+    longer = ("--epochs", "3", "--train-size", "60000")
+    procs = [start(worker(storage, name, n_trials, *longer), env, log) for log in logs]
     for proc, log in zip(procs, logs):
         assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
     return [ran(log) for log in logs]
