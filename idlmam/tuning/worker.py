@@ -219,14 +219,28 @@ def _faults_on_stderr() -> Iterator[None]:
     another program, a test or a notebook)."""
     from .storage import log
 
-    handler, propagate = _StderrLine(), log.propagate
+    handler, propagate, optuna_log = _StderrLine(), log.propagate, logging.getLogger("optuna")
     log.addHandler(handler)
     log.propagate = False  # no second copy through the root logger's last-resort handler
+    optuna_log.addFilter(_no_traceback_for_a_trial_failed_elsewhere)
     try:
         yield
     finally:
         log.removeHandler(handler)
         log.propagate = propagate
+        optuna_log.removeFilter(_no_traceback_for_a_trial_failed_elsewhere)
+
+
+def _no_traceback_for_a_trial_failed_elsewhere(record: logging.LogRecord) -> bool:
+    """Drop the traceback Optuna logs with "Trial N failed ... UpdateFinishedTrialError": the
+    heartbeat of another worker failed this worker's trial while it ran (its own heartbeat
+    went unrecorded, a database locked or away), which the worker reports in one line of its
+    own and survives. The record itself is kept."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    if record.exc_info and isinstance(record.exc_info[1], UpdateFinishedTrialError):
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _work(args: argparse.Namespace) -> int:

@@ -218,3 +218,34 @@ def test_a_worker_started_beside_a_dead_worker_s_last_trial_reruns_it(env, tmp_p
     assert main(["--storage", url, "--study", "d", "--n-trials", "1", *opts]) == 0
     states = [t.state for t in load(url, "d").get_trials(deepcopy=False)]
     assert states == [TrialState.FAIL, TrialState.COMPLETE], states
+
+
+def test_main_leaves_the_loggers_as_it_found_them_and_drops_only_that_traceback(tmp_path):
+    """A trial failed by another worker is one line of ours; Optuna's traceback of it goes,
+    any other stays; and main, run inside another program, restores what it changed."""
+    import logging
+    import sys as _sys
+
+    from idlmam.tuning import worker as command
+    from idlmam.tuning.storage import log
+
+    optuna_log = logging.getLogger("optuna")
+    before = (log.propagate, list(log.handlers), list(optuna_log.filters))
+    url = f"journal:///{tmp_path}/study.log"
+    assert main(["--storage", url, "--study", "s", "--n-trials", "0", "--create"]) == 0
+    assert (log.propagate, list(log.handlers), list(optuna_log.filters)) == before
+
+    def record(error):
+        try:
+            raise error
+        except Exception:
+            return logging.LogRecord(
+                "optuna", logging.WARNING, "", 0, "Trial 1 failed", (), _sys.exc_info()
+            )
+
+    elsewhere = record(optuna.exceptions.UpdateFinishedTrialError("Trial#1 has already finished"))
+    assert command._no_traceback_for_a_trial_failed_elsewhere(elsewhere)
+    assert elsewhere.exc_info is None and elsewhere.getMessage() == "Trial 1 failed"
+    mine = record(ValueError("a bug in the objective"))
+    assert command._no_traceback_for_a_trial_failed_elsewhere(mine)
+    assert mine.exc_info is not None
