@@ -141,3 +141,11 @@ def check_finished(study: optuna.Study, n_trials: int, lost_at_most: int) -> dic
     assert n_trials <= count["COMPLETE"] + count["PRUNED"] <= n_trials + 1, count
     assert count["FAIL"] <= lost_at_most, count
     return dict(count)
+
+
+def check_retried_once(trials: list[optuna.trial.FrozenTrial], failed: optuna.trial.FrozenTrial):
+    """Exactly one copy of the ``failed`` trial was queued again (Optuna's retry callback marks
+    it ``failed_trial``), with the same parameters, and it completed."""
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    assert retried[0].state == optuna.trial.TrialState.COMPLETE

@@ -9,7 +9,16 @@ import signal
 import time
 
 import pytest
-from faultkit import Worker, check_finished, create, in_a_trial, observe, tune, wait_until
+from faultkit import (
+    Worker,
+    check_finished,
+    check_retried_once,
+    create,
+    in_a_trial,
+    observe,
+    tune,
+    wait_until,
+)
 from optuna.trial import TrialState
 
 pytestmark = pytest.mark.faults
@@ -38,9 +47,7 @@ def test_a_worker_killed_in_a_trial_leaves_no_trial_running(env, tmp_path, recor
     second.assert_no_traceback()
     study = observe(url, "kill")
     count = check_finished(study, 1, lost_at_most=1)
-    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == trial.number]
-    assert len(retried) == 1 and retried[0].params == trial.params
-    assert retried[0].state == TrialState.COMPLETE
+    check_retried_once(study.trials, trial)
     assert any(f"trial {trial.number} was left running" in line for line in second.said())
     record(
         storage="journal",

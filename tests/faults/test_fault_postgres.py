@@ -14,6 +14,7 @@ from faultkit import (
     PREFIX,
     Worker,
     check_finished,
+    check_retried_once,
     create,
     in_a_trial,
     observe,
@@ -150,9 +151,7 @@ def test_a_worker_killed_while_it_writes_its_result_loses_that_trial_only(
     second.assert_no_traceback()
     trials = observe(pg_url, "write").get_trials(deepcopy=False)
     count = check_finished(observe(pg_url, "write"), 1, lost_at_most=1)
-    retried = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
-    assert len(retried) == 1 and retried[0].params == trial.params
-    assert retried[0].state == TrialState.COMPLETE
+    check_retried_once(trials, trial)
     assert any(f"trial {trial.number} went silent" in line for line in second.said())
     record(
         storage="postgresql",
