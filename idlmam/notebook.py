@@ -67,7 +67,9 @@ def _show_html(markup: str) -> None:
     display(HTML(markup))
 
 
-def budget_banner(budget: Budget | None = None, *, trials: bool = False) -> None:
+def budget_banner(
+    budget: Budget | None = None, *, trials: bool = False, trains: str | None = None
+) -> None:
     """Show which budget produced the numbers of this page.
 
     Args:
@@ -75,8 +77,17 @@ def budget_banner(budget: Budget | None = None, *, trials: bool = False) -> None
             ``budget.exercises()`` or a ``dataclasses.replace`` of it where the page trains other
             sizes.
         trials: the page runs Optuna studies: describe trials, not seeds.
+        trains: what the page trains, for a page whose numbers no budget sizes (e.g.
+            ``"nothing on data"``): the box says so instead of the budget's sizes.
     """
     budget = budget or get_budget()
+    if trains is not None:
+        body = html.escape(
+            f"This page trains {trains}: its numbers and figures are the same on every budget"
+            f" (this one is {budget.name})."
+        )
+        _show_html(_box("note", "Budget", body))
+        return
     description = budget.describe(trials=trials)
     body = html.escape(f"The numbers and figures on this page come from {description}.")
     body = body.replace("`", "")

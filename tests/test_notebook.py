@@ -52,3 +52,10 @@ def test_the_banner_names_the_budget(displayed):
     assert "It is the default" in full and 'os.environ["IDL_BUDGET"]' in full
     assert "default" not in quick
     assert "10 trials (20 with pruning), 5 epochs per trial" in studies
+
+
+def test_budget_banner_of_a_page_that_no_budget_sizes_says_what_it_trains(displayed):
+    budget_banner(get_budget("quick"), trains="nothing on data")
+    ((_, box),) = displayed
+    assert "trains nothing on data" in box and "same on every budget" in box
+    assert "epochs" not in box and "smoke test" not in box
