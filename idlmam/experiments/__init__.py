@@ -6,7 +6,10 @@
 * :mod:`.sweep`: a learning-rate sweep per optimizer on the validation split, the best rate
   with every seed on test, and the time to a target;
 * :mod:`.range_test`: :func:`lr_range_test`, one pass with the rate growing exponentially, and
-  the rate it suggests.
+  the rate it suggests;
+* :mod:`.race`: the optimizers page's field and protocol as a race, with a leaderboard and a
+  cache of the field's runs (``python -m idlmam.race`` races a reader's optimizer); import
+  it from there (``idlmam.experiments.race``), which keeps this package's import light.
 """
 
 from .range_test import MIN_STEPS, RangeTest, lr_range_test
