@@ -32,6 +32,11 @@ class Signum(torch.optim.Optimizer):
                 p.add_(m.sign(), alpha=-group["lr"])
 
 
+class StepFails(torch.optim.SGD):
+    def step(self, closure=None):
+        raise RuntimeError("step is not written yet")
+
+
 def broken(params, lr):
     raise RuntimeError("not yet")
 
@@ -157,3 +162,13 @@ def test_a_quick_race_writes_its_files_and_reuses_the_field(
     assert "field: 1 of 1 from the cache" in capsys.readouterr().out
     assert runs and not any(r.startswith("AdamW") for r in runs)  # only yours trained
     assert second < first
+
+    failed = [f"{opt}:StepFails", *argv[1:-1], str(tmp_path / "failed")]
+    assert main(failed) == 1  # yours failed; the leaderboard is still written
+    printed = capsys.readouterr().out
+    assert "StepFails: raised: RuntimeError: step is not written yet" in printed
+    board = pd.read_csv(tmp_path / "failed" / "leaderboard.csv", index_col="optimizer")
+    assert board.loc["AdamW", "status"] == "ok" and board.loc["StepFails", "status"].startswith(
+        "raised"
+    )
+    assert (tmp_path / "failed" / "report.html").exists()
