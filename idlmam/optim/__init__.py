@@ -6,6 +6,7 @@
   warmup-stable-decay and its cooldowns);
 - :mod:`idlmam.optim.clipping`: gradient-norm clipping on any optimizer, and the norms it saw;
 - :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, and Lion, written from scratch;
+- :mod:`idlmam.optim.shampoo`: Shampoo, weight matrices preconditioned on both sides, from scratch;
 - :mod:`idlmam.optim.averaging`: any optimizer plus a moving average of its weights, which
   evaluation sees;
 - :mod:`idlmam.optim.muon`: Muon on the hidden matrices with AdamW on the rest, in one optimizer,
@@ -39,6 +40,7 @@ from idlmam.optim.schedules import (
     schedule_lrs,
 )
 from idlmam.optim.scratch import SGD, Adam, AdamW, Lion
+from idlmam.optim.shampoo import Shampoo
 
 __all__ = [
     "exponential_gamma",
@@ -64,6 +66,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Lion",
+    "Shampoo",
     "muon_param_groups",
     "decay_param_groups",
     "MuonWithAdamW",
