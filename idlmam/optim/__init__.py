@@ -7,6 +7,7 @@
 - :mod:`idlmam.optim.clipping`: gradient-norm clipping on any optimizer, and the norms it saw;
 - :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, and Lion, written from scratch;
 - :mod:`idlmam.optim.shampoo`: Shampoo, weight matrices preconditioned on both sides, from scratch;
+- :mod:`idlmam.optim.soap`: SOAP, Adam in the eigenbasis of Shampoo's preconditioners, from scratch;
 - :mod:`idlmam.optim.averaging`: any optimizer plus a moving average of its weights, which
   evaluation sees;
 - :mod:`idlmam.optim.muon`: Muon on the hidden matrices with AdamW on the rest, in one optimizer,
@@ -41,6 +42,7 @@ from idlmam.optim.schedules import (
 )
 from idlmam.optim.scratch import SGD, Adam, AdamW, Lion
 from idlmam.optim.shampoo import Shampoo
+from idlmam.optim.soap import SOAP
 
 __all__ = [
     "exponential_gamma",
@@ -67,6 +69,7 @@ __all__ = [
     "AdamW",
     "Lion",
     "Shampoo",
+    "SOAP",
     "muon_param_groups",
     "decay_param_groups",
     "MuonWithAdamW",
