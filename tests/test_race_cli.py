@@ -83,7 +83,8 @@ def test_bad_options(opt, capsys):
     err = bad([spec, "--field", "AdamW,Adam"], capsys, "unknown name(s) 'Adam'")
     assert "SGD w/ Nesterov, AdamW, NAdamW" in err  # the valid names
     bad([spec, "--grid", "1,2"], capsys, "--grid '1,2'", "BELOW,ABOVE,FACTOR")
-    bad([spec, "--grid", "0,2,1"], capsys, "factor > 1")
+    bad([spec, "--grid", "0,2,1"], capsys, "a ratio above 1")
+    bad([spec, "--grid", "0,-1,4"], capsys, "two whole numbers >= 0")
     bad([spec, "--lr", "0"], capsys, "--lr must be above 0")
     bad([spec, "--lr", "fast"], capsys, "invalid float value")
     bad([spec, "--budget", "huge"], capsys, "invalid choice: 'huge'")

@@ -703,7 +703,7 @@ def _probe(spec: str, make: MakeOptimizer, lr: float) -> None:
         optimizer = make(model.parameters(), lr)
     except Exception as err:
         raise RaceInputError(
-            f"{spec}(params, lr={lr:g}) raised {_one_line(err)} on a small MLP's parameters: "
+            f"{spec}(params, lr={lr:g}) on a small MLP's parameters raised {_one_line(err)}; "
             "it must build an optimizer from (params, lr)"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
