@@ -69,7 +69,7 @@ ELEMENTWISE = (
     nn.Tanhshrink,
 )
 # optimizers whose update of a value depends on other values of the same tensor
-NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon", "MuonWithAdamW")
+NOT_ELEMENTWISE = ("LBFGS", "Adafactor", "Muon", "MuonWithAdamW", "Shampoo", "SOAP")
 
 
 class _StackedLayer(torch.autograd.Function):

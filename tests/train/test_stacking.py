@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idlmam.models import clamp_gradients, mlp
+from idlmam.optim import SOAP, Shampoo
 from idlmam.train.stacking import StackedMLP, coupling, stack_models, why_not_stacked
 
 
@@ -61,6 +62,9 @@ def test_what_couples_stacked_models_is_named():
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(sgd)
     assert "one learning rate per model" in coupling(sgd, plateau)
     assert why_not_stacked(mlp, lambda p: torch.optim.SGD(p, lr=0.1)) == ""
+    # preconditioners read whole matrices: K stacked seeds would share their L and R
+    assert "Shampoo" in why_not_stacked(mlp, lambda p: Shampoo(p))
+    assert "SOAP" in why_not_stacked(mlp, lambda p: SOAP(p))
     with_dropout = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
     with pytest.raises(ValueError, match="dropout"):
         stack_models([with_dropout])
