@@ -222,9 +222,11 @@ def _shown(board: pd.DataFrame, mine: str) -> pd.DataFrame:
         pm(d, h, "+") for d, h in zip(board["vs leader"], board["vs leader ±"])
     ]
     shown["verdict"] = board["verdict"].to_numpy()
-    steps = board["steps to target"]
     shown["steps to target"] = [
-        "not reached" if pd.isna(s) else f"{s:.0f} ({r})" for s, r in zip(steps, board["reached"])
+        "-" if status != "ok" else "not reached" if pd.isna(steps) else f"{steps:.0f} ({reached})"
+        for steps, reached, status in zip(
+            board["steps to target"], board["reached"], board["status"]
+        )
     ]
     shown["rate"] = [("-" if pd.isna(r) else f"{r:.2g}") for r in board["rate"]]
     shown["edge"] = board["edge"].to_numpy()
@@ -314,7 +316,7 @@ seeds, one line per optimizer, {html.escape(plan.name)} in black" src="data:imag
 """
 
 
-def _summary(plan, race_seconds: float, board: pd.DataFrame) -> list[str]:
+def _summary(plan, race_seconds: float, board: pd.DataFrame, cached: int) -> list[str]:
     budget = plan.budget.since()
     mine = plan.mine
     rates = ", ".join(f"{r:.2g}" for r in mine.rates())
@@ -325,7 +327,8 @@ def _summary(plan, race_seconds: float, board: pd.DataFrame) -> list[str]:
         f"scored once on test; every optimizer warms up over {WARMUP:.0%} of the steps, then decays "
         "linearly to zero (schedule-free AdamW: warmup only)",
         f"target: {board.attrs['target']:.1%} validation accuracy ({board.attrs['target_rule']})",
-        f"race time: {race_seconds:.0f} s",
+        f"this race took {race_seconds:.0f} s, {cached} of the field's {len(plan.names)} "
+        "read from the cache",
     ]
 
 
@@ -366,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     board = leaderboard(results)
     shown = _shown(board, plan.name)
-    lines = _summary(plan, time.perf_counter() - start, board)
+    cached = sum(result.cached for result in results.values())
+    lines = _summary(plan, time.perf_counter() - start, board, cached)
     _say(f"target: {lines[2].removeprefix('target: ')}")
     _say()
     _say(shown.to_string())
