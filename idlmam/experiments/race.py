@@ -40,7 +40,7 @@ import torch
 from ..budget import Budget
 from ..data import book_loaders
 from ..models import mlp
-from ..optim import Lion, MuonWithAdamW, muon_param_groups, warmup_linear_decay
+from ..optim import SOAP, Lion, MuonWithAdamW, Shampoo, muon_param_groups, warmup_linear_decay
 from ..stats import compare, final_scores
 from ..train import DivergenceWarning
 from .sweep import MakeOptimizer, best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
@@ -116,6 +116,11 @@ def _muon(params, lr):
     return MuonWithAdamW(*muon_param_groups(params), lr=lr, weight_decay=DECAY)
 
 
+def _shampoo(params, lr):
+    # AdaGrad's step size (grafting), momentum 0.9, the roots recomputed every 10 steps
+    return Shampoo(params, lr=lr, momentum=0.9, update_interval=10, weight_decay=DECAY)
+
+
 def _schedule_free(params, lr, *, warmup_steps: int):
     import schedulefree
 
@@ -125,7 +130,7 @@ def _schedule_free(params, lr, *, warmup_steps: int):
 
 
 def field(warmup_steps: int) -> dict[str, Contender]:
-    """The optimizers page's eight contenders, in its order, with its usual rates and grids.
+    """The optimizers page's ten contenders, in its order, with its usual rates and grids.
 
     Args:
         warmup_steps: the setting's warmup steps (:attr:`Setting.warmup_steps`), which
@@ -143,6 +148,8 @@ def field(warmup_steps: int) -> dict[str, Contender]:
         "Adafactor": Contender(1e-2, partial(torch.optim.Adafactor, weight_decay=DECAY)),
         "Muon": Contender(1e-3, _muon),
         "Lion": Contender(1e-4, partial(Lion, weight_decay=10 * DECAY)),
+        "Shampoo": Contender(1e-3, _shampoo),
+        "SOAP": Contender(3e-3, partial(SOAP, weight_decay=DECAY)),  # refreshed every 10 steps
         "Schedule-free AdamW": Contender(
             2.5e-3, partial(_schedule_free, warmup_steps=warmup_steps), decays=False
         ),

@@ -29,7 +29,7 @@ from idlmam.experiments.race import (
     run_race,
 )
 from idlmam.models import mlp
-from idlmam.optim import Lion, MuonWithAdamW
+from idlmam.optim import SOAP, Lion, MuonWithAdamW, Shampoo
 
 # --- the reader's MODULE:NAME --------------------------------------------------------------------
 
@@ -134,6 +134,8 @@ def test_the_field_is_the_pages():
             "Adafactor",
             "Muon",
             "Lion",
+            "Shampoo",
+            "SOAP",
             "Schedule-free AdamW",
         ]
     )
@@ -146,6 +148,8 @@ def test_the_field_is_the_pages():
         "Adafactor": 1e-2,
         "Muon": 1e-3,
         "Lion": 1e-4,
+        "Shampoo": 1e-3,
+        "SOAP": 3e-3,
         "Schedule-free AdamW": 2.5e-3,
     }
     assert contenders["SGD w/ Nesterov"].rates() == pytest.approx([0.025, 0.1, 0.4])
@@ -166,6 +170,8 @@ def test_the_fields_factories_build_the_pages_optimizers():
         "Adafactor": torch.optim.Adafactor,
         "Muon": MuonWithAdamW,
         "Lion": Lion,
+        "Shampoo": Shampoo,
+        "SOAP": SOAP,
         "Schedule-free AdamW": schedulefree.AdamWScheduleFree,
     }
     group = {name: opt.param_groups[0] for name, opt in built.items()}
@@ -176,6 +182,9 @@ def test_the_fields_factories_build_the_pages_optimizers():
         assert group[name]["decoupled_weight_decay"] and group[name]["weight_decay"] == 0.01
     assert group["Adafactor"]["weight_decay"] == 0.01
     assert group["Lion"]["weight_decay"] == pytest.approx(0.1)
+    assert group["Shampoo"]["momentum"] == 0.9 and group["Shampoo"]["update_interval"] == 10
+    assert group["Shampoo"]["grafting"] == "adagrad" and group["Shampoo"]["weight_decay"] == 0.01
+    assert group["SOAP"]["precondition_frequency"] == 10 and group["SOAP"]["weight_decay"] == 0.01
     assert group["Schedule-free AdamW"]["warmup_steps"] == 7
     assert group["Schedule-free AdamW"]["weight_decay"] == 0.01
 
