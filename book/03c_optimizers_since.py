@@ -26,9 +26,11 @@
 # arXiv:2306.07179): each optimizer gets its own learning-rate search on a validation split, with
 # the same number of trials for all, and only its best setting is run with every seed and scored on
 # the test set. The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
-# and Adafactor, which PyTorch now ships; and three optimizers published after the chapter was
-# written: Lion, Muon and schedule-free AdamW. The page ends with a detail of AdamW that is easy to
-# get wrong: which parameters should have weight decay.
+# and Adafactor, which PyTorch now ships; three optimizers published after the chapter was
+# written: Lion, Muon and schedule-free AdamW; and two preconditioners, Shampoo and SOAP, which
+# the [next page](03d_preconditioning.ipynb) builds from scratch. Then a detail of AdamW that is
+# easy to get wrong: which parameters should have weight decay. The page ends with a race of
+# your own optimizer against the field, under the same rules.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from PyPI (does nothing elsewhere).
@@ -55,25 +57,24 @@ from functools import partial
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import schedulefree
 import seaborn as sns
 import torch
 from matplotlib.lines import Line2D
 
 from idlmam.budget import get_budget
-from idlmam.data import book_loaders
-from idlmam.experiments import run
-from idlmam.experiments.sweep import best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
+from idlmam.experiments import race, run
+from idlmam.experiments.race import (
+    DECAY,
+    Contender,
+    field,
+    leaderboard,
+    run_race,
+    setting,
+)
+from idlmam.experiments.sweep import time_to_target, with_seeds
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
-from idlmam.optim import (
-    Lion,
-    MuonWithAdamW,
-    decay_param_groups,
-    muon_param_groups,
-    schedule_lrs,
-    warmup_linear_decay,
-)
+from idlmam.optim import decay_param_groups, muon_param_groups, schedule_lrs
 from idlmam.stats import compare, compare_pairs, final_scores, t_interval
 from idlmam.utils import get_device
 
@@ -83,23 +84,22 @@ setup(threads=1)  # one CPU thread: small networks gain little from more, and ru
 SINCE = get_budget().since()  # IDL_BUDGET=full (default), chapter or quick: this page's sizes
 EPOCHS = SINCE.epochs  # epochs per run
 SEEDS = range(SINCE.seeds)  # the best setting of each optimizer is run with these seeds
-BATCH_SIZE = 256  # B
-VAL_FRACTION = 0.2  # the share of the training images held out to choose the rates
-GRID = dict(below=0, above=2, factor=4.0)  # 3 trials: the usual rate, x 4 and x 16
-GRIDS = {"SGD w/ Nesterov": dict(below=1, above=1, factor=4.0)}  # 3 trials too: / 4, 1, x 4
 CHANCE = 0.1  # the accuracy of a guess among the ten classes
-WARMUP = 0.05  # the share of the steps spent warming up, for every optimizer
-DECAY = 0.01  # lambda, AdamW's default weight decay, given to every decoupled decay
 DEVICE = get_device()
 budget_banner(SINCE)
 
+# %% [markdown]
+# The protocol below lives in `idlmam.experiments.race`, so that this page and the race command
+# at its end run the same code. `setting` builds its data and training from the budget: batches
+# of 256, a fifth of the training images held out for validation, every run's steps and
+# warmup.
+
 # %% tags=["nbval-ignore-output"]
-loaders = book_loaders(
-    BATCH_SIZE, device=DEVICE, train_size=SINCE.train_size, val_fraction=VAL_FRACTION
-)
-STEPS = EPOCHS * len(loaders["train"])  # T, optimizer steps per run
-WARMUP_STEPS = max(1, round(WARMUP * STEPS))
-train = dict(loaders=loaders, epochs=EPOCHS, device=DEVICE, lr_schedule_every="batch")
+SETTING = setting(get_budget(), DEVICE)
+loaders = SETTING.loaders
+STEPS = SETTING.steps  # T, optimizer steps per run
+WARMUP_STEPS = SETTING.warmup_steps
+train = SETTING.run_kwargs()  # loaders, epochs, device, a schedule stepped every batch
 print(
     f"{loaders['train'].n_examples:,} training and {loaders['val'].n_examples:,} validation "
     f"images; {STEPS} steps per run, the first {WARMUP_STEPS} warming up"
@@ -170,6 +170,16 @@ print(
 # - **Lion** (Chen et al. 2023, arXiv:2302.06675): the *sign* of a momentum, so every weight
 #   moves by exactly $\eta$ each step, plus decoupled decay. Its authors advise a rate 3-10 times
 #   smaller than AdamW's and a decay 3-10 times larger: we give it $\lambda = 0.1$.
+# - **Shampoo** (Gupta, Koren and Singer 2018, arXiv:1802.09568), the family of the winner of
+#   AlgoPerf's external-tuning track: each weight matrix's gradient multiplied on the left and on
+#   the right by inverse fourth roots of two small matrices that sum the gradients' products,
+#   recomputed here every 10 steps; the size of each step taken from AdaGrad (*grafting*), and
+#   momentum 0.9. It has no usual rate of its own: AdaGrad's default is 0.01 and momentum 0.9
+#   carries each step about ten times as far, so its grid starts at 0.001.
+# - **SOAP** (Vyas et al. 2024, arXiv:2409.11321): Adam run in the coordinates of Shampoo's two
+#   matrices (their eigenvectors, refreshed every 10 steps), with its authors' defaults: rate
+#   0.003, $\beta_1 = \beta_2 = 0.95$. Both are written from scratch in `idlmam.optim` and
+#   tested against an independent implementation (`pytorch-optimizer`).
 # - **Schedule-free AdamW** (Defazio et al. 2024, arXiv:2405.15682): no decaying schedule at
 #   all; it evaluates an average of the weights it has passed through instead. Its `optimizer.train()` and
 #   `optimizer.eval()` must be called with the model's, which `idlmam.experiments.run` does.
@@ -192,57 +202,23 @@ print("AdamW:", [tuple(p.shape) for p in other])
 # to AdamW. With `adjust_lr_fn="match_rms_adamw"` (Moonshot AI, arXiv:2502.16982) Muon's steps
 # are scaled to the size of an AdamW step, so one rate and one schedule drive both halves.
 #
-# Each contender is a function of the parameters and the rate, with its usual rate beside it:
-
-
-# %%
-def decayed(make):
-    """``make(params, lr)`` with this page's schedule: warmup, then linear decay to zero."""
-    return make, lambda opt: warmup_linear_decay(opt, STEPS, WARMUP_STEPS)
-
-
-def muon(params, lr):
-    return MuonWithAdamW(*muon_param_groups(params), lr=lr, weight_decay=DECAY)
-
-
-def schedule_free(params, lr):
-    return schedulefree.AdamWScheduleFree(
-        params, lr=lr, weight_decay=DECAY, warmup_steps=WARMUP_STEPS
-    )
-
+# Each contender is a `Contender`: a function of the parameters and the rate, its usual rate,
+# whether it takes the shared schedule, and its grid. The field, as `idlmam.experiments.race`
+# defines it:
+#
+# ```{literalinclude} ../idlmam/experiments/race.py
+# :pyobject: field
+# ```
 
 # %%
-CONTENDERS = {  # name: (usual rate, make(params, lr), schedule)
-    "SGD w/ Nesterov": (
-        0.1,
-        *decayed(lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True)),
-    ),
-    "AdamW": (1e-3, *decayed(lambda p, lr: torch.optim.AdamW(p, lr=lr))),  # decay 0.01
-    "NAdamW": (
-        2e-3,
-        *decayed(partial(torch.optim.NAdam, weight_decay=DECAY, decoupled_weight_decay=True)),
-    ),
-    "RAdam": (
-        1e-3,
-        *decayed(partial(torch.optim.RAdam, weight_decay=DECAY, decoupled_weight_decay=True)),
-    ),
-    "Adafactor": (1e-2, *decayed(partial(torch.optim.Adafactor, weight_decay=DECAY))),
-    "Muon": (1e-3, *decayed(muon)),
-    "Lion": (1e-4, *decayed(partial(Lion, weight_decay=10 * DECAY))),
-    "Schedule-free AdamW": (2.5e-3, schedule_free, None),
-}
+CONTENDERS = field(WARMUP_STEPS)  # schedule-free AdamW warms up over the same steps
 COLOURS = dict(zip(CONTENDERS, sns.color_palette("tab10")))  # one colour each, on every figure
-
-
-def grid_of(name):
-    """The rates optimizer ``name`` tries: its own grid (``GRIDS``) or the upward ``GRID``."""
-    return rate_grid(CONTENDERS[name][0], **GRIDS.get(name, GRID))
-
-
 pd.DataFrame(
     {
-        "usual rate": {name: rate for name, (rate, _, _) in CONTENDERS.items()},
-        "rates tried": {name: ", ".join(f"{r:.2g}" for r in grid_of(name)) for name in CONTENDERS},
+        "usual rate": {name: c.usual_rate for name, c in CONTENDERS.items()},
+        "rates tried": {
+            name: ", ".join(f"{r:.2g}" for r in c.rates()) for name, c in CONTENDERS.items()
+        },
     }
 )
 
@@ -253,23 +229,20 @@ pd.DataFrame(
 #
 # ## The search
 #
-# Three trials for each of the eight optimizers, one seed each:
+# `run_race` runs the whole protocol for each contender in turn: its three trials, one seed
+# each; the best of them on validation (`idlmam.experiments.sweep.best_rates`); that rate with
+# every seed, which the sections after the search read:
 
 # %% tags=["nbval-ignore-output"]
-trials = pd.concat(
-    [
-        lr_sweep(name, make, grid_of(name), make_schedule=schedule, **train)
-        for name, (_, make, schedule) in CONTENDERS.items()
-    ],
-    ignore_index=True,
+results = run_race(CONTENDERS, SETTING)  # each one's trials, its best rate, that rate's seeds
+trials = pd.concat([r.trials for r in results.values()], ignore_index=True)
+best = pd.DataFrame(  # chosen on the final validation accuracy, nothing else
+    {
+        "usual rate": {name: c.usual_rate for name, c in CONTENDERS.items()},
+        "rate": {name: r.rate for name, r in results.items()},
+        "edge": {name: r.edge for name, r in results.items()},  # which end of its grid, if any
+    }
 )
-best = best_rates(trials)  # chosen on the final validation accuracy, nothing else
-best.insert(0, "usual rate", [CONTENDERS[name][0] for name in best.index])
-best["edge"] = [  # which end of its grid the winner is at, if any
-    ("top" if rate == max(grid_of(name)) else "bottom") if edge else "-"
-    for name, rate, edge in zip(best.index, best["rate"], best["at_edge"])
-]
-best = best.drop(columns="at_edge")
 
 
 def names_and(names):
@@ -280,7 +253,7 @@ def names_and(names):
 
 final = trials.loc[trials.groupby("run")["epoch"].idxmax()]  # each trial's last epoch
 final = final.assign(
-    relative=final["rate"] / final["optimizer"].map(lambda n: CONTENDERS[n][0]),
+    relative=final["rate"] / final["optimizer"].map(lambda n: CONTENDERS[n].usual_rate),
     error=1 - final["val Accuracy"],
     failed=final["val Accuracy"].isna() | (final["val Accuracy"] < 2 * CHANCE),  # near chance
 )
@@ -312,9 +285,9 @@ best.round(4)
 # classes): {glue:text}`failed_trials`.
 #
 # The whole search, each line an optimizer, the rates divided by its usual rate so that all
-# eight share one axis:
+# all share one axis:
 
-# %% mystnb={"figure": {"caption": "The learning-rate search: each optimizer's final validation error (one seed) at each rate of its grid, the rate divided by its usual rate (SGD's grid runs from a quarter of it to 4 times it, the others' from 1 to 16 times). Lower is better. A trial that failed, ending near chance (90% error), is drawn as a cross above the solid line where the error axis is cut, so that the other trials can be read; dotted lines join it to its optimizer's other trials.", "name": "fig-optimizer-sweep"}, "image": {"alt": "Validation error against the learning rate divided by each optimizer's usual rate, on a logarithmic axis from 1/4 to 16, one line with markers per optimizer, eight in all; the lowest point of each line marks the rate that optimizer keeps, a dotted vertical line marks the usual rate, and crosses in a strip above a solid line where the axis is cut, labelled diverged (chance), mark the trials that ended near chance, joined to their lines by dotted segments."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "The learning-rate search: each optimizer's final validation error (one seed) at each rate of its grid, the rate divided by its usual rate (SGD's grid runs from a quarter of it to 4 times it, the others' from 1 to 16 times). Lower is better. A trial that failed, ending near chance (90% error), is drawn as a cross above the solid line where the error axis is cut, so that the other trials can be read; dotted lines join it to its optimizer's other trials.", "name": "fig-optimizer-sweep"}, "image": {"alt": "Validation error against the learning rate divided by each optimizer's usual rate, on a logarithmic axis from 1/4 to 16, one line with markers per optimizer, ten in all; the lowest point of each line marks the rate that optimizer keeps, a dotted vertical line marks the usual rate, and crosses in a strip above a solid line where the axis is cut, labelled diverged (chance), mark the trials that ended near chance, joined to their lines by dotted segments."}} tags=["nbval-ignore-output"]
 ok = final[~final["failed"]]
 top = max(0.35, ok["error"].max() + 0.02)  # the axis is cut here
 lost_at = top + 0.012  # failed trials: a row of crosses above the cut, joined by dotted lines
@@ -346,26 +319,31 @@ plt.show()
 # %% [markdown]
 # ## Usual rates against tuned rates
 #
-# Each optimizer now runs with every seed twice: at its usual rate and at the rate its search
-# chose. Both reuse the seed-0 trial already run at that rate; where the search kept the usual
+# Each optimizer now has every seed twice: at the rate its search chose (the race ran them) and
+# at its usual rate. Both reuse the seed-0 trial already run at that rate; where the search kept the usual
 # rate, the two are the same runs. So seed 0 of each tuned rate is the search's winner, the best
 # of three trials on validation, reused in the test mean: chosen for doing well, it biases the
 # tuned numbers slightly upward.
 
 
 # %% tags=["nbval-ignore-output"]
-def every_seed(done, rate_of):
-    """Each contender at ``rate_of(name)`` with all seeds, reusing the runs in ``done``."""
-    frames = [
-        with_seeds(done, name, make, rate_of(name), SEEDS, make_schedule=schedule, **train)
-        for name, (_, make, schedule) in CONTENDERS.items()
-    ]
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.assign(run=frame["optimizer"])
-
-
-usual = every_seed(trials, lambda name: CONTENDERS[name][0])
-tuned = every_seed(pd.concat([trials, usual]), lambda name: best.loc[name, "rate"])
+tuned = pd.concat([r.tuned for r in results.values()], ignore_index=True)  # the race's
+usual = pd.concat(  # each contender at its usual rate, reusing the runs already made
+    [
+        with_seeds(
+            pd.concat([trials, tuned]),
+            name,
+            c.make,
+            c.usual_rate,
+            SEEDS,
+            make_schedule=SETTING.make_schedule(c),
+            **train,
+        )
+        for name, c in CONTENDERS.items()
+    ],
+    ignore_index=True,
+)
+usual = usual.assign(run=usual["optimizer"])
 
 # %% tags=["nbval-ignore-output"]
 scores = {"usual": final_scores(usual), "tuned": final_scores(tuned)}
@@ -381,7 +359,7 @@ for when, at in (("usual", 2), ("tuned", 5)):
     ranking.insert(at, f"{when}: rank", ranks)
 ranking.round(4)
 
-# %% mystnb={"figure": {"caption": "Final test accuracy of each optimizer at its usual rate (open circles) and at the rate its validation search chose (filled), mean over seeds with 95% intervals, in percent; sorted by the tuned result. Left, every result; where an optimizer's search kept its usual rate the two points coincide, the open ring around the filled one. Right, the tuned results alone, on the narrower range that the grey band marks on the left, so that their intervals can be compared.", "name": "fig-usual-vs-tuned"}, "image": {"alt": "Two dot plots sharing one row per optimizer, eight rows sorted by tuned test accuracy. Left: for each optimizer an open circle at its mean test accuracy at the usual rate and a filled circle at the tuned rate, each with a horizontal 95% interval bar, joined by a grey line whose length is the gain from tuning; a grey band marks the range of the right panel. Right: the filled tuned points alone with their interval bars, on a zoomed accuracy axis in percent."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Final test accuracy of each optimizer at its usual rate (open circles) and at the rate its validation search chose (filled), mean over seeds with 95% intervals, in percent; sorted by the tuned result. Left, every result; where an optimizer's search kept its usual rate the two points coincide, the open ring around the filled one. Right, the tuned results alone, on the narrower range that the grey band marks on the left, so that their intervals can be compared.", "name": "fig-usual-vs-tuned"}, "image": {"alt": "Two dot plots sharing one row per optimizer, ten rows sorted by tuned test accuracy. Left: for each optimizer an open circle at its mean test accuracy at the usual rate and a filled circle at the tuned rate, each with a horizontal 95% interval bar, joined by a grey line whose length is the gain from tuning; a grey band marks the range of the right panel. Right: the filled tuned points alone with their interval bars, on a zoomed accuracy axis in percent."}} tags=["nbval-ignore-output"]
 fig, (whole, zoom) = plt.subplots(
     1, 2, figsize=(10, 4.5), sharey=True, gridspec_kw=dict(width_ratios=[3, 2])
 )
@@ -434,6 +412,7 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 glue("kept_usual", int((best["rate"] == best["usual rate"]).sum()), display=False)
+glue("n_contenders", len(CONTENDERS), display=False)
 top_usual = list(ranking.sort_values("usual: rank").index[:2])
 top_tuned = list(ranking.index[:2])
 lines = [
@@ -479,7 +458,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 )
 
 # %% [markdown]
-# The search kept the usual rate for {glue:text}`kept_usual` of the eight optimizers. A comparison
+# The search kept the usual rate for {glue:text}`kept_usual` of the {glue:text}`n_contenders` optimizers. A comparison
 # of optimizers at their defaults is, in part, a comparison of how well their defaults suit this
 # network and this number of steps. Against the book's default optimizer, AdamW, each tuned
 # contender, on the test set:
@@ -554,7 +533,7 @@ def newton_schulz_flops(m, n, steps=5):
 
 shapes = [tuple(p.shape) for p in hidden]  # Muon's three matrices, the first layer's first
 ns = sum(newton_schulz_flops(m, n) for m, n in shapes)
-passes = sum((6 if k else 4) * BATCH_SIZE * m * n for k, (m, n) in enumerate(shapes))
+passes = sum((6 if k else 4) * race.BATCH_SIZE * m * n for k, (m, n) in enumerate(shapes))
 glue("ns_ratio", ns / passes, display=False)
 print(f"per step: Newton-Schulz {ns / 1e6:.0f} MFLOP, forward + backward {passes / 1e6:.0f} MFLOP")
 
@@ -564,7 +543,7 @@ print(f"per step: Newton-Schulz {ns / 1e6:.0f} MFLOP, forward + backward {passes
 # iterations do not, so with larger batches their share falls. Here, the same runs against both
 # clocks:
 
-# %% mystnb={"figure": {"caption": "Validation accuracy of every optimizer at its tuned rate, against optimizer steps (mean over seeds with a 95% band) and against seconds of training (seed 0, trained alone, one CPU thread); the dashed line is the target. The accuracy axis starts a few points below the target, so that the order near it can be read: the first epochs lie below the axis.", "name": "fig-steps-and-seconds"}, "image": {"alt": "Two panels sharing an accuracy axis zoomed on the few points around the target. Left: validation accuracy against optimizer steps for the eight tuned optimizers, mean lines with shaded 95% bands over seeds, entering the axis from below after the first epochs. Right: the seed-0 run of each against seconds of training, where Muon's line is stretched to the right because its steps cost more. A dashed horizontal line marks the target accuracy on both; the legend is outside the panels."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Validation accuracy of every optimizer at its tuned rate, against optimizer steps (mean over seeds with a 95% band) and against seconds of training (seed 0, trained alone, one CPU thread); the dashed line is the target. The accuracy axis starts a few points below the target, so that the order near it can be read: the first epochs lie below the axis.", "name": "fig-steps-and-seconds"}, "image": {"alt": "Two panels sharing an accuracy axis zoomed on the few points around the target. Left: validation accuracy against optimizer steps for the ten tuned optimizers, mean lines with shaded 95% bands over seeds, entering the axis from below after the first epochs. Right: the seed-0 run of each against seconds of training, where Muon's line is stretched to the right because its steps cost more. A dashed horizontal line marks the target accuracy on both; the legend is outside the panels."}} tags=["nbval-ignore-output"]
 curves = tuned.assign(step=(tuned["epoch"] + 1) * len(loaders["train"]))
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 style = dict(y="val Accuracy", hue="run", palette=COLOURS)
@@ -646,7 +625,9 @@ shrink = {lam: (1 - ETA * lam) ** STEPS for lam in (DECAY, STRONG)}  # at the pe
 glue("shrink_default", shrink[DECAY], display=False)
 glue("shrink_strong", shrink[STRONG], display=False)
 print(f"eta = {ETA:.2g}, T = {STEPS}: (1 - eta * lambda)^T =", shrink)
-rates = np.array(schedule_lrs(CONTENDERS["AdamW"][2], STEPS, ETA))  # the rate of every step
+rates = np.array(
+    schedule_lrs(SETTING.make_schedule(CONTENDERS["AdamW"]), STEPS, ETA)
+)  # the rate of every step
 scheduled = float(np.prod(1 - rates * STRONG))  # the product of (1 - eta_t lambda) over the run
 glue("mean_rate_share", rates.mean() / ETA, display=False)
 glue("shrink_scheduled", scheduled, display=False)
@@ -672,7 +653,7 @@ print(f"with the schedule: mean rate {rates.mean() / ETA:.2f} x eta; lambda = 0.
 
 # %% tags=["nbval-ignore-output"]
 bn = dict(train, model_fn=partial(mlp, batch_norm=True))
-schedule = CONTENDERS["AdamW"][2]
+schedule = SETTING.make_schedule(CONTENDERS["AdamW"])
 everything = run(
     "Decay on every parameter",
     lambda p: torch.optim.AdamW(p, lr=ETA, weight_decay=STRONG),
@@ -707,9 +688,87 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # $\lambda$ three to ten times AdamW's), the undefended parameters shrink further. Decaying only
 # the matrices is the safe default.
 #
+# ## Race your own
+#
+# Everything above went through one call, `run_race`, with the field as its argument. An
+# optimizer of your own can go through the same protocol: the same three-rate search on
+# validation, its best rate with every seed, scored once on test, against the field already run
+# above. Here is an idea of the kind a reader might have: momentum whose step, for each tensor,
+# is rescaled to a root mean square of one, so that the rate alone sets how far each layer
+# moves (a cousin of Lion, which fixes the size of every single weight's step instead):
+
+
+# %%
+class NormalizedMomentum(torch.optim.Optimizer):
+    """Momentum, then each tensor's step rescaled to root mean square 1: lr is the step size."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.9):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].setdefault("momentum", torch.zeros_like(p))
+                m.mul_(group["momentum"]).add_(p.grad)
+                p.sub_(group["lr"] * m / (m.pow(2).mean().sqrt() + 1e-12))
+
+
+# %% [markdown]
+# Its usual rate is a guess, AdamW's; the grid tries it, 4 and 16 times it. Because its step
+# reads a whole tensor (the root mean square), it is marked `elementwise=False`: its seeds train
+# one after the other rather than stacked into one model, where a tensor would hold every seed.
+# One call races it; `leaderboard` ranks it with the field:
+
+# %% tags=["nbval-ignore-output"]
+MINE = "Normalized momentum"
+mine = run_race({MINE: Contender(1e-3, NormalizedMomentum, elementwise=False)}, SETTING)
+board = leaderboard({**results, **mine}, target=target)
+shown = board[["test acc.", "±", "vs leader", "vs leader ±", "verdict", "steps to target", "rate"]]
+shown.round(4).astype(object).mask(shown.isna(), "-")
+
+# %% [markdown]
+# `vs leader` is the difference to the first of the table, paired by seed, with the half-width
+# of its 95% interval; the target is the one of the section on time. Where the newcomer ended:
+
+# %% tags=["nbval-ignore-output"]
+me = board.loc[MINE]
+rank = list(board.index).index(MINE) + 1
+edge = f", at the {me['edge']} of its grid" if me["edge"] != "-" else ""
+finding(  # the finding on full and chapter; on quick, a box in its place
+    f"{MINE} ranks {rank} of {len(board)} on test, {me['test acc.']:.1%} ± "
+    f"{me['±']:.1%}, with its rate {me['rate']:.2g}{edge}; against the leader, "
+    f"{board.index[0]}: {me['verdict']}."
+    if me["status"] == "ok"
+    else f"{MINE} has no result: {me['status']}.",
+    needs="rank a new optimizer against the field",
+    budget=SINCE,
+)
+
+# %% [markdown]
+# The same race from a terminal, for an optimizer in a file of your own (a
+# `torch.optim.Optimizer` subclass, or a function `(params, lr) -> optimizer`):
+#
+# ```bash
+# python -m idlmam.race my_optimizer.py:NormalizedMomentum --lr 1e-3
+# ```
+#
+# It trains the field once per budget and package version, caches its runs (it prints where;
+# `--fresh` retrains them), so that a second race trains only the newcomer. It prints the
+# leaderboard, and writes it to `race-NormalizedMomentum/` with every run (`runs.csv`), a figure
+# of test accuracy per epoch, and a one-file HTML report. `--budget quick` is a smoke test in
+# about a minute; `--field AdamW,Muon` races against part of the field; `--help` says the rest.
+# A module that does not import, a name that is not there or an object that is not an optimizer
+# stops with one line saying what to fix; an optimizer that diverges at every rate or raises in
+# its `step` ends as a row saying so. In Colab, write the file with `%%writefile
+# my_optimizer.py` in a cell, then run the command in another with a `!` in front. The
+# [measurements page](measurements.md) has the race's wall times on this book's CPU.
+#
 # ## What we did
 #
-# - Gave eight optimizers the same search: three learning rates each on a log grid (from its
+# - Gave ten optimizers the same search: three learning rates each on a log grid (from its
 #   usual rate up; SGD's around it), one seed per trial, chosen on a validation split
 #   (`idlmam.experiments.sweep`), and counted the winners at an edge of their grid.
 # - Ran each at its usual and at its chosen rate with every seed, scored once on the test set,
@@ -721,3 +780,5 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 #   `train()` and `eval()` switched by the loop.
 # - Compared decaying every parameter of AdamW with decaying only the weight matrices, on a
 #   network with batch norm.
+# - Raced a new optimizer against the field through the same code, as `python -m idlmam.race`
+#   does for any optimizer in a file.
