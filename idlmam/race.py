@@ -53,6 +53,7 @@ from .experiments.race import (
     load_cached,
     load_contender,
     planned_runs,
+    readable,
     run_race,
     setting,
 )
@@ -207,33 +208,6 @@ def _training(todo: list[str], fresh: bool) -> str:
     return f"; training {', '.join(todo)}{why}"
 
 
-def _shown(board: pd.DataFrame, mine: str) -> pd.DataFrame:
-    """The leaderboard as text: percentages, 'not reached', yours marked with *."""
-
-    def pm(mean, half, sign=""):
-        if pd.isna(mean):
-            return "-"
-        tail = "" if pd.isna(half) else f" ± {100 * half:.2f}"
-        return f"{100 * mean:{sign}.2f}{tail}"
-
-    shown = pd.DataFrame(index=[f"{n} *" if n == mine else n for n in board.index])
-    shown["test acc. (%)"] = [pm(m, h) for m, h in zip(board["test acc."], board["±"])]
-    shown["vs leader (points)"] = [
-        pm(d, h, "+") for d, h in zip(board["vs leader"], board["vs leader ±"])
-    ]
-    shown["verdict"] = board["verdict"].to_numpy()
-    shown["steps to target"] = [
-        "-" if status != "ok" else "not reached" if pd.isna(steps) else f"{steps:.0f} ({reached})"
-        for steps, reached, status in zip(
-            board["steps to target"], board["reached"], board["status"]
-        )
-    ]
-    shown["rate"] = [("-" if pd.isna(r) else f"{r:.2g}") for r in board["rate"]]
-    shown["edge"] = board["edge"].to_numpy()
-    shown["status"] = board["status"].to_numpy()
-    return shown.rename_axis("optimizer")
-
-
 def _curve(ax, tuned: pd.DataFrame, band: bool, **style) -> list[float]:
     """One optimizer's mean test accuracy per epoch (and its 95% band); the later means."""
     by_epoch = tuned.groupby("epoch")["test Accuracy"]
@@ -368,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     board = leaderboard(results)
-    shown = _shown(board, plan.name)
+    shown = readable(board, plan.name)
     cached = sum(result.cached for result in results.values())
     lines = _summary(plan, time.perf_counter() - start, board, cached)
     _say(f"target: {lines[2].removeprefix('target: ')}")

@@ -484,6 +484,42 @@ def leaderboard(results: Mapping[str, RaceRuns], target: float | None = None) ->
     return board
 
 
+def readable(board: pd.DataFrame, mine: str | None = None) -> pd.DataFrame:
+    """:func:`leaderboard` as text: percentages and points, "not reached", ``mine`` marked *.
+
+    Args:
+        board: a :func:`leaderboard`.
+        mine: the name to mark with a star (the reader's optimizer), if any.
+
+    Returns:
+        A frame of strings, indexed by ``optimizer``: ``test acc. (%)``, ``vs leader
+        (points)``, ``verdict``, ``steps to target``, ``rate``, ``edge``, ``status``.
+    """
+
+    def pm(mean, half, sign=""):
+        if pd.isna(mean):
+            return "-"
+        tail = "" if pd.isna(half) else f" ± {100 * half:.2f}"
+        return f"{100 * mean:{sign}.2f}{tail}"
+
+    shown = pd.DataFrame(index=[f"{n} *" if n == mine else n for n in board.index])
+    shown["test acc. (%)"] = [pm(m, h) for m, h in zip(board["test acc."], board["±"])]
+    shown["vs leader (points)"] = [
+        pm(d, h, "+") for d, h in zip(board["vs leader"], board["vs leader ±"])
+    ]
+    shown["verdict"] = board["verdict"].to_numpy()
+    shown["steps to target"] = [
+        "-" if status != "ok" else "not reached" if pd.isna(steps) else f"{steps:.0f} ({reached})"
+        for steps, reached, status in zip(
+            board["steps to target"], board["reached"], board["status"]
+        )
+    ]
+    shown["rate"] = [("-" if pd.isna(r) else f"{r:.2g}") for r in board["rate"]]
+    shown["edge"] = board["edge"].to_numpy()
+    shown["status"] = board["status"].to_numpy()
+    return shown.rename_axis("optimizer")
+
+
 # The cache of the field's runs ------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from idlmam.experiments.race import (
     load_contender,
     planned_runs,
     race_one,
+    readable,
     run_race,
 )
 from idlmam.models import mlp
@@ -246,6 +247,13 @@ def test_the_leaderboard_by_hand():
         board.loc["Broken", "test acc."]
     )
     assert board.loc["Broken", "seeds"] == 0
+    text = readable(board, mine="C")
+    assert list(text.index) == ["A", "C *", "AdamW", "Broken"]
+    assert text.loc["A", "test acc. (%)"] == f"91.00 ± {100 * t * 0.01 / math.sqrt(3):.2f}"
+    assert text.loc["C *", "vs leader (points)"].startswith("-0.17 ± ")
+    assert text.loc["A", "steps to target"] == "20 (3/3)"
+    assert text.loc["C *", "steps to target"] == "not reached"
+    assert text.loc["Broken", "test acc. (%)"] == "-" and text.loc["Broken", "rate"] == "-"
 
 
 def test_a_given_target_and_a_field_without_adamw():
