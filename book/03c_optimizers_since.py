@@ -68,6 +68,7 @@ from idlmam.experiments.race import (
     Contender,
     field,
     leaderboard,
+    readable,
     run_race,
     setting,
 )
@@ -726,26 +727,31 @@ class NormalizedMomentum(torch.optim.Optimizer):
 MINE = "Normalized momentum"
 mine = run_race({MINE: Contender(1e-3, NormalizedMomentum, elementwise=False)}, SETTING)
 board = leaderboard({**results, **mine}, target=target)
-shown = board[["test acc.", "±", "vs leader", "vs leader ±", "verdict", "steps to target", "rate"]]
-shown.round(4).astype(object).mask(shown.isna(), "-")
+readable(board, MINE).drop(columns="status")
 
 # %% [markdown]
-# `vs leader` is the difference to the first of the table, paired by seed, with the half-width
-# of its 95% interval; the target is the one of the section on time. Where the newcomer ended:
+# The table is the one the command prints: test accuracy in percent with the half-width of its
+# 95% interval over seeds; `vs leader`, the difference to the first of the table in points,
+# paired by seed; the steps to the target of the section on time, with how many seeds got
+# there; the rate the search chose, and whether it sat at an edge of its grid. Where the
+# newcomer, starred, ended:
 
 # %% tags=["nbval-ignore-output"]
 me = board.loc[MINE]
 rank = list(board.index).index(MINE) + 1
 edge = f", at the {me['edge']} of its grid" if me["edge"] != "-" else ""
-finding(  # the finding on full and chapter; on quick, a box in its place
-    f"{MINE} ranks {rank} of {len(board)} on test, {me['test acc.']:.1%} ± "
-    f"{me['±']:.1%}, with its rate {me['rate']:.2g}{edge}; against the leader, "
-    f"{board.index[0]}: {me['verdict']}."
-    if me["status"] == "ok"
-    else f"{MINE} has no result: {me['status']}.",
-    needs="rank a new optimizer against the field",
-    budget=SINCE,
-)
+if me["status"] != "ok":
+    text = f"{MINE} has no result: {me['status']}."
+elif me["verdict"] == "leader":
+    text = f"{MINE} leads the field: {me['test acc.']:.1%} ± {me['±']:.1%} on test."
+else:
+    text = (
+        f"{MINE} ranks {rank} of {len(board)}: {me['test acc.']:.1%} ± {me['±']:.1%} on "
+        f"test, at the rate {me['rate']:.2g}{edge}. Against the leader, {board.index[0]}, "
+        f"{100 * me['vs leader']:+.1f} ± {100 * me['vs leader ±']:.1f} points, paired by "
+        f"seed: {me['verdict']}."
+    )
+finding(text, needs="rank a new optimizer against the field", budget=SINCE)
 
 # %% [markdown]
 # The same race from a terminal, for an optimizer in a file of your own (a
