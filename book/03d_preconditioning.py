@@ -605,8 +605,8 @@ def shampoo_without_memory(g, eps=1e-12):
 
 
 # %% [markdown]
-# A gradient-shaped test matrix, $96 \times 64$, with singular values spread over three orders
-# of magnitude, as a layer's gradient often has:
+# A test matrix of a gradient's shape, $96 \times 64$, with singular values spread evenly, on a
+# logarithmic scale, over three orders of magnitude:
 
 # %%
 generator = torch.Generator().manual_seed(0)
@@ -631,7 +631,7 @@ glue("ns_near", f"{near_one} of the {len(ns)}", display=False)
 print(f"largest |Shampoo without memory - U V^T|: {gap:.1e}")
 print(f"Newton-Schulz's singular values: {ns.min().item():.3f} to {ns.max().item():.3f}")
 
-# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (orange), exactly one, and five Newton-Schulz iterations as in Muon (blue), close to one. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay in a band around 1 across all 64."}}
+# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (orange), exactly one, and five Newton-Schulz iterations as in Muon (blue): near one for most, lower for the directions the gradient hardly used. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay in a band around 1 across all 64."}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for (name, values), colour in zip(singular.items(), ("grey", "tab:orange", "tab:blue")):
     ax.plot(range(1, len(values) + 1), values, "o-", ms=3, color=colour, label=name)
@@ -644,8 +644,8 @@ plt.show()
 # Shampoo without memory gives $U V^\top$ to within {glue:text}`shampoo_gap`. Newton-Schulz's
 # five steps leave the singular values between {glue:text}`ns_low` and {glue:text}`ns_high`:
 # {glue:text}`ns_near` lie between 0.7 and 1.3, and the directions the gradient hardly used at
-# all are lifted only part of the way. That is the approximation Muon accepts, for ten matrix
-# products instead of two eigendecompositions. So Muon and Shampoo share the idea, a step that
+# all are lifted only part of the way. That is the approximation Muon accepts, for fifteen
+# matrix products (three an iteration) instead of two eigendecompositions. So Muon and Shampoo share the idea, a step that
 # moves every direction of a weight matrix by about the same amount, and differ in what they
 # remember: Shampoo sums every gradient into $L$ and $R$; Muon keeps a momentum of the gradients
 # and orthogonalizes only that.
@@ -672,4 +672,5 @@ plt.show()
 #   iterations on its momentum.
 # - Each costs eigendecompositions (Shampoo, SOAP) or matrix products (Muon) per step that grow
 #   with the width of the layers, not with the batch: on this small network and a CPU they
-#   multiply the cost of a step several times; on large batches and GPUs the share is small.
+#   multiply the cost of a step several times, and the larger the batch, the smaller their
+#   share of a step.
