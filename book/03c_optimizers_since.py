@@ -765,7 +765,7 @@ finding(text, needs="rank a new optimizer against the field", budget=SINCE)
 # `--fresh` retrains them), so that a second race trains only the newcomer. It prints the
 # leaderboard, and writes it to `race-NormalizedMomentum/` with every run (`runs.csv`), a figure
 # of test accuracy per epoch, and a one-file HTML report. `--budget quick` is a smoke test in
-# about a minute; `--field AdamW,Muon` races against part of the field; `--help` says the rest.
+# under a minute on the book's CPU; `--field AdamW,Muon` races against part of the field; `--help` says the rest.
 # A module that does not import, a name that is not there or an object that is not an optimizer
 # stops with one line saying what to fix; an optimizer that diverges at every rate or raises in
 # its `step` ends as a row saying so. In Colab, write the file with `%%writefile
