@@ -8,6 +8,7 @@ import scipy.linalg
 import torch
 from pytorch_optimizer import ScalableShampoo
 from pytorch_optimizer.optimizer.shampoo import LayerWiseGrafting  # where ScalableShampoo reads it
+from twins import small_net, train_pair
 
 from idlmam.optim import Shampoo
 
@@ -68,31 +69,6 @@ def _oracle(params, *, lr=1e-3, momentum=0.9, beta2=1.0, eps=1e-6, update_interv
     return opt
 
 
-def _net():
-    # shapes (4, 5), (4,), (4, 4), (4,), (10, 4), (10,): non-square both ways, square, biases
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.Tanh(),
-        torch.nn.Linear(4, 10),
-    ).double()  # fmt: skip
-
-
-def _train_pair(make_ours, make_oracle, steps=100):
-    """Train two copies of one small network, one per optimizer, on the same batches."""
-    net = _net()
-    twin = copy.deepcopy(net)
-    opts = [make_ours(net.parameters()), make_oracle(twin.parameters())]
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        X = torch.randn(16, 5, generator=g, dtype=torch.float64)
-        y = torch.randint(0, 10, (16,), generator=g)
-        for model, opt in zip((net, twin), opts):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(X), y).backward()
-            opt.step()
-    return net, twin
-
-
 SAME_AS_ORACLE = {
     "paper_sums_adagrad_graft": dict(lr=0.05),
     "interval_10_sgd_graft": dict(lr=0.1, momentum=0.5, grafting="sgd", update_interval=10),
@@ -108,8 +84,8 @@ SAME_AS_ORACLE = {
 @pytest.mark.parametrize("case", sorted(SAME_AS_ORACLE))
 def test_shampoo_matches_pytorch_optimizer_over_100_steps(case):
     kwargs = SAME_AS_ORACLE[case]
-    net, twin = _train_pair(lambda p: Shampoo(p, **kwargs), lambda p: _oracle(p, **kwargs))
-    start = _net()
+    net, twin = train_pair(lambda p: Shampoo(p, **kwargs), lambda p: _oracle(p, **kwargs))
+    start = small_net()
     for mine, theirs, before in zip(net.parameters(), twin.parameters(), start.parameters()):
         assert torch.allclose(mine, theirs, atol=1e-5, rtol=0)
         assert (mine - before).abs().max() > 1e-2  # every tensor really travelled

@@ -6,6 +6,7 @@ import io
 import pytest
 import torch
 from pytorch_optimizer import SOAP as OracleSOAP
+from twins import small_net, train_pair
 
 from idlmam.optim import SOAP
 
@@ -21,34 +22,6 @@ from idlmam.optim import SOAP
 # implementation's noise (the same products summed in another order) takes its own O(lr) step.
 # (That direction shifts every logit alike, so the loss does not see it.) In float64 the noise is
 # far below eps. The QR decompositions run in float32 in both, as in the authors' code.
-
-
-def _net():
-    # shapes (4, 5), (4,), (4, 4), (4,), (10, 4), (10,): non-square both ways, square, biases
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Linear(5, 4),
-        torch.nn.Tanh(),
-        torch.nn.Linear(4, 4),
-        torch.nn.Tanh(),
-        torch.nn.Linear(4, 10),
-    ).double()
-
-
-def _train_pair(make_ours, make_oracle, steps=100):
-    """Train two copies of one small network, one per optimizer, on the same batches."""
-    net = _net()
-    twin = copy.deepcopy(net)
-    opts = [make_ours(net.parameters()), make_oracle(twin.parameters())]
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        X = torch.randn(16, 5, generator=g, dtype=torch.float64)
-        y = torch.randint(0, 10, (16,), generator=g)
-        for model, opt in zip((net, twin), opts):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(X), y).backward()
-            opt.step()
-    return net, twin
 
 
 SAME_AS_ORACLE = {
@@ -67,10 +40,10 @@ def test_soap_matches_pytorch_optimizer_over_100_steps(case):
     oracle_kwargs = dict(
         merge_dims=False, precondition_1d=False, correct_bias=True, normalize_gradient=False
     )
-    net, twin = _train_pair(
+    net, twin = train_pair(
         lambda p: SOAP(p, **kwargs), lambda p: OracleSOAP(p, **kwargs, **oracle_kwargs)
     )
-    start = _net()
+    start = small_net()
     for mine, theirs, before in zip(net.parameters(), twin.parameters(), start.parameters()):
         assert torch.allclose(mine, theirs, atol=1e-5, rtol=0)
         assert (mine - before).abs().max() > 1e-2  # every tensor really travelled
