@@ -124,10 +124,13 @@ PIN ?=
 colab: $(STAMP) ## Colab notebooks from the last `make book` (PIN= what they install)
 	$(BIN)/python tools/colab.py --build _build --out _build/colab $(if $(PIN),--pin '$(PIN)')
 
-# the browser checks of tests/test_site.py on the site `make book` built (any budget), instead of
-# the quick build that `make test` makes for them; screenshots land in _build/screenshots/
-site-check: $(STAMP) system-deps ## the browser checks on the site `make book` built
-	IDL_SITE=$(CURDIR)/_build/html $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site.py
+# the checks of a built site on the one `make book` built (any budget), or on IDL_SITE=<html
+# folder>, instead of the quick build that `make test` makes for them: the text readers see
+# (tests/test_site_text.py: no raw MyST, raw TeX or Python reprs), then the browser
+# (tests/test_site.py); screenshots land in _build/screenshots/
+IDL_SITE ?= $(CURDIR)/_build/html
+site-check: $(STAMP) system-deps ## the site `make book` built (or IDL_SITE=): its text, then in a browser
+	IDL_SITE=$(IDL_SITE) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site_text.py tests/test_site.py
 
 # watch a study in the browser while workers fill it: optuna-dashboard on 127.0.0.1 only, on any
 # storage URL `python -m idlmam.tune` takes (idlmam/tuning/dashboard.py); it prints the address to
