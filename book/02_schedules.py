@@ -191,12 +191,12 @@ fewer = len(drop_epochs) < STEP_DROPS
 at_floor = EPOCHS - drop_epochs[-1]  # epochs after the last drop
 glue(
     "step_story",
-    f"$S = {step_size}$ gives {len(drop_epochs)} drops in {EPOCHS} epochs, at epochs "
+    f"S = {step_size} gives {len(drop_epochs)} drops in {EPOCHS} epochs, at epochs "
     f"{', '.join(map(str, drop_epochs))}"
-    + (f" (no whole $S$ gives {STEP_DROPS} in {EPOCHS} epochs)" if fewer else "")
-    + f", each by $\\gamma = {step_gamma:.3f}$; "
+    + (f" (no whole S gives {STEP_DROPS} in {EPOCHS} epochs)" if fewer else "")
+    + f", each by γ = {step_gamma:.3f}; "
     + (f"the last {at_floor} epochs run" if at_floor > 1 else "the last epoch runs")
-    + " at $\\eta_{min}$",
+    + f" at the floor, {ETA_MIN:g}",
 )
 print(f"S = {step_size}: drops at epochs {drop_epochs}, each by gamma = {step_gamma:.3f}")
 
@@ -252,7 +252,7 @@ def annealing_story(epochs, dips):
     dip_epochs = [(2 * k - 1) * t_max for k in range(1, dips + 1)]
     epochs_list = ", ".join(map(str, dip_epochs))
     where = f"its dip at epoch {epochs_list}" if dips == 1 else f"the dips at epochs {epochs_list}"
-    story = f"with $T = {epochs}$ and $d = {dips}$, $T_{{max}} = {t_max}$ puts {where}"
+    story = f"with T = {epochs} and d = {dips}, T_max = {t_max} puts {where}"
     climb = epochs - 1 - dip_epochs[-1]
     if climb == 0:
         return climb, story + f", and epoch {epochs - 1} is the last: it ends on the dip"
@@ -261,7 +261,7 @@ def annealing_story(epochs, dips):
         if climb > 1
         else "the last epoch climbs back up to"
     )
-    return climb, story + f", and {climbing} {lrs[-1]:.3g}, {lrs[-1] / ETA_0:.0%} of $\\eta_0$"
+    return climb, story + f", and {climbing} {lrs[-1]:.3g}, {lrs[-1] / ETA_0:.0%} of η₀"
 
 
 climb, story = annealing_story(EPOCHS, COSINE_DIPS)
@@ -362,7 +362,7 @@ glue(
     f"the training loss went up in {rises['train loss'].sum()}, the test loss in "
     f"{rises['test loss'].sum()}",
 )
-glue("plateau_setting", f"$T = {EPOCHS}$, so threshold {THRESHOLD:.3f} and patience {PATIENCE}")
+glue("plateau_setting", f"T = {EPOCHS}, so threshold {THRESHOLD:.3f} and patience {PATIENCE}")
 print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {PATIENCE}")
 
 # %% [markdown]
@@ -432,7 +432,6 @@ cuts = {
 }
 times = [f"{n} time{'' if n == 1 else 's'} for seed {seed}" for seed, n in cuts.items()]
 glue("plateau_cuts", ", ".join(times[:-1]) + " and " + times[-1] if len(times) > 1 else times[0])
-cuts
 
 # %% mystnb={"figure": {"caption": "Learning rates chosen by ReduceLROnPlateau, one line per seed: each seed cuts when its own validation loss stalls.", "name": "fig-plateau-schedule"}, "image": {"alt": "Learning rate (log scale) against epoch, one step line per seed in its own colour and marker: each starts at 0.1 and steps down by a factor of 5 at the epochs where its validation loss stopped improving, never below eta_min."}} tags=["nbval-ignore-output"]
 plot_rates(plateau, by="seed", title="Rates chosen by the plateau schedule, per seed")
