@@ -293,13 +293,13 @@ finding(
 )
 
 # %% tags=["nbval-ignore-output"]
+glue("n_seeds", len(SEEDS), display=False)
 first = warmup_runs[warmup_runs["epoch"] == 0].groupby(["run", "seed"])["train loss"].first()
 for label in ("with", "without"):
     seeds = first[f"{top} {label} warmup"]
     glue(f"first_loss_{label}", seeds.mean(), display=False)
     glue(f"first_worst_{label}", seeds.max(), display=False)
     glue(f"first_above_{label}", int((seeds > math.log(10)).sum()), display=False)
-glue("n_seeds", len(SEEDS), display=False)
 
 # %% [markdown]
 # The right panel shows where the difference is made: the first epoch. On it, at the largest
@@ -461,8 +461,8 @@ finding(
 
 # %% tags=["nbval-ignore-output"]
 ends = final_scores(pd.concat([anytime, decays]))["mean"]
-glue("trunk_final", ends["constant (trunk)"], display=False)
-glue("constant_final", ends["constant"], display=False)
+for name, run_name in [("trunk_final", "constant (trunk)"), ("constant_final", "constant")]:
+    glue(name, ends[run_name], display=False)
 
 # %% [markdown]
 # The trunk is the constant-rate recipe of the previous section, trained again one seed at a
@@ -498,9 +498,9 @@ finding(
 )
 restart = EPOCHS // 2  # epochs trained when the rate jumps back to the peak
 curve = cycles[cycles["run"] == "warm restarts"].groupby("epoch")["test Accuracy"].mean()
-glue("before_restart", curve[restart - 1], display=False)
-glue("after_restart", curve[restart], display=False)
 glue("restart_epoch", restart, display=False)
+for name, epoch in [("before_restart", restart - 1), ("after_restart", restart)]:
+    glue(name, curve[epoch], display=False)
 
 # %% [markdown]
 # The restart sends the rate back to the peak after epoch {glue:text}`restart_epoch`, and the
