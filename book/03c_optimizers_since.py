@@ -625,7 +625,8 @@ glue("steps", STEPS, display=False)
 shrink = {lam: (1 - ETA * lam) ** STEPS for lam in (DECAY, STRONG)}  # at the peak rate
 glue("shrink_default", shrink[DECAY], display=False)
 glue("shrink_strong", shrink[STRONG], display=False)
-print(f"eta = {ETA:.2g}, T = {STEPS}: (1 - eta * lambda)^T =", shrink)
+shrinks = "; ".join(f"lambda = {lam:g}: {factor:.3f}" for lam, factor in shrink.items())
+print(f"eta = {ETA:.2g}, T = {STEPS}: (1 - eta * lambda)^T for {shrinks}")
 rates = np.array(
     schedule_lrs(SETTING.make_schedule(CONTENDERS["AdamW"]), STEPS, ETA)
 )  # the rate of every step
