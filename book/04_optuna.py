@@ -224,7 +224,7 @@ glue("best_neurons", best["neurons_per_layer"], display=False)
 glue("best_layers", best["hidden_layers"], display=False)
 glue("best_lr", best["learning_rate"], display=False)
 glue("best_val", study.best_value, display=False)
-best
+print("study.best_params:", ", ".join(f"{name} = {value:.3g}" for name, value in best.items()))
 
 # %% [markdown]
 # The best of {glue:text}`best_layers` hidden layer(s) of {glue:text}`best_neurons` neurons,
