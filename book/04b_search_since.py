@@ -169,7 +169,7 @@ for name in SAMPLERS:
     seconds[name] = time.perf_counter() - started
 glue("n_studies", STUDIES, display=False)
 glue("n_trials", TRIALS, display=False)
-{SAMPLERS[name]: f"{s:.1f} s" for name, s in seconds.items()}
+print("time per sampler:", ", ".join(f"{SAMPLERS[n]} {s:.1f} s" for n, s in seconds.items()))
 
 # %% [markdown]
 # The shared start, checked on the studies themselves: how many first trials each sampler's
@@ -183,7 +183,11 @@ def shared_start(a, b):
     return same.index(False) if False in same else len(same)
 
 
-{SAMPLERS[n]: shared_start(studies["random", 0], studies[n, 0]) for n in ("tpe", "gp", "cmaes")}
+in_common = {n: shared_start(studies["random", 0], studies[n, 0]) for n in ("tpe", "gp", "cmaes")}
+print(
+    "first trials shared with random search:",
+    ", ".join(f"{SAMPLERS[n]} {k}" for n, k in in_common.items()),
+)
 
 # %% [markdown]
 # Below, each sampler's best validation accuracy so far after every trial: the line is the mean
@@ -436,7 +440,8 @@ for seed in range(1, SEEDS + 1):
 at_rates = pd.DataFrame(rows)
 glue("n_epochs", EPOCHS, display=False)
 glue("n_seeds", SEEDS, display=False)
-at_rates.pivot(index="seed", columns="run", values="val Accuracy").round(4)
+by_seed = at_rates.pivot(index="seed", columns="run", values="val Accuracy").round(4)
+by_seed.astype(object).mask(by_seed.isna(), "diverged")
 
 # %% [markdown]
 # Each comparison below is paired by seed. Its interval says whether the mean difference stands
@@ -693,7 +698,7 @@ if len(stopped) == 1:
     after = f"each after {stopped.index[0]} folds"
 glue("n_cv_trials", len(scored), display=False)
 glue("cv_stopped", f"{stopped.sum()} ({after})" if after else "none", display=False)
-stopped.rename_axis("folds scored").rename("trials stopped")
+stopped.rename_axis("folds scored").to_frame("trials stopped")
 
 # %%
 finding(
