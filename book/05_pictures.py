@@ -101,12 +101,12 @@ print(f"budget={BUDGET.name}: the pictures are the same on every budget")
 # every step asks autograd for the gradient, optionally adds noise or clips it, and calls
 # `optimizer.step()` (and `lr_schedule.step()`, when there is one).
 #
-# ````{dropdown} The source of `optimizer_path`
+# :::{dropdown} The source of `optimizer_path`
 # ```{literalinclude} ../idlmam/landscapes.py
 # :pyobject: optimizer_path
 # :language: python
 # ```
-# ````
+# :::
 #
 # A network has millions of parameters, not two, so these are cartoons of the real thing. But
 # the update rules are the real ones, applied to surfaces built to have one feature each: a
@@ -213,7 +213,9 @@ summary = pd.DataFrame(
     },
     index=list(four),
 )
-summary
+summary.astype(object).fillna(
+    {"steps to reach the minimum": "not reached", "distance left after 40 steps": "not finite"}
+)
 
 # %% mystnb={"figure": {"caption": "Figure 5.2 redrawn: 40 steps of plain SGD from the same start on four surfaces, each with its distance from the minimum after 40 steps.", "name": "fig-pictures-four-gradients"}, "image": {"alt": "Four contour maps, green low and red high, each with an SGD path from the hollow circle at the upper left. Ideal: a straight line of shrinking steps into the star at the centre. Noisy: the same direction but wandering, then jittering around the star. Exploding: one long line that leaves the picture on the first step. Vanishing: the path stays at its start on a flat red plain far from the green well."}}
 fig, axes = plt.subplots(2, 2, figsize=(9, 7.5), constrained_layout=True)
@@ -287,7 +289,7 @@ for name, steps in valley_steps.items():
     glue(
         "valley_" + name.split()[-1].replace(".", ""), steps, display=False
     )  # valley_SGD, valley_07, ...
-valley_steps
+print("steps to reach the minimum:", ", ".join(f"{n} {k}" for n, k in valley_steps.items()))
 
 # %% mystnb={"figure": {"caption": "Figures 5.12 and 5.13 redrawn: the first 60 steps of plain SGD and of SGD with momentum 0.7 (left) and 0.9 (right) in a long, narrow valley, all at the same learning rate.", "name": "fig-pictures-narrow-valley"}, "image": {"alt": "Two contour maps of a narrow diagonal valley rising from the lower left to a star at the origin. In both, plain SGD (black) zig-zags from wall to wall and creeps along the floor, still far from the star after 60 steps. Momentum 0.7 (blue, left) stops zig-zagging after a few steps and runs along the floor to the star; momentum 0.9 (blue, right) swings in wide loops across the valley but reaches the star's neighbourhood."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
@@ -552,7 +554,7 @@ losses = pd.DataFrame({name: two_minima(path).numpy() for name, path in trap.ite
 final = losses.iloc[-1].round(3)
 glue("trap_constant", float(final.iloc[0]), display=False)
 glue("trap_cosine", float(final.iloc[1]), display=False)
-final
+final.rename_axis("run").to_frame(f"loss after {TRAP_STEPS} steps")
 
 # %%
 lrs = schedule_lrs(cosine, TRAP_STEPS + 1, TRAP_LR)
@@ -696,7 +698,6 @@ with tempfile.TemporaryDirectory() as folder:
     animation.save(gif, writer=PillowWriter(fps=8))
     gif_bytes = gif.read_bytes()
 plt.close(fig)
-print(f"{len(gif_bytes) / 1e3:.0f} kB")
 Image(data=gif_bytes)
 
 # %% [markdown]
@@ -740,7 +741,7 @@ for label, (name, kwargs) in rules.items():
         "steps (from scratch)": steps_to_reach(paths[1], CURVED_VALLEY_MIN, TOL),
         "same path (within 1e-10)": torch.allclose(*paths, atol=1e-10, rtol=0),
     }
-pd.DataFrame(rows).T
+pd.DataFrame(rows).T.fillna("not reached")
 
 # %% [markdown]
 # Every from-scratch rule follows its `torch.optim` namesake step for step. (`None` means the
