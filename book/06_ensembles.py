@@ -143,12 +143,12 @@ print(f"{count_parameters(model):,} parameters")
 # members' softmax outputs, and its `forward` returns the logarithm of that average, so the
 # usual loss and argmax treat the ensemble like any other model:
 #
-# ````{dropdown} The source of `SnapshotEnsemble`
+# :::{dropdown} The source of `SnapshotEnsemble`
 # ```{literalinclude} ../idlmam/ensembles.py
 # :pyobject: SnapshotEnsemble
 # :language: python
 # ```
-# ````
+# :::
 #
 # An ensemble of $M$ snapshots costs $M$ forward passes per prediction. Stochastic weight
 # averaging keeps one network whose weights are the mean of the snapshots,
