@@ -360,7 +360,7 @@ glue("irnn_clip_largest", np.max(np.concatenate(norms["IRNN, SGD+clip"])), displ
 glue("irnn_first_norm", np.mean([seed[0] for seed in norms["IRNN, SGD"]]), display=False)
 finite = [int(np.isfinite(seed).cumprod().sum()) for seed in norms["IRNN, SGD"]]  # until inf/NaN
 glue("irnn_none_finite", np.mean(finite), display=False)
-irnn_outcome.round(3)
+irnn_outcome.round(3).astype(object).fillna("-")  # no mean where every seed diverged
 
 # %% mystnb={"figure": {"caption": "Exercise 5: the gradient norm of every step of the IRNN (ReLU units, identity recurrent weights) trained with plain SGD, without and with clipping, measured before clipping; one line per seed.", "name": "fig-ex5-irnn-norms"}, "image": {"alt": "Gradient norm on a logarithmic y-axis against the optimizer step. The unclipped runs start near a thousand and stop after a few steps, when their loss becomes NaN. The clipped runs start at the same height, fall to around one within the first epoch and then stay low, with rare spikes of hundreds or thousands above the dashed line at the threshold z."}} tags=["hide-input", "nbval-ignore-output"]
 ax = plt.subplots(figsize=(7, 3.8))[1]
