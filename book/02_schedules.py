@@ -432,6 +432,7 @@ cuts = {
 }
 times = [f"{n} time{'' if n == 1 else 's'} for seed {seed}" for seed, n in cuts.items()]
 glue("plateau_cuts", ", ".join(times[:-1]) + " and " + times[-1] if len(times) > 1 else times[0])
+print("rate cuts per seed:", ", ".join(f"seed {seed}: {n}" for seed, n in cuts.items()))
 
 # %% mystnb={"figure": {"caption": "Learning rates chosen by ReduceLROnPlateau, one line per seed: each seed cuts when its own validation loss stalls.", "name": "fig-plateau-schedule"}, "image": {"alt": "Learning rate (log scale) against epoch, one step line per seed in its own colour and marker: each starts at 0.1 and steps down by a factor of 5 at the epochs where its validation loss stopped improving, never below eta_min."}} tags=["nbval-ignore-output"]
 plot_rates(plateau, by="seed", title="Rates chosen by the plateau schedule, per seed")
