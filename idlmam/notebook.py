@@ -22,20 +22,20 @@ _BOX = (
 )
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
+def glue(name: str, value: Any, display: bool = False) -> None:
     """Make ``value`` available to the page's prose as ``{glue:text}`name```.
 
     Uses ``myst_nb.glue`` when the book's stack is installed; elsewhere (Colab, a bare Jupyter)
-    it only returns ``value`` so the notebook runs the same.
+    it does nothing, so the notebook runs the same. Returns nothing: a cell that ends with a
+    ``glue(...)`` shows no stray value under it.
     """
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         value = value.item()  # NumPy/torch scalars -> plain Python numbers, which format cleanly
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
-        return value
+        return
     myst_glue(name, value, display=display)
-    return value
 
 
 def setup(threads: int | None = None) -> None:

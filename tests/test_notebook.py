@@ -59,3 +59,14 @@ def test_budget_banner_of_a_page_that_no_budget_sizes_says_what_it_trains(displa
     ((_, box),) = displayed
     assert "trains nothing on data" in box and "same on every budget" in box
     assert "epochs" not in box and "smoke test" not in box
+
+
+def test_glue_hands_plain_numbers_to_myst_nb_and_shows_nothing_itself(monkeypatch):
+    import numpy as np
+
+    from idlmam.notebook import glue
+
+    seen = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display: seen.append((name, value)))
+    assert glue("ratio", np.float64(0.25)) is None  # a cell ending with glue(...) shows nothing
+    assert seen == [("ratio", 0.25)] and type(seen[0][1]) is float
