@@ -240,10 +240,11 @@ print("epochs whose accuracy fell, per seed:", drops.to_dict())
 # {glue:text}`sgd_final:.3f` ± {glue:text}`sgd_half:.3f` (the mean and the half-width of its 95%
 # interval), and each seed's best epoch reached {glue:text}`sgd_best:.3f` on average. The curve
 # does not only rise: of the {glue:text}`sgd_changes` steps from one epoch to the next, on
-# average {glue:text}`sgd_drops:.1f` per seed went *down*. The chapter's explanation is a
-# learning rate that is a little too large, which keeps kicking the weights past good
-# solutions; the next two pages attack that from both sides, first with schedules $L$, then
-# with optimizers $G$.
+# average {glue:text}`sgd_drops:.1f` per seed went *down*. The chapter blames a learning rate
+# that is a little too large, which keeps kicking the weights past good solutions. That is a
+# hypothesis, and the next two pages test it from both sides, first with schedules $L$, then
+# with optimizers $G$: each says whether its remedy calmed the curve, and whether it also ended
+# higher.
 #
 # ## An external yardstick
 #

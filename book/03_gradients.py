@@ -190,8 +190,9 @@ adam.step()
 print(f"m = {m:.3f}, m_hat = {m_hat:.3f}; by hand {by_hand:.6f}, torch {theta.item():.6f}")
 
 # %% [markdown]
-# On the first step $\hat m / \sqrt{\hat v}$ is exactly $\pm 1$ whatever the gradient's size,
-# so Adam moves every parameter by $\eta$. After that the ratio is an average gradient over a
+# On the first step the bias corrections make $\hat m = g$ and $\sqrt{\hat v} = |g|$, so the
+# step is $\eta\, g / (|g| + \epsilon)$: $\pm\eta$ for every parameter whose gradient is much
+# larger than $\epsilon = 10^{-8}$, whatever its size (a gradient of exactly 0 does not move). After that the ratio is an average gradient over a
 # root-mean-square one, and it depends on the gradients' history. A noisy gradient, whose
 # average is smaller than its typical size, gets steps below $\eta$. But the ratio can exceed
 # 1: a gradient that appears after a quiet spell moves its parameter by up to
@@ -235,8 +236,9 @@ print(f"noisy gradients: median {adam_steps(noisy).median():.2f} x eta")
 #
 # ### AdamW, NAdam and AdaMax
 #
-# The original Adam folded weight decay into the gradient, where the division by $\sqrt{\hat v}$
-# distorts it; **AdamW** applies the decay to the weights directly, and is the default
+# The Adam paper has no weight decay; libraries added it the way SGD takes it, as an L2 term
+# folded into the gradient, where the division by $\sqrt{\hat v}$ distorts it. **AdamW**
+# (Loshchilov and Hutter 2019, arXiv:1711.05101) applies the decay to the weights directly, and is the default
 # optimizer of `train_network` and of this book. **NAdam** puts Nesterov's look-ahead into
 # Adam's momentum. **AdaMax** replaces the root mean square by a running maximum of the
 # gradients' size (the Adam paper's second proposal). We keep each at its default learning
@@ -273,7 +275,9 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 
 # %% [markdown]
 # Whatever the ranking, AdamW got there without a search for its learning rate. That is its
-# appeal: spend your time on the architecture, and tune the optimizer last.
+# appeal. Whether the ranking would survive a search of every optimizer's rate is another
+# question, which the [optimizers page](03c_optimizers_since.ipynb) asks, with a search of the
+# rate for each.
 #
 # ## Optimizers and schedules together
 #
@@ -451,9 +455,11 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 )
 
 # %% [markdown]
-# Clipping bounds the size of a step: it guards against the rare, very large gradient (an
-# exploding gradient, or a spike from an unlucky batch) that would otherwise throw the weights
-# far from where they were. It does not repair a model that fails to learn for other reasons
+# With SGD and its momentum, clipping bounds the size of a step: it guards against the rare,
+# very large gradient (an exploding gradient, or a spike from an unlucky batch) that would
+# otherwise throw the weights far from where they were. Adam-type optimizers divide by a running
+# scale of the gradients, so their steps are bounded already, and clipping changes them far
+# less. It does not repair a model that fails to learn for other reasons
 # (an architecture that cannot fit the data, labels that carry no signal, a learning rate that
 # is too small): all it does is shorten steps, and shorter steps fix none of those. And when $z$ is below the typical
 # gradient, as it is for some steps here, it shortens ordinary steps too and acts like a smaller
@@ -469,5 +475,6 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # - Trained SGD, momentum, Nesterov, AdamW, NAdam and AdaMax on the same data and seeds, and
 #   compared them with intervals over the seeds.
 # - Combined AdamW and Nesterov momentum with cosine annealing that ends on its last dip.
-# - Clipped gradients by value (with hooks that we removed afterwards) and by norm, and made
-#   clipping matter: a rate five times too large diverges without it and trains with it.
+# - Clipped gradients by value (with hooks that we removed afterwards) and by norm, and ran
+#   Nesterov momentum at five times the chapter's rate with and without clipping, against the
+#   chapter's rate.

@@ -291,7 +291,7 @@ for name, steps in valley_steps.items():
     )  # valley_SGD, valley_07, ...
 print("steps to reach the minimum:", ", ".join(f"{n} {k}" for n, k in valley_steps.items()))
 
-# %% mystnb={"figure": {"caption": "Figures 5.12 and 5.13 redrawn: the first 60 steps of plain SGD and of SGD with momentum 0.7 (left) and 0.9 (right) in a long, narrow valley, all at the same learning rate.", "name": "fig-pictures-narrow-valley"}, "image": {"alt": "Two contour maps of a narrow diagonal valley rising from the lower left to a star at the origin. In both, plain SGD (black) zig-zags from wall to wall and creeps along the floor, still far from the star after 60 steps. Momentum 0.7 (blue, left) stops zig-zagging after a few steps and runs along the floor to the star; momentum 0.9 (blue, right) swings in wide loops across the valley but reaches the star's neighbourhood."}}
+# %% mystnb={"figure": {"caption": "Figures 5.12 and 5.13 redrawn: the first 60 steps of plain SGD and of SGD with momentum 0.7 (left) and 0.9 (right) in a long, narrow valley, all at the same learning rate.", "name": "fig-pictures-narrow-valley"}, "image": {"alt": "Two contour maps of a narrow diagonal valley rising from the lower left to a star at the origin. In both, plain SGD (black) zig-zags from wall to wall and creeps along the floor, still far from the star after 60 steps. Momentum 0.7 (blue, left) swings across the valley at first, wider than SGD, in swings that shrink as it runs along the floor to the star; momentum 0.9 (blue, right) swings in wide loops across the valley but reaches the star's neighbourhood."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
 shown = 60  # the first 60 steps of each path
 plot_paths(
@@ -319,8 +319,9 @@ plt.show()
 
 # %% [markdown]
 # With the same learning rate, plain SGD needs {glue:text}`valley_SGD` steps to settle within
-# 0.1 of the minimum. With momentum 0.7 the zig-zag dies out in a few steps and the path runs
-# straight down the floor, arriving after {glue:text}`valley_07` steps. The chapter's
+# 0.1 of the minimum. With momentum 0.7 the path still crosses the valley at first, in swings
+# wider than SGD's, but they shrink as it runs along the floor, and it arrives after
+# {glue:text}`valley_07` steps. The chapter's
 # $\mu = 0.9$ (right) arrives after {glue:text}`valley_09`, and shows the other side of figure
 # 5.13: the oscillation does not disappear, since a velocity that remembers 90% of its past
 # also remembers the bounces, but the path still reaches the minimum in far fewer steps than
@@ -757,8 +758,8 @@ pd.DataFrame(rows).T.fillna("not reached")
 # - Figure 5.1: descent ends in whichever minimum is nearest downhill.
 # - Figure 5.2: ideal, noisy, exploding and vanishing gradients; then clipping, which caps the
 #   length of each step and tames the explosion.
-# - Figures 5.12 and 5.13: in a narrow valley, momentum cancels the zig-zag and speeds along
-#   the floor.
+# - Figures 5.12 and 5.13: in a narrow valley, momentum reaches the minimum in fewer steps
+#   than SGD, its swings across the valley shrinking (0.7) or lasting (0.9).
 # - Figures 5.14 and 5.15: at a bend, Nesterov momentum turns sooner than plain momentum,
 #   because its gradient is taken where the velocity is about to carry it.
 # - Figures 5.8 and 5.9: a cosine schedule that raises the rate again escapes a narrow minimum

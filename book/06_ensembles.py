@@ -20,10 +20,12 @@
 # %% [markdown]
 # # Snapshot ensembles and weight averaging
 #
-# Averaging the predictions of several networks usually beats any one of them, but training
-# ten networks costs ten times as much. A cosine schedule with several dips offers a
-# shortcut: every dip settles the weights into a good solution, and the next rise kicks them
-# out towards another. This page trains one network on Fashion-MNIST, keeps a copy of its
+# Averaging the predictions of several independently trained networks usually beats any one of
+# them, but training ten networks costs ten times as much. A cosine schedule with several dips
+# offers a cheaper version, on the hope that every dip settles the weights into a good solution
+# and the next rise kicks them out towards another. Whether the cheap version keeps the gain
+# is what this page measures: the snapshots of one short run may be too alike, or the early
+# ones too weak, to help. This page trains one network on Fashion-MNIST, keeps a copy of its
 # weights at every dip, and turns the copies into a *snapshot ensemble* (average the
 # predictions) and into one *SWA* model (average the weights). A second run follows PyTorch's
 # own stochastic weight averaging recipe. Every run is repeated over several seeds, and each
@@ -153,8 +155,9 @@ print(f"{count_parameters(model):,} parameters")
 # An ensemble of $M$ snapshots costs $M$ forward passes per prediction. Stochastic weight
 # averaging keeps one network whose weights are the mean of the snapshots,
 # $\Theta_{SWA} = \frac{1}{M}\sum_m \Theta_m$. That only makes sense because the snapshots
-# come from one run: they sit in the same wide basin, so their mean does too. (The mean of two
-# networks trained from different starts is usually useless.)
+# come from one run. SWA's premise (Izmailov et al. 2018) is that they lie in one basin wide
+# enough that their mean lies in it too, which the scores below test. (The mean of two networks
+# trained from different starts is usually useless: their hidden units need not line up.)
 #
 # `torch.optim.swa_utils.AveragedModel` keeps that running mean. It averages *parameters*
 # only, so the BatchNorm statistics inside it are still those of the network it was built
@@ -255,8 +258,9 @@ finding(
 #
 # The usual SWA recipe does not wait for dips. It trains normally until epoch `SWA_START`,
 # then holds the rate at `SWA_LR` with `SWALR` and feeds the weights after *every* epoch to the
-# `AveragedModel`. A constant, fairly large rate keeps the weights moving around the basin,
-# and the average tends to land nearer its centre than any single point of the walk. That is why
+# `AveragedModel`. The argument of its authors: a constant, fairly large rate keeps the weights
+# moving around the basin, and the average lands nearer its centre than any single point of
+# the walk. That is why
 # `SWA_LR` is not the book's floor $\eta_0/100$: a rate that small would all but stop the walk,
 # and the average would be little more than its last point.
 #
@@ -346,7 +350,9 @@ finding(
 
 # %% [markdown]
 # Both averaging methods cost nothing in training time: the ensemble pays at prediction time
-# (one forward pass per member), SWA pays one pass over the training data for `update_bn`.
+# (one forward pass per member); SWA pays one pass over the training data for `update_bn`,
+# and only when the network has batch norm (without it, `update_bn` finds nothing to update and
+# returns at once).
 # How much either gains depends on how good the members are and how differently they err.
 # Note also that the recipe holds a fairly large rate until the end: its final weights are a
 # point taken mid-stride, and the average is what that run is for. Each sentence above comes
