@@ -20,9 +20,11 @@
 # %% [markdown]
 # # Schedules since the chapter
 #
-# The chapter's schedules change the rate once per epoch and mostly stop short of zero. Since
-# then, practice has moved in four directions, all of which this page trains on Fashion-MNIST:
-# the rate changes every *batch*, it starts with a short *warmup*, it ends by *decaying to
+# The chapter's schedules change the rate once per epoch and mostly stop short of zero. Today's
+# recipes differ in four ways, all of which this page trains on Fashion-MNIST. Two are older
+# than the chapter, only not used in it: the rate changes every *batch*, and it starts with a
+# short *warmup* (both standard since 2017-18: Goyal et al., 2017, arXiv:1706.02677; Vaswani et
+# al., 2017, arXiv:1706.03762; one-cycle, below). Two are newer: the rate ends by *decaying to
 # zero*, and the decay is kept apart from the rest of the run so that one run can stop at any
 # length (*warmup-stable-decay*). Two older ideas appear next to them (one-cycle, new to this
 # book, and the chapter's warm restarts), and so does an alternative to decaying at all:
@@ -123,9 +125,11 @@ def by_epochs_trained(frame, title):
 # ## A schedule stepped every batch
 #
 # A run of {glue:text}`total` steps that changes its rate once per epoch changes it only a
-# handful of times. The schedules since the chapter are defined per *step*: a warmup (a few
-# hundred steps in large models; here one epoch, {glue:text}`steps` steps), and a decay that
-# reaches zero on the very last step. `run` and `train_network` take
+# handful of times. The schedules on this page are defined per *step*: a warmup (hundreds to
+# thousands of steps in published recipes: 4,000 in the Transformer of Vaswani et al., 10,000 in
+# BERT, Devlin et al., 2018, arXiv:1810.04805, 2,000 in LLaMA, Touvron et al., 2023,
+# arXiv:2302.13971; here one epoch, {glue:text}`steps` steps), and a decay that reaches zero on
+# the very last step. `run` and `train_network` take
 # `lr_schedule_every="batch"` and then step the schedule after every optimizer step; the
 # results frame's `lr` column still holds the rate at the start of each epoch, and
 # `schedule_lrs` draws the whole curve by stepping the real scheduler object.
@@ -134,6 +138,12 @@ def by_epochs_trained(frame, title):
 # warmup trains at $\eta_{max} (t + 1) / W$, so the first step is small but not zero. After it,
 # with $p$ the share of the decay done (0 at the peak, 1 on the last step), a linear decay
 # trains at $\eta_{max} (1 - p)$ and a cosine at $\eta_{max} \tfrac{1}{2}(1 + \cos \pi p)$.
+# So the package's decays train their last step at exactly zero (at $\eta_{min}$ when given a
+# floor), and with a floor of zero that step moves no weight: AdamW's decay is scaled by the rate
+# too. Defazio et al. (2023, arXiv:2310.07831) end one step earlier in the line, at
+# $\eta_{max}/T$, so that every step moves. The package keeps one convention for every
+# schedule, the last step at the floor, which with a floor above zero is the step that trains at
+# it; with the floor at zero it costs one step in {glue:text}`total`.
 # Warmup-stable-decay stays at $\eta_{max}$ until its last $D$ steps and then cools down as
 # $\eta_{max} (1 - \sqrt{p})$, with $p$ the share of the cooldown done. Each is a `LambdaLR` of
 # `idlmam.optim`; one-cycle and warm restarts are PyTorch's own classes. All six:
@@ -191,8 +201,11 @@ fig.suptitle(f"Six schedules stepped every batch, peak {PEAK:g}, {EPOCHS} epochs
 plt.show()
 
 # %% [markdown]
-# One-cycle (Smith and Topin, 2017, arXiv:1708.07120) warms up for 30% of the run from a
-# twenty-fifth of its peak, then anneals far below its start. It also moves AdamW's $\beta_1$
+# One-cycle here is PyTorch's `OneCycleLR` with its defaults, which follow fastai's version: two
+# phases, a warmup over 30% of the run from a twenty-fifth of the peak, then a cosine down to
+# $10^{-4}$ of that start. Smith and Topin's own policy (2017, arXiv:1708.07120) has three: up
+# and back down symmetrically to the start, then a short last phase far below it
+# (`three_phase=True` in PyTorch). It also moves AdamW's $\beta_1$
 # against the rate (`cycle_momentum=True`, its default: from 0.95 down to 0.85 while the rate
 # climbs, and back), so it changes two knobs at once. Warm restarts (SGDR: Loshchilov and
 # Hutter, 2017, arXiv:1608.03983) repeat a cosine decay, each cycle from the peak without any
@@ -302,8 +315,8 @@ for label in ("with", "without"):
     glue(f"first_above_{label}", int((seeds > math.log(10)).sum()), display=False)
 
 # %% [markdown]
-# The right panel shows where the difference is made: the first epoch. On it, at the largest
-# peak, the training loss averaged {glue:text}`first_loss_without:.2f` without warmup (mean
+# The right panel follows the training loss from the first epoch on. In the first epoch, at the
+# largest peak, the training loss averaged {glue:text}`first_loss_without:.2f` without warmup (mean
 # over the seeds; the worst seed {glue:text}`first_worst_without:.2f`, and
 # {glue:text}`first_above_without` of {glue:text}`n_seeds` seeds above $\ln 10 \approx 2.30$,
 # worse than guessing among ten classes), against {glue:text}`first_loss_with:.2f` with
@@ -478,7 +491,7 @@ for name, run_name in [("trunk_final", "constant (trunk)"), ("constant_final", "
 # The two schedules from the chapter's era that change the rate every batch, against the
 # linear decay to zero:
 
-# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of one-cycle and of cosine warm restarts (two cycles) against warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-one-cycle-restarts"}, "image": {"alt": "Test accuracy against epochs trained for three schedules with shaded 95% bands over seeds: the linear decay to zero (green), one-cycle (red) and warm restarts (purple), whose accuracy dips in the epoch after the restart halfway through."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of one-cycle and of cosine warm restarts (two cycles) against warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-one-cycle-restarts"}, "image": {"alt": "Test accuracy against epochs trained for three schedules with shaded 95% bands over seeds: the linear decay to zero (green), one-cycle (red) and warm restarts (purple), whose rate goes back to the peak halfway through."}} tags=["nbval-ignore-output"]
 cycles = pd.concat(
     [
         decays[decays["run"] == "linear to zero"],
@@ -503,12 +516,13 @@ for name, epoch in [("before_restart", restart - 1), ("after_restart", restart)]
     glue(name, curve[epoch], display=False)
 
 # %% [markdown]
-# The restart sends the rate back to the peak after epoch {glue:text}`restart_epoch`, and the
-# mean test accuracy of warm restarts goes from {glue:text}`before_restart:.3f` to
-# {glue:text}`after_restart:.3f` in the epoch that follows: the large steps move the weights
-# away from where the first cycle let them settle. A snapshot ensemble wants exactly that, a
-# second model that differs from the first; a single model only needs the second cycle to
-# settle again.
+# The restart sends the rate back to the peak after epoch {glue:text}`restart_epoch`. The mean
+# test accuracy of warm restarts was {glue:text}`before_restart:.3f` after that epoch and
+# {glue:text}`after_restart:.3f` one epoch later; whether that change is more than the noise
+# between seeds, one epoch's means cannot tell. What the restart does for certain is take steps
+# as large as the first ones again, so the weights move on from where the first cycle ended. A
+# snapshot ensemble wants that, a second model that differs from the first; a single model only
+# needs the second cycle to settle again.
 #
 # ## Averaging the weights instead of decaying the rate
 #
