@@ -22,10 +22,10 @@
 #
 # The gradients page ran every optimizer at one learning rate, its usual one. That answers "which
 # optimizer works out of the box", not "which optimizer trains this network best". This page asks
-# the second question the way the MLCommons AlgoPerf benchmark does (Dahl et al. 2023,
-# arXiv:2306.07179): each optimizer gets its own learning-rate search on a validation split, with
-# the same number of trials for all, and only its best setting is run with every seed and scored on
-# the test set. The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
+# the second question with a protocol modelled on the MLCommons AlgoPerf benchmark (Dahl et al.
+# 2023, arXiv:2306.07179): each optimizer gets its own learning-rate search on a validation split,
+# with the same number of trials for all, and only its best setting is run with every seed and
+# scored on the test set. The rules below say what is borrowed from AlgoPerf and what differs. The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
 # and Adafactor, which PyTorch now ships; three optimizers published after the chapter was
 # written: Lion, Muon and schedule-free AdamW; and two preconditioners, Shampoo and SOAP, which
 # the [next page](03d_preconditioning.ipynb) builds from scratch. Then a detail of AdamW that is
@@ -119,8 +119,13 @@ print(
 # search outside the run. A later benchmark of language-model pretraining (Wen et al. 2025,
 # arXiv:2509.02046) found the claimed speed-ups of newer optimizers over AdamW, 1.4 to 2 times,
 # smaller once every optimizer was tuned as carefully as the others, and falling with the size
-# of the model, to about 1.1 times at 1.2 billion parameters. Our protocol, a small version of
-# AlgoPerf's:
+# of the model, to about 1.1 times at 1.2 billion parameters. Our protocol borrows AlgoPerf's
+# central rule, the same tuning budget for every method, chosen on validation data, and
+# differs from it elsewhere. AlgoPerf's external-tuning track runs five studies of five trials
+# each, drawn from a search space the submission declares, and scores the time each study takes
+# to reach a fixed validation target (the median over the studies); it does not rerun the best
+# setting with several seeds on test. We tune only the rate, on a grid we fix, in one study per
+# optimizer, and score final test accuracy over seeds, with time to a target as a second reading:
 #
 # 1. **The same search for everyone.** Each optimizer tries three learning rates on a log
 #    grid with a factor of 4 between neighbours. For seven of them the grid starts at the usual
@@ -151,9 +156,13 @@ print(
 #   the chapter's $\eta$ = 0.1 (PyTorch's default is 0.001); AdamW keeps its defaults,
 #   $\eta = 10^{-3}$ and weight decay $\lambda = 10^{-2}$: AdamW's decay is on unless you turn it
 #   off.
-# - **NAdamW**: NAdam (Adam with Nesterov's look-ahead in its momentum) with
-#   `decoupled_weight_decay=True`, so that its decay acts on the weights as AdamW's does: the
-#   optimizer of the AlgoPerf baseline above.
+# - **NAdamW**: `torch.optim.NAdam` (Adam with Nesterov's look-ahead in its momentum) with
+#   `decoupled_weight_decay=True`, so that its decay acts on the weights as AdamW's does. It is
+#   not exactly the NAdamW of the AlgoPerf baseline above: PyTorch keeps Dozat's momentum
+#   schedule, a coefficient $\beta_1 (1 - \tfrac{1}{2} \cdot 0.96^{t\psi})$ on step $t$ with
+#   `momentum_decay` $\psi = 0.004$, which stays between 0.45 and 0.52 for the first thousand
+#   steps and nears $\beta_1 = 0.9$ only after tens of thousands, where AlgoPerf's NAdamW uses
+#   $\beta_1$ from the first step.
 # - **RAdam** (Liu et al. 2019, arXiv:1908.03265): Adam with a correction that shrinks its
 #   adaptive steps while the average of the squared gradients still rests on few batches (its
 #   very first steps are plain momentum steps): a warmup built into the optimizer. Also with
@@ -167,9 +176,15 @@ print(
 #   replaced by an approximation of the nearest orthogonal matrix (five Newton-Schulz iterations),
 #   so that every direction of the matrix moves by about the same amount. `torch.optim.Muon` accepts
 #   only 2-D parameters; biases and the output layer go to AdamW, in one optimizer object,
-#   `idlmam.optim.MuonWithAdamW`.
-# - **Lion** (Chen et al. 2023, arXiv:2302.06675): the *sign* of a momentum, so every weight
-#   moves by exactly $\eta$ each step, plus decoupled decay. Its authors advise a rate 3-10 times
+#   `idlmam.optim.MuonWithAdamW`. Muon's README keeps the first layer on AdamW too, with the
+#   embeddings and the output head; here the first layer, from the 784 pixels, goes to Muon. We
+#   keep that split, which the released package's field fixes for every race run against it, and
+#   do not measure the README's: so Muon's result on this page is for this split, and may move
+#   either way under its authors' one.
+# - **Lion** (Chen et al. 2023, arXiv:2302.06675): the *sign* of a mix of the stored momentum
+#   and the new gradient, $\beta_1 m + (1 - \beta_1) g$, so every weight moves by exactly $\eta$
+#   each step, plus decoupled decay; the momentum itself is then updated with a second, longer
+#   memory, $\beta_2$. Its authors advise a rate 3-10 times
 #   smaller than AdamW's and a decay 3-10 times larger: we give it $\lambda = 0.1$.
 # - **Shampoo** (Gupta, Koren and Singer 2018, arXiv:1802.09568), the family of the winner of
 #   AlgoPerf's external-tuning track: each weight matrix's gradient multiplied on the left and on
@@ -182,7 +197,8 @@ print(
 #   0.003, $\beta_1 = \beta_2 = 0.95$. Both are written from scratch in `idlmam.optim` and
 #   tested against an independent implementation (`pytorch-optimizer`).
 # - **Schedule-free AdamW** (Defazio et al. 2024, arXiv:2405.15682): no decaying schedule at
-#   all; it evaluates an average of the weights it has passed through instead. Its `optimizer.train()` and
+#   all; it evaluates an average of its base iterates $z$ (the sequence its Adam-style steps
+#   move), while the gradients are taken at an interpolation $y$ between $z$ and that average. Its `optimizer.train()` and
 #   `optimizer.eval()` must be called with the model's, which `idlmam.experiments.run` does.
 #
 # Lion fits in a dozen lines; this is the step of `idlmam.optim.Lion`, written from the paper:
@@ -474,9 +490,10 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # %% [markdown]
 # ## Time to a target
 #
-# Final accuracy is half of the story; AlgoPerf scores how soon a method gets there. Our target,
-# in the spirit of AlgoPerf's, comes from the baseline: the final validation accuracy of tuned
-# AdamW (mean over the seeds), rounded down to a multiple of 0.5 points. So AdamW crosses it late
+# Final accuracy is half of the story; AlgoPerf scores how soon a method gets there. AlgoPerf's
+# targets come from target-setting runs of four standard optimizers, each tuned heavily, not from
+# its baseline submission. Ours is simpler and comes from one baseline: the final validation
+# accuracy of tuned AdamW (mean over the seeds), rounded down to a multiple of 0.5 points. So AdamW crosses it late
 # by construction: the target sits just below where AdamW's own runs end.
 #
 # A step is one batch for every optimizer, but not the same number of seconds: a step of some
@@ -688,7 +705,8 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # Whatever this short run shows, the grouping costs nothing and removes a pull that grows with
 # $\eta\lambda T$: with longer training, larger rates or larger decay (Lion's advice is a
 # $\lambda$ three to ten times AdamW's), the undefended parameters shrink further. Decaying only
-# the matrices is the safe default.
+# the matrices is a common default for that reason; this page's run does not show it to be the
+# better one.
 #
 # ## Race your own
 #
