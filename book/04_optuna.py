@@ -98,10 +98,11 @@ print(f"budget={BUDGET.name}: {TRIALS} and {PRUNE_TRIALS} trials of {TRIAL_EPOCH
 # The classic search tries every combination on a grid. Its cost multiplies with every
 # hyperparameter: five values of three hyperparameters are 125 trainings, and most of them sit in
 # regions a glance at the first few results would rule out. Optuna instead treats the search as
-# a learning problem of its own. After each trial it models how the score depends on the
-# hyperparameters (by default with a Tree-structured Parzen Estimator, TPE) and proposes the
-# next trial where that model expects a good score, while still exploring regions it knows
-# little about.
+# a learning problem of its own. Its default sampler, the Tree-structured Parzen Estimator
+# (TPE), splits the finished trials into the good and the rest and models, after each trial, the
+# density of each group over the hyperparameters; it proposes the next trial where good
+# settings are dense and the rest are sparse, while its models stay wide enough to keep
+# exploring regions it knows little about.
 #
 # You describe the search as a Python function that takes a `trial`, asks it for each
 # hyperparameter with a range (`trial.suggest_float`, `trial.suggest_int`, ...) and returns the
@@ -166,8 +167,10 @@ print(f"within 1 of a line of zeros: {near.mean():.0%} of the trials; an even sp
 # %% [markdown]
 # {glue:text}`toy_near:.0%` of the trials landed within 1 of a line of zeros, a band that
 # covers {glue:text}`toy_even:.0%` of the square: after its first few random trials, the
-# sampler spent its effort where the function is small and little in the far corners. That
-# focus is what lets Optuna handle more than two hyperparameters.
+# sampler spent its effort where the function is small and little in the far corners. That is
+# two hyperparameters on a toy; whether the same focus pays with more of them, on a real
+# network, is what the search below and the comparison of samplers on the
+# [next page](04b_search_since.ipynb) measure.
 #
 # ## Searching the network's shape and learning rate
 #
