@@ -274,8 +274,11 @@ finding(
 # ## What mattered: parameter importances
 #
 # Which of the three hyperparameters decided the score? Optuna answers with
-# `optuna.importance.get_param_importances(study)`, whose default evaluator in Optuna 5 is
-# PED-ANOVA (Watanabe et al., arXiv:2304.10255): it compares, for each hyperparameter, where the
+# `optuna.importance.get_param_importances(study, evaluator=...)`. We pass it the PED-ANOVA
+# evaluator (Watanabe et al., arXiv:2304.10255),
+# `optuna.importance.PedAnovaImportanceEvaluator()`, explicitly: it is the default from Optuna
+# 5 on, but older versions that the package still accepts default to fANOVA, a different
+# measure. PED-ANOVA compares, for each hyperparameter, where the
 # best trials (the top 10% by default) lie with where all the trials lie. A hyperparameter whose
 # best trials crowd into a small part of the values the study tried is important; one whose
 # best trials are spread like all the others is not. The importances of a study add up to 1.
@@ -296,9 +299,15 @@ finding(
 tpe_trials = [t for s in range(STUDIES) for t in studies["tpe", s].trials]
 pooled = optuna.create_study(direction="maximize")
 pooled.add_trials(tpe_trials)
-overall = pd.Series(optuna.importance.get_param_importances(pooled), name="pooled")
+PED_ANOVA = optuna.importance.PedAnovaImportanceEvaluator()  # not left to the version's default
+overall = pd.Series(
+    optuna.importance.get_param_importances(pooled, evaluator=PED_ANOVA), name="pooled"
+)
 importances = pd.DataFrame(
-    [optuna.importance.get_param_importances(studies["tpe", s]) for s in range(STUDIES)]
+    [
+        optuna.importance.get_param_importances(studies["tpe", s], evaluator=PED_ANOVA)
+        for s in range(STUDIES)
+    ]
 )[overall.index]  # the pooled order, the most important first
 importances.index.name = "TPE study (seed)"
 glue("n_pooled", len(tpe_trials), display=False)
@@ -352,13 +361,17 @@ finding(
 # for a few epochs while the rate grows linearly from far too small to far too large, and read
 # the accuracy, which rises once the rate is large enough and falls apart when it is too large.
 # The form most libraries use today, and the one used here, is fastai's `lr_find` (Howard and
-# Gugger 2020, arXiv:2002.04688): at most one epoch, the rate growing exponentially batch after
-# batch, the smoothed training loss recorded. The loss stays flat while the rate is too small to
+# Gugger 2020, arXiv:2002.04688): a fixed number of batches (100 by default, over several
+# epochs if an epoch is shorter), the rate growing exponentially batch after batch, the smoothed
+# training loss recorded. The loss stays flat while the rate is too small to
 # matter, falls steeply once the rate is large enough, bottoms out, and explodes when the rate
-# is too large; fastai's rule takes the rate at the minimum divided by ten, a rate on the steep
-# descent about ten times below where the loss turns up.
+# is too large. fastai can read four suggestions off that curve (`minimum`, `steep`, `valley`
+# and `slide`), and its default is `valley`, a rate inside the longest stretch over which the
+# loss falls. The rule used here is its `minimum`: the rate at the minimum divided by ten, a
+# rate on the steep descent about ten times below where the loss turns up.
 #
-# `idlmam.experiments.lr_range_test` runs that pass on a model and its optimizer: batch $i$ of the
+# `idlmam.experiments.lr_range_test` runs that pass on a model and its optimizer, for at most one
+# epoch (the package's own rule, not fastai's): batch $i$ of the
 # $n$ batches of an epoch trains at $\eta_{min}(\eta_{max}/\eta_{min})^{i/(n-1)}$, the curve is
 # a bias-corrected moving average of the batch losses, the pass stops early once that average
 # passes four times its best, and the suggestion is the rate at the minimum of the curve
@@ -747,9 +760,9 @@ finding(
 #
 # Trials are independent trainings, so a search spreads over several processes: each *worker*
 # loads the same study from a shared storage, asks it for a trial, trains it, and reports back;
-# the sampler of each worker sees every worker's finished trials. On one machine the storage is
-# Optuna's journal file, an append-only log that processes can share (Optuna's FAQ advises it
-# over SQLite for parallel work). `idlmam.tuning.run_workers` starts such workers as local
+# the sampler of each worker sees every worker's finished trials. Here the storage is Optuna's
+# journal file, an append-only log that processes can share (Optuna's FAQ advises it over SQLite
+# for parallel work). `idlmam.tuning.run_workers` starts such workers as local
 # processes and waits for them; each records itself in its trials. Here two workers fill one
 # study of {glue:text}`n_worker_trials` trials of a toy objective that sleeps a quarter of a
 # second per trial to stand in for training (the objective must be importable by the new
@@ -815,8 +828,11 @@ plt.show()
 #
 # For a real search, start the workers yourself: `python -m idlmam.tune` is the worker of the
 # chapter's search, one per process (with `--threads` so that they share the cores), on a
-# journal file on one machine. Across machines, the storage is a PostgreSQL database
-# (`--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE`): there each running trial
+# journal file on one machine. Across machines, Optuna's documentation also suggests the
+# journal file on a shared network file system (NFS), where SQLite's file locks often fail and
+# the journal takes its own lock; like SQLite it is not made for many concurrent writes, which
+# trials that each train a network rarely need. The book uses a PostgreSQL database there instead
+# (`--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE`): each running trial
 # sends a heartbeat, and the trial of a worker that died is failed and run again by another.
 # The README shows both, and `make dashboard` watches either. Keep in mind that parallel
 # workers are not reproducible even when seeded: what each proposes depends on which trials the
