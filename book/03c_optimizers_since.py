@@ -25,7 +25,8 @@
 # the second question with a protocol modelled on the MLCommons AlgoPerf benchmark (Dahl et al.
 # 2023, arXiv:2306.07179): each optimizer gets its own learning-rate search on a validation split,
 # with the same number of trials for all, and only its best setting is run with every seed and
-# scored on the test set. The rules below say what is borrowed from AlgoPerf and what differs. The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
+# scored on the test set. The rules below say what is borrowed from AlgoPerf and what differs.
+# The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
 # and Adafactor, which PyTorch now ships; three optimizers published after the chapter was
 # written: Lion, Muon and schedule-free AdamW; and two preconditioners, Shampoo and SOAP, which
 # the [next page](03d_preconditioning.ipynb) builds from scratch. Then a detail of AdamW that is
@@ -198,7 +199,8 @@ print(
 #   tested against an independent implementation (`pytorch-optimizer`).
 # - **Schedule-free AdamW** (Defazio et al. 2024, arXiv:2405.15682): no decaying schedule at
 #   all; it evaluates an average of its base iterates $z$ (the sequence its Adam-style steps
-#   move), while the gradients are taken at an interpolation $y$ between $z$ and that average. Its `optimizer.train()` and
+#   move), while the gradients are taken at an interpolation $y$ between $z$ and that average.
+#   Its `optimizer.train()` and
 #   `optimizer.eval()` must be called with the model's, which `idlmam.experiments.run` does.
 #
 # Lion fits in a dozen lines; this is the step of `idlmam.optim.Lion`, written from the paper:
