@@ -125,10 +125,10 @@ print(f"after 50 epochs, 0.99**50 / 0.9**50 = {gap:.0f}")
 #
 # $$\gamma = \sqrt[T-1]{\eta_{min} / \eta_0}$$
 #
-# A final rate 10 to 100 times below the start is the usual choice. This book takes the far end
-# of that range once, for every schedule on every page: $\eta_{min} = \eta_0 / 100$
-# (`idlmam.optim.eta_min_for`), low enough that the last epochs settle into a minimum, and
-# never 0, because an epoch at a rate of 0 changes no weight and is wasted.
+# How far to decay is a choice. This book makes it once, for every schedule on every page:
+# $\eta_{min} = \eta_0 / 100$ (`idlmam.optim.eta_min_for`), low enough that the last epochs
+# take small steps, and never 0, because an epoch at a rate of 0 changes no weight and is
+# wasted.
 
 # %%
 gamma = exponential_gamma(ETA_0, ETA_MIN, EPOCHS - 1)  # T - 1 steps to the last epoch
@@ -232,8 +232,9 @@ step = run(
 #
 # with a half-period of $T_{max}$ epochs. Why speed up again? A network's loss surface has many
 # minima, and a run that has settled into a poor, narrow one stays there if the rate only
-# shrinks. Raising the rate shakes it loose; lowering it again lets it settle, often in a wider
-# and better basin. Two rules: always *end on a dip*, so the run finishes slowly, and keep the
+# shrinks. Raising the rate may shake it loose, and lowering it again lets it settle, perhaps
+# somewhere better: that is the hope behind raising the rate again, a hypothesis rather than a
+# rule (the ensembles page tests one version of it). Two rules: always *end on a dip*, so the run finishes slowly, and keep the
 # dips few (at most one per four epochs). With $d$ dips the run has $2d$ turning points (top,
 # dip, top, ..., dip) and $2d - 1$ half-periods between them, from epoch 0 to the last epoch
 # $T - 1$, so $T_{max} = (T - 1)/(2d - 1)$.
@@ -324,8 +325,10 @@ cosine = run(
 
 # %% [markdown]
 # ```{admonition} Cosine's relatives: warm restarts, snapshot ensembles and SWA
-# The idea of raising the rate again comes from *SGDR*, stochastic gradient descent with warm
-# restarts (Loshchilov & Hutter, 2017): anneal along a cosine, then jump straight back to
+# Raising the rate again is older than the cosine: Smith's *cyclical learning rates* (2015,
+# arXiv:1506.01186) move it up and down between two bounds for the whole run. *SGDR*,
+# stochastic gradient descent with warm restarts (Loshchilov & Hutter, 2017), gave it the
+# cosine shape: anneal along a cosine, then jump straight back to
 # $\eta_0$ and anneal again, so that each restart can leave the basin the last one settled in
 # (our schedule climbs back smoothly instead of jumping). *Snapshot ensembles* (Huang et al.,
 # 2017) built on it: averaging the predictions of many networks beats any one of them, but
@@ -371,8 +374,9 @@ print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {P
 # to watch; in the second half of these runs, {glue:text}`loss_story`. Once that loss stops
 # improving, the run is on a *plateau*, and that is a good moment to slow down.
 #
-# `ReduceLROnPlateau` multiplies the rate by `factor` once the loss has gone `patience` epochs
-# without improving on its best value by more than `threshold` (relative). PyTorch's defaults
+# `ReduceLROnPlateau` multiplies the rate by `factor` once *more than* `patience` epochs in a
+# row have failed to improve on the best value so far by more than `threshold` (relative):
+# with a patience of 1, the second such epoch in a row cuts. PyTorch's defaults
 # (a patience of 10 epochs, a threshold of $10^{-4}$) are made for runs of hundreds of epochs:
 # in a short run the first cut would come late if at all, and a loss that still creeps down by
 # 0.1% per epoch would count as progress. So we scale both to the run's length $T$:
@@ -380,8 +384,13 @@ print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {P
 # - progress is an improvement of at least $1/T$ of the best loss so far (`threshold = 1/T`).
 #   At that pace all $T$ epochs together shrink the loss by about a factor of $e$; a slower
 #   pace, which would not even do that, counts as a plateau;
-# - the patience is a tenth of the run (`patience = T // 10` epochs; 0 means a cut right
-#   after the first epoch without progress).
+# - the patience is a tenth of the run (`patience = T // 10` epochs; 0 would cut right after
+#   the first epoch without progress).
+#
+# That makes it a detector of *slowing* progress, not of a flat loss: once the first fast
+# epochs are over, an epoch seldom improves the validation loss by a whole $1/T$, so the rate
+# can be cut while the validation loss is still falling; the figure below shows how often it
+# was.
 #
 # Each cut multiplies the rate by `factor = 0.2`, and `min_lr` $= \eta_{min}$ is the floor, as
 # for the other schedules. On this page {glue:text}`plateau_setting`.
@@ -440,7 +449,7 @@ plt.show()
 
 # %% [markdown]
 # The plateau schedule cut the rate {glue:text}`plateau_cuts`. It acts only on evidence: each
-# seed cuts when its own validation loss stalls, so the seeds may cut at different epochs.
+# seed cuts when its own validation loss slows down, so the seeds may cut at different epochs.
 #
 # ## Comparing the schedules
 
@@ -471,13 +480,20 @@ sentences = [compare(everything, name, "constant rate").sentence() for name in S
 late = everything[everything["epoch"] >= half].sort_values("epoch")
 wobble = late.groupby(["run", "seed"])["test Accuracy"].apply(lambda a: a.diff().abs().mean())
 wobble = 100 * wobble.groupby("run").mean()  # points of accuracy per epoch, mean over seeds
+versus = {name: compare(everything, name, "constant rate") for name in SCHEDULES}
+above = sum(c.differs and c.difference > 0 for c in versus.values())
+below = sum(c.differs and c.difference < 0 for c in versus.values())
+calmer = sum(wobble[name] < wobble["constant rate"] for name in SCHEDULES)
 finding(  # the finding on full and chapter; on quick, a box in its place
     "Final test accuracy against the constant rate:\n\n"
     + "\n".join(f"- {s[0].upper()}{s[1:]}." for s in sentences)
     + f"\n\nFrom epoch {half} on, the test accuracy moved by "
     + f"{wobble['constant rate']:.1f} points per epoch on average at a constant rate, against "
     + ", ".join(f"{wobble[name]:.1f} with the {name}" for name in SCHEDULES)
-    + ". (The plateau schedule trains on 80% of the training images.)",
+    + ". (The plateau schedule trains on 80% of the training images.)"
+    + f"\n\nOn {EPOCHS} epochs, then, {calmer} of the {len(SCHEDULES)} schedules made the late "
+    + f"curve calmer than the constant rate, and {above} ended above it by more than the noise"
+    + (f" ({below} below it)." if below else "."),
     needs="tell the schedules apart from the seed-to-seed noise",
 )
 
