@@ -97,7 +97,8 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}, threshold={T
 #    than training for an hour and failing at the end of the first epoch.
 # 2. **Build the scheduler** once the optimizer exists:
 #    `ReduceLROnPlateau(optimizer, mode="min", factor=0.2, patience=10)`, which cuts the rate
-#    by five when the validation loss has not improved for ten epochs.
+#    by five once more than ten epochs in a row (so the eleventh) have not improved the best
+#    validation loss.
 # 3. **Step it with the validation loss.** Every other schedule is stepped with no argument at
 #    the end of an epoch; this one is stepped with the epoch's `val loss`, so it must come after
 #    the validation pass.
