@@ -67,6 +67,7 @@ from idlmam.experiments import race, run
 from idlmam.experiments.race import (
     DECAY,
     Contender,
+    default_target,
     field,
     leaderboard,
     readable,
@@ -505,8 +506,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # once. So every optimizer's clock here is that of its seed-0 trial, which trained alone.
 
 # %% tags=["nbval-ignore-output"]
-adamw_val = final_scores(tuned, "val Accuracy").loc["AdamW", "mean"]
-target = np.floor(adamw_val * 200 + 1e-9) / 200  # rounded down to a multiple of 0.5 points
+target, _ = default_target(results)  # AdamW's mean final val. accuracy, down to 0.5 points
 reach = time_to_target(tuned, target, clock_seed=0)  # clock: seed 0's run, alone
 reach.insert(3, "steps", reach["epochs"] * len(loaders["train"]))
 per_epoch = tuned[tuned["seed"] == 0].groupby("run")["total time"].max() / EPOCHS
