@@ -133,13 +133,13 @@ site-check: $(STAMP) system-deps ## the site `make book` built (or IDL_SITE=): i
 	IDL_SITE=$(IDL_SITE) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site_text.py tests/test_site.py
 
 # watch a study in the browser while workers fill it: optuna-dashboard on 127.0.0.1 only, on any
-# storage URL `python -m idlmam.tune` takes (idlmam/tuning/dashboard.py); it prints the address to
+# storage URL `python -m idlmam.tune` takes (idlmam/tune/dashboard.py); it prints the address to
 # open. STUDY, if given, must exist there. Ctrl-C stops it.
 #   make dashboard STORAGE=journal:///study.log [STUDY=ch5] [PORT=8080]
 PORT ?= 8080
 dashboard: $(STAMP) ## optuna-dashboard on STORAGE= (and STUDY=, PORT=)
 	@test -n '$(STORAGE)' || { echo "make dashboard: say which storage, e.g. STORAGE=sqlite:///study.db" >&2; exit 2; }
-	$(BIN)/python -m idlmam.tuning.dashboard --storage '$(STORAGE)' $(if $(STUDY),--study '$(STUDY)') --port $(PORT) --host 127.0.0.1
+	$(BIN)/python -m idlmam.tune.dashboard --storage '$(STORAGE)' $(if $(STUDY),--study '$(STUDY)') --port $(PORT) --host 127.0.0.1
 
 # after editing a notebook's .py: refresh its paired .ipynb and its reference outputs (quick
 # budget, the one the nbval suite compares against). NB=book/02_schedules.py for just one.

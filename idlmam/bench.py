@@ -230,7 +230,7 @@ def _many_epochs(train, test, epochs: int, k: int, device: torch.device) -> list
         nn.CrossEntropyLoss(),
         train,
         test_loader=test,
-        optimizer_fn=_sgd,
+        make_optimizer=_sgd,
         epochs=epochs,
         device=device,
         disable_tqdm=True,

@@ -99,8 +99,8 @@ def test_pip_builds_the_package_from_a_git_url_at_a_commit(tmp_path):
         "idlmam/__init__.py",
         "idlmam/train/loop.py",
         "idlmam/train/stacked.py",
-        "idlmam/tuning/__init__.py",
-        "idlmam/tuning/worker.py",
+        "idlmam/tune/__init__.py",
+        "idlmam/tune/worker.py",
     ):
         assert module in names, module
     for extra in req.extras:

@@ -18,12 +18,12 @@ from idlmam.models import mlp
 from idlmam.optim import cosine_extremes, cosine_schedule, eta_min_for, schedule_lrs
 
 
-def states_of(n, model_fn=lambda: mlp(hidden=16, layers=2)):
+def states_of(n, make_model=lambda: mlp(hidden=16, layers=2)):
     """``n`` differently initialised copies of one architecture, as state dicts."""
     states = []
     for seed in range(n):
         torch.manual_seed(seed)
-        states.append(copy.deepcopy(model_fn().state_dict()))
+        states.append(copy.deepcopy(make_model().state_dict()))
     return states
 
 

@@ -43,7 +43,7 @@ from ..models import mlp
 from ..optim import SOAP, Lion, MuonWithAdamW, Shampoo, muon_param_groups, warmup_linear_decay
 from ..stats import compare, final_scores
 from ..train import DivergenceWarning
-from .sweep import MakeOptimizer, best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
+from .sweep import OptimizerAt, best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
 
 __all__ = [
     "BATCH_SIZE",
@@ -83,7 +83,7 @@ class Contender:
 
     Args:
         usual_rate: its default rate, the centre of its grid (:func:`rate_grid`).
-        make: ``(params, lr) -> optimizer``.
+        optimizer_at: ``(params, lr) -> optimizer``.
         decays: takes the shared schedule (a warmup over :data:`WARMUP` of the steps, then a
             linear decay to zero, stepped per batch: :func:`idlmam.optim.warmup_linear_decay`);
             False: a constant rate (an optimizer with a schedule of its own).
@@ -94,7 +94,7 @@ class Contender:
     """
 
     usual_rate: float
-    make: MakeOptimizer
+    optimizer_at: OptimizerAt
     decays: bool = True
     grid: Mapping = dataclass_field(default_factory=lambda: dict(GRID))
     elementwise: bool = True
@@ -171,7 +171,7 @@ class Setting:
         seeds: the seeds of the tuned runs (seed 0 is the trial's).
         device: where to train.
         budget: the budget's name (part of the cache's key).
-        model_fn: the network (default: the chapter's MLP).
+        make_model: the network (default: the chapter's MLP).
 
     Attributes:
         steps: optimizer steps per run, ``epochs * len(loaders["train"])``.
@@ -183,7 +183,7 @@ class Setting:
     seeds: list[int]
     device: torch.device | str = "cpu"
     budget: str = "custom"
-    model_fn: Callable[[], torch.nn.Module] = mlp
+    make_model: Callable[[], torch.nn.Module] = mlp
     steps: int = dataclass_field(init=False)
     warmup_steps: int = dataclass_field(init=False)
 
@@ -199,7 +199,7 @@ class Setting:
             epochs=self.epochs,
             device=self.device,
             lr_schedule_every="batch",
-            model_fn=self.model_fn,
+            make_model=self.make_model,
         )
 
     def make_schedule(self, contender: Contender) -> Callable | None:
@@ -216,7 +216,7 @@ class Setting:
             "train": self.loaders["train"].n_examples,
             "val": self.loaders["val"].n_examples,
             "batches": len(self.loaders["train"]),
-            "model": getattr(self.model_fn, "__name__", repr(self.model_fn)),
+            "model": getattr(self.make_model, "__name__", repr(self.make_model)),
         }
 
 
@@ -288,7 +288,7 @@ def _edge(rate: float, rates: list[float], at_edge: bool) -> str:
 def _trials(name, contender, setting, kwargs, tick) -> pd.DataFrame:
     frames = []
     for rate in contender.rates():  # one rate at a time: one tick per trial
-        frames.append(lr_sweep(name, contender.make, [rate], **kwargs))
+        frames.append(lr_sweep(name, contender.optimizer_at, [rate], **kwargs))
         tick(1)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["diverged"] = any(f.attrs["diverged"] for f in frames)
@@ -301,10 +301,12 @@ def _every_seed(name, contender, rate, trials, setting, kwargs, tick) -> pd.Data
     batches = [missing] if contender.elementwise else [[seed] for seed in missing]
     pool = trials
     for seeds in filter(None, batches):  # one batch: stacked where run can; else one by one
-        more = with_seeds(pool, name, contender.make, rate, seeds, **kwargs)
+        more = with_seeds(pool, name, contender.optimizer_at, rate, seeds, **kwargs)
         pool = pd.concat([pool, more], ignore_index=True)
         tick(len(seeds))
-    tuned = with_seeds(pool, name, contender.make, rate, setting.seeds, **kwargs)  # trains none
+    tuned = with_seeds(
+        pool, name, contender.optimizer_at, rate, setting.seeds, **kwargs
+    )  # trains none
     tuned = tuned.assign(run=name)
     tuned.attrs["diverged"] = _diverged(tuned)
     return tuned
@@ -671,7 +673,7 @@ def _looks_like_optimizers(module) -> list[str]:
     return names[:5]
 
 
-def _factory(spec: str, obj) -> MakeOptimizer:
+def _factory(spec: str, obj) -> OptimizerAt:
     if inspect.isclass(obj):
         if not issubclass(obj, torch.optim.Optimizer):
             raise RaceInputError(
@@ -740,7 +742,7 @@ def load_contender(spec: str, *, lr: float) -> tuple[str, Contender]:
     return name, Contender(lr, make, elementwise=False)
 
 
-def _probe(spec: str, make: MakeOptimizer, lr: float) -> None:
+def _probe(spec: str, make: OptimizerAt, lr: float) -> None:
     model = mlp(hidden=8, layers=1)
     try:
         optimizer = make(model.parameters(), lr)

@@ -44,7 +44,8 @@ def run(
     epochs: int,
     device: torch.device | str = "cpu",
     seeds: Sequence[int] = (0,),
-    model_fn: Callable[[], nn.Module] = mlp,
+    make_model: Callable[[], nn.Module] = mlp,
+    loss_func: Callable | None = None,
     clip_value: float | None = None,
     score_funcs: dict | None = None,
     on_epoch_end: Callable[[int, dict], bool | None] | None = None,
@@ -80,7 +81,9 @@ def run(
         epochs: epochs per run.
         device: where to train.
         seeds: one model per seed.
-        model_fn: builds the model (default: the chapter's MLP).
+        make_model: builds the model (default: the chapter's MLP).
+        loss_func: ``loss_func(y_hat, y)``, a batch's mean loss (default:
+            ``nn.CrossEntropyLoss()``).
         clip_value: clamp every gradient value into ``[-clip_value, clip_value]`` during this
             run (the hooks are removed afterwards).
         score_funcs: defaults to ``{"Accuracy": idlmam.train.accuracy}``.
@@ -113,19 +116,22 @@ def run(
     stack = (
         len(seeds) > 1
         and not per_seed
-        and not why_not_stacked(model_fn, make_optimizer, make_schedule)
+        and not why_not_stacked(make_model, make_optimizer, make_schedule)
     )
     train = dict(
-        score_funcs=score_funcs, epochs=epochs, device=device, lr_schedule_every=lr_schedule_every
+        loss_func=loss_func or nn.CrossEntropyLoss(),
+        score_funcs=score_funcs,
+        epochs=epochs,
+        device=device,
+        lr_schedule_every=lr_schedule_every,
     )
     if stack:
         frame = train_many(
-            model_fn,
+            make_model,
             seeds,
-            nn.CrossEntropyLoss(),
-            loaders["train"],
-            optimizer_fn=make_optimizer,
-            lr_schedule_fn=make_schedule,
+            train_loader=loaders["train"],
+            make_optimizer=make_optimizer,
+            make_schedule=make_schedule,
             val_loader=loaders.get("val"),
             test_loader=loaders.get("test"),
             clip_value=clip_value,
@@ -140,7 +146,7 @@ def run(
                 make_optimizer,
                 make_schedule,
                 loaders,
-                model_fn,
+                make_model,
                 clip_value,
                 on_epoch_end,
                 train,
@@ -160,13 +166,13 @@ def run(
 
 
 def _one_seed(
-    seed, make_optimizer, make_schedule, loaders, model_fn, clip_value, on_epoch_end, train: dict
+    seed, make_optimizer, make_schedule, loaders, make_model, clip_value, on_epoch_end, train: dict
 ):
     """One seed of :func:`run` trained alone with ``train_network`` (its divergence warning
     left to ``run``, which issues one for all seeds)."""
     data = loaders(seed) if callable(loaders) else loaders
     seed_run(seed, data["train"])  # this seed's weights and order, whatever ran before
-    model = model_fn()
+    model = make_model()
     optimizer = make_optimizer(model.parameters())
     schedule = make_schedule(optimizer) if callable(make_schedule) else make_schedule
     hooks = clamp_gradients(model, clip_value) if clip_value is not None else []
@@ -181,8 +187,7 @@ def _one_seed(
             warnings.simplefilter("ignore", DivergenceWarning)
             return train_network(
                 model,
-                nn.CrossEntropyLoss(),
-                data["train"],
+                train_loader=data["train"],
                 val_loader=data.get("val"),
                 test_loader=data.get("test"),
                 optimizer=optimizer,
@@ -207,7 +212,8 @@ def branch_runs(
     epochs: int,
     device: torch.device | str = "cpu",
     seeds: Sequence[int] = (0,),
-    model_fn: Callable[[], nn.Module] = mlp,
+    make_model: Callable[[], nn.Module] = mlp,
+    loss_func: Callable | None = None,
     score_funcs: dict | None = None,
 ):
     """One run per seed (the *trunk*), and branches that continue it from its checkpoints.
@@ -233,7 +239,8 @@ def branch_runs(
         epochs: epochs of the trunk.
         device: where to train.
         seeds: one trunk (and its branches) per seed, trained one after the other.
-        model_fn: builds the model.
+        make_model: builds the model.
+        loss_func: as in :func:`run`.
         score_funcs: defaults to ``{"Accuracy": idlmam.train.accuracy}``.
 
     Returns:
@@ -262,6 +269,7 @@ def branch_runs(
                 "and at least 1 epoch per branch"
             )
     train = dict(
+        loss_func=loss_func or nn.CrossEntropyLoss(),
         score_funcs=score_funcs or {"Accuracy": accuracy},
         device=device,
         lr_schedule_every=lr_schedule_every,
@@ -280,14 +288,14 @@ def branch_runs(
                 make_optimizer,
                 make_schedule,
                 loaders,
-                model_fn,
+                make_model,
                 None,
                 keep,
                 dict(train, epochs=epochs, checkpoint_file=trunk),
             )
             frames.append(frame.assign(seed=seed, run=label, branch=0))
             for b, n in at.items():
-                model = model_fn().to(device)
+                model = make_model().to(device)
                 optimizer = make_optimizer(model.parameters())
                 done, total_time = continue_from(  # the trunk's weights, moments, random states
                     f"{folder}/seed{seed}-at{b}.pt",
@@ -297,8 +305,7 @@ def branch_runs(
                 )
                 branch = train_network(
                     model,
-                    nn.CrossEntropyLoss(),
-                    loaders["train"],
+                    train_loader=loaders["train"],
                     val_loader=loaders.get("val"),
                     test_loader=loaders.get("test"),
                     optimizer=optimizer,

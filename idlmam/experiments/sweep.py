@@ -37,7 +37,7 @@ from .runs import run
 
 __all__ = ["rate_grid", "sweep_label", "lr_sweep", "with_seeds", "best_rates", "time_to_target"]
 
-MakeOptimizer = Callable[[Iterable[torch.nn.Parameter], float], torch.optim.Optimizer]
+OptimizerAt = Callable[[Iterable[torch.nn.Parameter], float], torch.optim.Optimizer]
 
 
 def rate_grid(center: float, *, below: int = 1, above: int = 1, factor: float = 3.0) -> list[float]:
@@ -72,7 +72,7 @@ def sweep_label(name: str, rate: float) -> str:
     return f"{name}, lr {rate:.2g}"
 
 
-def _runs(name, make_optimizer, rates, seeds, quiet, run_kwargs) -> pd.DataFrame:
+def _runs(name, optimizer_at, rates, seeds, quiet, run_kwargs) -> pd.DataFrame:
     frames = []
     for rate in rates:
         with warnings.catch_warnings():
@@ -80,7 +80,7 @@ def _runs(name, make_optimizer, rates, seeds, quiet, run_kwargs) -> pd.DataFrame
                 warnings.simplefilter("ignore", DivergenceWarning)
             frame = run(
                 sweep_label(name, rate),
-                lambda params, rate=rate: make_optimizer(params, rate),
+                lambda params, rate=rate: optimizer_at(params, rate),
                 seeds=seeds,
                 **run_kwargs,
             )
@@ -93,13 +93,13 @@ def _runs(name, make_optimizer, rates, seeds, quiet, run_kwargs) -> pd.DataFrame
 
 def lr_sweep(
     name: str,
-    make_optimizer: MakeOptimizer,
+    optimizer_at: OptimizerAt,
     rates: Sequence[float],
     *,
     seeds: Sequence[int] = (0,),
     **run_kwargs,
 ) -> pd.DataFrame:
-    """Train ``make_optimizer(params, rate)`` at every rate: the trials of one optimizer.
+    """Train ``optimizer_at(params, rate)`` at every rate: the trials of one optimizer.
 
     Each rate is one :func:`idlmam.experiments.run` (one seed by default: a trial, not yet a
     result). A trial that diverges is an outcome of the sweep, not a fault: its
@@ -109,11 +109,11 @@ def lr_sweep(
 
     Args:
         name: the optimizer's name (the ``optimizer`` column).
-        make_optimizer: ``(params, rate) -> optimizer``.
+        optimizer_at: ``(params, rate) -> optimizer``.
         rates: the learning rates to try (:func:`rate_grid`).
         seeds: the seeds of every trial.
         **run_kwargs: the rest of :func:`idlmam.experiments.run`'s arguments (``loaders``,
-            ``epochs``, ``make_schedule``, ``model_fn``, ...).
+            ``epochs``, ``make_schedule``, ``make_model``, ...).
 
     Returns:
         The long results frame of all trials, with ``optimizer`` and ``rate`` columns and
@@ -123,13 +123,13 @@ def lr_sweep(
         >>> trials = lr_sweep("AdamW", lambda p, lr: torch.optim.AdamW(p, lr=lr),
         ...                   rate_grid(1e-3), loaders=loaders, epochs=5)  # doctest: +SKIP
     """
-    return _runs(name, make_optimizer, list(rates), list(seeds), True, run_kwargs)
+    return _runs(name, optimizer_at, list(rates), list(seeds), True, run_kwargs)
 
 
 def with_seeds(
     sweep: pd.DataFrame,
     name: str,
-    make_optimizer: MakeOptimizer,
+    optimizer_at: OptimizerAt,
     rate: float,
     seeds: Sequence[int],
     **run_kwargs,
@@ -144,7 +144,7 @@ def with_seeds(
 
     Args:
         sweep: a frame of :func:`lr_sweep` (possibly of several optimizers), or an empty frame.
-        name, make_optimizer, rate: the optimizer, as given to :func:`lr_sweep`.
+        name, optimizer_at, rate: the optimizer, as given to :func:`lr_sweep`.
         seeds: every seed wanted.
         **run_kwargs: as for :func:`lr_sweep`; the same as the sweep's, or the frames mix
             different trainings.
@@ -166,7 +166,7 @@ def with_seeds(
     missing = [seed for seed in seeds if seed not in set(have.get("seed", ()))]
     frames = [have] if len(have) else []
     if missing:
-        frames.append(_runs(name, make_optimizer, [rate], missing, False, run_kwargs))
+        frames.append(_runs(name, optimizer_at, [rate], missing, False, run_kwargs))
     out = pd.concat(frames, ignore_index=True).sort_values(["seed", "epoch"], kind="stable")
     return out.reset_index(drop=True)
 

@@ -152,7 +152,7 @@ def check_optimizer(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parame
         raise ValueError(
             "the optimizer holds none of the parameters it is to train (was it built for "
             "another model?): build it on them, optimizer=SGD(model.parameters(), ...) or "
-            "optimizer_fn=lambda params: SGD(params, ...)"
+            "make_optimizer=lambda params: SGD(params, ...)"
         )
 
 

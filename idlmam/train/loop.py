@@ -378,7 +378,7 @@ def _optimize(params, make_optimizer, make_schedule, lr_schedule_every):
         raise ValueError(
             "the schedule was built on another optimizer than the one training the model: "
             "build it on that optimizer, lr_schedule=Schedule(optimizer, ...) or "
-            "lr_schedule_fn=lambda optimizer: Schedule(optimizer, ...)"
+            "make_schedule=lambda optimizer: Schedule(optimizer, ...)"
         )
     return optimizer, lr_schedule
 

@@ -21,7 +21,7 @@ Example:
     >>> X, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     >>> frame = train_many(mlp, [0, 1, 2], torch.nn.CrossEntropyLoss(),
     ...                    ResidentLoader(X, y, 32, shuffle=True),
-    ...                    optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1), epochs=2)
+    ...                    make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1), epochs=2)
     >>> frame.shape[0], list(frame.columns[:4])
     (6, ['seed', 'epoch', 'total time', 'lr'])
 """
@@ -82,7 +82,7 @@ class StackedModels:
     mean losses (a stopped model adds nothing).
 
     Args:
-        model_fn: builds one model.
+        make_model: builds one model.
         seeds: one model per seed.
         loss_func: one model's mean loss on a batch.
         device: where to train.
@@ -97,7 +97,7 @@ class StackedModels:
 
     def __init__(
         self,
-        model_fn: Callable[[], nn.Module],
+        make_model: Callable[[], nn.Module],
         seeds: Sequence[int],
         loss_func: Callable,
         device: torch.device,
@@ -107,7 +107,7 @@ class StackedModels:
         models = []
         for seed in seeds:
             set_seed(seed)
-            models.append(model_fn())
+            models.append(make_model())
         self.k, self.seeds, self.loss_func, self.device = len(seeds), list(seeds), loss_func, device
         self.plain = copy.deepcopy(models[0]).to(device)  # the loop's checks run on one model
         self.module = stack_models(models).to(device)
@@ -190,13 +190,13 @@ def _check_seeds(seeds: Iterable[int]) -> list[int]:
 
 
 def train_many(
-    model_fn: Callable[[], nn.Module],
+    make_model: Callable[[], nn.Module],
     seeds: Iterable[int],
     loss_func: Callable,
     train_loader,
     *,
-    optimizer_fn: Callable[[list], torch.optim.Optimizer] | None = None,
-    lr_schedule_fn: Callable[[torch.optim.Optimizer], object] | None = None,
+    make_optimizer: Callable[[list], torch.optim.Optimizer] | None = None,
+    make_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
     lr_schedule_every: str = "epoch",
     val_loader: Iterable | None = None,
     test_loader: Iterable | None = None,
@@ -210,13 +210,13 @@ def train_many(
 ):
     """Train one model per seed, all K in one pass; return the long results frame.
 
-    Equivalent to, for each ``seed``: ``set_seed(seed); model = model_fn()``, then
-    ``train_network(model, loss_func, train_loader, ...)`` with ``optimizer_fn(model.parameters())``
-    and ``lr_schedule_fn(optimizer)``, after ``train_loader.generator.manual_seed(order_seed(seed))``
+    Equivalent to, for each ``seed``: ``set_seed(seed); model = make_model()``, then
+    ``train_network(model, loss_func, train_loader, ...)`` with ``make_optimizer(model.parameters())``
+    and ``make_schedule(optimizer)``, after ``train_loader.generator.manual_seed(order_seed(seed))``
     (see :func:`idlmam.utils.order_seed`): every seed draws its own batch order.
 
     The contract of :func:`idlmam.train.train_network` holds: the same checks before training
-    (run on one model built by ``model_fn``, with the same errors); a seed whose training loss
+    (run on one model built by ``make_model``, with the same errors); a seed whose training loss
     becomes NaN or infinite stops after that epoch, its last row gets ``diverged=True`` (the
     column is there when any seed diverged; ``frame.attrs["diverged"]`` says whether one did)
     and one :class:`~idlmam.train.DivergenceWarning` names the seeds; the other seeds go on.
@@ -225,13 +225,13 @@ def train_many(
     evaluations, ``on_epoch_end`` and the models returned see its averaged weights.
 
     Args:
-        model_fn: builds one model; called right after ``set_seed(seed)`` for each seed.
+        make_model: builds one model; called right after ``set_seed(seed)`` for each seed.
         seeds: one model per seed (distinct non-negative ints).
         loss_func: ``loss_func(y_hat, y)`` returning one model's mean loss on a batch.
         train_loader: a :class:`idlmam.data.ResidentLoader` (it gathers each model's batch).
-        optimizer_fn: ``params -> optimizer`` over the stacked ``(K, ...)`` tensors; must be
+        make_optimizer: ``params -> optimizer`` over the stacked ``(K, ...)`` tensors; must be
             elementwise (SGD, Adam, AdamW, RMSprop, ...). ``AdamW`` with its defaults when None.
-        lr_schedule_fn: ``optimizer -> torch.optim.lr_scheduler`` object (not
+        make_schedule: ``optimizer -> torch.optim.lr_scheduler`` object (not
             ``ReduceLROnPlateau``: it would need one rate per model).
         lr_schedule_every: ``"epoch"`` (step the schedule after each epoch) or ``"batch"``
             (after every optimizer step), as in :func:`idlmam.train.train_network`; the ``lr``
@@ -262,7 +262,7 @@ def train_many(
 
     Example:
         >>> frame = train_many(mlp, range(3), nn.CrossEntropyLoss(), loader, test_loader=test,
-        ...                    optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        ...                    make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
         ...                    epochs=10)  # doctest: +SKIP
         >>> sns.lineplot(frame, x="epoch", y="test loss")  # a band over the seeds  # doctest: +SKIP
     """
@@ -280,7 +280,7 @@ def train_many(
     if clip_value is not None and clip_value <= 0:
         raise ValueError(f"clip_value must be positive, got {clip_value}")
     engine = StackedModels(
-        model_fn, seeds, loss_func, get_device(str(device)), keep_stopped=return_models
+        make_model, seeds, loss_func, get_device(str(device)), keep_stopped=return_models
     )
     hooks = []
     if clip_value is not None:  # what clamp_gradients does to one model, on the stacked weights
@@ -294,8 +294,8 @@ def train_many(
             train_loader,
             val_loader,
             test_loader,
-            make_optimizer=optimizer_fn,
-            make_schedule=lr_schedule_fn,
+            make_optimizer=make_optimizer,
+            make_schedule=make_schedule,
             lr_schedule_every=lr_schedule_every,
             score_funcs=score_funcs,
             epochs=epochs,

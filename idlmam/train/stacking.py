@@ -320,7 +320,7 @@ def stack_models(models: Sequence[nn.Module]) -> StackedMLP | VmapModels:
         if shape != shapes[0] or type(models[k]) is not type(models[0]):
             raise ValueError(
                 f"model {k} has another architecture than model 0: stacked models "
-                "must come from the same model_fn"
+                "must come from the same make_model"
             )
     for m in models:
         if any(isinstance(mod, nn.modules.dropout._DropoutNd) for mod in m.modules()):
@@ -337,9 +337,9 @@ def stack_models(models: Sequence[nn.Module]) -> StackedMLP | VmapModels:
 
 
 def why_not_stacked(
-    model_fn: Callable[[], nn.Module],
-    optimizer_fn: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-    lr_schedule_fn: Callable | str | None = None,
+    make_model: Callable[[], nn.Module],
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    make_schedule: Callable | str | None = None,
 ) -> str:
     """Why K seeds of this setup cannot train in one pass (empty string: they can).
 
@@ -354,17 +354,17 @@ def why_not_stacked(
         >>> why_not_stacked(mlp, lambda p: torch.optim.SGD(p, lr=0.1), "ReduceLROnPlateau")
         'ReduceLROnPlateau needs one learning rate per model'
     """
-    if isinstance(lr_schedule_fn, str):
+    if isinstance(make_schedule, str):
         return _PLATEAU
-    model = model_fn()
+    model = make_model()
     try:
         stacked = stack_models([model])
     except ValueError as err:
         return str(err)
     if isinstance(stacked, VmapModels) and any(True for _ in model.buffers()):
         return "the model has buffers (batch norm statistics?), which vmap cannot update"
-    probe = optimizer_fn(model.parameters())
-    return coupling(probe, lr_schedule_fn(probe) if lr_schedule_fn is not None else None)
+    probe = make_optimizer(model.parameters())
+    return coupling(probe, make_schedule(probe) if make_schedule is not None else None)
 
 
 _PLATEAU = "ReduceLROnPlateau needs one learning rate per model"

@@ -75,9 +75,9 @@ def test_a_class_and_a_function_load_and_train_one_at_a_time(module):
     name, mine = load_contender(f"{module}:Mine", lr=0.01)
     assert name == "Mine" and mine.rates() == pytest.approx([0.01, 0.04, 0.16])
     assert mine.decays and not mine.elementwise and mine.grid == GRID
-    assert type(mine.make(mlp().parameters(), 0.5)).__name__ == "Mine"
+    assert type(mine.optimizer_at(mlp().parameters(), 0.5)).__name__ == "Mine"
     name, mine = load_contender(f"{module}:make_mine", lr=0.01)
-    assert name == "make_mine" and isinstance(mine.make(mlp().parameters(), 0.5), torch.optim.SGD)
+    assert name == "make_mine" and isinstance(mine.optimizer_at(mlp().parameters(), 0.5), torch.optim.SGD)
 
 
 def test_a_dotted_module_from_the_current_folder(tmp_path, monkeypatch):
@@ -161,7 +161,7 @@ def test_the_field_is_the_pages():
 
 
 def test_the_fields_factories_build_the_pages_optimizers():
-    built = {name: c.make(mlp().parameters(), 0.5) for name, c in field(7).items()}
+    built = {name: c.optimizer_at(mlp().parameters(), 0.5) for name, c in field(7).items()}
     kinds = {name: type(opt) for name, opt in built.items()}
     assert kinds == {
         "SGD w/ Nesterov": torch.optim.SGD,
@@ -279,7 +279,7 @@ def race_setting(tiny_data):
         "val": ResidentLoader(X[60:80], y[60:80], 20),
         "test": ResidentLoader(X[80:], y[80:], 20),
     }
-    return Setting(loaders, epochs=2, seeds=[0, 1], budget="tiny", model_fn=small)
+    return Setting(loaders, epochs=2, seeds=[0, 1], budget="tiny", make_model=small)
 
 
 @pytest.fixture

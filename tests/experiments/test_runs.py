@@ -26,9 +26,12 @@ def sgd(params):
 
 
 def test_stacked_seeds_equal_one_seed_at_a_time(loaders):
-    together = run("SGD", sgd, loaders=loaders, epochs=3, seeds=[0, 1, 2], model_fn=small)
+    together = run("SGD", sgd, loaders=loaders, epochs=3, seeds=[0, 1, 2], make_model=small)
     alone = pd.concat(
-        [run("SGD", sgd, loaders=loaders, epochs=3, seeds=[s], model_fn=small) for s in (0, 1, 2)],
+        [
+            run("SGD", sgd, loaders=loaders, epochs=3, seeds=[s], make_model=small)
+            for s in (0, 1, 2)
+        ],
         ignore_index=True,
     )
     assert list(together.columns) == list(alone.columns)
@@ -44,7 +47,13 @@ def test_plateau_and_norm_clipping_train_seed_by_seed(loaders):
     from idlmam.optim import clip_grad_norm_on_step
 
     plateau = run(
-        "Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=2, seeds=[0, 1], model_fn=small
+        "Plateau",
+        sgd,
+        "ReduceLROnPlateau",
+        loaders=loaders,
+        epochs=2,
+        seeds=[0, 1],
+        make_model=small,
     )
     clipped = run(
         "Norm",
@@ -52,7 +61,7 @@ def test_plateau_and_norm_clipping_train_seed_by_seed(loaders):
         loaders=loaders,
         epochs=2,
         seeds=[0, 1],
-        model_fn=small,
+        make_model=small,
     )
     single = run(
         "Norm",
@@ -60,7 +69,7 @@ def test_plateau_and_norm_clipping_train_seed_by_seed(loaders):
         loaders=loaders,
         epochs=2,
         seeds=[1],
-        model_fn=small,
+        make_model=small,
     )
     assert len(plateau) == len(clipped) == 4
     assert clipped[clipped["seed"] == 1]["train loss"].tolist() == single["train loss"].tolist()
@@ -68,10 +77,10 @@ def test_plateau_and_norm_clipping_train_seed_by_seed(loaders):
 
 def test_clip_value_hooks_do_not_outlive_the_run(loaders):
     clipped = run(
-        "Clamp", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small, clip_value=1e-6
+        "Clamp", sgd, loaders=loaders, epochs=1, seeds=[0], make_model=small, clip_value=1e-6
     )
-    free = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small)
-    again = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], model_fn=small)
+    free = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], make_model=small)
+    again = run("Free", sgd, loaders=loaders, epochs=1, seeds=[0], make_model=small)
     assert clipped["train loss"].iloc[0] != free["train loss"].iloc[0]
     assert free["train loss"].tolist() == again["train loss"].tolist()
 
@@ -84,10 +93,16 @@ def test_several_seeds_take_the_stacked_path_unless_the_setup_forbids_it(loaders
     monkeypatch.setattr(
         experiments, "train_many", lambda *a, **k: calls.append(len(list(a[1]))) or real(*a, **k)
     )
-    run("SGD", sgd, loaders=loaders, epochs=1, seeds=[0, 1], model_fn=small)
+    run("SGD", sgd, loaders=loaders, epochs=1, seeds=[0, 1], make_model=small)
     assert calls == [2]
     run(
-        "Plateau", sgd, "ReduceLROnPlateau", loaders=loaders, epochs=1, seeds=[0, 1], model_fn=small
+        "Plateau",
+        sgd,
+        "ReduceLROnPlateau",
+        loaders=loaders,
+        epochs=1,
+        seeds=[0, 1],
+        make_model=small,
     )
     run(
         "BN",
@@ -95,7 +110,7 @@ def test_several_seeds_take_the_stacked_path_unless_the_setup_forbids_it(loaders
         loaders=loaders,
         epochs=1,
         seeds=[0, 1],
-        model_fn=lambda: mlp(hidden=8, layers=1, batch_norm=True),
+        make_model=lambda: mlp(hidden=8, layers=1, batch_norm=True),
     )
     assert calls == [2]  # plateau and batch norm trained seed by seed
 
@@ -114,7 +129,7 @@ def test_a_seed_decides_the_order_and_a_split_drawn_per_seed(loaders, tiny_data)
         }
 
     frame = run(
-        "Plateau", sgd, "ReduceLROnPlateau", loaders=split, epochs=2, seeds=[0, 1], model_fn=small
+        "Plateau", sgd, "ReduceLROnPlateau", loaders=split, epochs=2, seeds=[0, 1], make_model=small
     )
     assert sorted(seen) == [0, 1] and not torch.equal(seen[0], seen[1])
     assert frame.groupby("seed")["val loss"].first().nunique() == 2
@@ -142,7 +157,7 @@ def test_divergence_and_on_epoch_end_behave_alike_on_both_paths(loaders):
                 loaders=loaders,
                 epochs=5,
                 seeds=[0, 1],
-                model_fn=broken,
+                make_model=broken,
                 on_epoch_end=lambda epoch, row, seen=rows: seen.append(row["seed"]),
             )
         assert len([w for w in caught if w.category is DivergenceWarning]) == 1
@@ -160,7 +175,7 @@ def test_a_per_batch_schedule_gives_the_same_frame_on_both_paths(loaders):
         return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.1, total_iters=3 * per_epoch)
 
     def both(make_optimizer):
-        kwargs = dict(lr_schedule_every="batch", loaders=loaders, epochs=3, model_fn=small)
+        kwargs = dict(lr_schedule_every="batch", loaders=loaders, epochs=3, make_model=small)
         together = run("decay", make_optimizer, decay, seeds=[0, 1], **kwargs)
         alone = [run("decay", make_optimizer, decay, seeds=[s], **kwargs) for s in (0, 1)]
         return together, pd.concat(alone, ignore_index=True)
@@ -198,10 +213,10 @@ def test_optimizers_with_modes_stack_and_equal_one_seed_at_a_time(loaders, monke
     real = experiments.train_many
     monkeypatch.setattr(experiments, "train_many", lambda *a, **k: calls.append(1) or real(*a, **k))
 
-    together = run("SF", make, loaders=loaders, epochs=2, seeds=[0, 1], model_fn=small)
+    together = run("SF", make, loaders=loaders, epochs=2, seeds=[0, 1], make_model=small)
     assert calls == [1]  # elementwise: the stacked path
     alone = pd.concat(
-        [run("SF", make, loaders=loaders, epochs=2, seeds=[s], model_fn=small) for s in (0, 1)],
+        [run("SF", make, loaders=loaders, epochs=2, seeds=[s], make_model=small) for s in (0, 1)],
         ignore_index=True,
     )
     for column in ("train loss", "val loss", "test loss", "test Accuracy"):
@@ -230,7 +245,7 @@ def test_lr_schedule_every_is_checked_on_both_paths(loaders, make_schedule, ever
                 loaders=loaders,
                 epochs=1,
                 seeds=seeds,
-                model_fn=small,
+                make_model=small,
                 on_epoch_end=lambda epoch, row, seen=trained: seen.append(epoch),
             )
         assert trained == []
@@ -254,7 +269,7 @@ def test_a_cooldown_branch_is_the_wsd_run_of_its_length(loaders):
         loaders=loaders,
         epochs=4,
         seeds=[0, 1],
-        model_fn=small,
+        make_model=small,
     )
     constant = run(
         "trunk",
@@ -264,7 +279,7 @@ def test_a_cooldown_branch_is_the_wsd_run_of_its_length(loaders):
         loaders=loaders,
         epochs=4,
         seeds=[0, 1],
-        model_fn=small,
+        make_model=small,
     )
     trunk = frame[frame["branch"] == 0]
     for column in ("train loss", "test loss", "lr"):
@@ -281,7 +296,7 @@ def test_a_cooldown_branch_is_the_wsd_run_of_its_length(loaders):
                 loaders=loaders,
                 epochs=b + n,
                 seeds=[seed],
-                model_fn=small,
+                make_model=small,
             )
             ours = frame[(frame["branch"] == b) & (frame["seed"] == seed)]
             assert ours["run"].eq(f"trunk, branch at {b}").all()
@@ -299,3 +314,29 @@ def test_a_branch_outside_the_trunk_is_refused(loaders):
         branch_runs(
             "x", _adamw, lambda o: None, lambda o, n: None, at={5: 1}, loaders=loaders, epochs=4
         )
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1]], ids=["one seed", "stacked"])
+def test_run_takes_the_loss(loaders, seeds):
+    """Twice the cross-entropy at half the rate is the same plain-SGD trajectory: the
+    training loss doubles and the test scores stay (so the loss reaches the training step)."""
+    ce = torch.nn.CrossEntropyLoss()
+    plain = run(
+        "CE",
+        lambda p: torch.optim.SGD(p, lr=0.1),
+        loaders=loaders,
+        epochs=2,
+        seeds=seeds,
+        make_model=small,
+    )
+    doubled = run(
+        "2 CE",
+        lambda p: torch.optim.SGD(p, lr=0.05),
+        loaders=loaders,
+        epochs=2,
+        seeds=seeds,
+        make_model=small,
+        loss_func=lambda y_hat, y: 2 * ce(y_hat, y),
+    )
+    assert (doubled["train loss"] - 2 * plain["train loss"]).abs().max() < 1e-5
+    assert (doubled["test Accuracy"] - plain["test Accuracy"]).abs().max() < 1e-6

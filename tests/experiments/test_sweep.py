@@ -138,7 +138,7 @@ def sgd(params, lr):
 
 
 def test_lr_sweep_labels_every_trial(loaders):
-    frame = lr_sweep("SGD", sgd, [0.01, 0.1], loaders=loaders, epochs=2, model_fn=small)
+    frame = lr_sweep("SGD", sgd, [0.01, 0.1], loaders=loaders, epochs=2, make_model=small)
     assert sorted(frame["run"].unique()) == ["SGD, lr 0.01", "SGD, lr 0.1"]
     assert frame["optimizer"].eq("SGD").all() and frame["seed"].eq(0).all()
     assert frame.groupby("rate")["lr"].first().to_dict() == {0.01: 0.01, 0.1: 0.1}
@@ -149,13 +149,13 @@ def test_a_diverged_trial_is_recorded_not_warned(loaders):
     linear = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        frame = lr_sweep("SGD", sgd, [1e38], loaders=loaders, epochs=3, model_fn=linear)
+        frame = lr_sweep("SGD", sgd, [1e38], loaders=loaders, epochs=3, make_model=linear)
     assert frame.attrs["diverged"] and frame["diverged"].fillna(False).astype(bool).any()
     assert math.isinf(best_rates(frame).loc["SGD", "score"])
 
 
 def test_with_seeds_reuses_the_trial_and_trains_the_rest(loaders):
-    common = dict(loaders=loaders, epochs=2, model_fn=small)
+    common = dict(loaders=loaders, epochs=2, make_model=small)
     sweep = lr_sweep("SGD", sgd, [0.01, 0.1], **common)
     every = with_seeds(sweep, "SGD", sgd, 0.1, [0, 1], **common)
     assert every["seed"].tolist() == [0, 0, 1, 1] and every["run"].eq("SGD, lr 0.1").all()

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from idlmam.tuning import open_storage
+from idlmam.tune import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -30,7 +30,7 @@ HEARTBEAT = ("--heartbeat", "1", "--retry-for", "30")
 
 def create(storage: str, study: str) -> None:
     """Create the study, as ``python -m idlmam.tune --create --n-trials 0`` does."""
-    from idlmam.tuning.worker import main
+    from idlmam.tune.worker import main
 
     assert main(["--storage", storage, "--study", study, "--n-trials", "0", "--create"]) == 0
 

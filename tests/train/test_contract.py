@@ -27,26 +27,26 @@ def small_model() -> nn.Module:
     return mlp(hidden=16, layers=2)
 
 
-def train(engine, tiny_data, optimizer_fn, *, model_fn=small_model, schedule_fn=None, **kw):
+def train(engine, tiny_data, make_optimizer, *, make_model=small_model, schedule_fn=None, **kw):
     """Seed SEED's run on either engine: the same weights, order, loaders and arguments."""
     X, y = tiny_data
     loader = kw.pop("train_loader", None) or ResidentLoader(X[:60], y[:60], 20, shuffle=True)
     kw = {"val_loader": ResidentLoader(X[60:80], y[60:80], 10), "disable_tqdm": True} | kw
     if engine == "stacked":
         frame = train_many(
-            model_fn,
+            make_model,
             [SEED],
             nn.CrossEntropyLoss(),
             loader,
-            optimizer_fn=optimizer_fn,
-            lr_schedule_fn=schedule_fn,
+            make_optimizer=make_optimizer,
+            make_schedule=schedule_fn,
             **kw,
         )
         assert frame["seed"].eq(SEED).all()
         return frame.drop(columns="seed")
     set_seed(SEED)
-    model = model_fn()
-    optimizer = optimizer_fn(model.parameters())
+    model = make_model()
+    optimizer = make_optimizer(model.parameters())
     loader.generator.manual_seed(order_seed(SEED))
     schedule = schedule_fn(optimizer) if schedule_fn else None
     return train_network(
@@ -94,7 +94,7 @@ def test_a_diverged_epoch_is_the_last_row_marked_and_not_evaluated(engine, tiny_
             engine,
             tiny_data,
             lambda p: torch.optim.SGD(p, lr=0.1),
-            model_fn=broken,
+            make_model=broken,
             test_loader=ResidentLoader(X[80:], y[80:], 10),
             score_funcs={"Accuracy": never},
             epochs=4,
@@ -146,22 +146,22 @@ def test_an_optimizer_with_modes_is_switched_around_every_evaluation(
 
     monkeypatch.setattr(stacked_module, "stack_models", keep)
 
-    def optimizer_fn(params):
+    def make_optimizer(params):
         if engine == "one model":  # the model these parameters belong to
             recorder.model = model_of[0]
         return ModeSGD(params, recorder)
 
     model_of = []
 
-    def model_fn():
+    def make_model():
         model_of.append(small_model())
         return model_of[-1]
 
     frame = train(
         engine,
         tiny_data,
-        optimizer_fn,
-        model_fn=model_fn,
+        make_optimizer,
+        make_model=make_model,
         train_loader=ResidentLoader(X[:60], y[:60], 30, shuffle=True),
         val_loader=EvalSpy(X[60:80], y[60:80], 10, recorder, "val"),
         test_loader=EvalSpy(X[80:], y[80:], 10, recorder, "test"),

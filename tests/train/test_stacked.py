@@ -50,9 +50,9 @@ def loaders(tiny_data):
 
 def separate_runs(
     tiny_data,
-    model_fn,
-    optimizer_fn,
-    lr_schedule_fn=None,
+    make_model,
+    make_optimizer,
+    make_schedule=None,
     loss_func=None,
     clip_value=None,
     every="epoch",
@@ -60,8 +60,8 @@ def separate_runs(
     frames, models = [], []
     for seed in SEEDS:
         set_seed(seed)
-        model = model_fn()
-        optimizer = optimizer_fn(model.parameters())
+        model = make_model()
+        optimizer = make_optimizer(model.parameters())
         hooks = clamp_gradients(model, clip_value) if clip_value else []
         train, val, test = loaders(tiny_data)
         train.generator.manual_seed(order_seed(seed))  # seed s's own order, as train_many
@@ -75,7 +75,7 @@ def separate_runs(
             epochs=EPOCHS,
             optimizer=optimizer,
             disable_tqdm=True,
-            lr_schedule=lr_schedule_fn(optimizer) if lr_schedule_fn else None,
+            lr_schedule=make_schedule(optimizer) if make_schedule else None,
             lr_schedule_every=every,
         )
         for hook in hooks:
@@ -85,15 +85,15 @@ def separate_runs(
     return frames, models
 
 
-def joint_run(tiny_data, model_fn, optimizer_fn, lr_schedule_fn=None, loss_func=None, **kw):
+def joint_run(tiny_data, make_model, make_optimizer, make_schedule=None, loss_func=None, **kw):
     train, val, test = loaders(tiny_data)
     return train_many(
-        model_fn,
+        make_model,
         SEEDS,
         loss_func or nn.CrossEntropyLoss(),
         train,
-        optimizer_fn=optimizer_fn,
-        lr_schedule_fn=lr_schedule_fn,
+        make_optimizer=make_optimizer,
+        make_schedule=make_schedule,
         val_loader=val,
         test_loader=test,
         score_funcs={"Accuracy": accuracy_score},
@@ -143,21 +143,21 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_equals_separate_runs(tiny_data, name):
-    optimizer_fn, lr_schedule_fn = OPTIMIZERS[name]
+    make_optimizer, make_schedule = OPTIMIZERS[name]
     # Adam divides each value's step by that value's own running gradient size, so the 1e-7
     # rounding of the fused tanh moves a few weights by up to 5e-5 (the frames still agree)
     assert_same(
-        joint_run(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
-        separate_runs(tiny_data, small_model, optimizer_fn, lr_schedule_fn),
+        joint_run(tiny_data, small_model, make_optimizer, make_schedule),
+        separate_runs(tiny_data, small_model, make_optimizer, make_schedule),
         weights_atol=1e-4 if name.startswith("Adam") else 1e-5,
     )
 
 
 def test_clip_value_equals_clamp_gradients(tiny_data):
-    optimizer_fn = partial(torch.optim.SGD, lr=0.5, momentum=0.9)
+    make_optimizer = partial(torch.optim.SGD, lr=0.5, momentum=0.9)
     assert_same(
-        joint_run(tiny_data, small_model, optimizer_fn, clip_value=0.01),
-        separate_runs(tiny_data, small_model, optimizer_fn, clip_value=0.01),
+        joint_run(tiny_data, small_model, make_optimizer, clip_value=0.01),
+        separate_runs(tiny_data, small_model, make_optimizer, clip_value=0.01),
     )
 
 
@@ -165,10 +165,10 @@ def test_any_loss_function(tiny_data):
     def loss(y_hat, y):
         return F.cross_entropy(y_hat, y) + 0.1 * y_hat.pow(2).mean()
 
-    optimizer_fn = partial(torch.optim.SGD, lr=0.1)
+    make_optimizer = partial(torch.optim.SGD, lr=0.1)
     assert_same(
-        joint_run(tiny_data, small_model, optimizer_fn, loss_func=loss),
-        separate_runs(tiny_data, small_model, optimizer_fn, loss_func=loss),
+        joint_run(tiny_data, small_model, make_optimizer, loss_func=loss),
+        separate_runs(tiny_data, small_model, make_optimizer, loss_func=loss),
     )
 
 
@@ -176,10 +176,10 @@ def test_models_that_are_not_sequential_use_vmap(tiny_data):
     set_seed(0)
     assert isinstance(stack_models([TwoLayer(), TwoLayer()]), VmapModels)
     # a gentle rate: at lr=0.1 the loss jumps about and amplifies float rounding past 1e-5
-    optimizer_fn = partial(torch.optim.SGD, lr=0.02, momentum=0.9)
+    make_optimizer = partial(torch.optim.SGD, lr=0.02, momentum=0.9)
     assert_same(
-        joint_run(tiny_data, TwoLayer, optimizer_fn),
-        separate_runs(tiny_data, TwoLayer, optimizer_fn),
+        joint_run(tiny_data, TwoLayer, make_optimizer),
+        separate_runs(tiny_data, TwoLayer, make_optimizer),
     )
 
 
@@ -243,7 +243,7 @@ def test_two_seeds_with_the_same_weights_still_differ_by_their_batch_order(tiny_
         ResidentLoader(X, y, 10, shuffle=True),
         epochs=1,
         disable_tqdm=True,
-        optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1),
+        make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
     )
     losses = frame.set_index("seed")["train loss"]
     assert losses[0] != pytest.approx(losses[1], abs=1e-6)  # only the order differs
@@ -265,7 +265,7 @@ def test_a_nan_loss_stops_that_seed_flags_it_and_warns_once(tiny_data):
     X, y = tiny_data
     built = []
 
-    def model_fn():  # the second model (seed 1) has one NaN weight: its loss is NaN at once
+    def make_model():  # the second model (seed 1) has one NaN weight: its loss is NaN at once
         model = small_model()
         built.append(model)
         if len(built) == 2:
@@ -279,7 +279,7 @@ def test_a_nan_loss_stops_that_seed_flags_it_and_warns_once(tiny_data):
     train, val = make()
     with pytest.warns(DivergenceWarning) as caught:
         frame = train_many(
-            model_fn,
+            make_model,
             [0, 1],
             nn.CrossEntropyLoss(),
             train,
@@ -287,7 +287,7 @@ def test_a_nan_loss_stops_that_seed_flags_it_and_warns_once(tiny_data):
             score_funcs={"Accuracy": accuracy_score},
             epochs=3,
             disable_tqdm=True,
-            optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1),
+            make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
         )
     assert len([w for w in caught if issubclass(w.category, DivergenceWarning)]) == 1
     assert "seed 1 at epoch 0" in str(caught[0].message)
@@ -370,21 +370,21 @@ def test_a_failing_score_function_is_named_before_training(tiny_data):
         ({"seeds": []}, "seeds is empty"),
         ({"seeds": [1, 1]}, "seeds repeat"),
         (
-            {"lr_schedule_fn": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o)},
+            {"make_schedule": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o)},
             "ReduceLROnPlateau",
         ),
-        ({"optimizer_fn": lambda p: torch.optim.LBFGS(p)}, "LBFGS"),
+        ({"make_optimizer": lambda p: torch.optim.LBFGS(p)}, "LBFGS"),
         (
-            {"model_fn": lambda: nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))},
+            {"make_model": lambda: nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))},
             "dropout",
         ),
-        ({"model_fn": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),
+        ({"make_model": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),
         ({"epochs": 0}, "epochs"),
         ({"lr_schedule_every": "step"}, "must be 'epoch' or 'batch', got 'step'"),
         (
             {
                 "lr_schedule_every": "batch",
-                "lr_schedule_fn": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o),
+                "make_schedule": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o),
             },
             "ReduceLROnPlateau .* once per epoch",  # train_network's own error
         ),
@@ -392,10 +392,10 @@ def test_a_failing_score_function_is_named_before_training(tiny_data):
 )
 def test_clear_errors(tiny_data, kwargs, message):
     X, y = tiny_data
-    args = {"model_fn": small_model, "seeds": [0, 1], "epochs": 1} | kwargs
+    args = {"make_model": small_model, "seeds": [0, 1], "epochs": 1} | kwargs
     with pytest.raises(ValueError, match=message):
         train_many(
-            args.pop("model_fn"),
+            args.pop("make_model"),
             args.pop("seeds"),
             nn.CrossEntropyLoss(),
             ResidentLoader(X, y, 50),

@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.compare's curves over several studies and against the epochs spent:
+"""Tests of idlmam.tune.compare's curves over several studies and against the epochs spent:
 hand-built studies, values computed by hand."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from idlmam.tuning import best_by_epochs, best_so_far_band, epochs_spent, savings_sentence
+from idlmam.tune import best_by_epochs, best_so_far_band, epochs_spent, savings_sentence
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

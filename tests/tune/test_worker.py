@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.worker, the command ``python -m idlmam.tune``: real worker processes
+"""Tests of idlmam.tune.worker, the command ``python -m idlmam.tune``: real worker processes
 sharing one study.
 
 Workers train on the quick budget's data; the PostgreSQL server is the throwaway one of
@@ -20,8 +20,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from idlmam.tuning import open_storage
-from idlmam.tuning.worker import main
+from idlmam.tune import open_storage
+from idlmam.tune.worker import main
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -187,11 +187,8 @@ def test_bad_input_stops_with_one_line(args, says, tmp_path):
     assert re.search(says, lines[0]), lines[0]
 
 
-def test_the_short_command_name_runs_the_worker():
-    import idlmam.tune
-    import idlmam.tuning.worker
-
-    assert idlmam.tune.main is idlmam.tuning.worker.main
+def test_the_package_runs_the_worker_as_a_command():
+    """``python -m idlmam.tune`` is the worker (``idlmam/tune/__main__.py``), no other module."""
     out = subprocess.run(
         [sys.executable, "-m", "idlmam.tune", "--help"],
         capture_output=True,
@@ -226,8 +223,8 @@ def test_main_leaves_the_loggers_as_it_found_them_and_drops_only_that_traceback(
     import logging
     import sys as _sys
 
-    from idlmam.tuning import worker as command
-    from idlmam.tuning.storage import log
+    from idlmam.tune import worker as command
+    from idlmam.tune.storage import log
 
     optuna_log = logging.getLogger("optuna")
     before = (log.propagate, list(log.handlers), list(optuna_log.filters))

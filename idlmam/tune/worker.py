@@ -1,55 +1,17 @@
 """``python -m idlmam.tune``: one worker of a hyperparameter study that any number of workers share.
 
-Every worker runs the chapter's objective (:func:`idlmam.tuning.objective.make_objective`)
-against the same study in the same storage, and stops once the study holds ``--n-trials``
-trials, counting every worker's. Start one worker, or ten, on one machine or several; stop them
-and start them again: the study resumes where it was. The command lives here;
-``idlmam/tune.py`` only hands ``python -m idlmam.tune`` to :func:`main`.
+Each worker runs the chapter's objective (:func:`idlmam.tune.objective.make_objective`) against
+one study in one storage (:func:`idlmam.tune.storage.open_storage`) until the study holds
+``--n-trials`` trials, every worker's counted; a worker stopped and started again resumes the
+study, and a dead worker's trial is failed and run again. ``--help`` lists the options; the
+README shows workers sharing a journal file or a PostgreSQL database.
 
-Two workers on one machine, sharing a journal file (create the study once, then start both)::
+Exit statuses: 0 the study is full; 1 data missing or damaged; 2 bad input (one line on
+stderr); 3 the storage stayed unreachable for ``--retry-for`` seconds (the study is kept there).
 
-    python -m idlmam.tune --storage journal:///study.log --study ch5 --create --n-trials 0
-    python -m idlmam.tune --storage journal:///study.log --study ch5 --n-trials 16 --threads 1 &
-    python -m idlmam.tune --storage journal:///study.log --study ch5 --n-trials 16 --threads 1 &
+Example::
 
-Workers on several machines share a PostgreSQL database instead
-(``--storage postgresql+psycopg://USER:PASSWORD@HOST/DATABASE``). There, a worker that dies in
-the middle of a trial stops sending its heartbeat; after the grace period (twice ``--heartbeat``)
-the next worker to start a trial marks the lost one FAIL and runs its parameters again. A journal
-file has no heartbeat: there, the next worker to start (or to finish its trials) on the same
-machine fails a trial whose worker process is gone, and runs its parameters again.
-
-Options:
-    --storage URL       where the study lives (see :func:`idlmam.tuning.storage.open_storage`).
-    --study NAME        the study's name in that storage.
-    --n-trials N        the study's total number of trials (0 or more), for all workers together.
-    --create            create the study if it does not exist (otherwise a missing study is an
-                        error: a mistyped name does not silently start a new study).
-    --prune             let a MedianPruner stop unpromising trials after each epoch.
-    --seed S            seed of this worker's sampler. A single worker with a seed is
-                        reproducible; parallel workers are not, and two workers with the same seed
-                        propose the same first trials: give each its own seed, or none (the default).
-    --budget NAME       ``quick`` or ``full`` (default: ``IDL_BUDGET``, else ``full``): training
-                        examples and epochs per trial.
-    --epochs E          epochs per trial, instead of the budget's.
-    --train-size M      training + validation examples, instead of the budget's (tests use a few
-                        thousand to stay fast).
-    --threads T         torch threads in this worker (several workers on one machine: cores / workers).
-    --device D          ``cpu``, ``cuda``, ... (default: CUDA when there is one).
-    --heartbeat S       seconds between heartbeats on an RDB storage (default 10).
-    --retry-for S       seconds an RDB storage may fail every call (server restarting, paused,
-                        unreachable; SQLite locked) before the worker gives up (default 60).
-
-The data split and the weights each trial starts from always use seed 0, so that every worker
-scores every trial on the same validation set. Each trial records the worker that ran it
-(``host:pid``) in its user attribute ``worker``.
-
-Bad input (an unknown storage scheme, a study that does not exist without ``--create``, a
-negative count) ends with one line on stderr and exit status 2; data that is missing or damaged,
-with one line and status 1; a storage that stays unreachable for ``--retry-for`` seconds, with one
-line and status 3 (start the worker again once it answers: the study is kept there). Faults the
-worker rides out (a lost connection and its return, a torn journal record cut off, a dead
-worker's trial failed and queued again) are one line each on stderr.
+    python -m idlmam.tune --storage journal:///study.log --study ch5 --create --n-trials 16
 """
 
 from __future__ import annotations
@@ -214,7 +176,7 @@ class _StderrLine(logging.Handler):
 
 @contextlib.contextmanager
 def _faults_on_stderr() -> Iterator[None]:
-    """While the worker runs, print the faults :mod:`idlmam.tuning.storage` logs (``log``) as
+    """While the worker runs, print the faults :mod:`idlmam.tune.storage` logs (``log``) as
     one line each, and only there; the logger is as it was afterwards (``main`` may run inside
     another program, a test or a notebook)."""
     from .storage import log

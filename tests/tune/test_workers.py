@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.workers: worker processes on one journal file, who ran which trial.
+"""Tests of idlmam.tune.workers: worker processes on one journal file, who ran which trial.
 
 The objective is the toy :class:`Quadratic` (it sleeps instead of training), so the tests take
 seconds; ``python -m idlmam.tune`` with real training is tested in test_worker.py.
@@ -11,8 +11,8 @@ import time
 import optuna
 import pytest
 
-from idlmam.tuning import create_study
-from idlmam.tuning.workers import Quadratic, run_workers
+from idlmam.tune import create_study
+from idlmam.tune.workers import Quadratic, run_workers
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -7,7 +7,7 @@ trials until the study holds ``n_trials``, waits for them, and returns one row p
 worker that ran it. Each worker records itself in the trial's user attribute ``worker``
 (``host:pid``), as the command does.
 
-Unlike :func:`~idlmam.tuning.storage.optimize_until` (workers anywhere, which may overshoot by one
+Unlike :func:`~idlmam.tune.storage.optimize_until` (workers anywhere, which may overshoot by one
 trial per extra worker when they decide at the same instant), the workers started here take a
 shared lock around "count the trials, ask for a new one", so the study ends with exactly
 ``n_trials`` trials. They also wait for each other before the first trial (a barrier), so that a
@@ -142,7 +142,7 @@ def run_workers(
         n_trials: the study's total number of trials, all workers together (0 or more).
         n_workers: how many processes (1 or more).
         objective: a picklable ``objective(trial) -> float`` (``None``: :class:`Quadratic`).
-        sampler: a name from :data:`~idlmam.tuning.samplers.SAMPLERS`.
+        sampler: a name from :data:`~idlmam.tune.samplers.SAMPLERS`.
         seed: worker ``i`` seeds its sampler with ``seed + i`` (``None``: unseeded).
         direction: ``"minimize"`` (the toy) or ``"maximize"``.
         timeout: seconds to wait for the workers; then they are stopped.

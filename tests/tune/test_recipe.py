@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.recipe: the best trial retrained on train + validation, tested once."""
+"""Tests of idlmam.tune.recipe: the best trial retrained on train + validation, tested once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from idlmam.data import ResidentLoader
-from idlmam.tuning import (
+from idlmam.tune import (
     Retrained,
     adamw_cosine,
     combine_loaders,

@@ -1,4 +1,4 @@
-"""``python -m idlmam.tuning.dashboard`` (``make dashboard``): a real server, read in a real browser.
+"""``python -m idlmam.tune.dashboard`` (``make dashboard``): a real server, read in a real browser.
 
 A SQLite storage in ``tmp_path`` holds two small studies (a toy objective, the repo's
 ``create_study`` and ``optimize_until``). The command serves it on a free port of 127.0.0.1 in a
@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from idlmam.tuning import create_study, optimize_until
+from idlmam.tune import create_study, optimize_until
 
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard (the tune extra) not installed")
 
 STUDY = "dashboard-demo"
 OTHER = "another-study"
 N_TRIALS = 4
-COMMAND = [sys.executable, "-m", "idlmam.tuning.dashboard"]
+COMMAND = [sys.executable, "-m", "idlmam.tune.dashboard"]
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_a_mistyped_database_path_is_not_created(tmp_path):
 
 
 def test_a_bare_path_is_read_by_its_first_bytes(storage, tmp_path):
-    from idlmam.tuning.dashboard import storage_url
+    from idlmam.tune.dashboard import storage_url
 
     db = Path(storage.removeprefix("sqlite:///"))
     assert storage_url(str(db)) == storage

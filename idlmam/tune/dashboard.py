@@ -1,13 +1,13 @@
-"""``python -m idlmam.tuning.dashboard``: watch a study in the browser while its workers fill it.
+"""``python -m idlmam.tune.dashboard``: watch a study in the browser while its workers fill it.
 
-Opens a storage with :func:`~idlmam.tuning.storage.open_storage`, so every storage the book uses
+Opens a storage with :func:`~idlmam.tune.storage.open_storage`, so every storage the book uses
 works (``sqlite:///PATH``, ``journal:///PATH``, ``postgresql+psycopg://...``), and serves
 `optuna-dashboard <https://optuna-dashboard.readthedocs.io>`_ (the ``tune`` extra) on it: the
 studies, each trial's parameters and value, the optimization history, parameter importances. The
 page reads the storage again as it refreshes, so the trials of running workers appear as they
 finish. ``make dashboard STORAGE=URL [STUDY=NAME] [PORT=8080]`` runs it::
 
-    python -m idlmam.tuning.dashboard --storage journal:///study.log --study ch5
+    python -m idlmam.tune.dashboard --storage journal:///study.log --study ch5
 
 then open the URL it prints (http://127.0.0.1:8080/ by default). It listens on 127.0.0.1 only:
 the dashboard can also create, rename and delete studies, so it is not for an open port.
@@ -37,7 +37,7 @@ from typing import NoReturn
 
 __all__ = ["main", "build_parser", "storage_url", "study_names", "check_study"]
 
-PROG = "python -m idlmam.tuning.dashboard"
+PROG = "python -m idlmam.tune.dashboard"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -104,7 +104,7 @@ def study_names(storage) -> list[str]:
     """The names of the studies in ``storage`` (an ``optuna.storages`` object), sorted.
 
     Example:
-        >>> from idlmam.tuning import create_study, open_storage
+        >>> from idlmam.tune import create_study, open_storage
         >>> storage = open_storage("memory")
         >>> _ = create_study(storage, "b"), create_study(storage, "a")
         >>> study_names(storage)
@@ -120,7 +120,7 @@ def check_study(storage, name: str) -> int:
         StudyNotFoundError: there is no such study; the message lists the studies there.
 
     Example:
-        >>> from idlmam.tuning import create_study, open_storage
+        >>> from idlmam.tune import create_study, open_storage
         >>> storage = open_storage("memory")
         >>> _ = create_study(storage, "ch5")
         >>> check_study(storage, "ch5") >= 0
@@ -128,7 +128,7 @@ def check_study(storage, name: str) -> int:
         >>> check_study(storage, "ch6")
         Traceback (most recent call last):
         ...
-        idlmam.tuning.storage.StudyNotFoundError: there is no study named 'ch6' in this storage; it holds: 'ch5'
+        idlmam.tune.storage.StudyNotFoundError: there is no study named 'ch6' in this storage; it holds: 'ch5'
     """
     from .storage import StudyNotFoundError
 

@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.folds: k-fold loaders and the cross-validated objective, on tiny data."""
+"""Tests of idlmam.tune.folds: k-fold loaders and the cross-validated objective, on tiny data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FixedTrial, TrialState, create_trial
 
 from idlmam.models import mlp
-from idlmam.tuning import (
+from idlmam.tune import (
     BY_DIVERGENCE,
     FOLDS_SCORED,
     STOPPED_BY,

@@ -15,7 +15,7 @@ relative to the working folder and ``journal:////tmp/study.log`` is absolute.
 
 Workers share a study through its storage; :func:`optimize_until` runs trials until the study,
 counted across all workers, holds a given number of them. ``python -m idlmam.tune`` is that loop
-as a command (see :mod:`idlmam.tuning.worker`).
+as a command (see :mod:`idlmam.tune.worker`).
 
 Faults a study survives: a database server that restarts, pauses or stays locked (every call to an
 RDB storage is retried with backoff until it has failed for ``retry_for`` seconds in a row, then
@@ -79,7 +79,7 @@ _STORAGE_HELP = (
 
 #: Where the faults a worker survives are reported (a lost connection and its return, a torn
 #: journal record cut off, a dead worker's trial failed), one line each, as warnings.
-log = logging.getLogger("idlmam.tuning")
+log = logging.getLogger("idlmam.tune")
 
 #: The user attribute in which a worker records itself (``host:pid``) on each trial it runs.
 WORKER_ATTR = "worker"
@@ -411,7 +411,7 @@ def create_study(
     """Create (or load) a study with a seeded sampler (TPE unless told otherwise).
 
     A seeded sampler makes a *sequential* study reproducible: each proposal depends only on the
-    seed and on the trials before it, and with the seeded objective of :func:`~idlmam.tuning.objective.make_objective`
+    seed and on the trials before it, and with the seeded objective of :func:`~idlmam.tune.objective.make_objective`
     those come out the same on the CPU, so the same seed gives the same trials. *Parallel* workers
     are not reproducible: each worker has its own sampler, and what it proposes depends on which
     trials the other workers had finished at the moment it asked, which is a matter of timing.
@@ -423,7 +423,7 @@ def create_study(
             (in memory).
         study_name: the study's name in the storage (``None``: a generated one).
         seed: seed of the sampler (``None``: a fresh random one).
-        sampler: a name for :func:`~idlmam.tuning.samplers.make_sampler`, seeded with ``seed``
+        sampler: a name for :func:`~idlmam.tune.samplers.make_sampler`, seeded with ``seed``
             (``None``: ``"tpe"``, Optuna 5's default TPE whichever Optuna runs), or a sampler
             object, used as it is (``seed`` is then not used).
         direction: ``"maximize"`` (accuracy) or ``"minimize"``.
@@ -439,7 +439,7 @@ def create_study(
     Raises:
         StudyNotFoundError: ``create=False`` and there is no such study.
         ValueError: the existing study optimizes in the other direction, or ``sampler`` names
-            no sampler :func:`~idlmam.tuning.samplers.make_sampler` knows.
+            no sampler :func:`~idlmam.tune.samplers.make_sampler` knows.
 
     Example:
         >>> study = create_study("memory", "demo", seed=0)
@@ -604,7 +604,7 @@ def optimize_until(
 
     Args:
         study: the study, in any storage.
-        objective: ``objective(trial) -> float``, e.g. from :func:`~idlmam.tuning.objective.make_objective`.
+        objective: ``objective(trial) -> float``, e.g. from :func:`~idlmam.tune.objective.make_objective`.
         n_trials: the total the study should hold (0 or more).
         callbacks: more ``callback(study, frozen_trial)``, run after each trial.
 

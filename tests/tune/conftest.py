@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests of idlmam.tuning: tiny loaders, and a spy on the training loop.
+"""Fixtures shared by the tests of idlmam.tune: tiny loaders, and a spy on the training loop.
 
 (pytest finds them here, in the folder's conftest.py, for every test module beside it.)
 """

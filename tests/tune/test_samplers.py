@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.samplers (samplers and pruners by name) and idlmam.tuning.compare
+"""Tests of idlmam.tune.samplers (samplers and pruners by name) and idlmam.tune.compare
 (best-so-far curves, epochs spent), on cheap toy objectives: no training."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from packaging.version import Version
 
-from idlmam.tuning import (
+from idlmam.tune import (
     PRUNERS,
     SAMPLERS,
     best_so_far,

@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.objective: the objective (against hand-made training runs), for the
+"""Tests of idlmam.tune.objective: the objective (against hand-made training runs), for the
 chapter's MLP and for any builder, its data, and the count of how trials ended."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FixedTrial, TrialState
 
 from idlmam.data import ResidentLoader
-from idlmam.tuning import (
+from idlmam.tune import (
     TrialOutcomes,
     adamw_cosine,
     chapter_loaders,
@@ -101,7 +101,7 @@ def test_a_trial_with_seed_s_trains_what_seed_s_of_run_trains(loaders, spy):
             loaders={"train": train_loader, "val": val_loader},
             epochs=2,
             seeds=[seed],
-            model_fn=lambda: mlp(hidden=20, layers=2),
+            make_model=lambda: mlp(hidden=20, layers=2),
         )
         assert losses[seed] == frame["train loss"].tolist(), f"seed {seed}"
     assert losses[0] != losses[3]  # and the seed matters

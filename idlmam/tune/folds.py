@@ -1,9 +1,9 @@
 """Cross-validated objectives: one score per fold, reported per fold, for ``WilcoxonPruner``.
 
-The book's :func:`~idlmam.tuning.objective.make_objective` reports a learning curve (one value
+The book's :func:`~idlmam.tune.objective.make_objective` reports a learning curve (one value
 per epoch), which the median, successive-halving and Hyperband pruners read. ``WilcoxonPruner``
 reads something else: one score per *instance*, the same instances in every trial, paired with
-the best trial's scores on them (see :mod:`idlmam.tuning.samplers`). The instances here are the
+the best trial's scores on them (see :mod:`idlmam.tune.samplers`). The instances here are the
 folds of k-fold cross-validation: :func:`kfold_loaders` cuts the images into ``k`` folds, and the
 objective of :func:`make_fold_objective` trains one network per fold (on the other ``k - 1``),
 scores it on that fold, reports the score with the fold's id as the step, and returns the mean
@@ -127,16 +127,16 @@ def make_fold_objective(
     trial's number, so that no fold is always judged first, and a trial is reproducible.
 
     Every trial records ``epochs_trained`` (all its folds' epochs together, what
-    :func:`~idlmam.tuning.compare.epochs_spent` counts) and ``folds_scored``
+    :func:`~idlmam.tune.compare.epochs_spent` counts) and ``folds_scored``
     (:data:`FOLDS_SCORED`). A fold whose training diverged (its validation score is not finite)
     stops the trial as PRUNED with ``stopped_by = "divergence"``, as
-    :func:`~idlmam.tuning.objective.make_objective` does.
+    :func:`~idlmam.tune.objective.make_objective` does.
 
     Args:
         folds: the folds, ``(train_loader, val_loader)`` pairs; at least 2.
         epochs: epochs per fold.
         build: ``build(trial, epochs) -> (model, optimizer, lr_schedule)``
-            (``None``: :func:`~idlmam.tuning.objective.mlp_search`, the chapter's search).
+            (``None``: :func:`~idlmam.tune.objective.mlp_search`, the chapter's search).
         device: where to train.
         seed: seed of every fold's weights and batch order, and of the folds' order.
         prune: consult the study's pruner after every fold.

@@ -136,7 +136,7 @@ def retrain_and_test(
 
     The network, optimizer and schedule come from ``build`` fed the best parameters (an
     :class:`optuna.trial.FixedTrial`), so they are exactly those of the trial, and it trains
-    like a trial of :func:`~idlmam.tuning.objective.make_objective`: same seed for the weights
+    like a trial of :func:`~idlmam.tune.objective.make_objective`: same seed for the weights
     and the batch order, ``CrossEntropyLoss``, ``epochs`` epochs. The data is every image the
     search used, its training and validation loaders combined (:func:`combine_loaders`).
     Nothing is evaluated while it trains; afterwards the test set is predicted once and scored
@@ -150,7 +150,7 @@ def retrain_and_test(
             training, onto ``device``).
         epochs: epochs of the final training (a trial's, ``Budget.trial_epochs``, keeps the
             recipe the search scored).
-        build: the builder the search used (``None``: :func:`~idlmam.tuning.objective.mlp_search`,
+        build: the builder the search used (``None``: :func:`~idlmam.tune.objective.mlp_search`,
             the default of ``make_objective``).
         device: where to train and predict.
         seed: the seed of the weights and of the batch order (the search's).

@@ -30,9 +30,9 @@ pruner         what stops a trial
 =============  ===============================================================================
 
 ``wilcoxon`` reads one score per *instance* (a fold, a training seed; ``step`` is its id), the
-others a learning curve (``step`` is the epoch, as :func:`~idlmam.tuning.objective.make_objective`
+others a learning curve (``step`` is the epoch, as :func:`~idlmam.tune.objective.make_objective`
 reports); :func:`make_pruner` refuses a pruner that cannot read what the objective reports
-(:func:`~idlmam.tuning.folds.make_fold_objective` reports per fold). A seeded sampler repeats its
+(:func:`~idlmam.tune.folds.make_fold_objective` reports per fold). A seeded sampler repeats its
 trials when they run one after another; ``HyperbandPruner`` also needs a fixed study name.
 
 Example:
@@ -83,7 +83,7 @@ SAMPLERS: tuple[str, ...] = ("random", "tpe", "gp", "cmaes")
 #: The names :func:`make_pruner` knows.
 PRUNERS: tuple[str, ...] = ("none", "median", "halving", "hyperband", "wilcoxon")
 #: What an objective may report to its pruner (``make_pruner(..., reports=...)``): ``"epochs"``,
-#: a learning curve (``step`` = epoch, as :func:`~idlmam.tuning.objective.make_objective`
+#: a learning curve (``step`` = epoch, as :func:`~idlmam.tune.objective.make_objective`
 #: reports), or ``"instances"``, one score per fold, seed or problem (``step`` = its id).
 REPORTS: tuple[str, ...] = ("epochs", "instances")
 
@@ -162,7 +162,7 @@ def make_pruner(name: str, *, reports: str = "epochs", **kwargs: Any) -> optuna.
             ``"wilcoxon"`` (case-insensitive).
         reports: what the objective passes to ``trial.report(value, step)``: ``"epochs"`` (a
             learning curve, ``step`` = epoch: the book's
-            :func:`~idlmam.tuning.objective.make_objective`) or ``"instances"`` (one score per
+            :func:`~idlmam.tune.objective.make_objective`) or ``"instances"`` (one score per
             fold, seed or problem, ``step`` = its id). ``"wilcoxon"`` needs ``"instances"``; the
             others need ``"epochs"``; ``"none"`` takes either.
         **kwargs: arguments for the Optuna class, e.g. ``n_startup_trials=3`` (median),

@@ -1,4 +1,4 @@
-"""Tests of idlmam.tuning.storage: storage URLs, studies that resume, counting across workers."""
+"""Tests of idlmam.tune.storage: storage URLs, studies that resume, counting across workers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from idlmam.tuning import (
+from idlmam.tune import (
     StorageUnavailableError,
     StudyNotFoundError,
     count_trials,
@@ -161,7 +161,7 @@ def test_an_rdb_call_is_retried_while_the_connection_is_lost_then_given_up(tmp_p
             raise failures.pop()
         return "answer"
 
-    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+    with caplog.at_level("WARNING", logger="idlmam.tune"):
         assert storage._retry(flaky) == "answer"
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and "did not answer (OperationalError" in said[0]
@@ -192,7 +192,7 @@ def test_a_journal_record_cut_short_is_cut_off_before_the_next_write(tmp_path, c
     data = path.read_bytes()
     path.write_bytes(data[:-40])  # the last record, cut 40 bytes short
     resumed = create_study(url, "torn", seed=1)
-    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+    with caplog.at_level("WARNING", logger="idlmam.tune"):
         optimize_until(resumed, lambda t: t.suggest_float("x", 0, 1), 3)
     assert any("ended in a record cut short" in r.getMessage() for r in caplog.records)
     for line in path.read_bytes().splitlines(keepends=True):
@@ -238,7 +238,7 @@ def test_a_trial_failed_by_another_worker_while_it_ran_is_given_up_not_fatal(tmp
             trial.report(x, 0)  # refused: the trial is over
         return x
 
-    with caplog.at_level("WARNING", logger="idlmam.tuning"):
+    with caplog.at_level("WARNING", logger="idlmam.tune"):
         assert optimize_until(study, objective, 2) == 2
     assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
     assert any("trial 0 was failed by another worker" in r.getMessage() for r in caplog.records)

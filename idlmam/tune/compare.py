@@ -100,7 +100,7 @@ def epochs_spent(study: optuna.Study, states: Sequence[TrialState] = SPENT_STATE
     """The epochs every trial of ``study`` trained, all together: the compute the search cost.
 
     A trial's epochs are the steps it reported (``len(trial.intermediate_values)``: one report
-    per epoch, as :func:`~idlmam.tuning.objective.make_objective` makes them), or, when the
+    per epoch, as :func:`~idlmam.tune.objective.make_objective` makes them), or, when the
     trial recorded it, its user attribute ``epochs_trained`` (which also counts an epoch whose
     score was not reported, such as the one in which a run diverged). A pruned trial counts the
     epochs it ran before it was stopped, so with a pruner this is below ``trials x epochs``.

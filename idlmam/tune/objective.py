@@ -12,7 +12,7 @@ hyperparameters and returns ``(model, optimizer, lr_schedule)``::
 :func:`mlp_search` is the chapter's builder (the default), :func:`adamw_cosine` its optimizer
 and schedule. The validation set is split off the *training* data (:func:`chapter_loaders`); the
 test set is never touched, so the test accuracy of the best trial, retrained by
-:func:`idlmam.tuning.recipe.retrain_and_test`, stays an honest estimate.
+:func:`idlmam.tune.recipe.retrain_and_test`, stays an honest estimate.
 
 :func:`trial_outcomes` counts how a study's trials ended, telling the trials the pruner stopped
 from those whose training diverged.
@@ -159,7 +159,7 @@ def mlp_search(
 
     Returns:
         ``build(trial, epochs) -> (model, optimizer, lr_schedule)``, for :func:`make_objective`
-        and :func:`idlmam.tuning.recipe.retrain_and_test`.
+        and :func:`idlmam.tune.recipe.retrain_and_test`.
 
     Raises:
         ValueError: a range is not a ``(low, high)`` pair of positive numbers with
