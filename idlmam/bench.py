@@ -52,7 +52,7 @@ N_TRAIN, N_TEST = 60_000, 10_000  # a full Fashion-MNIST epoch: one training and
 BATCH_SIZE, LR = 256, 0.1
 EVAL_BATCH = 1024  # what ResidentLoader.eval_batches uses for the test pass
 # Training runs in the source chapter: the SGD baseline, four schedules, momentum, Nesterov, the
-# Adam family and the clipping runs (13 runs of budget.epochs), plus the two Optuna studies.
+# Adam family and the clipping runs (13 runs of budget.chapter.epochs), plus the two Optuna studies.
 CHAPTER_RUNS = 13
 
 
@@ -186,17 +186,18 @@ def matmul_floor(
 def chapter_epochs(budget: Budget, *, seeds: int = 1) -> float:
     """Full-data epochs of the chapter's model the whole chapter trains under ``budget``.
 
-    ``CHAPTER_RUNS`` runs of ``budget.epochs`` (each ``seeds`` times) plus the two Optuna studies
-    (``trials + prune_trials`` trials of ``trial_epochs``, pruning ignored), scaled by the
-    fraction of the training set the budget uses.
+    ``CHAPTER_RUNS`` runs of ``budget.chapter.epochs`` (each ``seeds`` times) plus the two Optuna
+    studies (``trials + prune_trials`` trials of ``budget.studies.epochs``, pruning ignored), each
+    scaled by the fraction of the training set it uses.
 
     Example:
         >>> chapter_epochs(BUDGETS["chapter"]), chapter_epochs(BUDGETS["full"])
         (950.0, 345.0)
     """
-    runs = CHAPTER_RUNS * budget.epochs * seeds
-    studies = (budget.trials + budget.prune_trials) * budget.trial_epochs
-    return (runs + studies) * (budget.train_size or N_TRAIN) / N_TRAIN
+    runs, studies = budget.chapter, budget.studies
+    run_epochs = CHAPTER_RUNS * runs.epochs * seeds * (runs.train_size or N_TRAIN) / N_TRAIN
+    trial_epochs = (studies.trials + studies.prune_trials) * studies.epochs
+    return run_epochs + trial_epochs * (studies.train_size or N_TRAIN) / N_TRAIN
 
 
 def _sgd(params) -> torch.optim.Optimizer:
@@ -376,9 +377,9 @@ def run_bench(settings: Settings, log: Callable[[str], None] = print) -> dict:
         "budget_minutes": {
             name: {
                 "epochs": chapter_epochs(b),
-                "seeds": b.seeds,
+                "seeds": b.chapter.seeds,
                 "fast": chapter_epochs(b) * fast / 60,
-                "fast_seeds": chapter_epochs(b, seeds=b.seeds) * fast / 60,
+                "fast_seeds": chapter_epochs(b, seeds=b.chapter.seeds) * fast / 60,
                 "classic": chapter_epochs(b) * classic / 60,
             }
             for name, b in BUDGETS.items()

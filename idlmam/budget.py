@@ -24,181 +24,164 @@ What each budget costs on one machine is measured in ``book/measurements.md``.
 
 Example:
     >>> from idlmam.budget import get_budget
-    >>> get_budget("quick").epochs
+    >>> get_budget("quick").chapter.epochs
     7
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-__all__ = ["Budget", "BUDGETS", "DEFAULT", "get_budget"]
+__all__ = ["Budget", "Runs", "Studies", "Search", "Sizes", "BUDGETS", "DEFAULT", "get_budget"]
 
 # the budget with IDL_BUDGET unset: the same on a CPU, on Colab's GPU and on an Apple GPU
 DEFAULT = "full"
 
 
+def _images(train_size: int | None) -> str:
+    return f"{train_size:,}" if train_size else "all 60,000"
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The multi-seed runs of a group of pages.
+
+    Args:
+        epochs: epochs per run.
+        seeds: how many seeds each comparison uses.
+        train_size: training images (``None``: all 60,000).
+    """
+
+    epochs: int
+    seeds: int
+    train_size: int | None = None
+
+    def describe(self) -> str:
+        """``"15 epochs per run, 3 seeds, all 60,000 training images"``."""
+        return (
+            f"{self.epochs} epochs per run, {self.seeds} seeds, "
+            f"{_images(self.train_size)} training images"
+        )
+
+
+@dataclass(frozen=True)
+class Studies:
+    """The Optuna studies of the chapter's search page and of exercises 6 and 7.
+
+    Args:
+        trials: trials of the plain study.
+        prune_trials: trials of the study with pruning.
+        epochs: epochs inside one trial.
+        train_size: training and validation images of the search (``None``: all 60,000).
+        toy_trials: trials of the toy-function study (it costs microseconds).
+    """
+
+    trials: int
+    prune_trials: int
+    epochs: int
+    train_size: int | None = None
+    toy_trials: int = 100
+
+    def describe(self) -> str:
+        """``"studies of 10 trials (20 with pruning), 5 epochs per trial, ..."``."""
+        return (
+            f"studies of {self.trials} trials ({self.prune_trials} with pruning), "
+            f"{self.epochs} epochs per trial, {_images(self.train_size)} training images"
+        )
+
+
+@dataclass(frozen=True)
+class Search:
+    """The repeated studies of the page comparing samplers and pruners.
+
+    Args:
+        studies: independent studies (sampler seeds) per sampler and per pruner.
+        trials: trials per study of the sampler comparison.
+        epochs: epochs per trial there, and per fold of the cross-validated studies.
+        train_size: training and validation images of its studies, together.
+        prune_trials: trials per study of the pruner comparison.
+        prune_epochs: epochs of a trial of the pruner comparison that no pruner stops.
+    """
+
+    studies: int
+    trials: int
+    epochs: int
+    train_size: int | None
+    prune_trials: int
+    prune_epochs: int
+
+    def describe(self) -> str:
+        """The studies' sizes, for a page's box (each is repeated ``studies`` times)."""
+        return (
+            f"studies of {self.trials} trials of {self.epochs} epochs, and of "
+            f"{self.prune_trials} trials of up to {self.prune_epochs} epochs with pruning, "
+            f"{_images(self.train_size)} training images"
+        )
+
+
+Sizes = Runs | Studies | Search
+
+
 @dataclass(frozen=True)
 class Budget:
-    """How much work each notebook does.
+    """How much work each page does, grouped by the pages each group sizes.
 
     Args:
         name: ``"full"``, ``"chapter"`` or ``"quick"``.
-        epochs: epochs for every training run of the chapter.
-        trials: Optuna trials of the plain study.
-        prune_trials: Optuna trials of the study with pruning.
-        trial_epochs: epochs inside one Optuna trial.
-        seeds: how many seeds each multi-seed comparison uses.
-        train_size: training examples used (``None``: all 60,000).
-        toy_trials: trials of the toy-function study (it costs microseconds).
-        exercise_train_size: training examples of the costlier exercises (the batch-size and
-            depth sweeps, the two searches of exercises 6 and 7; ``None``: all 60,000).
-        exercise_epochs: epochs per run of the sweeps of exercises 2 to 5.
-        since_train_size: training examples of the pages on what came after the chapter
-            (their many schedules and optimizers; ``None``: all 60,000).
-        since_epochs: epochs per run on those pages.
-        search_studies: independent studies (sampler seeds) per sampler and per pruner on the
-            page comparing them.
-        search_trials: trials per study of its sampler comparison.
-        search_epochs: epochs per trial of its sampler comparison, and per fold of its
-            cross-validated studies.
-        search_train_size: training and validation images of its studies, together
-            (``None``: all 60,000).
-        search_prune_trials: trials per study of its pruner comparison.
-        search_prune_epochs: epochs of a trial of its pruner comparison that no pruner stops.
-        prune_epochs: epochs of a trial of the studies with pruning, where they differ from
-            ``trial_epochs`` (``None``: the same); :meth:`search` sets it.
+        chapter: the runs of pages 1, 2, 3 and 6 and of exercise 1.
+        studies: the Optuna studies of page 4 and of exercises 6 and 7.
+        exercises: the runs of exercises 2 to 5 (the batch-size and depth sweeps, the RNN).
+        since: the runs of the pages on what came after the chapter (schedules, optimizers).
+        search: the studies of the page comparing samplers and pruners.
         findings: whether runs this size may be read as findings (a page states its
             comparisons only then; ``quick`` is a smoke test).
     """
 
     name: str
-    epochs: int
-    trials: int
-    prune_trials: int
-    trial_epochs: int
-    seeds: int
-    train_size: int | None
-    toy_trials: int = 100
-    exercise_train_size: int | None = None
-    exercise_epochs: int = 50
-    since_train_size: int | None = None
-    since_epochs: int = 50
-    search_studies: int = 3
-    search_trials: int = 20
-    search_epochs: int = 2
-    search_train_size: int | None = 3_000
-    search_prune_trials: int = 12
-    search_prune_epochs: int = 6
-    prune_epochs: int | None = None
+    chapter: Runs
+    studies: Studies
+    exercises: Runs
+    since: Runs
+    search: Search
     findings: bool = True
 
-    def exercises(self) -> Budget:
-        """This budget as the costlier exercises use it: their epochs and training-set size."""
-        return replace(self, epochs=self.exercise_epochs, train_size=self.exercise_train_size)
-
-    def since(self) -> Budget:
-        """This budget as the pages on what came after the chapter use it (epochs, images)."""
-        return replace(self, epochs=self.since_epochs, train_size=self.since_train_size)
-
-    def search(self) -> Budget:
-        """This budget as the page comparing samplers and pruners uses it: its trials, epochs
-        and images (``prune_trials`` and ``prune_epochs`` are those of its pruner studies; a run
-        there trains ``search_epochs``, and is repeated ``search_studies`` times)."""
-        return replace(
-            self,
-            epochs=self.search_epochs,
-            seeds=self.search_studies,
-            trials=self.search_trials,
-            trial_epochs=self.search_epochs,
-            prune_trials=self.search_prune_trials,
-            prune_epochs=self.search_prune_epochs,
-            train_size=self.search_train_size,
-        )
-
-    def describe(self, *, trials: bool = False) -> str:
-        """One line for a page: which budget made its numbers, and how big it is.
-
-        Args:
-            trials: describe the Optuna studies (trials, epochs per trial) instead of the
-                multi-seed runs.
-        """
-        images = f"{self.train_size:,}" if self.train_size else "all 60,000"
-        if trials and self.prune_epochs is not None and self.prune_epochs != self.trial_epochs:
-            return (
-                f"the `{self.name}` budget: studies of {self.trials} trials of "
-                f"{self.trial_epochs} epochs, and of {self.prune_trials} trials of up to "
-                f"{self.prune_epochs} epochs with pruning, {images} training images"
-            )
-        if trials:
-            return (
-                f"the `{self.name}` budget: studies of {self.trials} trials ({self.prune_trials}"
-                f" with pruning), {self.trial_epochs} epochs per trial, {images} training images"
-            )
-        return (
-            f"the `{self.name}` budget: {self.epochs} epochs per run, {self.seeds} seeds, "
-            f"{images} training images"
-        )
+    def describe(self, sizes: Sizes | None = None) -> str:
+        """One line for a page: which budget made its numbers, and ``sizes`` (default: the
+        chapter's runs), e.g. ``"the `full` budget: 10 epochs per run, 3 seeds, ..."``."""
+        return f"the `{self.name}` budget: {(sizes or self.chapter).describe()}"
 
 
 BUDGETS = {
     "full": Budget(
         "full",
-        epochs=15,
-        trials=10,
-        prune_trials=20,
-        trial_epochs=5,
-        seeds=3,
-        train_size=None,
-        exercise_train_size=12_000,
-        exercise_epochs=8,
-        since_train_size=12_000,
-        since_epochs=10,
-        search_studies=3,
-        search_trials=20,
-        search_epochs=2,
-        search_train_size=3_000,
-        search_prune_trials=12,
-        search_prune_epochs=6,
+        chapter=Runs(epochs=15, seeds=3),
+        studies=Studies(trials=10, prune_trials=20, epochs=5),
+        exercises=Runs(epochs=8, seeds=3, train_size=12_000),
+        since=Runs(epochs=10, seeds=3, train_size=12_000),
+        search=Search(
+            studies=3, trials=20, epochs=2, train_size=3_000, prune_trials=12, prune_epochs=6
+        ),
     ),
     "chapter": Budget(
         "chapter",
-        epochs=50,
-        trials=10,
-        prune_trials=20,
-        trial_epochs=10,
-        seeds=3,
-        train_size=None,
-        exercise_train_size=None,
-        exercise_epochs=50,
-        since_train_size=None,
-        since_epochs=30,
-        search_studies=5,
-        search_trials=40,
-        search_epochs=5,
-        search_train_size=12_000,
-        search_prune_trials=20,
-        search_prune_epochs=10,
+        chapter=Runs(epochs=50, seeds=3),
+        studies=Studies(trials=10, prune_trials=20, epochs=10),
+        exercises=Runs(epochs=50, seeds=3),
+        since=Runs(epochs=30, seeds=3),
+        search=Search(
+            studies=5, trials=40, epochs=5, train_size=12_000, prune_trials=20, prune_epochs=10
+        ),
     ),
     "quick": Budget(
         "quick",
-        epochs=7,
-        trials=4,
-        prune_trials=6,
-        trial_epochs=2,
-        seeds=2,
-        train_size=12_000,
-        exercise_train_size=12_000,
-        exercise_epochs=7,
-        since_train_size=6_000,
-        since_epochs=4,
-        search_studies=2,
-        search_trials=12,
-        search_epochs=2,
-        search_train_size=1_000,
-        search_prune_trials=6,
-        search_prune_epochs=3,
+        chapter=Runs(epochs=7, seeds=2, train_size=12_000),
+        studies=Studies(trials=4, prune_trials=6, epochs=2, train_size=12_000),
+        exercises=Runs(epochs=7, seeds=2, train_size=12_000),
+        since=Runs(epochs=4, seeds=2, train_size=6_000),
+        search=Search(
+            studies=2, trials=12, epochs=2, train_size=1_000, prune_trials=6, prune_epochs=3
+        ),
         findings=False,
     ),
 }

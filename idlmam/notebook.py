@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .budget import DEFAULT, Budget, get_budget
+from .budget import DEFAULT, Budget, Sizes, get_budget
 
 __all__ = ["glue", "setup", "finding", "budget_banner"]
 
@@ -68,15 +68,15 @@ def _show_html(markup: str) -> None:
 
 
 def budget_banner(
-    budget: Budget | None = None, *, trials: bool = False, trains: str | None = None
+    budget: Budget | None = None, sizes: Sizes | None = None, *, trains: str | None = None
 ) -> None:
-    """Show which budget produced the numbers of this page.
+    """Show which budget produced the numbers of this page, and what it trains.
 
     Args:
-        budget: the budget the page runs (default: :func:`idlmam.budget.get_budget`); pass
-            ``budget.exercises()`` or a ``dataclasses.replace`` of it where the page trains other
-            sizes.
-        trials: the page runs Optuna studies: describe trials, not seeds.
+        budget: the budget the page runs (default: :func:`idlmam.budget.get_budget`).
+        sizes: the group of the budget the page runs (``budget.since``, ``budget.studies``,
+            ...; default: ``budget.chapter``), or a ``dataclasses.replace`` of it where the page
+            trains other sizes.
         trains: what the page trains, for a page whose numbers no budget sizes (e.g.
             ``"nothing on data"``): the box says so instead of the budget's sizes.
     """
@@ -88,7 +88,7 @@ def budget_banner(
         )
         _show_html(_box("note", "Budget", body))
         return
-    description = budget.describe(trials=trials)
+    description = budget.describe(sizes)
     body = html.escape(f"The numbers and figures on this page come from {description}.")
     body = body.replace("`", "")
     if budget.name == DEFAULT:
@@ -104,7 +104,9 @@ def budget_banner(
     _show_html(_box("note", "Budget", body))
 
 
-def finding(text: str, *, needs: str, budget: Budget | None = None) -> None:
+def finding(
+    text: str, *, needs: str, budget: Budget | None = None, sizes: Sizes | None = None
+) -> None:
     """State ``text`` (a finding of the runs above) only on a budget large enough to support it.
 
     On such a budget the cell shows ``text`` as Markdown; on ``quick`` (``findings`` false) it
@@ -116,6 +118,7 @@ def finding(text: str, *, needs: str, budget: Budget | None = None) -> None:
         text: the finding, in Markdown, with its numbers already in it.
         needs: what the runs would have to show, completing "too small to ...".
         budget: the budget the runs used (default: :func:`idlmam.budget.get_budget`).
+        sizes: the group of it the runs used, as in :func:`budget_banner`.
 
     Raises:
         ValueError: ``text`` or ``needs`` is empty.
@@ -129,7 +132,7 @@ def finding(text: str, *, needs: str, budget: Budget | None = None) -> None:
         display(Markdown(text))
         return
     body = html.escape(
-        f"These runs ({budget.describe()}) are too small to {needs}. "
+        f"These runs ({budget.describe(sizes)}) are too small to {needs}. "
         "Run the page with IDL_BUDGET=full to see it, or read it on the published site."
     ).replace("`", "")
     _show_html(_box("warning", "No finding on this budget", body))

@@ -291,11 +291,11 @@ seeds, one line per optimizer, {html.escape(plan.name)} in black" src="data:imag
 
 
 def _summary(plan, race_seconds: float, board: pd.DataFrame, cached: int) -> list[str]:
-    budget = plan.budget.since()
+    budget = plan.budget.describe(plan.budget.since).replace("`", "")
     mine = plan.mine
     rates = ", ".join(f"{r:.2g}" for r in mine.rates())
     return [
-        f"budget: {budget.describe().replace('`', '')} ({VAL_FRACTION:.0%} of them held out for validation)",
+        f"budget: {budget} ({VAL_FRACTION:.0%} of them held out for validation)",
         f"protocol: each optimizer tries the rates of its grid (3 for the field; {plan.name}: "
         f"{rates}), one seed each; the best on validation accuracy is run with every seed and "
         f"scored once on test; every optimizer warms up over {WARMUP:.0%} of the steps, then decays "
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RaceInputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    _say(f"budget: {plan.budget.since().describe().replace('`', '')}")
+    _say(f"budget: {plan.budget.describe(plan.budget.since).replace('`', '')}")
     start = time.perf_counter()
     try:
         results = _race(plan, args.fresh)

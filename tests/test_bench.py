@@ -32,12 +32,17 @@ def test_flops_and_chapter_arithmetic():
     assert epoch_flops(mlp()) == 60_000 * train + 10_000 * test
     assert epoch_flops(mlp()) / 1e9 == pytest.approx(39.0, abs=0.1)
     full, quick = BUDGETS["full"], BUDGETS["quick"]
-    trials = (full.trials + full.prune_trials) * full.trial_epochs
-    assert chapter_epochs(full) == 13 * full.epochs + trials  # 345: 13 runs of 15, 30 trials of 5
+    studies = full.studies
+    trials = (studies.trials + studies.prune_trials) * studies.epochs
+    epochs = full.chapter.epochs
+    assert chapter_epochs(full) == 13 * epochs + trials  # 345: 13 runs of 15, 30 trials of 5
     assert chapter_epochs(BUDGETS["chapter"]) == 950  # the source: 13 runs of 50, 30 trials of 10
-    assert chapter_epochs(full, seeds=3) == 13 * full.epochs * 3 + trials
-    runs_and_trials = 13 * quick.epochs + (quick.trials + quick.prune_trials) * quick.trial_epochs
-    assert chapter_epochs(quick) == pytest.approx(runs_and_trials * quick.train_size / 60_000)
+    assert chapter_epochs(full, seeds=3) == 13 * epochs * 3 + trials
+    runs, studies = quick.chapter, quick.studies
+    assert chapter_epochs(quick) == pytest.approx(
+        13 * runs.epochs * runs.train_size / 60_000
+        + (studies.trials + studies.prune_trials) * studies.epochs * studies.train_size / 60_000
+    )
 
 
 @pytest.mark.slow

@@ -1,35 +1,59 @@
+from dataclasses import fields
+
 import pytest
 import torch
 
-from idlmam.budget import BUDGETS, DEFAULT, get_budget
+from idlmam.budget import BUDGETS, DEFAULT, Runs, Search, Studies, get_budget
 
 
 def test_chapter_is_the_chapters_own_numbers():
     chapter = get_budget("chapter")
-    assert (chapter.epochs, chapter.trials, chapter.prune_trials, chapter.trial_epochs) == (
-        50,
-        10,
-        20,
-        10,
-    )
-    assert chapter.train_size is None and chapter.exercise_train_size is None and chapter.seeds >= 3
+    assert chapter.chapter.epochs == 50 and chapter.chapter.seeds >= 3
+    studies = chapter.studies
+    assert (studies.trials, studies.prune_trials, studies.epochs) == (10, 20, 10)
+    assert chapter.chapter.train_size is None and chapter.exercises.train_size is None
 
 
 def test_full_keeps_the_seeds_data_and_trials_of_the_chapter():
     full, chapter = get_budget("full"), get_budget("chapter")
-    assert full.seeds >= 3 and full.train_size is None
-    assert (full.trials, full.prune_trials) == (chapter.trials, chapter.prune_trials)
-    assert full.epochs < chapter.epochs and full.trial_epochs < chapter.trial_epochs
+    assert full.chapter.seeds >= 3 and full.chapter.train_size is None
+    assert full.studies.trials == chapter.studies.trials
+    assert full.studies.prune_trials == chapter.studies.prune_trials
+    assert full.chapter.epochs < chapter.chapter.epochs
+    assert full.studies.epochs < chapter.studies.epochs
 
 
 @pytest.mark.parametrize("larger", ["full", "chapter"])
-def test_quick_is_smaller_everywhere(larger):
-    quick, big = BUDGETS["quick"], BUDGETS[larger]
-    assert quick.epochs < big.epochs and quick.trials < big.trials and quick.seeds < big.seeds
-    assert quick.prune_trials < big.prune_trials and quick.trial_epochs < big.trial_epochs
-    assert quick.exercise_epochs <= big.exercise_epochs
-    assert quick.since_epochs < big.since_epochs
-    assert quick.since_train_size < (big.since_train_size or 60_000)
+@pytest.mark.parametrize("group", ["chapter", "exercises", "since"])
+def test_quick_runs_are_smaller_everywhere(larger, group):
+    quick, big = getattr(BUDGETS["quick"], group), getattr(BUDGETS[larger], group)
+    assert quick.epochs <= big.epochs and quick.seeds < big.seeds
+    assert (quick.train_size or 60_000) <= (big.train_size or 60_000)
+    assert (quick.epochs, quick.train_size) != (big.epochs, big.train_size)
+
+
+@pytest.mark.parametrize("larger", ["full", "chapter"])
+def test_quick_studies_are_smaller(larger):
+    quick, big = BUDGETS["quick"].studies, BUDGETS[larger].studies
+    assert quick.trials < big.trials and quick.prune_trials < big.prune_trials
+    assert quick.epochs < big.epochs
+
+
+def test_every_group_of_every_budget_is_typed_and_positive():
+    """The groups are what the pages read; a field of one group never stands in for another's."""
+    for budget in BUDGETS.values():
+        assert {f.name for f in fields(budget)} == {
+            "name",
+            "chapter",
+            "studies",
+            "exercises",
+            "since",
+            "search",
+            "findings",
+        }
+        for group in (budget.chapter, budget.exercises, budget.since):
+            assert isinstance(group, Runs) and group.epochs > 0 and group.seeds > 0
+        assert isinstance(budget.studies, Studies) and isinstance(budget.search, Search)
 
 
 def test_environment_variable_chooses(monkeypatch):
@@ -68,54 +92,54 @@ def test_unknown_budget_names_the_choices(monkeypatch):
 def test_quick_trains_several_seeds_so_ci_runs_the_published_path():
     """Wherever full repeats a run over seeds, quick does too: the stacked path runs under CI."""
     quick, full = get_budget("quick"), get_budget("full")
-    assert full.seeds > 1 and quick.seeds >= 2
+    for group in ("chapter", "exercises", "since"):
+        assert getattr(full, group).seeds > 1 and getattr(quick, group).seeds >= 2, group
 
 
 def test_the_exercises_budget_describes_what_they_train():
-    full = get_budget("full").exercises()
-    assert (full.name, full.epochs, full.train_size) == ("full", 8, 12_000)
-    assert "8 epochs per run" in full.describe() and "12,000" in full.describe()
+    full = get_budget("full")
+    assert (full.exercises.epochs, full.exercises.train_size) == (8, 12_000)
+    assert full.describe(full.exercises) == (
+        "the `full` budget: 8 epochs per run, 3 seeds, 12,000 training images"
+    )
 
 
 def test_the_pages_after_the_chapter_describe_what_they_train():
-    full = get_budget("full").since()
-    assert (full.name, full.epochs, full.train_size) == ("full", 10, 12_000)
-    assert "10 epochs per run" in full.describe() and "12,000" in full.describe()
-    assert get_budget("chapter").since().train_size is None
+    full = get_budget("full")
+    assert (full.since.epochs, full.since.train_size) == (10, 12_000)
+    assert "10 epochs per run" in full.describe(full.since)
+    assert "12,000" in full.describe(full.since)
+    assert get_budget("chapter").since.train_size is None
 
 
 @pytest.mark.parametrize("larger", ["full", "chapter"])
 def test_the_search_comparisons_are_smaller_on_quick(larger):
-    quick, big = BUDGETS["quick"], BUDGETS[larger]
-    for field in ("search_trials", "search_prune_trials", "search_prune_epochs"):
+    quick, big = BUDGETS["quick"].search, BUDGETS[larger].search
+    for field in ("trials", "prune_trials", "prune_epochs"):
         assert getattr(quick, field) < getattr(big, field), field
-    assert quick.search_epochs <= big.search_epochs
-    assert quick.search_train_size < (big.search_train_size or 60_000)
+    assert quick.epochs <= big.epochs
+    assert quick.train_size < (big.train_size or 60_000)
     # bands and intervals need two studies at least, on quick too (the published path runs in CI)
-    assert 2 <= quick.search_studies <= big.search_studies
+    assert 2 <= quick.studies <= big.studies
 
 
 def test_search_trials_reach_past_the_random_start_of_tpe_and_gp():
     # TPE and GPSampler propose their first 10 trials at random: fewer would compare nothing
-    assert all(b.search_trials > 10 for b in BUDGETS.values())
+    assert all(b.search.trials > 10 for b in BUDGETS.values())
     # a pruner needs epochs to stop a trial early: more than the first rung's
-    assert all(b.search_prune_epochs >= 3 for b in BUDGETS.values())
+    assert all(b.search.prune_epochs >= 3 for b in BUDGETS.values())
 
 
 def test_the_search_budget_describes_its_two_kinds_of_study():
-    search = get_budget("full").search()
-    assert (search.trials, search.trial_epochs, search.train_size) == (20, 2, 3_000)
-    assert (search.prune_trials, search.prune_epochs) == (12, 6)
-    assert (search.epochs, search.seeds) == (2, 3)  # a run there, and how often it repeats
-    assert (
-        search.describe() == "the `full` budget: 2 epochs per run, 3 seeds, 3,000 training images"
-    )
-    assert search.describe(trials=True) == (
+    full = get_budget("full")
+    search = full.search
+    assert (search.trials, search.epochs, search.train_size) == (20, 2, 3_000)
+    assert (search.prune_trials, search.prune_epochs, search.studies) == (12, 6, 3)
+    assert full.describe(search) == (
         "the `full` budget: studies of 20 trials of 2 epochs, and of 12 trials of up to 6 "
         "epochs with pruning, 3,000 training images"
     )
-    # the other pages' line is unchanged: their pruning studies train trial_epochs
-    assert get_budget("full").describe(trials=True) == (
+    assert full.describe(full.studies) == (
         "the `full` budget: studies of 10 trials (20 with pruning), 5 epochs per trial, "
         "all 60,000 training images"
     )

@@ -44,7 +44,7 @@ def test_a_finding_needs_its_text_and_its_reason():
 def test_the_banner_names_the_budget(displayed):
     budget_banner(get_budget("full"))
     budget_banner(get_budget("quick"))
-    budget_banner(get_budget("full"), trials=True)
+    budget_banner(get_budget("full"), get_budget("full").studies)
     full, quick, studies = (markup for _, markup in displayed)
     assert "too small" not in full and "15 epochs per run" in full
     assert "quick" in quick and "7 epochs" in quick and "smoke test" in quick

@@ -221,7 +221,7 @@ class Setting:
 
 
 def setting(budget: Budget, device: torch.device | str = "cpu") -> Setting:
-    """The optimizers page's setting on ``budget`` (its :meth:`~idlmam.budget.Budget.since` sizes).
+    """The optimizers page's setting on ``budget`` (its ``since`` sizes).
 
     Example:
         >>> from idlmam.budget import get_budget
@@ -229,7 +229,7 @@ def setting(budget: Budget, device: torch.device | str = "cpu") -> Setting:
         >>> race.epochs, race.seeds, race.steps  # doctest: +SKIP
         (4, [0, 1], 76)
     """
-    since = budget.since()
+    since = budget.since
     loaders = book_loaders(
         BATCH_SIZE, device=device, train_size=since.train_size, val_fraction=VAL_FRACTION
     )

@@ -411,7 +411,7 @@ def chapter_loaders(
 ):
     """Training and validation loaders for the search, both cut from the Fashion-MNIST *training* set.
 
-    The budget's ``train_size`` examples (all 60,000 when it is ``None``) are drawn with ``seed``,
+    The budget's ``studies.train_size`` examples (all 60,000 when it is ``None``) are drawn with ``seed``,
     then split 80/20 with ``seed`` into training and validation. The test set is not loaded.
 
     Args:
@@ -438,7 +438,7 @@ def chapter_loaders(
 
     if not isinstance(budget, Budget):
         budget = get_budget(budget)
-    n = budget.train_size if train_size is None else train_size
+    n = budget.studies.train_size if train_size is None else train_size
     if n is not None and n < 10:
         raise ValueError(f"train_size must be at least 10 examples (or None for all), got {n!r}")
     loaders = book_loaders(

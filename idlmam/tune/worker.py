@@ -252,7 +252,7 @@ def _work(args: argparse.Namespace) -> int:
         val_loader,
         device=device,
         prune=args.prune,
-        epochs=args.epochs or budget.trial_epochs,
+        epochs=args.epochs or budget.studies.epochs,
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 

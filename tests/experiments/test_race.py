@@ -77,7 +77,9 @@ def test_a_class_and_a_function_load_and_train_one_at_a_time(module):
     assert mine.decays and not mine.elementwise and mine.grid == GRID
     assert type(mine.optimizer_at(mlp().parameters(), 0.5)).__name__ == "Mine"
     name, mine = load_contender(f"{module}:make_mine", lr=0.01)
-    assert name == "make_mine" and isinstance(mine.optimizer_at(mlp().parameters(), 0.5), torch.optim.SGD)
+    assert name == "make_mine" and isinstance(
+        mine.optimizer_at(mlp().parameters(), 0.5), torch.optim.SGD
+    )
 
 
 def test_a_dotted_module_from_the_current_folder(tmp_path, monkeypatch):

@@ -375,7 +375,11 @@ def test_a_failing_score_function_is_named_before_training(tiny_data):
         ),
         ({"make_optimizer": lambda p: torch.optim.LBFGS(p)}, "LBFGS"),
         (
-            {"make_model": lambda: nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))},
+            {
+                "make_model": lambda: nn.Sequential(
+                    nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10)
+                )
+            },
             "dropout",
         ),
         ({"make_model": lambda: clamp_gradients(m := small_model(), 1.0) and m}, "clip_value"),

@@ -517,5 +517,9 @@ def test_chapter_loaders_size_comes_from_the_budget(monkeypatch):
     chapter_loaders("quick")
     chapter_loaders("full")
     chapter_loaders("quick", train_size=500)
-    assert seen == [get_budget("quick").train_size, get_budget("full").train_size, 500]
+    assert seen == [
+        get_budget("quick").studies.train_size,
+        get_budget("full").studies.train_size,
+        500,
+    ]
     assert seen[0] < 60_000 and seen[1] is None  # quick draws a subset, full uses everything
