@@ -131,11 +131,11 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, seeds={len(SEEDS)}, device={DEVIC
 # %% [markdown]
 # ## The data, kept where the model trains
 #
-# We use Fashion-MNIST: 60,000 training and 10,000 test images of clothing in 10 classes, the
-# same size as MNIST but harder. The usual way to feed it is a `DataLoader` over torchvision's
-# dataset with `ToTensor()`, which turns every image into a PIL image and back into a tensor,
-# every epoch. Our loaders decode the whole split *once* into one tensor on the training device
-# (the values are bitwise the same) and draw each epoch's batches from a seeded shuffle.
+# We use Fashion-MNIST {cite:p}`xiao2017fashion`: 60,000 training and 10,000 test images of clothing
+# in 10 classes, the same size as MNIST but harder. The usual way to feed it is a `DataLoader` over
+# torchvision's dataset with `ToTensor()`, which turns every image into a PIL image and back into a
+# tensor, every epoch. Our loaders decode the whole split *once* into one tensor on the training
+# device (the values are bitwise the same) and draw each epoch's batches from a seeded shuffle.
 
 # %%
 loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)

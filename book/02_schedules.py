@@ -325,17 +325,18 @@ cosine = run(
 
 # %% [markdown]
 # ```{admonition} Cosine's relatives: warm restarts, snapshot ensembles and SWA
-# Raising the rate again is older than the cosine: Smith's *cyclical learning rates* (2015,
-# arXiv:1506.01186) move it up and down between two bounds for the whole run. *SGDR*,
-# stochastic gradient descent with warm restarts (Loshchilov & Hutter, 2017), gave it the
+# Raising the rate again is older than the cosine: Smith's *cyclical learning rates*
+# {cite:yearpar}`smith2015cyclical` move it up and down between two bounds for the whole run.
+# *SGDR*, stochastic gradient descent with warm restarts {cite:p}`loshchilov2017sgdr`, gave it the
 # cosine shape: anneal along a cosine, then jump straight back to
 # $\eta_0$ and anneal again, so that each restart can leave the basin the last one settled in
-# (our schedule climbs back smoothly instead of jumping). *Snapshot ensembles* (Huang et al.,
-# 2017) built on it: averaging the predictions of many networks beats any one of them, but
-# training 20 networks costs 20 runs, so save a copy of the weights at every dip of one run
-# instead: $d$ dips give a $d$-model ensemble for the price of one run. *Stochastic weight
-# averaging* (SWA, Izmailov et al., 2018; `torch.optim.swa_utils`) goes further and averages
-# the weights themselves into a single model. Both are built and measured on the ensembles page.
+# (our schedule climbs back smoothly instead of jumping). *Snapshot ensembles*
+# {cite:p}`huang2017snapshot` built on it: averaging the predictions of many networks beats any one
+# of them, but training 20 networks costs 20 runs, so save a copy of the weights at every dip of one
+# run instead: $d$ dips give a $d$-model ensemble for the price of one run. *Stochastic weight
+# averaging* (SWA, {cite:alp}`izmailov2018averaging`; `torch.optim.swa_utils`) goes further and
+# averages the weights themselves into a single model. Both are built and measured on the ensembles
+# page.
 # ```
 #
 # ## Reduce on plateau: let the validation loss decide

@@ -119,8 +119,8 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 # ### Nesterov momentum: look before you leap
 #
 # After a long run in one direction, momentum carries the weights past a turn in the valley and
-# needs several steps to come back. Nesterov momentum first moves by the velocity alone, takes
-# the gradient *there*, and corrects with it:
+# needs several steps to come back. Nesterov momentum {cite:p}`sutskever2013importance` first moves
+# by the velocity alone, takes the gradient *there*, and corrects with it:
 #
 # $$\Theta^{t'} = \Theta^t - \mu\, v^t \qquad v^{t+1} = \mu\, v^t + \eta\, \nabla \ell\big(f_{\Theta^{t'}}(x), y\big) \qquad \Theta^{t+1} = \Theta^t - v^{t+1}$$
 #
@@ -196,11 +196,11 @@ print(f"m = {m:.3f}, m_hat = {m_hat:.3f}; by hand {by_hand:.6f}, torch {theta.it
 # root-mean-square one, and it depends on the gradients' history. A noisy gradient, whose
 # average is smaller than its typical size, gets steps below $\eta$. But the ratio can exceed
 # 1: a gradient that appears after a quiet spell moves its parameter by up to
-# $\eta\,(1 - \beta_1) / \sqrt{1 - \beta_2}$ (the bound stated in Adam's paper), and one that
-# keeps growing by the factor $\beta_2 / \beta_1$ per step pushes it further, up to
-# $\eta\,(1 - \beta_1) / \sqrt{(1 - \beta_2)(1 - \beta_1^2 / \beta_2)}$ (the Cauchy-Schwarz
-# inequality on the two averages gives this ceiling). With the defaults, by hand and measured on
-# `torch.optim.Adam`:
+# $\eta\,(1 - \beta_1) / \sqrt{1 - \beta_2}$ (the bound stated in Adam's paper,
+# {cite:alp}`kingma2015adam`), and one that keeps growing by the factor $\beta_2 / \beta_1$ per step
+# pushes it further, up to $\eta\,(1 - \beta_1) / \sqrt{(1 - \beta_2)(1 - \beta_1^2 / \beta_2)}$
+# (the Cauchy-Schwarz inequality on the two averages gives this ceiling). With the defaults, by hand
+# and measured on `torch.optim.Adam`:
 
 # %%
 jump = (1 - beta1) / math.sqrt(1 - beta2)  # a gradient after a quiet spell
@@ -236,13 +236,14 @@ print(f"noisy gradients: median {adam_steps(noisy).median():.2f} x eta")
 #
 # ### AdamW, NAdam and AdaMax
 #
-# The Adam paper has no weight decay; libraries added it the way SGD takes it, as an L2 term
-# folded into the gradient, where the division by $\sqrt{\hat v}$ distorts it. **AdamW**
-# (Loshchilov and Hutter 2019, arXiv:1711.05101) applies the decay to the weights directly, and is the default
-# optimizer of `train_network` and of this book. **NAdam** puts Nesterov's look-ahead into
-# Adam's momentum. **AdaMax** replaces the root mean square by a running maximum of the
-# gradients' size (the Adam paper's second proposal). We keep each at its default learning
-# rate, untuned, while the SGD family runs at the chapter's $\eta_0 = 0.1$.
+# The Adam paper {cite:p}`kingma2015adam` has no weight decay; libraries added it the way SGD takes
+# it, as an L2 term folded into the gradient, where the division by $\sqrt{\hat v}$ distorts it.
+# **AdamW** {cite:p}`loshchilov2019decoupled` applies the decay to the weights directly, and is
+# the default optimizer of `train_network` and of this book. **NAdam**
+# {cite:p}`dozat2016incorporating` puts Nesterov's look-ahead into Adam's momentum. **AdaMax**
+# replaces the root mean square by a running maximum of the gradients' size (the Adam paper's
+# second proposal). We keep each at its default learning rate, untuned, while the SGD family runs
+# at the chapter's $\eta_0 = 0.1$.
 
 # %% mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax at their default rates against the SGD family: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-adamw"}, "image": {"alt": "Test accuracy against epoch for six optimizers: plain SGD, SGD with momentum, SGD with Nesterov momentum, AdamW, NAdam and AdaMax, each a mean line with a shaded 95% band over seeds."}} tags=["nbval-ignore-output"]
 adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
@@ -340,11 +341,11 @@ print("norm-clipped:  ", [round(x, 4) for x in (g * CLIP / g.norm()).tolist()])
 
 # %% [markdown]
 # The first line clamps each value on its own, which can turn the vector: here the 1000 no
-# longer stands out. The second is the alternative, `torch.nn.utils.clip_grad_norm_`, which
-# shrinks the whole vector until its length is $z$ and so keeps its direction (here almost all
-# of it points along the third value); `idlmam.optim.clip_grad_norm_on_step` applies it before
-# every step of an optimizer. Clamping is added to a model with a hook on every parameter that
-# rewrites its gradient as it is computed:
+# longer stands out. The second is the alternative {cite:p}`pascanu2013difficulty`,
+# `torch.nn.utils.clip_grad_norm_`, which shrinks the whole vector until its length is $z$ and so
+# keeps its direction (here almost all of it points along the third value);
+# `idlmam.optim.clip_grad_norm_on_step` applies it before every step of an optimizer. Clamping is
+# added to a model with a hook on every parameter that rewrites its gradient as it is computed:
 #
 # ```{literalinclude} ../idlmam/models.py
 # :pyobject: clamp_gradients

@@ -23,8 +23,8 @@
 # The chapter's schedules change the rate once per epoch and mostly stop short of zero. Today's
 # recipes differ in four ways, all of which this page trains on Fashion-MNIST. Two are older
 # than the chapter, only not used in it: the rate changes every *batch*, and it starts with a
-# short *warmup* (both standard since 2017-18: Goyal et al., 2017, arXiv:1706.02677; Vaswani et
-# al., 2017, arXiv:1706.03762; one-cycle, below). Two are newer: the rate ends by *decaying to
+# short *warmup* (both standard since 2017-18: {cite:alp}`goyal2017accurate,vaswani2017attention`;
+# one-cycle, below). Two are newer: the rate ends by *decaying to
 # zero*, and the decay is kept apart from the rest of the run so that one run can stop at any
 # length (*warmup-stable-decay*). Two older ideas appear next to them (one-cycle, new to this
 # book, and the chapter's warm restarts), and so does an alternative to decaying at all:
@@ -126,13 +126,13 @@ def by_epochs_trained(frame, title):
 #
 # A run of {glue:text}`total` steps that changes its rate once per epoch changes it only a
 # handful of times. The schedules on this page are defined per *step*: a warmup (hundreds to
-# thousands of steps in published recipes: 4,000 in the Transformer of Vaswani et al., 10,000 in
-# BERT, Devlin et al., 2018, arXiv:1810.04805, 2,000 in LLaMA, Touvron et al., 2023,
-# arXiv:2302.13971; here one epoch, {glue:text}`steps` steps), and a decay that reaches zero on
-# the very last step. `run` and `train_network` take
-# `lr_schedule_every="batch"` and then step the schedule after every optimizer step; the
-# results frame's `lr` column still holds the rate at the start of each epoch, and
-# `schedule_lrs` draws the whole curve by stepping the real scheduler object.
+# thousands of steps in published recipes: 4,000 in the Transformer of
+# {cite:t}`vaswani2017attention`, 10,000 in BERT, {cite:alp}`devlin2018bert`, 2,000 in LLaMA,
+# {cite:alp}`touvron2023llama`; here one epoch, {glue:text}`steps` steps), and a decay that reaches
+# zero on the very last step. `run` and `train_network` take `lr_schedule_every="batch"` and then
+# step the schedule after every optimizer step; the results frame's `lr` column still holds the rate
+# at the start of each epoch, and `schedule_lrs` draws the whole curve by stepping the real
+# scheduler object.
 #
 # With $W$ warmup steps, $T$ steps in all and the peak $\eta_{max}$, step $t$ (from 0) of a
 # warmup trains at $\eta_{max} (t + 1) / W$, so the first step is small but not zero. After it,
@@ -140,7 +140,7 @@ def by_epochs_trained(frame, title):
 # trains at $\eta_{max} (1 - p)$ and a cosine at $\eta_{max} \tfrac{1}{2}(1 + \cos \pi p)$.
 # So the package's decays train their last step at exactly zero (at $\eta_{min}$ when given a
 # floor), and with a floor of zero that step moves no weight: AdamW's decay is scaled by the rate
-# too. Defazio et al. (2023, arXiv:2310.07831) end one step earlier in the line, at
+# too. {cite:t}`defazio2023optimal` end one step earlier in the line, at
 # $\eta_{max}/T$, so that every step moves. The package keeps one convention for every
 # schedule, the last step at the floor, which with a floor above zero is the step that trains at
 # it; with the floor at zero it costs one step in {glue:text}`total`.
@@ -203,12 +203,12 @@ plt.show()
 # %% [markdown]
 # One-cycle here is PyTorch's `OneCycleLR` with its defaults, which follow fastai's version: two
 # phases, a warmup over 30% of the run from a twenty-fifth of the peak, then a cosine down to
-# $10^{-4}$ of that start. Smith and Topin's own policy (2017, arXiv:1708.07120) has three: up
-# and back down symmetrically to the start, then a short last phase far below it
+# $10^{-4}$ of that start. Smith and Topin's own policy {cite:yearpar}`smith2017superconvergence`
+# has three: up and back down symmetrically to the start, then a short last phase far below it
 # (`three_phase=True` in PyTorch). It also moves AdamW's $\beta_1$
 # against the rate (`cycle_momentum=True`, its default: from 0.95 down to 0.85 while the rate
-# climbs, and back), so it changes two knobs at once. Warm restarts (SGDR: Loshchilov and
-# Hutter, 2017, arXiv:1608.03983) repeat a cosine decay, each cycle from the peak without any
+# climbs, and back), so it changes two knobs at once. Warm restarts (SGDR:
+# {cite:alp}`loshchilov2017sgdr`) repeat a cosine decay, each cycle from the peak without any
 # warmup; each cycle ends at a low rate, which is where the
 # [snapshot ensembles](06_ensembles.ipynb) take their copies.
 #
@@ -217,8 +217,8 @@ plt.show()
 # At the start of training the weights are random and Adam's estimate of each gradient's size
 # rests on a few batches, so the first steps are the least reliable. A warmup climbs to the
 # peak over the first steps, here one epoch. What it is said to buy is a larger peak that
-# still trains (Goyal et al., 2017, arXiv:1706.02677; Kalra and Barkeshli, 2024,
-# arXiv:2406.09405). So we train at three peaks, from {glue:text}`peak_low` to
+# still trains {cite:p}`goyal2017accurate,kalra2024warmup`.
+# So we train at three peaks, from {glue:text}`peak_low` to
 # {glue:text}`peak_high`, each with and without warmup, and each followed by a linear decay
 # to zero so that only the start differs.
 
@@ -332,9 +332,9 @@ for label in ("with", "without"):
 #
 # The chapter's cosine stopped at a floor $\eta_{min} = \eta_0 / 100$. Newer results say the
 # floor should be zero, and that a straight line down to zero matches or beats a cosine:
-# Defazio et al. (2023, arXiv:2310.07831) derive the linear shape from the theory of the last
-# iterate and find it at least as good in practice, and Bergsma et al. (2025,
-# arXiv:2502.15938) find the same for language models. Both decays against a constant rate,
+# {cite:t}`defazio2023optimal` derive the linear shape from the theory of the last
+# iterate and find it at least as good in practice, and {cite:t}`bergsma2025straight`
+# find the same for language models. Both decays against a constant rate,
 # all three with the same warmup and peak:
 
 # %% mystnb={"figure": {"caption": "Test accuracy after each epoch of AdamW at a constant rate, with a cosine decay to zero, and with a linear decay to zero, all after the same warmup; mean over seeds with a 95% band.", "name": "fig-decay-to-zero"}, "image": {"alt": "Test accuracy against epochs trained for three schedules, each a mean line with a shaded 95% band over seeds: a constant rate (blue), a cosine decay to zero (orange) and a linear decay to zero (green)."}} tags=["nbval-ignore-output"]
@@ -369,10 +369,10 @@ finding(
 #
 # A cosine or linear decay needs the run's length in advance: its rate at step $t$ depends on
 # $T$. To compare three lengths you train three runs, and a run cannot be extended once it
-# has decayed. *Warmup-stable-decay* (WSD; Hu et al., 2024, arXiv:2404.06395) keeps the rate
+# has decayed. *Warmup-stable-decay* (WSD; {cite:alp}`hu2024minicpm`) keeps the rate
 # constant after the warmup and decays only in a short *cooldown* at the end, about the last
 # {glue:text}`cooldown_share:.0%` of the steps, in whole epochs here, with the
-# $1 - \sqrt{p}$ shape that Hägele et al. (2024, arXiv:2405.18392) found better than a
+# $1 - \sqrt{p}$ shape that {cite:t}`hagele2024scaling` found better than a
 # straight line. Until the cooldown, every WSD run is the same constant-rate run. So one
 # constant run, checkpointed after every epoch, can be *branched*: load the checkpoint of the
 # epoch where a cooldown would start, cool down from there, and keep training the trunk for
@@ -570,8 +570,8 @@ finding(
 # keeps a one-epoch reach if the batch size changes. Whether the average can stand in for the
 # decay here, the comparison above says. Elsewhere the evidence is mixed: in the MLCommons
 # AlgoPerf benchmark, the submissions that averaged the weights on top of NAdamW with a
-# decaying schedule scored below that schedule alone (Kasimbeg et al., 2025,
-# arXiv:2502.15015), while Ajroldi, Orvieto and Geiping (2025, arXiv:2502.06761) find
+# decaying schedule scored below that schedule alone {cite:p}`kasimbeg2025accelerating`,
+# while {cite:t}`ajroldi2025when` find
 # averaging combined with a decay best.
 #
 # ## What we did

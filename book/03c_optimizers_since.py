@@ -22,10 +22,10 @@
 #
 # The gradients page ran every optimizer at one learning rate, its usual one. That answers "which
 # optimizer works out of the box", not "which optimizer trains this network best". This page asks
-# the second question with a protocol modelled on the MLCommons AlgoPerf benchmark (Dahl et al.
-# 2023, arXiv:2306.07179): each optimizer gets its own learning-rate search on a validation split,
-# with the same number of trials for all, and only its best setting is run with every seed and
-# scored on the test set. The rules below say what is borrowed from AlgoPerf and what differs.
+# the second question with a protocol modelled on the MLCommons AlgoPerf benchmark
+# {cite:p}`dahl2023benchmarking`: each optimizer gets its own learning-rate search on a validation
+# split, with the same number of trials for all, and only its best setting is run with every seed
+# and scored on the test set. The rules below say what is borrowed from AlgoPerf and what differs.
 # The contenders are the chapter's SGD with Nesterov momentum and AdamW; NAdamW, RAdam
 # and Adafactor, which PyTorch now ships; three optimizers published after the chapter was
 # written: Lion, Muon and schedule-free AdamW; and two preconditioners, Shampoo and SOAP, which
@@ -114,12 +114,12 @@ print(
 # Every claim of the kind "optimizer A trains faster than B" hides a second comparison: how
 # much effort went into tuning each. Give the new method a careful search and the baseline its
 # defaults, and the new method can win without being better. AlgoPerf fixes the tuning protocol
-# for every submission instead. In its first results (Kasimbeg et al. 2025, arXiv:2502.15015) a
+# for every submission instead. In its first results {cite:p}`kasimbeg2025accelerating` a
 # tuned NAdamW with warmup and a cosine decay was a strong baseline: the winner of the track
 # with a tuning budget, Distributed Shampoo, trained about 28% faster than it, and schedule-free
 # AdamW won the self-tuning track, where a submission must set its own hyperparameters with no
-# search outside the run. A later benchmark of language-model pretraining (Wen et al. 2025,
-# arXiv:2509.02046) found the claimed speed-ups of newer optimizers over AdamW, 1.4 to 2 times,
+# search outside the run. A later benchmark of language-model pretraining {cite:p}`wen2025fantastic`
+# found the claimed speed-ups of newer optimizers over AdamW, 1.4 to 2 times,
 # smaller once every optimizer was tuned as carefully as the others, and falling with the size
 # of the model, to about 1.1 times at 1.2 billion parameters. Our protocol borrows AlgoPerf's
 # central rule, the same tuning budget for every method, chosen on validation data, and
@@ -161,20 +161,21 @@ print(
 # - **NAdamW**: `torch.optim.NAdam` (Adam with Nesterov's look-ahead in its momentum) with
 #   `decoupled_weight_decay=True`, so that its decay acts on the weights as AdamW's does. It is
 #   not exactly the NAdamW of the AlgoPerf baseline above: PyTorch keeps Dozat's momentum
-#   schedule, a coefficient $\beta_1 (1 - \tfrac{1}{2} \cdot 0.96^{t\psi})$ on step $t$ with
-#   `momentum_decay` $\psi = 0.004$, which stays between 0.45 and 0.52 for the first thousand
-#   steps and nears $\beta_1 = 0.9$ only after tens of thousands, where AlgoPerf's NAdamW uses
-#   $\beta_1$ from the first step.
-# - **RAdam** (Liu et al. 2019, arXiv:1908.03265): Adam with a correction that shrinks its
+#   schedule {cite:yearpar}`dozat2016incorporating`, a coefficient
+#   $\beta_1 (1 - \tfrac{1}{2} \cdot 0.96^{t\psi})$ on step $t$ with `momentum_decay`
+#   $\psi = 0.004$, which stays between 0.45 and 0.52 for the first thousand steps and nears
+#   $\beta_1 = 0.9$ only after tens of thousands, where AlgoPerf's NAdamW uses $\beta_1$ from the
+#   first step.
+# - **RAdam** {cite:p}`liu2019variance`: Adam with a correction that shrinks its
 #   adaptive steps while the average of the squared gradients still rests on few batches (its
 #   very first steps are plain momentum steps): a warmup built into the optimizer. Also with
 #   decoupled decay.
-# - **Adafactor** (Shazeer and Stern 2018, arXiv:1804.04235): keeps, for each weight matrix,
+# - **Adafactor** {cite:p}`shazeer2018adafactor`: keeps, for each weight matrix,
 #   only the row and column averages of the squared gradients, so its memory grows with
 #   rows + columns instead of rows × columns. PyTorch's version has no momentum, scales each
 #   step by the root mean square of the weights themselves, and caps the rate at $1/\sqrt{t}$
 #   on step $t$.
-# - **Muon** (Keller Jordan and others, 2024): momentum, then the update matrix of each hidden layer
+# - **Muon** {cite:p}`jordan2024muon`: momentum, then the update matrix of each hidden layer
 #   replaced by an approximation of the nearest orthogonal matrix (five Newton-Schulz iterations),
 #   so that every direction of the matrix moves by about the same amount. `torch.optim.Muon` accepts
 #   only 2-D parameters; biases and the output layer go to AdamW, in one optimizer object,
@@ -183,22 +184,22 @@ print(
 #   keep that split, which the released package's field fixes for every race run against it, and
 #   do not measure the README's: so Muon's result on this page is for this split, and may move
 #   either way under its authors' one.
-# - **Lion** (Chen et al. 2023, arXiv:2302.06675): the *sign* of a mix of the stored momentum
+# - **Lion** {cite:p}`chen2023symbolic`: the *sign* of a mix of the stored momentum
 #   and the new gradient, $\beta_1 m + (1 - \beta_1) g$, so every weight moves by exactly $\eta$
 #   each step, plus decoupled decay; the momentum itself is then updated with a second, longer
 #   memory, $\beta_2$. Its authors advise a rate 3-10 times
 #   smaller than AdamW's and a decay 3-10 times larger: we give it $\lambda = 0.1$.
-# - **Shampoo** (Gupta, Koren and Singer 2018, arXiv:1802.09568), the family of the winner of
+# - **Shampoo** {cite:p}`gupta2018shampoo`, the family of the winner of
 #   AlgoPerf's external-tuning track: each weight matrix's gradient multiplied on the left and on
 #   the right by inverse fourth roots of two small matrices that sum the gradients' products,
 #   recomputed here every 10 steps; the size of each step taken from AdaGrad (*grafting*), and
 #   momentum 0.9. It has no usual rate of its own: AdaGrad's default is 0.01 and momentum 0.9
 #   carries each step about ten times as far, so its grid starts at 0.001.
-# - **SOAP** (Vyas et al. 2024, arXiv:2409.11321): Adam run in the coordinates of Shampoo's two
+# - **SOAP** {cite:p}`vyas2024soap`: Adam run in the coordinates of Shampoo's two
 #   matrices (their eigenvectors, refreshed every 10 steps), with its authors' defaults: rate
 #   0.003, $\beta_1 = \beta_2 = 0.95$. Both are written from scratch in `idlmam.optim` and
 #   tested against an independent implementation (`pytorch-optimizer`).
-# - **Schedule-free AdamW** (Defazio et al. 2024, arXiv:2405.15682): no decaying schedule at
+# - **Schedule-free AdamW** {cite:p}`defazio2024road`: no decaying schedule at
 #   all; it evaluates an average of its base iterates $z$ (the sequence its Adam-style steps
 #   move), while the gradients are taken at an interpolation $y$ between $z$ and that average.
 #   Its `optimizer.train()` and
@@ -219,8 +220,8 @@ print("AdamW:", [tuple(p.shape) for p in other])
 
 # %% [markdown]
 # The three hidden weight matrices go to Muon; the four biases and the output layer's weights
-# to AdamW. With `adjust_lr_fn="match_rms_adamw"` (Moonshot AI, arXiv:2502.16982) Muon's steps
-# are scaled to the size of an AdamW step, so one rate and one schedule drive both halves.
+# to AdamW. With `adjust_lr_fn="match_rms_adamw"` (Moonshot AI: {cite:alp}`liu2025muon`) Muon's
+# steps are scaled to the size of an AdamW step, so one rate and one schedule drive both halves.
 #
 # Each contender is a `Contender`: a function of the parameters and the rate, its usual rate,
 # whether it takes the shared schedule, and its grid. The field, as `idlmam.experiments.race`
@@ -530,7 +531,7 @@ shown.astype(object).mask(shown.isna(), "not reached")
 #
 # Read the epochs with the schedule in mind: a run whose rate decays to zero at its last step is
 # built to be best at the end, and may cross a target late and still finish ahead; schedule-free
-# AdamW has no such decay. Wen et al. (arXiv:2509.02046) make the same point about language
+# AdamW has no such decay. {cite:t}`wen2025fantastic` make the same point about language
 # models: rankings of optimizers read from checkpoints before the end of training can flip by the
 # end, because the rate is still decaying.
 #
@@ -624,7 +625,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # smaller weights, a simpler function. For a bias or a batch-norm scale $\gamma$ and shift
 # $\beta$ it is not: a bias of zero is not simpler than a bias of 0.3, and a batch-norm scale
 # pulled towards zero shrinks what the layer passes on. So common practice (nanoGPT's
-# `configure_optimizers`; He et al. 2018, arXiv:1812.01187) decays only the parameters with two
+# `configure_optimizers`; {cite:alp}`he2018bag`) decays only the parameters with two
 # or more dimensions. `decay_param_groups` makes the two groups for any `torch.optim`
 # optimizer:
 #

@@ -104,7 +104,7 @@ STARTS = {"aligned valley": turned(START), "diagonal valley": START}
 
 
 # %% [markdown]
-# AdaGrad (Duchi, Hazan and Singer 2011) divides each coordinate of the gradient by the root of
+# AdaGrad {cite:p}`duchi2011adaptive` divides each coordinate of the gradient by the root of
 # the sum of its past squares. That is a diagonal $P$: on the aligned valley it shrinks the steep
 # coordinate and stretches the flat one, exactly what the valley needs. On the diagonal valley
 # every gradient has both coordinates large, so the diagonal cannot tell the steep direction from
@@ -265,8 +265,8 @@ sizes.map(lambda n: f"{n:,}")
 
 # %% [markdown]
 # The full matrices of the four layers would hold {glue:text}`full_gb` of numbers in single
-# precision, for a network that fits in half a megabyte. Shampoo (Gupta, Koren and Singer 2018,
-# arXiv:1802.09568) keeps one matrix per *side* of each weight matrix instead: for a gradient
+# precision, for a network that fits in half a megabyte. Shampoo {cite:p}`gupta2018shampoo`
+# keeps one matrix per *side* of each weight matrix instead: for a gradient
 # $G_t$ of shape $m \times n$,
 #
 # $$L_t = \sum_{s \le t} G_s G_s^\top \quad (m \times m), \qquad
@@ -274,12 +274,12 @@ sizes.map(lambda n: f"{n:,}")
 #   W_{t+1} = W_t - \eta\, L_t^{-1/4}\, G_t\, R_t^{-1/4}.$$
 #
 # {glue:text}`shampoo_mb` for the whole network. $L$ gathers how the rows of the gradient vary
-# together, $R$ how its columns do. Gupta et al. show that, for gradients of rank at most $r$,
-# the Kronecker product $L_t^{1/2} \otimes R_t^{1/2}$ is an upper bound of $\tfrac{1}{r} H_t$,
-# the sum full-matrix AdaGrad keeps for the flattened weights. Full-matrix AdaGrad steps by
-# $H_t^{-1/2}$; Shampoo by $(L_t^{1/2} \otimes R_t^{1/2})^{-1/2} = L_t^{-1/4} \otimes
-# R_t^{-1/4}$, which, applied to the flattened gradient, is $L_t^{-1/4} G_t R_t^{-1/4}$ on the
-# matrix: hence the quarter powers.
+# together, $R$ how its columns do. {cite:t}`gupta2018shampoo` show that, for gradients of rank at
+# most $r$, the Kronecker product $L_t^{1/2} \otimes R_t^{1/2}$ is an upper bound of
+# $\tfrac{1}{r} H_t$, the sum full-matrix AdaGrad keeps for the flattened weights. Full-matrix
+# AdaGrad steps by $H_t^{-1/2}$; Shampoo by
+# $(L_t^{1/2} \otimes R_t^{1/2})^{-1/2} = L_t^{-1/4} \otimes R_t^{-1/4}$, which, applied to the
+# flattened gradient, is $L_t^{-1/4} G_t R_t^{-1/4}$ on the matrix: hence the quarter powers.
 
 # %% [markdown]
 # ## Shampoo in a dozen lines
@@ -447,12 +447,12 @@ for key, name in (
 #
 # ## Shampoo as it is used
 #
-# `idlmam.optim.Shampoo` is the dozen lines plus what made Shampoo practical (Anil et al. 2020,
-# arXiv:2002.09018):
+# `idlmam.optim.Shampoo` is the dozen lines plus what made Shampoo practical
+# {cite:p}`anil2020scalable`:
 #
 # - **An update interval.** The eigendecompositions are the cost, and $L$ and $R$ change slowly,
 #   so the roots are recomputed only every $k$ steps (`update_interval`) and reused in between.
-# - **Grafting** (Agarwal et al. 2020, arXiv:2002.11803). Shampoo keeps its own *direction* but
+# - **Grafting** {cite:p}`agarwal2020disentangling`. Shampoo keeps its own *direction* but
 #   takes the *size* of each tensor's step from a simpler optimizer, AdaGrad by default. A rate
 #   tuned for AdaGrad then carries over, and the step stays sensible while $L$ and $R$ still rest
 #   on few gradients.
@@ -484,15 +484,15 @@ print(f"idlmam.optim.Shampoo traces the dozen lines' losses (200 steps, to 1e-9)
 # ## SOAP: Adam in Shampoo's coordinates
 #
 # The first section showed a diagonal preconditioner failing on a valley that runs across its
-# axes, and succeeding once the valley is turned to lie along them. SOAP (Vyas et al. 2024,
-# arXiv:2409.11321) turns the coordinates instead of the valley: it keeps Shampoo's $L$ and $R$
+# axes, and succeeding once the valley is turned to lie along them. SOAP {cite:p}`vyas2024soap`
+# turns the coordinates instead of the valley: it keeps Shampoo's $L$ and $R$
 # (as moving averages), takes their eigenvectors $Q_L$ and $Q_R$, and runs Adam on the rotated
 # gradient $Q_L^\top G\, Q_R$, rotating each step back with $Q_L \cdot Q_R^\top$. Adam's
 # diagonal then works in the coordinates in which $L$ and $R$ are diagonal, and the
 # eigenvectors, which change slowly, are refreshed only every 10 steps; between refreshes a
-# step costs six matrix products for the rotations and two for the statistics. Vyas et al. show
-# that an idealized Shampoo with the exponent $-1/2$ amounts to Adafactor run in the eigenbasis
-# of Shampoo's matrices; SOAP runs Adam there instead.
+# step costs six matrix products for the rotations and two for the statistics.
+# {cite:t}`vyas2024soap` show that an idealized Shampoo with the exponent $-1/2$ amounts to
+# Adafactor run in the eigenbasis of Shampoo's matrices; SOAP runs Adam there instead.
 #
 # ````{dropdown} The step of idlmam.optim.SOAP, for one tensor
 # ```{literalinclude} ../idlmam/optim/soap.py
@@ -561,7 +561,7 @@ costs.round(1)
 # times; SOAP {glue:text}`cost_soap` times, and Muon {glue:text}`cost_muon` times. These are one
 # machine's clock, on a network whose forward and backward passes are tiny: the decompositions'
 # cost grows with the width of the layers and not with the batch, so with large batches and a
-# GPU the share shrinks. Distributed Shampoo (Shi et al. 2023, arXiv:2309.06497), the version
+# GPU the share shrinks. Distributed Shampoo {cite:p}`shi2023distributed`, the version
 # that won AlgoPerf's track, spreads the decompositions over the GPUs that train the model and
 # recomputes them only every so many steps.
 

@@ -21,11 +21,11 @@
 # # Hyperparameter search with Optuna
 #
 # Gradients tune the weights, but not the numbers we choose before training: how many layers,
-# how many neurons, which learning rate. This page searches for them with Optuna, first on a
-# toy function whose answer we know, then on the chapter's network with a variable number of
-# layers, reads the search through its plots, prunes hopeless trials early, and finally trains
-# the chosen network on all the training images the search used and scores it once on the test
-# set.
+# how many neurons, which learning rate. This page searches for them with Optuna
+# {cite:p}`akiba2019optuna`, first on a toy function whose answer we know, then on the chapter's
+# network with a variable number of layers, reads the search through its plots, prunes hopeless
+# trials early, and finally trains the chosen network on all the training images the search used and
+# scores it once on the test set.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from PyPI (does nothing elsewhere).

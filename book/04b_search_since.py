@@ -135,17 +135,17 @@ print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} valid
 # Optuna 5 ships:
 #
 # - **random search** (`RandomSampler`): independent draws from the ranges; the baseline every
-#   other sampler must beat.
+#   other sampler must beat {cite:p}`bergstra2012random`.
 # - **TPE** (`TPESampler`, the default): splits the finished trials into good and bad ones, fits
-#   a density to each, and proposes where good trials are dense and bad ones are not (Bergstra
-#   et al., 2011; Watanabe's tutorial, arXiv:2304.11127). In Optuna 5 it is *multivariate*: it
-#   models the hyperparameters jointly, so it can learn that a deep network wants another rate
-#   than a shallow one.
+#   a density to each, and proposes where good trials are dense and bad ones are not
+#   ({cite:alp}`bergstra2011algorithms`; Watanabe's tutorial, {cite:alp}`watanabe2023tree`). In
+#   Optuna 5 it is *multivariate*: it models the hyperparameters jointly, so it can learn that a
+#   deep network wants another rate than a shallow one.
 # - **GP** (`GPSampler`): fits a Gaussian process to the scores and proposes the trial with the
-#   largest expected improvement over the best so far (Snoek et al., arXiv:1206.2944). Fitting
+#   largest expected improvement over the best so far {cite:p}`snoek2012practical`. Fitting
 #   it costs more time with every trial.
 # - **CMA-ES** (`CmaEsSampler`): moves and reshapes a Gaussian over the search space towards the
-#   good trials, an evolution strategy (Hansen, arXiv:1604.00772).
+#   good trials, an evolution strategy {cite:p}`hansen2016cma`.
 #
 # `idlmam.tuning.make_sampler` makes each by name, seeded. TPE and GP begin with 10 random
 # trials (their `n_startup_trials`) before their model proposes anything, and they draw them
@@ -275,12 +275,12 @@ finding(
 #
 # Which of the three hyperparameters decided the score? Optuna answers with
 # `optuna.importance.get_param_importances(study, evaluator=...)`. We pass it the PED-ANOVA
-# evaluator (Watanabe et al., arXiv:2304.10255),
+# evaluator {cite:p}`watanabe2023ped`,
 # `optuna.importance.PedAnovaImportanceEvaluator()`, explicitly: it is the default from Optuna
-# 5 on, but older versions that the package still accepts default to fANOVA, a different
-# measure. PED-ANOVA compares, for each hyperparameter, where the
-# best trials (the top 10% by default) lie with where all the trials lie. A hyperparameter whose
-# best trials crowd into a small part of the values the study tried is important; one whose
+# 5 on, but older versions that the package still accepts default to fANOVA
+# {cite:p}`hutter2014efficient`, a different measure. PED-ANOVA compares, for each hyperparameter,
+# where the best trials (the top 10% by default) lie with where all the trials lie. A hyperparameter
+# whose best trials crowd into a small part of the values the study tried is important; one whose
 # best trials are spread like all the others is not. The importances of a study add up to 1.
 #
 # Optuna's documentation advises at least 5 trials in that top 10%, so about 50 trials in all.
@@ -356,19 +356,19 @@ finding(
 #
 # ## The learning-rate range test
 #
-# A search spends many trainings to find a learning rate. Smith (arXiv:1506.01186,
-# arXiv:1803.09820) proposed to measure it in one short run instead, the *range test*: train
-# for a few epochs while the rate grows linearly from far too small to far too large, and read
-# the accuracy, which rises once the rate is large enough and falls apart when it is too large.
-# The form most libraries use today, and the one used here, is fastai's `lr_find` (Howard and
-# Gugger 2020, arXiv:2002.04688): a fixed number of batches (100 by default, over several
-# epochs if an epoch is shorter), the rate growing exponentially batch after batch, the smoothed
-# training loss recorded. The loss stays flat while the rate is too small to
-# matter, falls steeply once the rate is large enough, bottoms out, and explodes when the rate
-# is too large. fastai can read four suggestions off that curve (`minimum`, `steep`, `valley`
-# and `slide`), and its default is `valley`, a rate inside the longest stretch over which the
-# loss falls. The rule used here is its `minimum`: the rate at the minimum divided by ten, a
-# rate on the steep descent about ten times below where the loss turns up.
+# A search spends many trainings to find a learning rate.
+# {cite:t}`smith2015cyclical,smith2018disciplined` proposed to measure it in one short run instead,
+# the *range test*: train for a few epochs while the rate grows linearly from far too small to far
+# too large, and read the accuracy, which rises once the rate is large enough and falls apart when
+# it is too large. The form most libraries use today, and the one used here, is fastai's `lr_find`
+# {cite:p}`howard2020fastai`: a fixed number of batches (100 by default, over several epochs if an
+# epoch is shorter), the rate growing exponentially batch after batch, the smoothed training loss
+# recorded. The loss stays flat while the rate is too small to matter, falls steeply once the rate
+# is large enough, bottoms out, and explodes when the rate is too large. fastai can read four
+# suggestions off that curve (`minimum`, `steep`, `valley` and `slide`), and its default is
+# `valley`, a rate inside the longest stretch over which the loss falls. The rule used here is its
+# `minimum`: the rate at the minimum divided by ten, a rate on the steep descent about ten times
+# below where the loss turns up.
 #
 # `idlmam.experiments.lr_range_test` runs that pass on a model and its optimizer, for at most one
 # epoch (the package's own rule, not fastai's): batch $i$ of the
@@ -522,10 +522,10 @@ finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
 #   (unless it diverges);
 # - **median** (`MedianPruner`): stops a trial whose best score so far is below the median of the
 #   finished trials' scores at the same epoch (the Optuna page's pruner);
-# - **successive halving** (`SuccessiveHalvingPruner`, asynchronous, Li et al.,
-#   arXiv:1810.05934): at each *rung* (here after epochs {glue:text}`rungs`) a trial goes on
+# - **successive halving** (`SuccessiveHalvingPruner`, asynchronous,
+#   {cite:alp}`li2020system`): at each *rung* (here after epochs {glue:text}`rungs`) a trial goes on
 #   only if it is in the top third of the trials that have reached that rung;
-# - **Hyperband** (`HyperbandPruner`, Li et al., arXiv:1603.06560): several runs of successive
+# - **Hyperband** (`HyperbandPruner`, {cite:alp}`li2018hyperband`): several runs of successive
 #   halving with different starting budgets, called *brackets* (their first rungs lie at
 #   different epochs), each trial in one of them, so that no single choice of the first rung
 #   has to suit every search.

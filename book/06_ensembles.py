@@ -155,8 +155,8 @@ print(f"{count_parameters(model):,} parameters")
 # An ensemble of $M$ snapshots costs $M$ forward passes per prediction. Stochastic weight
 # averaging keeps one network whose weights are the mean of the snapshots,
 # $\Theta_{SWA} = \frac{1}{M}\sum_m \Theta_m$. That only makes sense because the snapshots
-# come from one run. SWA's premise (Izmailov et al. 2018) is that they lie in one basin wide
-# enough that their mean lies in it too, which the scores below test. (The mean of two networks
+# come from one run. SWA's premise {cite:p}`izmailov2018averaging` is that they lie in one basin
+# wide enough that their mean lies in it too, which the scores below test. (The mean of two networks
 # trained from different starts is usually useless: their hidden units need not line up.)
 #
 # `torch.optim.swa_utils.AveragedModel` keeps that running mean. It averages *parameters*

@@ -303,7 +303,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # :::{dropdown} Solution: a recurrent network whose gradients explode
 # To see clipping do what it is for, give the network unbounded units: replace tanh by ReLU
 # and start every recurrent weight matrix at the identity, so that each hidden state begins as
-# a running sum of its inputs (the IRNN of Le, Jaitly and Hinton, 2015). Nothing now limits how
+# a running sum of its inputs (the IRNN of {cite:alp}`le2015simple`). Nothing now limits how
 # large the states, and with them the gradients, can grow along the sequence. Train it with
 # plain SGD, the gentlest optimizer of exercise 4, with and without clipping at the same $z$.
 # `run` stops a seed whose training loss becomes NaN or infinite, keeps its rows and marks it
