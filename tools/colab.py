@@ -16,7 +16,11 @@ notebooks that ``make book`` executed (myst-nb writes them, with their outputs, 
 * ``literalinclude`` (with ``:pyobject:``, ``:lines:``, ``:start-after:``, ``:end-before:``,
   ``:dedent:``) and ``include`` are replaced by the file's text in a fenced code block;
 * the roles ``{ref}``, ``{numref}``, ``{doc}``, ``{term}`` become their link text (or target),
-  ``{eq}`` its label in parentheses, ``{cite}`` its keys in brackets, ``{math}`` inline math;
+  ``{eq}`` its label in parentheses, ``{math}`` inline math;
+* citations become plain author-year text read from ``references.bib`` beside ``_toc.yml``:
+  ``{cite}`key``` and ``{cite:p}`a,b``` -> "(Smith, 2015; Loshchilov and Hutter, 2017)",
+  ``{cite:t}`key``` -> "Smith (2015)", ``{cite:alp}`` the same without parentheses,
+  ``{cite:yearpar}`` -> "(2015)"; a ``{bibliography}`` becomes a plain list of every entry;
 * MyST-only lines (``(label)=`` targets, ``%`` comments, ``+++`` breaks, ``$$ (label)`` equation
   labels) are removed;
 * the Colab setup cell (the code cell that pip-installs idlmam when ``google.colab`` is loaded)
@@ -44,6 +48,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import html
 import json
 import re
@@ -91,6 +96,9 @@ LANGUAGES = {".py": "python", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml"}
 
 GLUE_ROLE = re.compile(r"\{glue(?::(?P<kind>[\w-]*))?\}`(?P<key>[^`]+)`")
 XREF_ROLE = re.compile(r"\{(?P<role>ref|numref|doc|term|eq|math|cite(?::\w+)?)\}`(?P<body>[^`]+)`")
+# the bibliography of every {cite} role, beside _toc.yml (as _config.yml's bibtex_bibfiles says)
+BIBLIOGRAPHY = "references.bib"
+CITE_FORMS = ("cite", "cite:p", "cite:t", "cite:alp", "cite:yearpar", "cite:year", "cite:author")
 LINK_TEXT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
 DIRECTIVE = re.compile(
     r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}(?P<arg>.*)$"
@@ -213,17 +221,96 @@ def replace_glue(text: str, page: Page) -> str:
     return GLUE_ROLE.sub(lambda m: _glued(m, page), text)
 
 
+# --------------------------------------------------------------------------------- citations
+
+
+def _plain(text: str) -> str:
+    """A BibTeX field as plain text: protective braces and ``--`` ranges undone."""
+    return text.replace("{", "").replace("}", "").replace("--", "\u2013")
+
+
+def cite_name(persons: list) -> str:
+    """The author part of an author-year citation, as sphinxcontrib-bibtex writes it: "Smith",
+    "Loshchilov and Hutter", "Goyal et al." (three or more, or a list ending in "others")."""
+    lasts = [_plain(" ".join(p.prelast_names + p.last_names)) for p in persons]
+    if len(lasts) > 2 or (len(lasts) == 2 and lasts[-1] == "others"):
+        return f"{lasts[0]} et al."
+    return " and ".join(lasts)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_bibliography(path: str, mtime: float) -> dict[str, dict[str, str]]:
+    from pybtex.database import parse_file  # pybtex comes with jupyter-book (sphinxcontrib-bibtex)
+
+    entries = {}
+    for key, entry in parse_file(path, bib_format="bibtex").entries.items():
+        persons = entry.persons.get("author", [])
+        entries[key] = {
+            "name": cite_name(persons),
+            "year": entry.fields.get("year", "n.d."),
+            "title": _plain(entry.fields.get("title", "")),
+            "eprint": entry.fields.get("eprint", ""),
+            "url": entry.fields.get("url", ""),
+        }
+    return entries
+
+
+def bibliography(page: Page) -> dict[str, dict[str, str]]:
+    """The entries of the book's ``references.bib`` by key: ``name`` (as cited), ``year``,
+    ``title``, ``eprint``, ``url``; ColabError when the file is missing."""
+    path = page.root / BIBLIOGRAPHY
+    if not path.is_file():
+        raise page.error(f"cites a paper, but there is no {path} to read it from")
+    return _read_bibliography(str(path), path.stat().st_mtime)
+
+
+def cite_text(role: str, body: str, page: Page) -> str:
+    """A ``{cite...}`` role as plain author-year text (see the module's docstring)."""
+    if role not in CITE_FORMS:
+        raise page.error(f"{{{role}}} is not supported (only {', '.join(CITE_FORMS)})")
+    entries, path = bibliography(page), page.root / BIBLIOGRAPHY
+    cited = []
+    for key in (key.strip() for key in body.split(",")):
+        if key not in entries:
+            raise page.error(f"cites {key!r}, which is not an entry of {path}: add it there")
+        cited.append(entries[key])
+    if role == "cite:t":
+        return ", ".join(f"{e['name']} ({e['year']})" for e in cited)
+    if role == "cite:author":
+        return ", ".join(e["name"] for e in cited)
+    if role in ("cite:year", "cite:yearpar"):
+        years = "; ".join(e["year"] for e in cited)
+        return f"({years})" if role == "cite:yearpar" else years
+    both = "; ".join(f"{e['name']}, {e['year']}" for e in cited)
+    return both if role == "cite:alp" else f"({both})"
+
+
+def bibliography_block(page: Page) -> list[str]:
+    """A ``{bibliography}`` directive: every entry as one line of a Markdown list."""
+    lines = []
+    for entry in sorted(bibliography(page).values(), key=lambda e: (e["name"], e["year"])):
+        link = entry["url"] or (
+            f"https://arxiv.org/abs/{entry['eprint']}" if entry["eprint"] else ""
+        )
+        where = f" <{link}>" if link else ""
+        title = entry["title"] if entry["title"].endswith(("?", "!", ".")) else entry["title"] + "."
+        lines.append(f"- {entry['name']} ({entry['year']}). {title}{where}")
+    return lines
+
+
 # ------------------------------------------------------------------------------ inline roles
 
 
-def _xref(match: re.Match) -> str:
+def _xref(match: re.Match, page: Page | None = None) -> str:
     role, body = match["role"], match["body"]
     if role == "eq":
         return f"({body})"
     if role == "math":
         return f"${body}$"
     if role.startswith("cite"):
-        return "[" + ", ".join(key.strip() for key in body.split(",")) + "]"
+        if page is None:
+            raise ColabError(f"{{{role}}}`{body}`: citations need the page (its book root)")
+        return cite_text(role, body, page)
     link = LINK_TEXT.match(body)
     if link and link["text"]:
         text = link["text"]
@@ -231,17 +318,18 @@ def _xref(match: re.Match) -> str:
     return link["target"] if link else body
 
 
-def replace_xrefs(text: str) -> str:
+def replace_xrefs(text: str, page: Page | None = None) -> str:
     """``{ref}``, ``{numref}``, ``{doc}``, ``{term}`` -> link text or target; ``{eq}`` ->
-    ``(label)``; ``{cite}`` -> ``[keys]``; ``{math}`` -> ``$...$``."""
-    return XREF_ROLE.sub(_xref, text)
+    ``(label)``; ``{cite...}`` -> author-year text (:func:`cite_text`, needs ``page``);
+    ``{math}`` -> ``$...$``."""
+    return XREF_ROLE.sub(lambda match: _xref(match, page), text)
 
 
 def convert_line(line: str, page: Page) -> str | None:
     """One line of prose: roles replaced; None for a MyST-only line (label, comment, break)."""
     if MYST_ONLY.match(line):
         return None
-    return replace_xrefs(replace_glue(EQUATION_LABEL.sub(r"\1", line), page))
+    return replace_xrefs(replace_glue(EQUATION_LABEL.sub(r"\1", line), page), page)
 
 
 # ------------------------------------------------------------------------------- directives
@@ -393,6 +481,8 @@ def render_directive(name: str, arg: str, body: list[str], page: Page) -> list[s
         return include_block(name, arg, body, page)
     if name in ("code-block", "code", "sourcecode", "math"):
         return code_block(name, arg, body, page)
+    if name == "bibliography":
+        return bibliography_block(page)
     raise page.error(
         f"directive {{{name}}} cannot be shown in Colab (convert it in tools/colab.py)"
     )
