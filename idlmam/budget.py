@@ -60,7 +60,7 @@ class Runs:
     def describe(self) -> str:
         """``"15 epochs per run, 3 seeds, all 60,000 training images"``."""
         return (
-            f"{self.epochs} epochs per run, {self.seeds} seeds, "
+            f"{self.epochs} epochs per run, {self.seeds} seed{'s' * (self.seeds != 1)}, "
             f"{_images(self.train_size)} training images"
         )
 

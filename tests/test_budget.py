@@ -157,3 +157,10 @@ def test_the_readme_and_the_first_page_state_the_default_the_code_has():
             f"`IDL_BUDGET={name}` is the default" in intro,
         )
         assert said == ((True, True) if name == DEFAULT else (False, False)), (name, said)
+
+
+def test_one_seed_is_said_in_the_singular():
+    one = Runs(epochs=5, seeds=1, train_size=48_000)
+    assert get_budget("full").describe(one) == (
+        "the `full` budget: 5 epochs per run, 1 seed, 48,000 training images"
+    )
