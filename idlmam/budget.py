@@ -129,8 +129,10 @@ class Budget:
 
     Args:
         name: ``"full"``, ``"chapter"`` or ``"quick"``.
-        chapter: the runs of pages 1, 2, 3 and 6 and of exercise 1.
-        studies: the Optuna studies of page 4 and of exercises 6 and 7.
+        chapter: the runs of pages 1, 2, 3 and 6 and of exercise 1 (and the seeds of the runs
+            at a chosen rate on the page comparing samplers and pruners).
+        studies: the Optuna studies of page 4; exercises 6 and 7 run studies this size on the
+            exercises' ``train_size``.
         exercises: the runs of exercises 2 to 5 (the batch-size and depth sweeps, the RNN).
         since: the runs of the pages on what came after the chapter (schedules, optimizers).
         search: the studies of the page comparing samplers and pruners.

@@ -304,9 +304,8 @@ def _every_seed(name, contender, rate, trials, setting, kwargs, tick) -> pd.Data
         more = with_seeds(pool, name, contender.optimizer_at, rate, seeds, **kwargs)
         pool = pd.concat([pool, more], ignore_index=True)
         tick(len(seeds))
-    tuned = with_seeds(
-        pool, name, contender.optimizer_at, rate, setting.seeds, **kwargs
-    )  # trains none
+    # every seed has run by now: this only gathers them
+    tuned = with_seeds(pool, name, contender.optimizer_at, rate, setting.seeds, **kwargs)
     tuned = tuned.assign(run=name)
     tuned.attrs["diverged"] = _diverged(tuned)
     return tuned

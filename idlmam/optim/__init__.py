@@ -8,6 +8,7 @@
 - :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, and Lion, written from scratch;
 - :mod:`idlmam.optim.shampoo`: Shampoo, weight matrices preconditioned on both sides, from scratch;
 - :mod:`idlmam.optim.soap`: SOAP, Adam in the eigenbasis of Shampoo's preconditioners, from scratch;
+- :mod:`idlmam.optim.tensorwise`: what those two share, a step that updates one tensor at a time;
 - :mod:`idlmam.optim.averaging`: any optimizer plus a moving average of its weights, which
   evaluation sees;
 - :mod:`idlmam.optim.muon`: Muon on the hidden matrices with AdamW on the rest, in one optimizer,
@@ -43,6 +44,7 @@ from idlmam.optim.schedules import (
 from idlmam.optim.scratch import SGD, Adam, AdamW, Lion
 from idlmam.optim.shampoo import Shampoo
 from idlmam.optim.soap import SOAP
+from idlmam.optim.tensorwise import TensorwiseOptimizer
 
 __all__ = [
     "exponential_gamma",
@@ -70,6 +72,7 @@ __all__ = [
     "Lion",
     "Shampoo",
     "SOAP",
+    "TensorwiseOptimizer",
     "muon_param_groups",
     "decay_param_groups",
     "MuonWithAdamW",

@@ -11,15 +11,12 @@ from __future__ import annotations
 import torch
 
 from idlmam.optim.scratch import _check_non_negative
+from idlmam.optim.tensorwise import TensorwiseOptimizer, as_matrix
 
 __all__ = ["Shampoo", "GRAFTINGS"]
 
 GRAFTINGS = ("adagrad", "rmsprop", "sgd", "none")
 """The optimizers Shampoo can take the size of its step from (``"none"`` keeps its own)."""
-
-
-def _as_matrix(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1)  # (out, in, *kernel) -> (out, in * kernel)
 
 
 def _inverse_fourth_root(stat: torch.Tensor, floor: float) -> torch.Tensor:
@@ -32,7 +29,7 @@ def _inverse_fourth_root(stat: torch.Tensor, floor: float) -> torch.Tensor:
     return (eigenvectors * eigenvalues.clamp_min(floor).pow(-0.25)) @ eigenvectors.mT
 
 
-class Shampoo(torch.optim.Optimizer):
+class Shampoo(TensorwiseOptimizer):
     r"""Shampoo: the gradient of each weight matrix preconditioned on its left and on its right.
 
     Following Gupta, Koren and Singer 2018 (arXiv:1802.09568, Algorithm 1), with the grafting
@@ -163,24 +160,11 @@ class Shampoo(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step; ``closure`` (re-evaluates the loss) is optional, as in torch.optim."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_one(p, group)
-        return loss
-
     def _step_one(self, p: torch.Tensor, group: dict) -> None:
         lr, mu, beta2, grafting = group["lr"], group["momentum"], group["beta2"], group["grafting"]
         g = p.grad
         state = self.state[p]
-        preconditioned = p.ndim >= 2 and max(_as_matrix(p).shape) <= group["max_preconditioner_dim"]
+        preconditioned = p.ndim >= 2 and max(as_matrix(p).shape) <= group["max_preconditioner_dim"]
         if not state:
             state["step"] = 0
             state["momentum"] = torch.zeros_like(p)
@@ -188,7 +172,7 @@ class Shampoo(torch.optim.Optimizer):
                 state["graft_sum"] = torch.zeros_like(p)  # the sum (or average) of G^2
             if preconditioned:
                 dtype = torch.promote_types(p.dtype, torch.float32)
-                for side, size in zip("LR", _as_matrix(p).shape):
+                for side, size in zip("LR", as_matrix(p).shape):
                     state[side] = group["eps"] * torch.eye(size, dtype=dtype, device=p.device)
                     state[f"{side}_root"] = torch.eye(size, dtype=dtype, device=p.device)
                 if group["start_preconditioning_step"] > 1:
@@ -209,7 +193,7 @@ class Shampoo(torch.optim.Optimizer):
         # Shampoo's direction D_t, sized like A_t
         if preconditioned:
             L, R = state["L"], state["R"]
-            G = _as_matrix(g).to(L.dtype)  # (m, n)
+            G = as_matrix(g).to(L.dtype)  # (m, n)
             w = 1.0 if beta2 == 1.0 else 1.0 - beta2
             L.mul_(beta2).addmm_(G, G.mT, alpha=w)  # (m, m)
             R.mul_(beta2).addmm_(G.mT, G, alpha=w)  # (n, n)

@@ -13,12 +13,9 @@ import math
 import torch
 
 from idlmam.optim.scratch import _check_non_negative
+from idlmam.optim.tensorwise import TensorwiseOptimizer, as_matrix
 
 __all__ = ["SOAP"]
-
-
-def _as_matrix(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1)  # (out, in, *kernel) -> (out, in * kernel)
 
 
 def _eigenbasis(stat: torch.Tensor) -> torch.Tensor:
@@ -59,7 +56,7 @@ def _rotate_back(x: torch.Tensor, q_left: torch.Tensor | None, q_right: torch.Te
     return x
 
 
-class SOAP(torch.optim.Optimizer):
+class SOAP(TensorwiseOptimizer):
     r"""SOAP (ShampoO with Adam in the Preconditioner's eigenbasis): Adam in a rotated basis.
 
     Following Vyas et al. 2024 (arXiv:2409.11321, and the authors' code).
@@ -152,22 +149,9 @@ class SOAP(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step; ``closure`` (re-evaluates the loss) is optional, as in torch.optim."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_one(p, group)
-        return loss
-
     def _step_one(self, p: torch.Tensor, group: dict) -> None:
         lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        G = _as_matrix(p.grad) if p.ndim >= 2 else p.grad  # (m, n), or the vector as it is
+        G = as_matrix(p.grad) if p.ndim >= 2 else p.grad  # (m, n), or the vector as it is
         state = self.state[p]
         if not state:  # the first call: statistics and bases, no step
             state["step"] = 0
