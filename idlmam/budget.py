@@ -51,17 +51,20 @@ class Runs:
         epochs: epochs per run.
         seeds: how many seeds each comparison uses.
         train_size: training images (``None``: all 60,000).
+        items: what ``train_size`` counts, for a page that trains on other data than the
+            images (``replace(budget.exercises, train_size=4096, items="training sequences")``).
     """
 
     epochs: int
     seeds: int
     train_size: int | None = None
+    items: str = "training images"
 
     def describe(self) -> str:
         """``"15 epochs per run, 3 seeds, all 60,000 training images"``."""
         return (
             f"{self.epochs} epochs per run, {self.seeds} seed{'s' * (self.seeds != 1)}, "
-            f"{_images(self.train_size)} training images"
+            f"{_images(self.train_size)} {self.items}"
         )
 
 

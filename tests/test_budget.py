@@ -1,4 +1,4 @@
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 import torch
@@ -163,4 +163,12 @@ def test_one_seed_is_said_in_the_singular():
     one = Runs(epochs=5, seeds=1, train_size=48_000)
     assert get_budget("full").describe(one) == (
         "the `full` budget: 5 epochs per run, 1 seed, 48,000 training images"
+    )
+
+
+def test_a_page_on_other_data_names_what_it_trains_on():
+    full = get_budget("full")
+    rnn = replace(full.exercises, train_size=4096, items="synthetic training sequences")
+    assert full.describe(rnn) == (
+        "the `full` budget: 8 epochs per run, 3 seeds, 4,096 synthetic training sequences"
     )
