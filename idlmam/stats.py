@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .text import plural
+
 __all__ = ["final_scores", "last_epochs", "compare", "compare_pairs", "Comparison", "t_interval"]
 
 
@@ -145,7 +147,7 @@ class Comparison:
         """The claim the runs support, e.g. ``"A ends 1.8 ± 0.5 points above B over 3 seeds"``."""
         if self.seeds < 2 or math.isnan(self.half_width):
             return (
-                f"{self.a} and {self.b} cannot be told apart with {self.seeds} seed(s): "
+                f"{self.a} and {self.b} cannot be told apart with {plural(self.seeds, 'seed')}: "
                 "no interval without repetitions"
             )
         if not self.differs:

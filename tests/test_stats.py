@@ -68,7 +68,7 @@ def test_unpaired_runs_use_welch_by_hand():
 
 def test_one_seed_claims_nothing():
     result = compare(frame_of({"A": [0.9], "B": [0.5]}), "A", "B")
-    assert not result.differs and "cannot be told apart with 1 seed" in result.sentence()
+    assert not result.differs and "cannot be told apart with 1 seed:" in result.sentence()
 
 
 def test_a_diverged_seed_is_left_out_and_a_missing_run_is_named():
