@@ -40,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -67,8 +67,8 @@ budget_banner()
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (the source's 50 epochs) or quick
-EPOCHS = BUDGET.epochs  # passes over the training data per run
-SEEDS = range(BUDGET.seeds)  # the baseline is repeated with these seeds
+EPOCHS = BUDGET.chapter.epochs  # passes over the training data per run
+SEEDS = range(BUDGET.chapter.seeds)  # the baseline is repeated with these seeds
 BATCH_SIZE = 256  # B, a respectable batch size
 ETA_0 = 0.1  # the initial learning rate: large on purpose, to make schedules visible
 DEVICE = get_device()  # the GPU when there is one
@@ -138,7 +138,7 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, seeds={len(SEEDS)}, device={DEVIC
 # device (the values are bitwise the same) and draw each epoch's batches from a seeded shuffle.
 
 # %%
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size)
 batches_per_epoch = len(loaders["train"])  # ceil(training images / B): G's steps per epoch
 glue("batches_per_epoch", batches_per_epoch, display=False)
 glue("updates_per_run", batches_per_epoch * EPOCHS, display=False)

@@ -39,7 +39,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -73,8 +73,8 @@ setup()
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs  # T, epochs per run
-SEEDS = range(BUDGET.seeds)  # each run is repeated with these seeds
+EPOCHS = BUDGET.chapter.epochs  # T, epochs per run
+SEEDS = range(BUDGET.chapter.seeds)  # each run is repeated with these seeds
 BATCH_SIZE = 256  # B
 ETA_0 = 0.1  # initial learning rate, the same as the baseline's
 ETA_MIN = eta_min_for(ETA_0)  # the floor of every schedule: eta_0 / 100 (why: see below)
@@ -92,7 +92,7 @@ print(f"cosine dips={COSINE_DIPS}, plateau patience={PATIENCE}, threshold={THRES
 # here, with the same seeds, to compare against.
 
 # %% tags=["nbval-ignore-output"]
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size)
 
 
 def sgd(params):  # G stays plain SGD on this page
@@ -407,7 +407,7 @@ print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {P
 def split_loaders(seed):
     """The loaders of one seed: its own 80/20 split of the training images."""
     return book_loaders(
-        BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size, val_fraction=0.2, seed=seed
+        BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size, val_fraction=0.2, seed=seed
     )
 
 

@@ -40,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -67,8 +67,8 @@ banner = budget_banner()  # says which budget made this page's numbers
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs  # epochs per run
-SEEDS = range(BUDGET.seeds)  # each run is repeated with these seeds
+EPOCHS = BUDGET.chapter.epochs  # epochs per run
+SEEDS = range(BUDGET.chapter.seeds)  # each run is repeated with these seeds
 BATCH_SIZE = 256  # B
 ETA_0 = 0.1  # SGD's learning rate, as on the previous pages
 MU = 0.9  # momentum weight
@@ -79,7 +79,7 @@ DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, seeds={len(SEEDS)}")
 
 # %% tags=["nbval-ignore-output"]
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size)
 train = dict(loaders=loaders, epochs=EPOCHS, device=DEVICE, seeds=SEEDS)  # shared by every run
 sgd = run("SGD", lambda p: torch.optim.SGD(p, lr=ETA_0), **train)
 

@@ -50,7 +50,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -84,10 +84,11 @@ from idlmam.utils import get_device
 setup()
 
 # %%
-BUDGET = get_budget().since()  # IDL_BUDGET=full (default), chapter or quick
-budget_banner(BUDGET)
-EPOCHS = BUDGET.epochs  # T, in epochs
-SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
+BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter or quick
+RUNS = BUDGET.since  # this page's sizes: epochs, seeds, training images
+budget_banner(BUDGET, RUNS)
+EPOCHS = RUNS.epochs  # T, in epochs
+SEEDS = range(RUNS.seeds)  # every run is repeated with these seeds
 BATCH_SIZE = 256  # B, as in the chapter
 PEAK = 0.01  # eta_max: the top of every schedule below (AdamW's default is 0.001)
 PEAKS = (0.01, 0.03, 0.07)  # the warmup experiment: up to 70 times AdamW's default
@@ -104,7 +105,7 @@ COLOURS = {  # one colour per schedule, the same in every figure
     "without warmup": "C7",
 }
 
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=RUNS.train_size)
 STEPS = len(loaders["train"])  # optimizer steps (batches) per epoch
 TOTAL = EPOCHS * STEPS  # steps of a whole run
 WARMUP = STEPS  # one epoch of warmup
@@ -302,7 +303,7 @@ finding(
         ],
     ),
     needs="tell whether warmup helps at a small or a large peak",
-    budget=BUDGET,
+    sizes=RUNS,
 )
 
 # %% tags=["nbval-ignore-output"]
@@ -361,7 +362,7 @@ finding(
         ],
     ),
     needs="tell the two decays apart from each other and from a constant rate",
-    budget=BUDGET,
+    sizes=RUNS,
 )
 
 # %% [markdown]
@@ -469,7 +470,7 @@ plt.show()
 finding(
     compare_pairs(lengths_frame, [(f"WSD, {L} epochs", f"cosine, {L} epochs") for L in lengths]),
     needs="tell a WSD branch from a cosine run of the same length",
-    budget=BUDGET,
+    sizes=RUNS,
 )
 
 # %% tags=["nbval-ignore-output"]
@@ -507,7 +508,7 @@ plt.show()
 finding(
     compare_pairs(cycles, [("one-cycle", "linear to zero"), ("warm restarts", "linear to zero")]),
     needs="tell one-cycle and warm restarts from a linear decay",
-    budget=BUDGET,
+    sizes=RUNS,
 )
 restart = EPOCHS // 2  # epochs trained when the rate jumps back to the peak
 curve = cycles[cycles["run"] == "warm restarts"].groupby("epoch")["test Accuracy"].mean()
@@ -561,7 +562,7 @@ plt.show()
 finding(
     compare_pairs(averaged, [("constant + EMA", "constant"), ("constant + EMA", "linear to zero")]),
     needs="tell the weight average from the constant rate and from a decay",
-    budget=BUDGET,
+    sizes=RUNS,
 )
 
 # %% [markdown]

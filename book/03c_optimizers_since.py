@@ -47,7 +47,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -84,12 +84,12 @@ from idlmam.utils import get_device
 setup(threads=1)  # one CPU thread: small networks gain little from more, and runs repeat exactly
 
 # %%
-SINCE = get_budget().since()  # IDL_BUDGET=full (default), chapter or quick: this page's sizes
+SINCE = get_budget().since  # IDL_BUDGET=full (default), chapter or quick: this page's sizes
 EPOCHS = SINCE.epochs  # epochs per run
 SEEDS = range(SINCE.seeds)  # the best setting of each optimizer is run with these seeds
 CHANCE = 0.1  # the accuracy of a guess among the ten classes
 DEVICE = get_device()
-budget_banner(SINCE)
+budget_banner(sizes=SINCE)
 
 # %% [markdown]
 # The protocol below lives in `idlmam.experiments.race`, so that this page and the race command
@@ -354,7 +354,7 @@ usual = pd.concat(  # each contender at its usual rate, reusing the runs already
         with_seeds(
             pd.concat([trials, tuned]),
             name,
-            c.make,
+            c.optimizer_at,
             c.usual_rate,
             SEEDS,
             make_schedule=SETTING.make_schedule(c),
@@ -475,7 +475,7 @@ if not any(line.startswith("- Every pair") for line in lines):
 finding(  # the finding on full and chapter; on quick, a box in its place
     "\n".join(lines),
     needs="rank the optimizers at their usual and at their tuned rates",
-    budget=SINCE,
+    sizes=SINCE,
 )
 
 # %% [markdown]
@@ -488,7 +488,7 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 finding(  # the finding on full and chapter; on quick, a box in its place
     compare_pairs(tuned, [(name, "AdamW") for name in ranking.index if name != "AdamW"]),
     needs="tell the tuned optimizers apart from tuned AdamW",
-    budget=SINCE,
+    sizes=SINCE,
 )
 
 # %% [markdown]
@@ -614,7 +614,7 @@ if {"Muon", "AdamW"} <= set(got_there.index):
     )
 lines.append("\nMeans over the seeds that reached the target; seconds on seed 0's clock.")
 finding(  # the finding on full and chapter; on quick, a box in its place
-    "\n".join(lines), needs="say which optimizer reaches the target first", budget=SINCE
+    "\n".join(lines), needs="say which optimizer reaches the target first", sizes=SINCE
 )
 
 
@@ -674,7 +674,7 @@ print(f"with the schedule: mean rate {rates.mean() / ETA:.2f} x eta; lambda = 0.
 # model of the measurements page cannot stack, so each seed of these runs trains on its own.
 
 # %% tags=["nbval-ignore-output"]
-bn = dict(train, model_fn=partial(mlp, batch_norm=True))
+bn = dict(train, make_model=partial(mlp, batch_norm=True))
 schedule = SETTING.make_schedule(CONTENDERS["AdamW"])
 everything = run(
     "Decay on every parameter",
@@ -701,7 +701,7 @@ final_scores(hygiene)[["seeds", "mean", "half_width"]].round(4)
 finding(  # the finding on full and chapter; on quick, a box in its place
     f"{compare(hygiene, 'Decay on the matrices only', 'Decay on every parameter').sentence()}.",
     needs="tell the two weight-decay groupings apart",
-    budget=SINCE,
+    sizes=SINCE,
 )
 
 # %% [markdown]
@@ -773,7 +773,7 @@ else:
         f"{100 * me['vs leader']:+.1f} ± {100 * me['vs leader ±']:.1f} points, paired by "
         f"seed: {me['verdict']}."
     )
-finding(text, needs="rank a new optimizer against the field", budget=SINCE)
+finding(text, needs="rank a new optimizer against the field", sizes=SINCE)
 
 # %% [markdown]
 # The same race from a terminal, for an optimizer in a file of your own (a

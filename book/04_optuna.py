@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -63,7 +63,7 @@ from optuna.visualization import matplotlib as optuna_plots
 from idlmam.budget import get_budget
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, glue, setup
-from idlmam.tuning import (
+from idlmam.tune import (
     chapter_loaders,
     create_study,
     make_objective,
@@ -75,7 +75,7 @@ from idlmam.tuning import (
 from idlmam.utils import get_device
 
 setup()
-budget_banner(trials=True)
+budget_banner(sizes=get_budget().studies)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is noise on a page
 # Optuna marks its matplotlib plots as experimental and warns on every call; the plots are
 # exactly what we want here, so the warning would only clutter the page.
@@ -83,10 +83,10 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-TOY_TRIALS = BUDGET.toy_trials  # the toy function costs microseconds per trial
-TRIALS = BUDGET.trials  # trials of the network search (10 in the chapter)
-PRUNE_TRIALS = BUDGET.prune_trials  # trials of the search with pruning (20)
-TRIAL_EPOCHS = BUDGET.trial_epochs  # epochs inside each trial (10)
+TOY_TRIALS = BUDGET.studies.toy_trials  # the toy function costs microseconds per trial
+TRIALS = BUDGET.studies.trials  # trials of the network search (10 in the chapter)
+PRUNE_TRIALS = BUDGET.studies.prune_trials  # trials of the search with pruning (20)
+TRIAL_EPOCHS = BUDGET.studies.epochs  # epochs inside each trial (10)
 SEED = 0  # seeds the sampler, the split and the weights
 SCORE = "validation accuracy"  # what each trial returns, as the plots name it
 DEVICE = get_device()
@@ -191,7 +191,7 @@ print(f"within 1 of a line of zeros: {near.mean():.0%} of the trials; an even sp
 # :pyobject: mlp
 # ```
 #
-# The objective, `idlmam.tuning.make_objective`, trains whatever a *builder* makes of each
+# The objective, `idlmam.tune.make_objective`, trains whatever a *builder* makes of each
 # trial and returns the last epoch's validation accuracy. Its default builder, `mlp_search`, is
 # this search: it asks for the three values, builds `mlp(hidden=n, layers=k)`, and pairs it with
 # AdamW and half a cosine over the trial's epochs (`adamw_cosine`), from the trial's learning
@@ -201,11 +201,11 @@ print(f"within 1 of a line of zeros: {near.mean():.0%} of the trials; an even sp
 # builder (`build=`); the exercises search a CNN.
 #
 # ````{dropdown} The search space: the builder the objective uses
-# ```{literalinclude} ../idlmam/tuning/objective.py
+# ```{literalinclude} ../idlmam/tune/objective.py
 # :pyobject: mlp_search
 # ```
 #
-# ```{literalinclude} ../idlmam/tuning/objective.py
+# ```{literalinclude} ../idlmam/tune/objective.py
 # :pyobject: adamw_cosine
 # ```
 # ````
@@ -327,7 +327,7 @@ print(
 # a pruned trial (TPE ranks it below the finished ones), while it ignores a failed one and would
 # propose the same rates again. So that the two kinds of PRUNED trial are not mixed up, the
 # objective writes who stopped each one into its user attribute `stopped_by`: `"pruner"` or
-# `"divergence"` (and the why into `stop_reason`). `idlmam.tuning.trial_outcomes` counts from
+# `"divergence"` (and the why into `stop_reason`). `idlmam.tune.trial_outcomes` counts from
 # Optuna's states and that attribute; the table's `outcome` column says how each trial ended.
 
 # %% tags=["nbval-ignore-output"]
@@ -417,7 +417,7 @@ plt.show()
 # all the training images the search used, its validation split included, with the same recipe
 # as a trial (the same builder, optimizer, schedule, epochs and seed), and score it on the test
 # set exactly once. That number is the one to report; the validation score of the best trial
-# was picked as the maximum of many and is biased upward. `idlmam.tuning.retrain_and_test` is
+# was picked as the maximum of many and is biased upward. `idlmam.tune.retrain_and_test` is
 # that recipe: it takes the study's best parameters and loads the test set only once training
 # is over.
 

@@ -42,7 +42,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -52,7 +52,6 @@ import math
 import tempfile
 import time
 import warnings
-from dataclasses import replace
 
 # Optuna imports tqdm.auto, which warns that no Jupyter widgets are installed; nothing here uses
 # its progress bars, so the warning would only clutter the page.
@@ -72,7 +71,7 @@ from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.plotting import plot_range_test
 from idlmam.stats import compare, compare_pairs, final_scores, t_interval
-from idlmam.tuning import (
+from idlmam.tune import (
     FOLDS_SCORED,
     Quadratic,
     best_by_epochs,
@@ -91,18 +90,18 @@ from idlmam.tuning import (
 from idlmam.utils import get_device, set_seed
 
 setup(threads=1)  # one CPU thread: small networks gain little from more, and repeat exactly
-budget_banner(get_budget().search(), trials=True)
+budget_banner(sizes=get_budget().search)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is noise on a page
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter or quick
-SEARCH = BUDGET.search()  # this page's sizes: trials, epochs and images of its studies
-STUDIES = BUDGET.search_studies  # independent studies per sampler and per pruner (seeds 0, 1, ...)
+SEARCH = BUDGET.search  # this page's sizes: trials, epochs and images of its studies
+STUDIES = SEARCH.studies  # independent studies per sampler and per pruner (seeds 0, 1, ...)
 TRIALS = SEARCH.trials  # trials per study of the sampler comparison
-EPOCHS = SEARCH.trial_epochs  # epochs per trial there (and per fold of cross-validation)
+EPOCHS = SEARCH.epochs  # epochs per trial there (and per fold of cross-validation)
 PRUNE_TRIALS = SEARCH.prune_trials  # trials per study of the pruner comparison
 PRUNE_EPOCHS = SEARCH.prune_epochs  # epochs of a trial there that no pruner stops
-SEEDS = SEARCH.seeds  # training seeds of the runs at a chosen learning rate
+SEEDS = BUDGET.chapter.seeds  # training seeds of the runs at a chosen rate, as in the chapter
 FOLDS = 5  # folds of the cross-validated studies (why five: see the Wilcoxon pruner)
 SEED = 0  # the split, and the weights and batch order every trial starts from
 DEVICE = get_device()
@@ -123,7 +122,9 @@ print(
 # images. The test set is not loaded at all.
 
 # %% tags=["nbval-ignore-output"]
-train_loader, val_loader = chapter_loaders(SEARCH, seed=SEED, device=DEVICE)
+train_loader, val_loader = chapter_loaders(
+    BUDGET, seed=SEED, device=DEVICE, train_size=SEARCH.train_size
+)
 glue("n_search_train", train_loader.n_examples, display=False)
 glue("n_search_val", val_loader.n_examples, display=False)
 print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} validation images")
@@ -147,7 +148,7 @@ print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} valid
 # - **CMA-ES** (`CmaEsSampler`): moves and reshapes a Gaussian over the search space towards the
 #   good trials, an evolution strategy {cite:p}`hansen2016cma`.
 #
-# `idlmam.tuning.make_sampler` makes each by name, seeded. TPE and GP begin with 10 random
+# `idlmam.tune.make_sampler` makes each by name, seeded. TPE and GP begin with 10 random
 # trials (their `n_startup_trials`) before their model proposes anything, and they draw them
 # from a random sampler with the same seed: the first trials of random search, TPE and GP with
 # one seed are the same trials. CMA-ES starts from its Gaussian after one random trial.
@@ -258,7 +259,7 @@ finding(
     f"{sampler_sentences}\n\nEach line compares one sampler with random search only: they do "
     "not order TPE, GP and CMA-ES among themselves.",
     needs="tell the samplers apart",
-    budget=SEARCH,
+    sizes=SEARCH,
 )
 
 # %% [markdown]
@@ -347,7 +348,7 @@ finding(
     f"Pooled, the importances are {ranking}. {agreement} Even pooled, the top 10% is only "
     f"{n_top} trials, so the order of the first two, `{first}` and `{second}`, is not firm.",
     needs="rank the hyperparameters",
-    budget=SEARCH,
+    sizes=SEARCH,
 )
 
 # %% [markdown]
@@ -503,7 +504,7 @@ lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.it
 if readings:
     verdicts = "; ".join(verdict for _, verdict in readings)
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
-finding("\n".join(lines), needs="compare the rates", budget=SEARCH)
+finding("\n".join(lines), needs="compare the rates", sizes=SEARCH)
 
 # %% [markdown]
 # The range test costs one pass, a search many trainings; it answers a narrower question, though:
@@ -655,7 +656,7 @@ print(f"{len(PRUNERS) - 1} pruners compared with no pruning")
 finding(
     f"Over {STUDIES} studies per pruner of {PRUNE_TRIALS} trials:\n\n{pruner_sentences}",
     needs="weigh the pruners' savings against their accuracy",
-    budget=replace(SEARCH, epochs=PRUNE_EPOCHS),  # these runs: up to PRUNE_EPOCHS epochs
+    sizes=SEARCH,
 )
 
 # %% [markdown]
@@ -669,7 +670,7 @@ finding(
 # `make_pruner("wilcoxon")` refuses an objective that reports epochs (`reports="instances"` is
 # the way to ask for it).
 #
-# So we give it an objective that averages over folds: `idlmam.tuning.kfold_loaders` cuts the
+# So we give it an objective that averages over folds: `idlmam.tune.kfold_loaders` cuts the
 # search's images, training and validation together, into {glue:text}`n_folds` folds, and
 # `make_fold_objective` trains one network per fold on the other four, scores it on that fold,
 # reports the score under the fold's number, and returns the mean. A trial the pruner stops
@@ -719,7 +720,7 @@ finding(
     f"{FOLDS} folds of {EPOCHS} epochs per trial:\n\n"
     + savings_sentence(cv_results, "Wilcoxon", "no pruning"),
     needs="weigh the Wilcoxon pruner's savings",
-    budget=SEARCH,
+    sizes=SEARCH,
 )
 
 # %% [markdown]
@@ -753,7 +754,7 @@ finding(
 # default; `PORT=` changes the port). It listens on this machine only, since the dashboard can
 # also rename and delete studies. `STORAGE` takes any storage the worker takes: a SQLite file
 # (`sqlite:///search.db`) or a PostgreSQL URL work too. In a notebook, create the study in such
-# a storage, `idlmam.tuning.create_study("journal:///search.log", "mine")`, and watch it fill
+# a storage, `idlmam.tune.create_study("journal:///search.log", "mine")`, and watch it fill
 # while the cell runs.
 #
 # ## Several workers on one study
@@ -762,7 +763,7 @@ finding(
 # loads the same study from a shared storage, asks it for a trial, trains it, and reports back;
 # the sampler of each worker sees every worker's finished trials. Here the storage is Optuna's
 # journal file, an append-only log that processes can share (Optuna's FAQ advises it over SQLite
-# for parallel work). `idlmam.tuning.run_workers` starts such workers as local
+# for parallel work). `idlmam.tune.run_workers` starts such workers as local
 # processes and waits for them; each records itself in its trials. Here two workers fill one
 # study of {glue:text}`n_worker_trials` trials of a toy objective that sleeps a quarter of a
 # second per trial to stand in for training (the objective must be importable by the new

@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -80,7 +80,7 @@ from idlmam.optim import eta_min_for, schedule_lrs
 from idlmam.stats import compare, final_scores
 
 setup(threads=1)
-budget_banner()
+budget_banner(trains="no network on data, only optimizers stepping on two-parameter surfaces")
 
 # %%
 BUDGET = get_budget()  # every budget draws the same pictures: they cost milliseconds

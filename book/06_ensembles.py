@@ -45,7 +45,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -80,8 +80,8 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 DIPS = 4  # snapshots wanted: one per dip of the cosine schedule
-EPOCHS = max(BUDGET.epochs, 2 * DIPS)  # each dip needs an epoch down and an epoch back up
-SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
+EPOCHS = max(BUDGET.chapter.epochs, 2 * DIPS)  # each dip needs an epoch down and an epoch back up
+SEEDS = range(BUDGET.chapter.seeds)  # every run is repeated with these seeds
 BATCH_SIZE = 256  # B
 ETA_0 = 0.1  # the top of every cosine cycle
 ETA_MIN = eta_min_for(ETA_0)  # the bottom of every dip: the book's floor, eta_0 / 100
@@ -89,10 +89,10 @@ SWA_START = EPOCHS // 2  # SWA recipe: average the weights of every epoch from h
 SWA_LR = 0.01  # SWA recipe: the rate held while averaging (10 times the floor: see below)
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, dips={DIPS}, seeds={len(SEEDS)}")
-if BUDGET.epochs < EPOCHS:
-    print(f"(the budget's {BUDGET.epochs} epochs, raised to {EPOCHS} to fit {DIPS} dips)")
-PAGE_BUDGET = replace(BUDGET, epochs=EPOCHS)  # what this page trains, for its boxes
-budget_banner(PAGE_BUDGET)
+if BUDGET.chapter.epochs < EPOCHS:
+    print(f"(the budget's {BUDGET.chapter.epochs} epochs, raised to {EPOCHS} to fit {DIPS} dips)")
+RUNS = replace(BUDGET.chapter, epochs=EPOCHS)  # what this page trains, for its boxes
+budget_banner(BUDGET, RUNS)
 
 # %% [markdown]
 # ## Where the dips are
@@ -169,7 +169,7 @@ print(f"{count_parameters(model):,} parameters")
 # averaged weights.
 
 # %% tags=["nbval-ignore-output"]
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size)
+loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size)
 loss_func, score_funcs = nn.CrossEntropyLoss(), {"Accuracy": accuracy}
 
 
@@ -243,7 +243,7 @@ glue("bn_effect", bn_effect.sentence(), display=False)
 finding(
     f"Averaging the snapshots' predictions: {snap_vs_last.sentence()}. Averaging their "
     f"weights (after `update_bn`): {avg_vs_last.sentence()}. Neither costs any extra training.",
-    budget=PAGE_BUDGET,
+    sizes=RUNS,
     needs="tell whether averaging the snapshots beats the last snapshot",
 )
 
@@ -344,7 +344,7 @@ finding(
     f"In the recipe run, the average against that run's own final weights: "
     f"{recipe_gain.sentence()}. The snapshot ensemble against the recipe's average: "
     f"{snap_vs_swa.sentence()}.",
-    budget=PAGE_BUDGET,
+    sizes=RUNS,
     needs="tell whether the SWA average beats its run's final weights",
 )
 

@@ -223,11 +223,11 @@ def test_cross_reference_roles_become_plain_text():
         "(sec-x)=\n## Title\n% a MyST comment\n"
         "See {ref}`the full build <measurements-full-build>`, {ref}`sec-x`,\n"
         "{numref}`Figure %s <fig-a>`, {doc}`Plateau <ex1_plateau>`, {eq}`eq-sgd`,"
-        " {cite}`smith17,loshchilov17` and {math}`\\eta_0`.\n$$x = 1$$ (eq-sgd)"
+        " {cite}`smith2015cyclical,loshchilov2017sgdr` and {math}`\\eta_0`.\n$$x = 1$$ (eq-sgd)"
     )
     assert convert_markdown(text, page()) == (
         "## Title\nSee the full build, sec-x,\nFigure fig-a, Plateau, (eq-sgd),"
-        " [smith17, loshchilov17] and $\\eta_0$.\n$$x = 1$$"
+        " (Smith, 2015; Loshchilov and Hutter, 2017) and $\\eta_0$.\n$$x = 1$$"
     )
 
 

@@ -40,12 +40,14 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -62,12 +64,11 @@ from idlmam.plotting import plot_rates
 from idlmam.train import train_network
 from idlmam.utils import get_device
 
-budget_banner()  # says which budget made this page's numbers
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.epochs  # T
+EPOCHS = BUDGET.chapter.epochs  # T
 BATCH_SIZE = 256  # B
 ETA_0 = 0.1  # SGD's initial rate, as in the chapter
 ETA_MIN = eta_min_for(ETA_0)  # the book's floor for every schedule, eta_0 / 100
@@ -75,6 +76,10 @@ VAL_FRACTION = 0.2  # share of the training data held out for the schedule to wa
 PATIENCE = EPOCHS // 10  # epochs without progress before a cut (5 of 50; 0: cut at once)
 THRESHOLD = 1 / EPOCHS  # progress: the best validation loss improved by 1/T of itself
 DEVICE = get_device()
+TRAIN_IMAGES = round(
+    (BUDGET.chapter.train_size or 60_000) * (1 - VAL_FRACTION)
+)  # the rest: validation
+budget_banner(BUDGET, replace(BUDGET.chapter, seeds=1, train_size=TRAIN_IMAGES))  # one seed each
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}, threshold={THRESHOLD:.3f}")
 
 # %% [markdown]
@@ -114,7 +119,7 @@ print(f"budget={BUDGET.name}, epochs={EPOCHS}, patience={PATIENCE}, threshold={T
 
 # %% tags=["hide-input"]
 loaders = book_loaders(
-    BATCH_SIZE, device=DEVICE, train_size=BUDGET.train_size, val_fraction=VAL_FRACTION
+    BATCH_SIZE, device=DEVICE, train_size=BUDGET.chapter.train_size, val_fraction=VAL_FRACTION
 )
 print({name: loader.n_examples for name, loader in loaders.items()})
 try:

@@ -40,7 +40,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -66,11 +66,11 @@ setup(threads=1)  # one CPU thread: these small networks gain little from more, 
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.exercise_epochs  # T, the same for every run: equal passes over the data
-TRAIN_SIZE = BUDGET.exercise_train_size  # training images (None: all 60,000)
-SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
+EPOCHS = BUDGET.exercises.epochs  # T, the same for every run: equal passes over the data
+TRAIN_SIZE = BUDGET.exercises.train_size  # training images (None: all 60,000)
+SEEDS = range(BUDGET.exercises.seeds)  # every run is repeated with these seeds
 QUICK = BUDGET.name == "quick"
-budget_banner(BUDGET.exercises())
+budget_banner(BUDGET, BUDGET.exercises)
 BATCH_SIZES = (128, 512) if QUICK else (4, 32, 64, 128)  # exercise 2 (B = 1 is left out: see below)
 DEPTHS = (1, 6) if QUICK else (1, 6, 12, 24)  # exercise 3: hidden layers
 WIDTH = 256  # exercise 3: neurons per hidden layer
@@ -219,7 +219,7 @@ for B in (small, large):
         lines.append(f"- {against.sentence()}.")
 finding(
     "\n".join(lines),
-    budget=BUDGET.exercises(),
+    sizes=BUDGET.exercises,
     needs="tell how the batch size changes what each tool reaches",
 )
 
@@ -293,7 +293,7 @@ for depth in DEPTHS:
             epochs=EPOCHS,
             device=DEVICE,
             seeds=SEEDS,
-            model_fn=partial(mlp, hidden=WIDTH, layers=depth),
+            make_model=partial(mlp, hidden=WIDTH, layers=depth),
         )
         frames.append(frame.assign(depth=depth))
 by_depth = pd.concat(frames, ignore_index=True)
@@ -370,7 +370,7 @@ for name in optimizers:
     lines.append(f"- **{name}, {deepest} layers against 1**: {deeper.sentence()}.")
 finding(
     "\n".join(lines),
-    budget=BUDGET.exercises(),
+    sizes=BUDGET.exercises,
     needs="tell whether the new tools or depth change the accuracy",
 )
 

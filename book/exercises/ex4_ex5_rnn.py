@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
@@ -71,8 +71,8 @@ banner = budget_banner()  # says which budget made this page's numbers
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-EPOCHS = BUDGET.exercise_epochs  # T
-SEEDS = range(BUDGET.seeds)  # every run is repeated with these seeds
+EPOCHS = BUDGET.exercises.epochs  # T
+SEEDS = range(BUDGET.exercises.seeds)  # every run is repeated with these seeds
 N_TRAIN = 2048 if BUDGET.name == "quick" else 4096  # training sequences
 N_TEST = 2000  # test sequences
 SHARED = 0.3  # share of each chain's probabilities common to all classes
@@ -145,7 +145,7 @@ print(f"{count_parameters(make_rnn()):,} parameters")
 norms: dict[str, list[list[float]]] = {}  # run -> one list per seed: each step's gradient norm
 
 
-def train(name, make_optimizer, make_schedule=None, *, max_norm=None, model_fn=make_rnn):
+def train(name, make_optimizer, make_schedule=None, *, max_norm=None, make_model=make_rnn):
     """Run ``name`` over SEEDS, recording the gradient norms (before clipping, if ``max_norm``)."""
     norms[name] = []
 
@@ -161,7 +161,7 @@ def train(name, make_optimizer, make_schedule=None, *, max_norm=None, model_fn=m
         epochs=EPOCHS,
         device=DEVICE,
         seeds=SEEDS,
-        model_fn=model_fn,
+        make_model=make_model,
     )
 
 
@@ -331,8 +331,8 @@ with warnings.catch_warnings(record=True) as caught:  # the divergence is the po
     warnings.simplefilter("always", DivergenceWarning)
     irnn = pd.concat(
         [
-            train("IRNN, SGD", sgd, model_fn=make_irnn),
-            train("IRNN, SGD+clip", sgd, max_norm=z, model_fn=make_irnn),
+            train("IRNN, SGD", sgd, make_model=make_irnn),
+            train("IRNN, SGD+clip", sgd, max_norm=z, make_model=make_irnn),
         ],
         ignore_index=True,
     )

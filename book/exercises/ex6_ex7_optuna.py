@@ -41,13 +41,14 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.4.0",
+            "idlmam[tune]==0.5.0",
         ],
         check=True,
     )
 
 # %%
 import warnings
+from dataclasses import replace
 
 from tqdm import TqdmWarning
 
@@ -61,7 +62,7 @@ import pandas as pd
 from idlmam.budget import get_budget
 from idlmam.models import cnn
 from idlmam.notebook import budget_banner, finding, glue, setup
-from idlmam.tuning import (
+from idlmam.tune import (
     adamw_cosine,
     chapter_loaders,
     create_study,
@@ -71,15 +72,15 @@ from idlmam.tuning import (
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
-budget_banner(get_budget().exercises(), trials=True)
+budget_banner(sizes=replace(get_budget().studies, train_size=get_budget().exercises.train_size))
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is too much for a page
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
-TRIALS = BUDGET.trials  # trials per study
-TRIAL_EPOCHS = BUDGET.trial_epochs  # epochs per trial, and for the final training
+TRIALS = BUDGET.studies.trials  # trials per study
+TRIAL_EPOCHS = BUDGET.studies.epochs  # epochs per trial, and for the final training
 # training images searched and retrained on (None: all 60,000)
-TRAIN_SIZE = BUDGET.exercise_train_size
+TRAIN_SIZE = BUDGET.exercises.train_size
 # exercise 7: filters per convolution
 CHANNELS = {"quick": (4, 8), "full": (4, 16), "chapter": (8, 64)}[BUDGET.name]
 CONV_LAYERS = (1, 2) if BUDGET.name == "quick" else (1, 3)  # exercise 7: convolutions
@@ -121,7 +122,7 @@ print(
 # (`adamw_cosine`). Every trial starts from the same seed, so trials differ only in their
 # hyperparameters.
 #
-# ```{literalinclude} ../../idlmam/tuning/objective.py
+# ```{literalinclude} ../../idlmam/tune/objective.py
 # :pyobject: mlp_search
 # :language: python
 # ```
@@ -145,7 +146,7 @@ print(f"best validation accuracy {fc_study.best_value:.4f} with {fc_study.best_p
 # trains it on the search's training and validation images together; and only then loads the
 # test set and scores it, once. Exercise 7 reuses it with its own builder.
 #
-# ```{literalinclude} ../../idlmam/tuning/recipe.py
+# ```{literalinclude} ../../idlmam/tune/recipe.py
 # :pyobject: retrain_and_test
 # :language: python
 # ```
