@@ -159,6 +159,25 @@ def test_the_readme_and_the_first_page_state_the_default_the_code_has():
         assert said == ((True, True) if name == DEFAULT else (False, False)), (name, said)
 
 
+def test_the_first_page_states_the_default_budget_s_sizes():
+    """The intro's paragraph on the default budget says each group's sizes as the code has them."""
+    from pathlib import Path
+
+    intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text(encoding="utf-8")
+    intro = " ".join(intro.split())
+    full = get_budget(DEFAULT)
+    assert f"with {full.chapter.seeds} seeds on all 60,000 training images" in intro
+    assert full.chapter.train_size is None
+    assert f"for {full.chapter.epochs} epochs" in intro
+    studies = full.studies
+    assert (
+        f"({studies.trials} and {studies.prune_trials} trials, of {studies.epochs} epochs" in intro
+    )
+    assert full.exercises.train_size == full.since.train_size
+    assert f"train on {full.since.train_size:,} images" in intro
+    assert f"samplers and pruners on {full.search.train_size:,}." in intro
+
+
 def test_one_seed_is_said_in_the_singular():
     one = Runs(epochs=5, seeds=1, train_size=48_000)
     assert get_budget("full").describe(one) == (
