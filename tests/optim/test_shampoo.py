@@ -1,14 +1,11 @@
 """Shampoo from scratch against pytorch-optimizer's ScalableShampoo and a hand computation."""
 
-import copy
-import io
-
 import pytest
 import scipy.linalg
 import torch
 from pytorch_optimizer import ScalableShampoo
 from pytorch_optimizer.optimizer.shampoo import LayerWiseGrafting  # where ScalableShampoo reads it
-from twins import small_net, train_pair
+from twins import filters_and_matrix, resumed_halfway, small_net, train_pair
 
 from idlmam.optim import Shampoo
 
@@ -133,41 +130,15 @@ def test_a_bias_takes_the_grafting_step_with_momentum():
 
 
 def test_filters_are_preconditioned_as_one_matrix_per_output():
-    torch.manual_seed(0)
-    filters = torch.nn.Parameter(torch.randn(3, 2, 2, 2, dtype=torch.float64))
-    matrix = torch.nn.Parameter(filters.detach().reshape(3, 8).clone())
-    opts = [Shampoo([filters], lr=0.1), Shampoo([matrix], lr=0.1)]
-    for _ in range(3):
-        grad = torch.randn(3, 2, 2, 2, dtype=torch.float64)
-        filters.grad, matrix.grad = grad, grad.reshape(3, 8)
-        for opt in opts:
-            opt.step()
+    filters, matrix, opts = filters_and_matrix(lambda p: Shampoo(p, lr=0.1), steps=3)
     assert torch.allclose(filters.reshape(3, 8), matrix, atol=1e-12, rtol=0)
     assert opts[0].state[filters]["L"].shape == (3, 3)
     assert opts[0].state[filters]["R"].shape == (8, 8)
 
 
 def test_shampoo_resumes_from_its_state_dict():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
-    twin = copy.deepcopy(model)
-    batches = [torch.randn(8, 5) for _ in range(12)]
     kwargs = dict(lr=0.01, update_interval=4, start_preconditioning_step=3, nesterov=True)
-
-    def train(net, opt, xs):
-        for X in xs:
-            opt.zero_grad()
-            net(X).pow(2).mean().backward()
-            opt.step()
-
-    train(model, Shampoo(model.parameters(), **kwargs), batches)  # uninterrupted
-    first = Shampoo(twin.parameters(), **kwargs)
-    train(twin, first, batches[:6])
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    second = Shampoo(twin.parameters(), **kwargs)
-    second.load_state_dict(torch.load(io.BytesIO(buffer.getvalue())))
-    train(twin, second, batches[6:])
+    model, twin = resumed_halfway(lambda params: Shampoo(params, **kwargs))
     for mine, theirs in zip(model.parameters(), twin.parameters()):
         assert torch.equal(mine, theirs)
 

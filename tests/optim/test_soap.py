@@ -1,12 +1,9 @@
 """SOAP from scratch against pytorch-optimizer's SOAP, torch.optim.Adam and its rotations."""
 
-import copy
-import io
-
 import pytest
 import torch
 from pytorch_optimizer import SOAP as OracleSOAP
-from twins import small_net, train_pair
+from twins import filters_and_matrix, resumed_halfway, small_net, train_pair
 
 from idlmam.optim import SOAP
 
@@ -125,42 +122,21 @@ def test_soap_turns_with_the_gradients_where_adam_does_not():
 
 
 def test_filters_are_rotated_as_one_matrix_per_output():
-    torch.manual_seed(0)
-    filters = torch.nn.Parameter(torch.randn(3, 2, 2, 2, dtype=torch.float64))
-    matrix = torch.nn.Parameter(filters.detach().reshape(3, 8).clone())
-    opts = [SOAP([p], lr=0.1, precondition_frequency=2) for p in (filters, matrix)]
-    for _ in range(5):
-        grad = torch.randn(3, 2, 2, 2, dtype=torch.float64)
-        filters.grad, matrix.grad = grad, grad.reshape(3, 8)
-        for opt in opts:
-            opt.step()
+    filters, matrix, opts = filters_and_matrix(
+        lambda p: SOAP(p, lr=0.1, precondition_frequency=2), steps=5
+    )
     assert torch.allclose(filters.reshape(3, 8), matrix, atol=1e-12, rtol=0)
     assert opts[0].state[filters]["Q_L"].shape == (3, 3)
     assert opts[0].state[filters]["Q_R"].shape == (8, 8)
 
 
 def test_soap_resumes_from_its_state_dict():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
-    twin = copy.deepcopy(model)
-    batches = [torch.randn(8, 5) for _ in range(12)]
     kwargs = dict(lr=0.01, precondition_frequency=4, max_precondition_dim=4)  # R of (4, 5): none
 
-    def train(net, opt, xs):
-        for X in xs:
-            opt.zero_grad()
-            net(X).pow(2).mean().backward()
-            opt.step()
+    def after_load(second, twin):
+        assert second.state[twin[0].weight]["Q_R"] is None
 
-    train(model, SOAP(model.parameters(), **kwargs), batches)  # uninterrupted
-    first = SOAP(twin.parameters(), **kwargs)
-    train(twin, first, batches[:6])
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    second = SOAP(twin.parameters(), **kwargs)
-    second.load_state_dict(torch.load(io.BytesIO(buffer.getvalue())))
-    assert second.state[twin[0].weight]["Q_R"] is None
-    train(twin, second, batches[6:])
+    model, twin = resumed_halfway(lambda params: SOAP(params, **kwargs), after_load)
     for mine, theirs in zip(model.parameters(), twin.parameters()):
         assert torch.equal(mine, theirs)
 
