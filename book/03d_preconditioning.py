@@ -69,7 +69,10 @@ from idlmam.notebook import budget_banner, glue, setup
 from idlmam.optim import SOAP, MuonWithAdamW, Shampoo, muon_param_groups
 
 setup(threads=1)  # one CPU thread: the timings below are per thread
-budget_banner(trains="no network on data, only two-parameter surfaces and timed steps")
+budget_banner(
+    trains="no network on data, only small test problems (two-parameter valleys, an 8 x 6 "
+    "least-squares problem) and timed steps"
+)
 
 # %%
 START = (-2.0, -1.0)  # where every path on the diagonal valley starts
@@ -631,7 +634,7 @@ glue("ns_near", f"{near_one} of the {len(ns)}", display=False)
 print(f"largest |Shampoo without memory - U V^T|: {gap:.1e}")
 print(f"Newton-Schulz's singular values: {ns.min().item():.3f} to {ns.max().item():.3f}")
 
-# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (orange), exactly one, and five Newton-Schulz iterations as in Muon (blue): near one for most, lower for the directions the gradient hardly used. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay in a band around 1 across all 64."}}
+# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (orange), exactly one, and five Newton-Schulz iterations as in Muon (blue): near one for most, lower for the directions the gradient hardly used. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay near 1 for most of the 64 and fall well below it for the smallest, the directions the gradient hardly used."}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for (name, values), colour in zip(singular.items(), ("grey", "tab:orange", "tab:blue")):
     ax.plot(range(1, len(values) + 1), values, "o-", ms=3, color=colour, label=name)

@@ -48,6 +48,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import warnings
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,13 +68,14 @@ from idlmam.train import DivergenceWarning
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
-banner = budget_banner()  # says which budget made this page's numbers
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 EPOCHS = BUDGET.exercises.epochs  # T
 SEEDS = range(BUDGET.exercises.seeds)  # every run is repeated with these seeds
 N_TRAIN = 2048 if BUDGET.name == "quick" else 4096  # training sequences
+RUNS = replace(BUDGET.exercises, train_size=N_TRAIN, items="synthetic training sequences")
+budget_banner(BUDGET, RUNS)  # what this page trains
 N_TEST = 2000  # test sequences
 SHARED = 0.3  # share of each chain's probabilities common to all classes
 BATCH_SIZE = 64  # B
@@ -87,8 +89,8 @@ DEVICE = get_device()
 print(f"epochs={EPOCHS}, seeds={len(SEEDS)}, training sequences={N_TRAIN}, batch={BATCH_SIZE}")
 
 # %% [markdown]
-# The exercises get their own, smaller runs on every budget: the line above, not the budget box,
-# says how many epochs, seeds and sequences the numbers on this page come from.
+# The exercises get their own, smaller runs on every budget: the box above says how many epochs,
+# seeds and sequences the numbers on this page come from.
 #
 # ## The task and the network
 #
