@@ -173,9 +173,10 @@ def test_the_first_page_states_the_default_budget_s_sizes():
     assert (
         f"({studies.trials} and {studies.prune_trials} trials, of {studies.epochs} epochs" in intro
     )
-    assert full.exercises.train_size == full.since.train_size
-    assert f"train on {full.since.train_size:,} images" in intro
-    assert f"samplers and pruners on {full.search.train_size:,}." in intro
+    since, exercises = full.since, full.exercises
+    assert f"train {since.epochs} epochs on {since.train_size:,} images" in intro
+    assert f"exercises 2 to 5 train {exercises.epochs} epochs on {exercises.train_size:,}" in intro
+    assert f"trains its trials on {full.search.train_size:,}." in intro
 
 
 def test_one_seed_is_said_in_the_singular():
