@@ -243,8 +243,8 @@ print("epochs whose accuracy fell, per seed:", drops.to_dict())
 # average {glue:text}`sgd_drops:.1f` per seed went *down*. The chapter blames a learning rate
 # that is a little too large, which keeps kicking the weights past good solutions. That is a
 # hypothesis, and the next two pages test it from both sides, first with schedules $L$, then
-# with optimizers $G$: each says whether its remedy calmed the curve, and whether it also ended
-# higher.
+# with optimizers $G$: the schedules page says whether its remedies calmed the curve, and both
+# say whether they ended higher.
 #
 # ## An external yardstick
 #

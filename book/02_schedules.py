@@ -325,8 +325,8 @@ cosine = run(
 
 # %% [markdown]
 # ```{admonition} Cosine's relatives: warm restarts, snapshot ensembles and SWA
-# Raising the rate again is older than the cosine: Smith's *cyclical learning rates*
-# {cite:yearpar}`smith2015cyclical` move it up and down between two bounds for the whole run.
+# Raising the rate again is older than the cosine: the *cyclical learning rates* of
+# {cite:t}`smith2015cyclical` move it up and down between two bounds for the whole run.
 # *SGDR*, stochastic gradient descent with warm restarts {cite:p}`loshchilov2017sgdr`, gave it the
 # cosine shape: anneal along a cosine, then jump straight back to
 # $\eta_0$ and anneal again, so that each restart can leave the basin the last one settled in
@@ -390,8 +390,8 @@ print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {P
 #
 # That makes it a detector of *slowing* progress, not of a flat loss: once the first fast
 # epochs are over, an epoch seldom improves the validation loss by a whole $1/T$, so the rate
-# can be cut while the validation loss is still falling; the figure below shows how often it
-# was.
+# can be cut while the validation loss is still falling. The figure below shows when each seed's
+# rate was cut.
 #
 # Each cut multiplies the rate by `factor = 0.2`, and `min_lr` $= \eta_{min}$ is the floor, as
 # for the other schedules. On this page {glue:text}`plateau_setting`.

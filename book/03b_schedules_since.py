@@ -128,8 +128,8 @@ def by_epochs_trained(frame, title):
 # A run of {glue:text}`total` steps that changes its rate once per epoch changes it only a
 # handful of times. The schedules on this page are defined per *step*: a warmup (hundreds to
 # thousands of steps in published recipes: 4,000 in the Transformer of
-# {cite:t}`vaswani2017attention`, 10,000 in BERT, {cite:alp}`devlin2018bert`, 2,000 in LLaMA,
-# {cite:alp}`touvron2023llama`; here one epoch, {glue:text}`steps` steps), and a decay that reaches
+# {cite:t}`vaswani2017attention`, 10,000 in BERT {cite:p}`devlin2018bert`, 2,000 in LLaMA
+# {cite:p}`touvron2023llama`; here one epoch, {glue:text}`steps` steps), and a decay that reaches
 # zero on the very last step. `run` and `train_network` take `lr_schedule_every="batch"` and then
 # step the schedule after every optimizer step; the results frame's `lr` column still holds the rate
 # at the start of each epoch, and `schedule_lrs` draws the whole curve by stepping the real

@@ -195,9 +195,10 @@ print(f"within 1 of a line of zeros: {near.mean():.0%} of the trials; an even sp
 # trial and returns the last epoch's validation accuracy. Its default builder, `mlp_search`, is
 # this search: it asks for the three values, builds `mlp(hidden=n, layers=k)`, and pairs it with
 # AdamW and half a cosine over the trial's epochs (`adamw_cosine`), from the trial's learning
-# rate down to a hundredth of it in the last epoch: the floor every schedule of the book uses,
-# never 0, since an epoch at a learning rate of 0 would change no weight (the schedules page
-# explains the choice). Any other network is searched by handing `make_objective` another
+# rate down to a hundredth of it in the last epoch: the floor of the chapter's schedules, which
+# step once per epoch, so that a last epoch at a rate of 0 would change no weight (the schedules
+# page explains the choice; the per-batch schedules of the page on schedules since the chapter
+# do end at 0). Any other network is searched by handing `make_objective` another
 # builder (`build=`); the exercises search a CNN.
 #
 # ````{dropdown} The search space: the builder the objective uses

@@ -139,7 +139,7 @@ print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} valid
 #   other sampler must beat {cite:p}`bergstra2012random`.
 # - **TPE** (`TPESampler`, the default): splits the finished trials into good and bad ones, fits
 #   a density to each, and proposes where good trials are dense and bad ones are not
-#   ({cite:alp}`bergstra2011algorithms`; Watanabe's tutorial, {cite:alp}`watanabe2023tree`). In
+#   ({cite:alp}`bergstra2011algorithms`; a tutorial: {cite:alp}`watanabe2023tree`). In
 #   Optuna 5 it is *multivariate*: it models the hyperparameters jointly, so it can learn that a
 #   deep network wants another rate than a shallow one.
 # - **GP** (`GPSampler`): fits a Gaussian process to the scores and proposes the trial with the
@@ -358,7 +358,7 @@ finding(
 # ## The learning-rate range test
 #
 # A search spends many trainings to find a learning rate.
-# {cite:t}`smith2015cyclical,smith2018disciplined` proposed to measure it in one short run instead,
+# Smith {cite:yearpar}`smith2015cyclical,smith2018disciplined` proposed to measure it in one short run instead,
 # the *range test*: train for a few epochs while the rate grows linearly from far too small to far
 # too large, and read the accuracy, which rises once the rate is large enough and falls apart when
 # it is too large. The form most libraries use today, and the one used here, is fastai's `lr_find`

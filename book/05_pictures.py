@@ -94,7 +94,7 @@ print(f"budget={BUDGET.name}: the pictures are the same on every budget")
 # %% [markdown]
 # ## How to read these pictures
 #
-# Each picture is a map of a loss $f(\theta_1, \theta_2)$ over two parameters, coloured like the
+# Each picture after the first is a map of a loss $f(\theta_1, \theta_2)$ over two parameters, coloured like the
 # chapter's sketches: red is a high loss, dark green a low one, and a gold star marks a minimum.
 # A path is the sequence of parameters an optimizer visits, one dot per update, starting at the
 # hollow circle. `optimizer_path` makes one: it puts the two numbers in an `nn.Parameter`, and on
@@ -745,8 +745,8 @@ for label, (name, kwargs) in rules.items():
 pd.DataFrame(rows).T.fillna("not reached")
 
 # %% [markdown]
-# Every from-scratch rule follows its `torch.optim` namesake step for step. (`None` means the
-# run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
+# Every from-scratch rule follows its `torch.optim` namesake step for step. ("not reached" means
+# the run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
 # the floor, and so is AdamW, whose weight decay pulls the point back towards the origin at
 # every step.) The tests in `tests/optim/test_scratch.py` check the same thing on a small network,
 # parameter for parameter, with and without learning-rate schedules.
