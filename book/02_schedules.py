@@ -66,6 +66,7 @@ from idlmam.optim import (
 )
 from idlmam.plotting import plot_rates, plot_runs, plot_schedules
 from idlmam.stats import compare, final_scores
+from idlmam.text import plural
 from idlmam.utils import get_device
 
 budget_banner()  # says which budget made this page's numbers
@@ -305,7 +306,7 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "The cosine schedule of this page's runs against the other schedules: it ends on its last dip, at eta_min.", "name": "fig-cosine-schedule"}, "image": {"alt": "Learning rate (log scale) against epoch for the constant, exponential, step and cosine schedules: the cosine rate swings from 0.1 down to the dotted eta_min line and back, and its last dip falls on the last epoch, where the exponential and step schedules also reach eta_min."}}
 turns = cosine_extremes(EPOCHS, COSINE_DIPS)
-print(f"{COSINE_DIPS} dip(s) in {EPOCHS} epochs: tops and dips at epochs {turns}")
+print(f"{plural(COSINE_DIPS, 'dip')} in {EPOCHS} epochs: tops and dips at epochs {turns}")
 schedules["cosine"] = lambda opt: cosine_schedule(opt, EPOCHS, COSINE_DIPS, eta_min=ETA_MIN)
 plot_schedules(
     schedules, EPOCHS, ETA_0, eta_min=ETA_MIN, log=True, title="Cosine against the others"

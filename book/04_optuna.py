@@ -63,6 +63,7 @@ from optuna.visualization import matplotlib as optuna_plots
 from idlmam.budget import get_budget
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, glue, setup
+from idlmam.text import plural
 from idlmam.tune import (
     chapter_loaders,
     create_study,
@@ -225,13 +226,13 @@ study.trials_dataframe(attrs=("number", "value", "params"))
 # %% tags=["nbval-ignore-output"]
 best = study.best_params
 glue("best_neurons", best["neurons_per_layer"], display=False)
-glue("best_layers", best["hidden_layers"], display=False)
+glue("best_layers", plural(best["hidden_layers"], "hidden layer"), display=False)
 glue("best_lr", best["learning_rate"], display=False)
 glue("best_val", study.best_value, display=False)
 print("study.best_params:", ", ".join(f"{name} = {value:.3g}" for name, value in best.items()))
 
 # %% [markdown]
-# The best of {glue:text}`best_layers` hidden layer(s) of {glue:text}`best_neurons` neurons,
+# The best of {glue:text}`best_layers` of {glue:text}`best_neurons` neurons,
 # trained with a learning rate of {glue:text}`best_lr:.2e`, reached a validation accuracy of
 # {glue:text}`best_val:.3f`. With this few trials that is a rough answer; 50 to 100 trials are
 # more usual when the time is there.
@@ -311,7 +312,7 @@ WARMUP = TRIAL_EPOCHS // 4  # epochs of each trial before it is judged (0: judge
 glue("prune_startup", STARTUP, display=False)
 print(
     f"{PRUNE_TRIALS} trials of {TRIAL_EPOCHS} epochs, judged once {STARTUP} have finished, "
-    f"each after {WARMUP + 1} epoch(s) at the earliest"
+    f"each after {plural(WARMUP + 1, 'epoch')} at the earliest"
 )
 
 # %% [markdown]
@@ -364,7 +365,7 @@ else:
 if outcomes.diverged:
     rates = table.loc[table["outcome"] == "diverged", "params_learning_rate"]
     diverged = (
-        f"The guard, not the pruner, stopped the {outcomes.diverged} trial(s) that diverged, "
+        f"The guard, not the pruner, stopped the {plural(outcomes.diverged, 'trial')} that diverged, "
         f"with learning rates between {rates.min():.2g} and {rates.max():.2g}."
     )
 else:

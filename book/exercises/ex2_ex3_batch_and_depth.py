@@ -60,6 +60,7 @@ from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import cosine_schedule, eta_min_for
 from idlmam.stats import compare, final_scores
+from idlmam.text import plural
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
@@ -267,7 +268,7 @@ finding(
 # %% tags=["hide-input"]
 for depth in DEPTHS:
     print(
-        f"{depth:>2} hidden layer(s) of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters"
+        f"{plural(depth, 'hidden layer'):>16} of {WIDTH}: {count_parameters(mlp(hidden=WIDTH, layers=depth)):>9,} parameters"
     )
 
 # %% tags=["hide-input", "nbval-ignore-output"]

@@ -62,6 +62,7 @@ import pandas as pd
 from idlmam.budget import get_budget
 from idlmam.models import cnn
 from idlmam.notebook import budget_banner, finding, glue, setup
+from idlmam.text import plural
 from idlmam.tune import (
     adamw_cosine,
     chapter_loaders,
@@ -168,7 +169,7 @@ def apart(score: float, other: float, name: str) -> str:
 
 
 glue("fc_neurons", fc_study.best_params["neurons_per_layer"], display=False)
-glue("fc_layers", fc_study.best_params["hidden_layers"], display=False)
+glue("fc_layers", plural(fc_study.best_params["hidden_layers"], "hidden layer"), display=False)
 glue("fc_lr", fc_study.best_params["learning_rate"], display=False)
 glue("fc_val", fc_study.best_value, display=False)
 glue("fc_test", fc_test, display=False)
@@ -179,7 +180,7 @@ print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}
 
 # %% [markdown]
 # :::{dropdown} Solution: how good was Optuna's guess?
-# The best trial, {glue:text}`fc_layers` hidden layer(s) of {glue:text}`fc_neurons` neurons
+# The best trial, {glue:text}`fc_layers` of {glue:text}`fc_neurons` neurons
 # trained at a learning rate of {glue:text}`fc_lr:.2e`, reached a validation accuracy of
 # {glue:text}`fc_val:.3f`; retrained on all the training data, the same settings score
 # {glue:text}`fc_test:.3f` on the test set, {glue:text}`fc_against`.
@@ -255,8 +256,8 @@ glue("cnn_val", cnn_study.best_value, display=False)
 glue("cnn_test", cnn_test, display=False)
 glue("cnn_against", apart(cnn_test, cnn_study.best_value, "Optuna's estimate"), display=False)
 glue("cnn_channels", best["channels"], display=False)
-glue("cnn_conv_layers", best["conv_layers"], display=False)
-glue("cnn_pool_rounds", best["pool_rounds"], display=False)
+glue("cnn_conv_layers", plural(best["conv_layers"], "convolution"), display=False)
+glue("cnn_pool_rounds", plural(best["pool_rounds"], "pooling round"), display=False)
 glue("cnn_lr", best["learning_rate"], display=False)
 print(f"best {best}: Optuna's estimate {cnn_study.best_value:.4f}, test accuracy {cnn_test:.4f}")
 
@@ -306,8 +307,8 @@ finding(  # what the page states: the finding, or the box in its place
 
 # %% [markdown]
 # :::{dropdown} Solution: convolutions against fully connected layers
-# The convolutional search's best trial, {glue:text}`cnn_conv_layers` convolution(s) of
-# {glue:text}`cnn_channels` filters with {glue:text}`cnn_pool_rounds` pooling round(s) and a
+# The convolutional search's best trial, {glue:text}`cnn_conv_layers` of
+# {glue:text}`cnn_channels` filters with {glue:text}`cnn_pool_rounds` and a
 # learning rate of {glue:text}`cnn_lr:.2e`, reached {glue:text}`cnn_val:.3f` on the validation
 # split and {glue:text}`cnn_test:.3f` on the test set after retraining,
 # {glue:text}`cnn_against`.
