@@ -53,6 +53,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
     )
 
 # %%
+from dataclasses import replace
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -66,6 +67,7 @@ from idlmam.budget import get_budget
 from idlmam.experiments import race, run
 from idlmam.experiments.race import (
     DECAY,
+    VAL_FRACTION,
     Contender,
     default_target,
     field,
@@ -89,7 +91,8 @@ EPOCHS = SINCE.epochs  # epochs per run
 SEEDS = range(SINCE.seeds)  # the best setting of each optimizer is run with these seeds
 CHANCE = 0.1  # the accuracy of a guess among the ten classes
 DEVICE = get_device()
-budget_banner(sizes=SINCE)
+HELD_OUT = f"training images, {VAL_FRACTION:.0%} of them held out for validation"
+budget_banner(sizes=replace(SINCE, items=HELD_OUT))  # the search chooses on those
 
 # %% [markdown]
 # The protocol below lives in `idlmam.experiments.race`, so that this page and the race command
