@@ -6,7 +6,103 @@ from collections.abc import Callable, Mapping
 
 from .optim import schedule_lrs
 
-__all__ = ["plot_schedules", "plot_rates", "plot_runs", "plot_range_test"]
+__all__ = [
+    "RUN_COLOURS",
+    "run_colours",
+    "run_dashes",
+    "plot_schedules",
+    "plot_rates",
+    "plot_runs",
+    "plot_range_test",
+]
+
+#: One colour per run name, the same on every page and in every figure of the book. The
+#: optimizers keep theirs wherever they appear (SGD blue, Nesterov green, AdamW red, ...); the
+#: schedules of page 02 and of the schedules page after the chapter have theirs. A run named
+#: ``"<base>+<variant>"`` (``"AdamW+CosineLR"``) takes its base's colour, drawn dashed.
+RUN_COLOURS: dict[str, str] = {
+    # the optimizers (pages 01, 03, 03c and the exercises)
+    "SGD": "tab:blue",
+    "SGD w/ Momentum": "tab:orange",
+    "SGD w/ Nesterov": "tab:green",
+    "AdamW": "tab:red",
+    "NAdam": "tab:purple",
+    "NAdamW": "tab:purple",
+    "AdaMax": "tab:brown",
+    "RAdam": "tab:pink",
+    "Adafactor": "tab:gray",
+    "Muon": "tab:olive",
+    "Lion": "tab:cyan",
+    "Shampoo": "#393b79",
+    "SOAP": "#8c6d31",
+    "Schedule-free AdamW": "#ff9896",
+    # the chapter's schedules (page 02; the constant rate is the SGD baseline, so blue too)
+    "constant rate": "tab:blue",
+    "exponential decay": "tab:orange",
+    "step schedule": "tab:green",
+    "cosine annealing": "tab:red",
+    "plateau schedule": "tab:purple",
+    # the schedules after the chapter (page 03b)
+    "constant": "tab:blue",
+    "cosine to zero": "tab:orange",
+    "linear to zero": "tab:green",
+    "one-cycle": "tab:red",
+    "warm restarts": "tab:purple",
+    "constant + EMA": "tab:brown",
+    "WSD": "tab:pink",
+    "without warmup": "tab:gray",
+}
+
+# colours for names the book does not know (a reader's own runs), in this order
+_SPARE = [
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#e377c2",
+    "#8c564b",
+    "#9467bd",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#1f77b4",
+    "#393b79",
+    "#8c6d31",
+    "#ff9896",
+    "#c5b0d5",
+]
+
+
+def _base(name: str) -> str | None:
+    """The known run a variant ``"<base>+<variant>"`` belongs to, or None."""
+    base = name.split("+")[0].strip()
+    return base if "+" in name and base in RUN_COLOURS else None
+
+
+def run_colours(names) -> dict[str, str]:
+    """The colour of each run name: :data:`RUN_COLOURS`'s, its base's for ``"<base>+<x>"``.
+
+    A name the book does not know gets the first spare colour that no other name of ``names``
+    uses, in the order given, so every run of one figure stays distinguishable.
+    """
+    names = list(dict.fromkeys(names))
+    colours = {}
+    for name in names:
+        known = RUN_COLOURS.get(name) or RUN_COLOURS.get(_base(name) or "")
+        if known:
+            colours[name] = known
+    import matplotlib.colors as mcolors
+
+    taken = {mcolors.to_hex(c) for c in colours.values()}
+    spare = (c for c in _SPARE if mcolors.to_hex(c) not in taken)
+    for name in names:
+        if name not in colours:
+            colours[name] = next(spare, "black")
+    return colours
+
+
+def run_dashes(names) -> dict[str, tuple | str]:
+    """Seaborn's ``dashes`` for ``names``: a variant drawn in its base's colour is dashed."""
+    return {name: (4, 2) if _base(name) and name not in RUN_COLOURS else "" for name in names}
 
 
 def plot_schedules(
@@ -108,9 +204,9 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
 
     With several seeds per run, it draws the mean and a band of the 95% Student-t interval over
     seeds (:func:`idlmam.stats.t_interval`, the interval the pages' sentences state), so a reader
-    sees which differences are larger than the seed-to-seed noise. Each run gets its own colour:
-    the next of the cycle, or ``palette[run]`` (a dict run -> colour keeps a run's colour the
-    same across a page's figures).
+    sees which differences are larger than the seed-to-seed noise. Each run is drawn in its
+    book-wide colour (:func:`run_colours`; a variant ``"<base>+<x>"`` dashed in its base's), or
+    in ``palette[run]`` when a dict run -> colour is given.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -119,14 +215,17 @@ def plot_runs(frame, y: str = "test Accuracy", ax=None, title: str | None = None
 
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     several = frame.groupby("run")["seed"].nunique().max() > 1 if "seed" in frame else False
+    names = list(dict.fromkeys(frame["run"]))
     sns.lineplot(
         data=frame,
         x="epoch",
         y=y,
         hue="run",
+        style="run",
         ax=ax,
         errorbar=t_interval if several else None,
-        palette=palette,
+        palette=palette or run_colours(names),
+        dashes=run_dashes(names),
     )
     ax.set_ylabel(y.replace("Accuracy", "accuracy"))  # the score's column name, in prose case
     ax.set_title(

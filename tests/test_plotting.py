@@ -103,3 +103,54 @@ def test_plot_runs_takes_each_runs_colour_from_a_palette():
         line.get_label(): mcolors.to_hex(line.get_color()) for line in ax.get_legend().get_lines()
     }
     assert drawn == {"a": mcolors.to_hex("C3"), "b": mcolors.to_hex("C5")}
+
+
+def _runs_frame(names):
+    return pd.DataFrame(
+        [
+            {"run": run, "seed": 0, "epoch": e, "loss": i + e}
+            for i, run in enumerate(names)
+            for e in range(3)
+        ]
+    )
+
+
+def _drawn(ax):
+    import matplotlib.colors as mcolors
+
+    return {
+        line.get_label(): (mcolors.to_hex(line.get_color()), line.get_linestyle())
+        for line in ax.get_legend().get_lines()
+    }
+
+
+def test_a_run_keeps_its_book_wide_colour_whatever_else_shares_the_figure():
+    import matplotlib.colors as mcolors
+
+    from idlmam.plotting import RUN_COLOURS
+
+    alone = _drawn(plot_runs(_runs_frame(["SGD w/ Nesterov"]), "loss"))
+    crowded = _drawn(plot_runs(_runs_frame(["AdamW", "SGD", "SGD w/ Nesterov"]), "loss"))
+    nesterov = mcolors.to_hex(RUN_COLOURS["SGD w/ Nesterov"])
+    assert alone["SGD w/ Nesterov"][0] == crowded["SGD w/ Nesterov"][0] == nesterov
+    assert crowded["AdamW"][0] == mcolors.to_hex("tab:red")
+
+
+def test_a_variant_is_dashed_in_its_base_colour_and_unknown_runs_get_free_colours():
+    drawn = _drawn(plot_runs(_runs_frame(["AdamW", "AdamW+CosineLR", "mine", "yours"]), "loss"))
+    assert drawn["AdamW+CosineLR"][0] == drawn["AdamW"][0]
+    assert drawn["AdamW"][1] == "-" and drawn["AdamW+CosineLR"][1] == "--"
+    colours = [colour for colour, _ in drawn.values()]
+    assert drawn["mine"][0] != drawn["yours"][0]
+    assert drawn["mine"][0] not in colours[:2] and drawn["yours"][0] not in colours[:2]
+
+
+def test_run_colours_never_gives_a_stranger_a_colour_already_used_in_the_figure():
+    from idlmam.plotting import RUN_COLOURS, run_colours
+
+    names = ["stranger"] + list(RUN_COLOURS)  # every book colour is taken
+    colours = run_colours(names)
+    import matplotlib.colors as mcolors
+
+    taken = {mcolors.to_hex(c) for name, c in colours.items() if name != "stranger"}
+    assert mcolors.to_hex(colours["stranger"]) not in taken
