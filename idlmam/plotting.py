@@ -163,8 +163,9 @@ def plot_rates(frame, by: str = "seed", ax=None, *, title: str | None = None):
     A schedule that reacts to the run (``ReduceLROnPlateau``) cuts at different epochs for each
     seed, so each seed (or each run, with ``by="run"``) gets its own line, colour and marker,
     in the order they appear in ``frame``; no line joins the last epoch of one to the first of
-    the next. The rate axis is logarithmic, so every cut by the same factor is a step of the
-    same height.
+    the next. Seeds (or runs) whose rates are the same at every epoch share one line, labelled
+    with all of them ("seeds 0 and 2"), so no line hides another. The rate axis is
+    logarithmic, so every cut by the same factor is a step of the same height.
 
     Args:
         frame: a long results frame with ``epoch``, ``lr`` and the ``by`` column.
@@ -178,19 +179,26 @@ def plot_rates(frame, by: str = "seed", ax=None, *, title: str | None = None):
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(7, 3.2))[1]
-    groups = list(frame.groupby(by, sort=False))  # in order of appearance, as plot_runs
-    markers = "osD^vP*X"
-    for i, (key, rows) in enumerate(groups):
+    lines: dict[tuple, tuple[list, object]] = {}  # rates -> (keys, rows), in order of appearance
+    for key, rows in frame.groupby(by, sort=False):
         rows = rows.sort_values("epoch")
+        rates = tuple(zip(rows["epoch"], rows["lr"]))
+        lines.setdefault(rates, ([], rows))[0].append(key)
+    markers = "osD^vP*X"
+    for i, (keys, rows) in enumerate(lines.values()):
+        names = [str(k) for k in keys]
+        together = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
         ax.plot(
             rows["epoch"],
             rows["lr"],
             drawstyle="steps-post",
             marker=markers[i % len(markers)],
             markersize=4,
-            linewidth=max(0.8, 2.4 - 0.6 * i),  # thicker first: equal lines stay visible
+            linewidth=1.6,
             alpha=0.85,
-            label=f"{by} {key}" if by == "seed" else str(key),
+            label=(f"{by}s " if len(names) > 1 else f"{by} ") + together
+            if by == "seed"
+            else together,
         )
     ax.set(xlabel="epoch", ylabel="learning rate (log scale)", yscale="log")
     if title:

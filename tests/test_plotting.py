@@ -154,3 +154,11 @@ def test_run_colours_never_gives_a_stranger_a_colour_already_used_in_the_figure(
 
     taken = {mcolors.to_hex(c) for name, c in colours.items() if name != "stranger"}
     assert mcolors.to_hex(colours["stranger"]) not in taken
+
+
+def test_plot_rates_draws_seeds_with_the_same_rates_as_one_line_naming_both():
+    frame = _plateau_frame()
+    twin = frame[frame["seed"] == 0].assign(seed=2)  # seed 2 cuts exactly where seed 0 does
+    ax = plot_rates(pd.concat([frame, twin]))
+    assert len(ax.get_lines()) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seeds 0 and 2", "seed 1"]
