@@ -77,7 +77,7 @@ from idlmam.optim import (
     warmup_linear_decay,
     wsd_schedule,
 )
-from idlmam.plotting import plot_runs
+from idlmam.plotting import RUN_COLOURS, plot_runs
 from idlmam.stats import compare_pairs, final_scores
 from idlmam.utils import get_device
 
@@ -94,16 +94,7 @@ PEAK = 0.01  # eta_max: the top of every schedule below (AdamW's default is 0.00
 PEAKS = (0.01, 0.03, 0.07)  # the warmup experiment: up to 70 times AdamW's default
 COOLDOWN = 0.2  # the share of a WSD run spent decaying (rounded to whole epochs)
 DEVICE = get_device()
-COLOURS = {  # one colour per schedule, the same in every figure
-    "constant": "C0",
-    "cosine to zero": "C1",
-    "linear to zero": "C2",
-    "one-cycle": "C3",
-    "warm restarts": "C4",
-    "constant + EMA": "C5",
-    "WSD": "C6",
-    "without warmup": "C7",
-}
+COLOURS = RUN_COLOURS  # one colour per schedule, the same in every figure of the book
 
 loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=RUNS.train_size)
 STEPS = len(loaders["train"])  # optimizer steps (batches) per epoch
@@ -117,7 +108,7 @@ print(f"{STEPS} steps per epoch, {TOTAL} steps per run of {EPOCHS} epochs, {len(
 
 def by_epochs_trained(frame, title):
     """plot_runs with the x axis counting epochs trained (1, 2, ...), this page's convention."""
-    ax = plot_runs(frame.assign(epoch=frame["epoch"] + 1), title=title, palette=COLOURS)
+    ax = plot_runs(frame.assign(epoch=frame["epoch"] + 1), title=title)
     ax.set_xlabel("epochs trained")
     return ax
 
