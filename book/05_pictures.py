@@ -472,8 +472,9 @@ plt.show()
 # %% [markdown]
 # ## Exploding gradients, tamed by clipping
 #
-# Back to the exploding panel of figure 5.2. Clipping the gradient's norm at $z$ (the chapter
-# uses $z = 5$) does not change its direction, only caps its length, so no step can be longer
+# Back to the exploding panel of figure 5.2. Clipping the gradient's norm at $z$ (the chapter's
+# picture uses $z = 5$; the network of the gradients page clips at $z = 1$: the threshold is set
+# against the size of the gradients of the problem at hand) does not change its direction, only caps its length, so no step can be longer
 # than $\eta \cdot z$. Far out, where the gradient is huge, the path walks in at that fixed
 # stride; close in, where the gradient is small, clipping does nothing and SGD finishes as usual.
 
