@@ -96,7 +96,7 @@ print(f"epochs={EPOCHS}, seeds={len(SEEDS)}, training sequences={N_TRAIN}, batch
 #
 # ## The task and the network
 #
-# Each of {glue:text}`classes` classes is a "language": a Markov chain over an alphabet of
+# Each of the {glue:text}`classes` is a "language": a Markov chain over an alphabet of
 # {glue:text}`vocab` tokens, with its own probabilities for the first token and for each token
 # that follows another. A sequence of {glue:text}`length` tokens is drawn from one of them, and
 # the network must say which. The chains share {glue:text}`shared:.0%` of their probabilities,
@@ -483,7 +483,7 @@ plt.show()
 
 # %% [markdown]
 # :::{dropdown} Solution: does clipping help?
-# The IRNN's gradients explode: its first gradient was {glue:text}`irnn_first_norm:.0f` long
+# The IRNN's gradients explode: its first gradient was {glue:text}`irnn_first_norm:,.0f` long
 # (mean over seeds), where Nesterov's gradients on the tanh network stayed under $z$ =
 # {glue:text}`z:.2f` on {glue:text}`clip_quantile:.0%` of their steps. Without clipping,
 # {glue:text}`irnn_none_diverged` seeds diverged: a step of $\eta$ times such a gradient throws
@@ -492,14 +492,14 @@ plt.show()
 # at the end of that epoch (the table's `epochs trained` column says how many epochs each run
 # trained). With clipping, {glue:text}`irnn_clip_diverged` seeds diverged: every step was at
 # most $\eta z$ long, however large the gradient (before clipping its norm still reached
-# {glue:text}`irnn_clip_largest:.0f`, against a median of {glue:text}`irnn_clip_median:.2f`),
+# {glue:text}`irnn_clip_largest:,.0f`, against a median of {glue:text}`irnn_clip_median:.2f`),
 # and the table gives the accuracy those runs reached.
 #
 # Clipping did not only guard the IRNN against rare, very large gradients; the figure of its
 # norms shows two phases. The huge gradients came first: every norm above {glue:text}`huge`
-# times $z$ fell in the first {glue:text}`irnn_burst` of a seed's {glue:text}`irnn_steps`
-# (within {glue:text}`irnn_burst_epochs`), and capping those is what kept the weights finite.
-# After that the norms are ordinary, and they sit around $z$, because the threshold was read off the
+# times $z$ came in a seed's first {glue:text}`irnn_burst` (of {glue:text}`irnn_steps`; within
+# {glue:text}`irnn_burst_epochs`), and capping those is what kept the weights finite. After
+# that the norms are ordinary, and they sit around $z$, because the threshold was read off the
 # tanh network: the norms cross the dashed line back and forth for the rest of the run, and
 # {glue:text}`irnn_clip_share:.0%` of all the IRNN's steps were longer than $z$ and were
 # shortened. On those steps clipping acts like a smaller learning rate, so it changed the
