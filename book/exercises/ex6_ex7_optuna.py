@@ -48,7 +48,6 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import warnings
-from dataclasses import replace
 
 from tqdm import TqdmWarning
 
@@ -69,11 +68,11 @@ from idlmam.tune import (
     create_study,
     make_objective,
     retrain_and_test,
+    trial_outcomes,
 )
 from idlmam.utils import get_device
 
 setup(threads=1)  # one CPU thread: these small networks gain little from more, and repeat exactly
-budget_banner(sizes=replace(get_budget().studies, train_size=get_budget().exercises.train_size))
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is too much for a page
 
 # %%
@@ -82,25 +81,49 @@ TRIALS = BUDGET.studies.trials  # trials per study
 TRIAL_EPOCHS = BUDGET.studies.epochs  # epochs per trial, and for the final training
 # training images searched and retrained on (None: all 60,000)
 TRAIN_SIZE = BUDGET.exercises.train_size
-# exercise 7: filters per convolution
+VAL_FRACTION = 0.2  # the share of them chapter_loaders holds out to score the trials on
+# exercise 7's search range: filters per convolution, convolutions, pooling rounds, rates
 CHANNELS = {"quick": (4, 8), "full": (4, 16), "chapter": (8, 64)}[BUDGET.name]
-CONV_LAYERS = (1, 2) if BUDGET.name == "quick" else (1, 3)  # exercise 7: convolutions
+CONV_LAYERS = (1, 2) if BUDGET.name == "quick" else (1, 3)
+POOL_ROUNDS = (0, 3)
+LEARNING_RATES = (1e-5, 1e-2)
 SEED = 0  # seeds the samplers, the weights and the batch order
 DEVICE = get_device()
-print(f"budget={BUDGET.name}, trials={TRIALS}, epochs per trial={TRIAL_EPOCHS}")
+
+
+class Searches:
+    """What the budget box says this page runs: two studies without a pruner, on a split."""
+
+    def describe(self) -> str:
+        images = f"{TRAIN_SIZE:,}" if TRAIN_SIZE else "all 60,000"
+        return (
+            f"two studies of {plural(TRIALS, 'trial')} of {plural(TRIAL_EPOCHS, 'epoch')} each, "
+            f"with no pruner; every trial trains on {1 - VAL_FRACTION:.0%} of {images} training "
+            f"images and is scored on the other {VAL_FRACTION:.0%}, and each study's best network "
+            "is retrained on all of them"
+        )
+
+
+budget_banner(BUDGET, Searches())
 
 # %% [markdown]
-# Three sets, each with one job. The search trains on 80% of the training images and scores
-# each trial on the other 20% (the validation split). The final model trains on all of those
-# images together. The test set is used once per exercise, at the very end. On the `full`
-# budget the training images are a seeded subset of 12,000, so that the convolutional search
-# takes minutes on a CPU (`chapter`: all 60,000).
+# Three sets, each with one job. The search trains on {glue:text}`train_share:.0%` of the
+# training images and scores each trial on the other {glue:text}`val_share:.0%` (the validation
+# split). The final model trains on all of those images together. The test set is used once per
+# exercise, at the very end. On the `full` budget the training images are a seeded subset of
+# {glue:text}`full_images`, so that the convolutional search takes minutes on a CPU (`chapter`:
+# all of them).
 
 # %%
 train_loader, val_loader = chapter_loaders(BUDGET, seed=SEED, device=DEVICE, train_size=TRAIN_SIZE)
+n_images = train_loader.n_examples + val_loader.n_examples
+assert val_loader.n_examples == round(VAL_FRACTION * n_images)  # the split the box states
+glue("train_share", train_loader.n_examples / n_images, display=False)
+glue("val_share", val_loader.n_examples / n_images, display=False)
+glue("full_images", f"{get_budget('full').exercises.train_size:,}", display=False)
 print(
-    f"search: {train_loader.n_examples} train / {val_loader.n_examples} validation; "
-    f"final: all {train_loader.n_examples + val_loader.n_examples} to train on, then the test set"
+    f"search: {train_loader.n_examples:,} to train on, {val_loader.n_examples:,} to validate on; "
+    f"final: all {n_images:,} to train on, then the test set"
 )
 
 # %% [markdown]
@@ -129,23 +152,45 @@ print(
 # ```
 # :::
 
+
+# %% tags=["hide-input"]
+def trials_table(study, headings):
+    """Each trial of ``study``: its hyperparameters (``headings``: name -> column) and score."""
+    frame = study.trials_dataframe().set_index("number").rename_axis("trial")
+    table = pd.DataFrame({column: frame[f"params_{name}"] for name, column in headings.items()})
+    table["learning rate"] = frame["params_learning_rate"].map(lambda rate: f"{rate:.2e}")
+    table["validation accuracy"] = frame["value"].map(
+        lambda v: "-" if pd.isna(v) else f"{v:.3f}"  # a trial stopped early has no score
+    )
+    return table
+
+
 # %% tags=["hide-input", "nbval-ignore-output"]
 fc_study = create_study(seed=SEED)  # in memory, TPE sampler seeded with SEED
 fc_study.optimize(
     make_objective(train_loader, val_loader, epochs=TRIAL_EPOCHS, device=DEVICE, seed=SEED),
     n_trials=TRIALS,
 )
-print(f"best validation accuracy {fc_study.best_value:.4f} with {fc_study.best_params}")
+fc_best = fc_study.best_params
+layers = plural(fc_best["hidden_layers"], "hidden layer")
+print(
+    f"best validation accuracy {fc_study.best_value:.4f}: {layers} of "
+    f"{fc_best['neurons_per_layer']} neurons, learning rate {fc_best['learning_rate']:.2e}"
+)
+
+# %% tags=["hide-input", "nbval-ignore-output"]
+trials_table(fc_study, {"hidden_layers": "hidden layers", "neurons_per_layer": "neurons per layer"})
 
 # %% [markdown]
 # :::{dropdown} Solution: retrain and test
-# The search's networks were trained on 80% of the images; the final one trains on all of them,
-# for the same number of epochs and with the same optimizer and schedule as in a trial, so that
-# the validation accuracy stays a fair estimate. The package's `retrain_and_test` does this for
-# any network: it hands the study's best parameters to the builder the search used (here the
-# default, `mlp_search`), so the network, optimizer, schedule and seed are the best trial's;
-# trains it on the search's training and validation images together; and only then loads the
-# test set and scores it, once. Exercise 7 reuses it with its own builder.
+# The search's networks were trained on {glue:text}`train_share:.0%` of the images; the final
+# one trains on all of them, for the same number of epochs and with the same optimizer and
+# schedule as in a trial, so that the validation accuracy stays a fair estimate. The package's
+# `retrain_and_test` does this for any network: it hands the study's best parameters to the
+# builder the search used (here the default, `mlp_search`), so the network, optimizer, schedule
+# and seed are the best trial's; trains it on the search's training and validation images
+# together; and only then loads the test set and scores it, once. Exercise 7 reuses it with its
+# own builder.
 #
 # ```{literalinclude} ../../idlmam/tune/recipe.py
 # :pyobject: retrain_and_test
@@ -175,7 +220,8 @@ glue("fc_val", fc_study.best_value, display=False)
 glue("fc_test", fc_test, display=False)
 glue("fc_against", apart(fc_test, fc_study.best_value, "Optuna's estimate"), display=False)
 glue("more_images", fc_final.n_train / train_loader.n_examples - 1, display=False)
-glue("n_trials", TRIALS, display=False)
+glue("trials_each", plural(TRIALS, "trial"), display=False)
+glue("trial_epochs", plural(TRIAL_EPOCHS, "epoch"), display=False)
 print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}")
 
 # %% [markdown]
@@ -187,7 +233,7 @@ print(f"Optuna's estimate {fc_study.best_value:.4f}, test accuracy {fc_test:.4f}
 #
 # Two effects pull in opposite directions. The final network sees
 # {glue:text}`more_images:.0%` more images than the trials did, which helps it. But the best
-# validation score is the *maximum* over {glue:text}`n_trials` trials, and a maximum of noisy
+# validation score is the *maximum* over {glue:text}`trials_each`, and a maximum of noisy
 # scores is biased upwards: some of the winner's lead is luck on those particular validation
 # images. The gap above is the sum of both, and one study cannot tell how much each
 # contributed. The more trials a study runs, the more optimistic its best score becomes, which
@@ -228,8 +274,8 @@ def build_cnn(trial: optuna.Trial, epochs: int):
     """A trial's CNN (filters, convolutions, pooling rounds) with AdamW and a cosine schedule."""
     channels = trial.suggest_int("channels", *CHANNELS, log=True)
     conv_layers = trial.suggest_int("conv_layers", *CONV_LAYERS)
-    pool_rounds = trial.suggest_int("pool_rounds", 0, 3)
-    learning_rate = trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+    pool_rounds = trial.suggest_int("pool_rounds", *POOL_ROUNDS)
+    learning_rate = trial.suggest_float("learning_rate", *LEARNING_RATES, log=True)
     return adamw_cosine(cnn(channels, conv_layers, pool_rounds), learning_rate, epochs)
 
 
@@ -259,50 +305,87 @@ glue("cnn_channels", best["channels"], display=False)
 glue("cnn_conv_layers", plural(best["conv_layers"], "convolution"), display=False)
 glue("cnn_pool_rounds", plural(best["pool_rounds"], "pooling round"), display=False)
 glue("cnn_lr", best["learning_rate"], display=False)
-print(f"best {best}: Optuna's estimate {cnn_study.best_value:.4f}, test accuracy {cnn_test:.4f}")
-
-# %% mystnb={"figure": {"caption": "The two searches of exercises 6 and 7: each trial's validation accuracy (dots), the best so far (solid line), and the test accuracy of the retrained best network (dashed line), blue for the fully connected network and orange for the convolutional one.", "name": "fig-two-searches"}, "image": {"alt": "Accuracy (y) against trial number (x) for two searches. Blue dots for the fully connected search's trials, a blue line for its best validation score so far, and a dashed blue line at the test accuracy of its retrained best network; the same in orange for the convolutional search. Where each dashed line lies against the level its solid line ends at shows how far the test score is from the search's estimate."}} tags=["hide-input", "nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(7, 3.8))
-for i, (label, study, test) in enumerate(
-    (("fully connected", fc_study, fc_test), ("convolutional", cnn_study, cnn_test))
-):
-    trials = study.trials_dataframe()
-    ax.plot(
-        trials["number"], trials["value"], "o", color=f"C{i}", label=f"{label}: trials (validation)"
-    )
-    ax.plot(
-        trials["number"],
-        trials["value"].cummax(),
-        "-",
-        color=f"C{i}",
-        alpha=0.5,
-        label=f"{label}: best so far",
-    )
-    ax.axhline(test, color=f"C{i}", ls="--", label=f"{label}: retrained, test")
-ax.set(
-    xlabel="trial",
-    ylabel="accuracy",
-    title="Two searches: each trial, the best so far, the final test",
+print(
+    f"best trial: {plural(best['conv_layers'], 'convolution')} of {best['channels']} filters, "
+    f"{plural(best['pool_rounds'], 'pooling round')}, learning rate {best['learning_rate']:.2e}; "
+    f"Optuna's estimate {cnn_study.best_value:.4f}, test accuracy {cnn_test:.4f}"
 )
-ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-ax.legend(fontsize=8)
-plt.show()
 
 # %% tags=["hide-input", "nbval-ignore-output"]
-pd.DataFrame(
-    {
-        "fully connected": fc_study.trials_dataframe()["value"],
-        "convolutional": cnn_study.trials_dataframe()["value"],
-    }
-).round(4)
+trials_table(
+    cnn_study,
+    {"channels": "filters", "conv_layers": "convolutions", "pool_rounds": "pooling rounds"},
+)
+
+# %% tags=["hide-input", "nbval-ignore-output"]
+RANGES = {  # each integer hyperparameter: what it counts, and its search range
+    "channels": ("filter", CHANNELS),
+    "conv_layers": ("convolution", CONV_LAYERS),
+    "pool_rounds": ("pooling round", POOL_ROUNDS),
+}
+edges = [
+    f"{plural(value, what)}, the {'fewest' if value == low else 'most'} it allowed"
+    for key, (what, (low, high)) in RANGES.items()
+    if (value := best[key]) in (low, high)
+]
+near = 2  # a rate within this factor of a bound of its range counts as at the edge
+if best["learning_rate"] < near * LEARNING_RATES[0]:
+    edges.append(f"a learning rate within a factor of {near} of the lowest it allowed")
+if best["learning_rate"] > LEARNING_RATES[1] / near:
+    edges.append(f"a learning rate within a factor of {near} of the highest it allowed")
+glue(
+    "cnn_edges",
+    f"sits at an edge of the search range: {'; '.join(edges)}. A better network may lie beyond "
+    "that edge, where this search could not look"
+    if edges
+    else "sits inside the search range on every hyperparameter, at no edge of it",
+    display=False,
+)
+outcomes = [trial_outcomes(study) for study in (fc_study, cnn_study)]
+glue("all_trials", plural(sum(o.total for o in outcomes), "trial"), display=False)
+pruned = sum(o.pruned for o in outcomes)
+glue("pruned", f"{plural(pruned, 'trial')} {'was' if pruned == 1 else 'were'}", display=False)
+glue("diverged", plural(sum(o.diverged for o in outcomes), "trial"), display=False)
+glue("lr_low", f"{LEARNING_RATES[0]:g}", display=False)
+print(f"the best CNN {'is at an edge: ' + '; '.join(edges) if edges else 'is at no edge'}")
+for name, counts in zip(("fully connected", "convolutional"), outcomes):
+    print(f"{name} study, {plural(counts.total, 'trial')}: {counts.summary()}")
+
+# %% mystnb={"figure": {"caption": "The two searches of exercises 6 and 7, the fully connected network on the left in blue, the convolutional one on the right in orange: each trial's validation accuracy (dots), the best validation accuracy so far (solid steps), and the test accuracy of the best network retrained on all the training images (dashed line).", "name": "fig-two-searches"}, "image": {"alt": "Two panels sharing an accuracy axis, against the trial number. Left, in blue, the fully connected search; right, in orange, the convolutional search. In each, dots for the trials' validation accuracies, a solid step line for the best validation accuracy so far, and a dashed horizontal line at the test accuracy of the retrained best network; where the dashed line lies against the level the step line ends at shows how far the test score is from the search's estimate."}} tags=["hide-input", "nbval-ignore-output"]
+searches = {"fully connected": (fc_study, fc_test), "convolutional": (cnn_study, cnn_test)}
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True, layout="constrained")
+scores = []  # every accuracy drawn, to give the shared axis room above and below
+for i, (ax, (name, (study, test))) in enumerate(zip(axes, searches.items())):
+    trials = study.trials_dataframe()
+    ax.plot(trials["number"], trials["value"], "o", color=f"C{i}")
+    ax.plot(trials["number"], trials["value"].cummax(), drawstyle="steps-post", color=f"C{i}")
+    ax.axhline(test, color=f"C{i}", ls="--")
+    ax.set(xlabel="trial (in the order Optuna ran them)", ylabel="accuracy", title=f"{name} search")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.label_outer()  # only the left panel labels the shared accuracy axis
+    scores += [*trials["value"].dropna(), test]
+low, high = min(scores), max(scores)
+axes[0].set_ylim(low - 0.08 * (high - low), high + 0.08 * (high - low))
+keys = [  # one legend for both panels, in black: each panel has its own colour
+    plt.Line2D([], [], ls="", marker="o", color="black", label="each trial (validation)"),
+    plt.Line2D([], [], drawstyle="steps-post", color="black", label="best so far (validation)"),
+    plt.Line2D([], [], ls="--", color="black", label="retrained best (test)"),
+]
+fig.legend(handles=keys, loc="outside lower center", ncol=3, fontsize=8)
+fig.suptitle("Two searches: each trial, the best so far, and the final test")
+plt.show()
+
 
 # %% tags=["hide-input"]
 finding(  # what the page states: the finding, or the box in its place
     f"On this budget the convolutional network scores {cnn_test:.3f} on the test set, "
     f"{apart(cnn_test, fc_test, f'the fully connected network ({fc_test:.3f})')}. Each score "
     "comes from one search and one retraining with one seed, so it has no interval: this page "
-    "cannot say how much of the difference another seed would change.",
+    "cannot say how much of the difference another seed would change. And each search was "
+    f"held to its range and its {plural(TRIALS, 'trial')}, so the difference says how these two "
+    "searches did, not how much convolutions can help.",
     needs="compare a convolutional with a fully connected network",
+    sizes=Searches(),
 )
 
 # %% [markdown]
@@ -318,11 +401,20 @@ finding(  # what the page states: the finding, or the box in its place
 # the best results on Fashion-MNIST. Pooling also sets the cost: without it every convolution
 # works on all $28 \times 28$ positions and the last layer gets $28 \cdot 28 \cdot C$ inputs,
 # so each round makes the network both cheaper and more shift-tolerant, until too many rounds
-# leave too little of the image ($1 \times 1$ after four). Whether these two searches show the
-# difference depends on the budget: with a few trials of a few epochs, and the small filter
-# counts a CPU can afford, a search can miss the good region altogether, and a learning rate
-# near $10^{-5}$ barely moves the weights in a few epochs. The `chapter` budget, with more
-# filters and all 60,000 images, is meant for a GPU.
+# leave too little of the image ($1 \times 1$ after four).
+#
+# These two searches are not enough to measure that advantage. The convolutional search's best trial
+# {glue:text}`cnn_edges`. Each search had {glue:text}`trials_each` of {glue:text}`trial_epochs`, and
+# with so few, and the small filter counts a CPU can afford, a search can miss the good region
+# altogether (a learning rate near the range's lowest, {glue:text}`lr_low`, barely moves the weights
+# in so few epochs). So the scores compare two searches, each held to its range and its budget, not
+# what the two kinds of network can reach: before concluding how much convolutions help, widen the
+# range where the best trial sits at its edge, and run more trials of more epochs. The `chapter`
+# budget, with more filters and all the training images, is meant for a GPU.
+#
+# Neither study has a pruner (the chapter's pruned study is on its search page), so every trial
+# trained for all its epochs: of the two studies' {glue:text}`all_trials`, {glue:text}`pruned`
+# pruned, and {glue:text}`diverged` stopped because the loss diverged.
 # :::
 #
 # ## What we did
@@ -332,4 +424,5 @@ finding(  # what the page states: the finding, or the box in its place
 #   the test set.
 # - Wrote a builder for a CNN whose depth and number of max-pooling rounds are hyperparameters,
 #   and handed it to the same objective, retraining and test.
-# - Compared each search's estimate with its test score, and the two kinds of network.
+# - Compared each search's estimate with its test score, and the two searches' best networks,
+#   checking whether the best convolutional network sits at an edge of its search range.
