@@ -66,11 +66,13 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FixedTrial
 
 from idlmam.budget import get_budget
+from idlmam.data import split
 from idlmam.experiments import lr_range_test
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
-from idlmam.plotting import plot_range_test
-from idlmam.stats import compare, compare_pairs, final_scores, t_interval
+from idlmam.plotting import plot_range_test, run_colours
+from idlmam.stats import compare, final_scores, t_interval
+from idlmam.text import plural
 from idlmam.tune import (
     FOLDS_SCORED,
     Quadratic,
@@ -90,7 +92,6 @@ from idlmam.tune import (
 from idlmam.utils import get_device, set_seed
 
 setup(threads=1)  # one CPU thread: small networks gain little from more, and repeat exactly
-budget_banner(sizes=get_budget().search)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is noise on a page
 
 # %%
@@ -104,10 +105,51 @@ PRUNE_EPOCHS = SEARCH.prune_epochs  # epochs of a trial there that no pruner sto
 SEEDS = BUDGET.chapter.seeds  # training seeds of the runs at a chosen rate, as in the chapter
 FOLDS = 5  # folds of the cross-validated studies (why five: see the Wilcoxon pruner)
 SEED = 0  # the split, and the weights and batch order every trial starts from
+RANDOM_START = 10  # TPE's and GP's first trials, drawn at random (their n_startup_trials)
 DEVICE = get_device()
-print(
-    f"budget={BUDGET.name}: {STUDIES} studies per sampler of {TRIALS} trials x {EPOCHS} epochs; "
-    f"{STUDIES} per pruner of {PRUNE_TRIALS} trials x up to {PRUNE_EPOCHS} epochs"
+SAMPLERS = {"random": "random search", "tpe": "TPE", "gp": "GP", "cmaes": "CMA-ES"}
+PRUNER_NAMES = ["no pruning", "median", "successive halving", "Hyperband"]
+RATE_NAMES = ["the suggested rate", "the searched rate", "the curve's minimum"]
+
+
+# %%
+class Said:
+    """Sizes in words, for budget_banner and finding (they show what describe() returns)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def describe(self):
+        return self.text
+
+
+# what the page trains, for the budget box: the images of chapter_loaders' 80/20 split (the
+# search's, and the range test's: those of the Optuna page's search), the studies and the runs
+N_TRAIN, N_VAL = (len(p) for p in split(range(SEARCH.train_size or 60_000), seed=SEED))
+N_RANGE = len(split(range(BUDGET.studies.train_size or 60_000), seed=SEED)[0])
+TRAINS = {
+    "samplers": f"{plural(len(SAMPLERS) * STUDIES, 'study', 'studies')} of "
+    f"{plural(TRIALS, 'trial')} of {plural(EPOCHS, 'epoch')}, {STUDIES} per sampler",
+    "pruners": f"{plural(len(PRUNER_NAMES) * STUDIES, 'study', 'studies')} of "
+    f"{plural(PRUNE_TRIALS, 'trial')} of up to {plural(PRUNE_EPOCHS, 'epoch')}, "
+    f"{STUDIES} per pruner",
+    "folds": f"{plural(2 * STUDIES, 'cross-validated study', 'cross-validated studies')} of "
+    f"{plural(PRUNE_TRIALS, 'trial')}, each trial up to {FOLDS} trainings of "
+    f"{plural(EPOCHS, 'epoch')} (one per fold), {STUDIES} with the Wilcoxon pruner and "
+    f"{STUDIES} without",
+    "rates": f"{plural(len(RATE_NAMES) * SEEDS, 'run')} of {plural(EPOCHS, 'epoch')} at chosen "
+    f"rates, {len(RATE_NAMES)} rates with {plural(SEEDS, 'seed')} each",
+}
+budget_banner(
+    BUDGET,
+    Said(
+        f"on {N_TRAIN + N_VAL:,} of the training set's images ({N_TRAIN:,} to train on, "
+        f"{N_VAL:,} to validate; the cross-validation cuts all of them into {FOLDS} folds), "
+        f"{TRAINS['samplers']}; "
+        f"{TRAINS['pruners']}; {TRAINS['folds']}; and {TRAINS['rates']}. Besides, one "
+        f"range-test pass of at most one epoch over {N_RANGE:,} training images. The study of "
+        "the two workers trains no network"
+    ),
 )
 
 # %% [markdown]
@@ -119,15 +161,25 @@ print(
 # Repeating studies is what makes a comparison, and it is the expensive part, so each study
 # here is small: a few epochs per trial, on a seeded subset of the training images split 80/20
 # into {glue:text}`n_search_train:,` training and {glue:text}`n_search_val:,` validation
-# images. The test set is not loaded at all.
+# images. A trial of the samplers' studies trains {glue:text}`trial_epochs` of
+# {glue:text}`epoch_batches`: {glue:text}`trial_steps:,` optimizer steps in all, a small
+# fraction of what a network of the chapter trains for. The test set is not loaded at all.
 
 # %% tags=["nbval-ignore-output"]
 train_loader, val_loader = chapter_loaders(
     BUDGET, seed=SEED, device=DEVICE, train_size=SEARCH.train_size
 )
+assert (train_loader.n_examples, val_loader.n_examples) == (N_TRAIN, N_VAL)  # the box's
 glue("n_search_train", train_loader.n_examples, display=False)
 glue("n_search_val", val_loader.n_examples, display=False)
-print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} validation images")
+STEPS = EPOCHS * len(train_loader)  # optimizer steps of one trial: one per batch
+glue("trial_epochs", plural(EPOCHS, "epoch"), display=False)
+glue("epoch_batches", plural(len(train_loader), "batch", "batches"), display=False)
+glue("trial_steps", STEPS, display=False)
+print(
+    f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} validation images; "
+    f"a trial: {plural(STEPS, 'optimizer step')}"
+)
 
 # %% [markdown]
 # ## Four samplers, each run several times
@@ -148,8 +200,9 @@ print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} valid
 # - **CMA-ES** (`CmaEsSampler`): moves and reshapes a Gaussian over the search space towards the
 #   good trials, an evolution strategy {cite:p}`hansen2016cma`.
 #
-# `idlmam.tune.make_sampler` makes each by name, seeded. TPE and GP begin with 10 random
-# trials (their `n_startup_trials`) before their model proposes anything, and they draw them
+# `idlmam.tune.make_sampler` makes each by name, seeded. TPE and GP begin with
+# {glue:text}`random_start` random trials (their `n_startup_trials`, Optuna's default) before
+# their model proposes anything, and they draw them
 # from a random sampler with the same seed: the first trials of random search, TPE and GP with
 # one seed are the same trials. CMA-ES starts from its Gaussian after one random trial.
 #
@@ -159,7 +212,6 @@ print(f"{train_loader.n_examples:,} training and {val_loader.n_examples:,} valid
 # seed, so a setting always gets the same score, whichever study proposes it).
 
 # %% tags=["nbval-ignore-output"]
-SAMPLERS = {"random": "random search", "tpe": "TPE", "gp": "GP", "cmaes": "CMA-ES"}
 objective = make_objective(train_loader, val_loader, epochs=EPOCHS, device=DEVICE, seed=SEED)
 studies, seconds = {}, {}
 for name in SAMPLERS:
@@ -170,6 +222,7 @@ for name in SAMPLERS:
     seconds[name] = time.perf_counter() - started
 glue("n_studies", STUDIES, display=False)
 glue("n_trials", TRIALS, display=False)
+glue("random_start", RANDOM_START, display=False)
 print("time per sampler:", ", ".join(f"{SAMPLERS[n]} {s:.1f} s" for n, s in seconds.items()))
 
 # %% [markdown]
@@ -192,27 +245,28 @@ print(
 
 # %% [markdown]
 # Below, each sampler's best validation accuracy so far after every trial: the line is the mean
-# over its studies, the band a 95% t-interval of that mean. Up to the grey vertical line, random
+# over its studies, the band a 95% t-interval of that mean. Up to the dash-dotted black line, random
 # search, TPE and GP run the same trials, so their curves coincide (and only random search's
 # band is drawn there). The first trials differ most and say least (a best of one or two
 # trials), so the accuracy axis shows only the range the curves occupy from the fifth trial on;
 # the first trials and the widest bands leave it at the bottom.
 
-# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. The accuracy axis spans the curves from the fifth trial on, so the first trials and the widest bands are cut at the bottom. TPE and GP run the same random trials as random search up to the grey vertical line: their lines coincide there, and their bands, random search's until then, are drawn from trial 10 on.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y, zoomed to the range of the curves from the fifth trial on) against trials run (x), with four coloured lines and light shaded bands with thin edges: random search, TPE, GP and CMA-ES, named in a legend to the right of the plot; the TPE and GP bands begin at trial 10. The random, TPE and GP lines (solid, dashed, dotted) lie on top of each other up to a grey dash-dotted vertical line after trial 10 and may separate afterwards; CMA-ES follows its own path from the second trial. The earliest parts of the curves rise from below the bottom of the axis."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. The accuracy axis spans the curves from the fifth trial on, so the first trials and the widest bands are cut at the bottom. TPE and GP run the same random trials as random search up to the dash-dotted vertical line (the end of their random start): their lines coincide there, and their bands, random search's until then, are drawn from the last shared trial on.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y, zoomed to the range of the curves from the fifth trial on) against trials run (x), with four coloured lines and light shaded bands with thin edges: random search (cyan, solid), TPE (olive, dashed), GP (grey, dotted) and CMA-ES (pink, solid), named in a legend to the right of the plot; the TPE and GP bands begin at the last trial of the random start. The random, TPE and GP lines lie on top of each other up to a black dash-dotted vertical line after that trial and may separate afterwards; CMA-ES follows its own path from the second trial. The earliest parts of the curves rise from below the bottom of the axis."}} tags=["nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
 styles = ["-", "--", ":", "-"]  # random, TPE and GP coincide at first: dashes keep each visible
+colours = run_colours(SAMPLERS.values())  # the book's colours for names it does not know
 bands = {name: best_so_far_band([studies[name, s] for s in range(STUDIES)]) for name in SAMPLERS}
 for (name, label), ls in zip(SAMPLERS.items(), styles):
-    band = bands[name]
+    band, colour = bands[name], colours[label]
     x = band.index + 1  # trial number 0 is the first trial run
-    (line,) = ax.plot(x, band["mean"], ls=ls, label=label, lw=2)
-    # TPE's and GP's bands are random search's up to trial 10: drawn from there on only
-    shown = x >= (10 if name in ("tpe", "gp") else 1)
+    ax.plot(x, band["mean"], ls=ls, label=label, lw=2, color=colour)
+    # TPE's and GP's bands are random search's during the random start: drawn after it only
+    shown = x >= (RANDOM_START if name in ("tpe", "gp") else 1)
     low, high = band["low"].clip(0, 1)[shown], band["high"].clip(0, 1)[shown]
-    ax.fill_between(x[shown], low, high, color=line.get_color(), alpha=0.08, lw=0)
+    ax.fill_between(x[shown], low, high, color=colour, alpha=0.08, lw=0)
     for edge in (low, high):  # thin edges: overlapping bands stay apart
-        ax.plot(x[shown], edge, ls=ls, lw=0.7, color=line.get_color(), alpha=0.6)
-ax.axvline(10.5, color="0.4", ls="-.", lw=1, label="end of the random start")  # 10 trials
+        ax.plot(x[shown], edge, ls=ls, lw=0.7, color=colour, alpha=0.6)
+ax.axvline(RANDOM_START + 0.5, color="black", ls="-.", lw=1, label="end of the random start")
 # the axis from the curves after the first few trials: their lowest mean at the fifth trial,
 # and the highest band after it, each with a margin of a tenth of that range
 fifth = min(4, TRIALS - 1)  # trial number 4 is the fifth trial run
@@ -232,11 +286,18 @@ plt.show()
 # %% [markdown]
 # After the last trial, each study's best is one number; over the studies of a sampler they give
 # a mean and an interval. Each sampler is then compared with random search, the baseline. TPE
-# and GP share their first 10 trials with random search's study of the same seed, so they are
-# compared with it seed by seed (a paired interval on the per-seed differences). CMA-ES shares
-# only its first trial, so pairing it by seed would borrow a link the runs do not have: it is
-# compared without pairing (Welch's interval on the difference of the two means; its seeds are
-# relabelled so that `idlmam.stats.compare` does not pair them).
+# and GP share their first {glue:text}`random_start` trials with random search's study of the
+# same seed, so they are compared with it seed by seed (a paired interval on the per-seed
+# differences). CMA-ES shares only its first trial, so pairing it by seed would borrow a link
+# the runs do not have: it is compared without pairing (Welch's interval on the difference of
+# the two means; its seeds are relabelled so that `idlmam.stats.compare` does not pair them).
+#
+# Three comparisons make three chances to see a difference that is only noise: with three 95%
+# intervals, the chance that at least one misses its true difference is up to three times 5%.
+# So each interval is widened by Bonferroni's correction, a {glue:text}`sampler_confidence`
+# interval (`compare(..., confidence=...)`), so that the three hold together with 95%
+# confidence. The table gives each sampler's own mean and 95% interval, uncorrected: it
+# describes the samplers one by one and compares none.
 
 # %% tags=["nbval-ignore-output"]
 best = pd.DataFrame(
@@ -248,25 +309,35 @@ best = pd.DataFrame(
 pairs = [(SAMPLERS[name], "random search") for name in ("tpe", "gp", "cmaes")]
 unpaired = best["run"] == "CMA-ES"  # other seed labels: compare() pairs only matching seeds
 welch = best.assign(seed=best["seed"].where(~unpaired, best["seed"] + STUDIES))
-sampler_sentences = compare_pairs(welch, pairs, "best accuracy")
+SAMPLER_CONFIDENCE = 1 - 0.05 / len(pairs)  # Bonferroni: 95% for the three together
+sampler_sentences = "\n".join(
+    "- " + compare(welch, a, b, "best accuracy", confidence=SAMPLER_CONFIDENCE).sentence() + "."
+    for a, b in pairs
+)
+glue("sampler_confidence", f"{100 * SAMPLER_CONFIDENCE:.3g}%", display=False)
 glue("gp_seconds", seconds["gp"] / seconds["random"], display=False)
-final_scores(best, "best accuracy").round(4)
+scores = final_scores(best, "best accuracy")
+scores.rename(columns={"seeds": "studies", "mean": "mean best accuracy"}).assign(
+    **{"95% interval": scores["half_width"].map("± {:.4f}".format)}
+)[["studies", "mean best accuracy", "95% interval"]].round(4)
 
 # %%
 finding(
-    f'After {TRIALS} trials, over {STUDIES} studies per sampler ("seeds" are the '
-    "samplers' seeds; TPE and GP paired with random search by seed, CMA-ES not):\n\n"
-    f"{sampler_sentences}\n\nEach line compares one sampler with random search only: they do "
-    "not order TPE, GP and CMA-ES among themselves.",
+    f"After {TRIALS} trials of {plural(STEPS, 'optimizer step')} each, over {STUDIES} studies "
+    'per sampler ("seeds" are the samplers\' seeds; TPE and GP paired with random search by '
+    f"seed, CMA-ES not; each interval a {100 * SAMPLER_CONFIDENCE:.3g}% one, Bonferroni's correction "
+    f"for the three comparisons):\n\n{sampler_sentences}\n\nEach line compares one sampler "
+    "with random search only: they do not order TPE, GP and CMA-ES among themselves.",
     needs="tell the samplers apart",
-    sizes=SEARCH,
+    sizes=Said(f"on {N_TRAIN:,} training images, {TRAINS['samplers']}"),
 )
 
 # %% [markdown]
 # Two cautions about reading such a comparison. Its answer belongs to this search space, this
-# objective and this number of trials: of {glue:text}`n_trials` trials, TPE and GP proposed
-# only those after the shared random start themselves, and a sampler that models the score can
-# pull ahead only there. And the bands show how far apart two studies of one sampler can end: a
+# objective and this number of trials, each a short training of {glue:text}`trial_steps:,`
+# optimizer steps: of {glue:text}`n_trials` trials, TPE and GP proposed only those after the
+# shared random start themselves, and a sampler that models the score can pull ahead only
+# there. And the bands show how far apart two studies of one sampler can end: a
 # comparison from one study of each would read that spread as a difference between samplers.
 # Time matters too: here the GP studies took {glue:text}`gp_seconds:.1f` times as long as random
 # search's, the same number of trainings (of other networks) plus the fitting of the Gaussian
@@ -348,7 +419,7 @@ finding(
     f"Pooled, the importances are {ranking}. {agreement} Even pooled, the top 10% is only "
     f"{n_top} trials, so the order of the first two, `{first}` and `{second}`, is not firm.",
     needs="rank the hyperparameters",
-    sizes=SEARCH,
+    sizes=Said(f"{STUDIES} TPE studies of {plural(TRIALS, 'trial')}, {len(tpe_trials)} pooled"),
 )
 
 # %% [markdown]
@@ -381,8 +452,8 @@ finding(
 #
 # We test the network of the best trial of all the TPE studies, with the trials' optimizer
 # (AdamW, its defaults) and batch size. One pass over the search's few training images would
-# be too few batches for a curve, so the pass runs over the chapter's training split, its
-# {glue:text}`n_range_images:,` training images (still no test image):
+# be too few batches for a curve, so the pass runs over the training split of the Optuna
+# page's search, its {glue:text}`n_range_images:,` training images (still no test image):
 
 # %% tags=["nbval-ignore-output"]
 best_trial = max((studies["tpe", s].best_trial for s in range(STUDIES)), key=lambda t: t.value)
@@ -398,6 +469,7 @@ result = lr_range_test(
 )  # fmt: skip
 range_seconds = time.perf_counter() - started
 searched = best_trial.params["learning_rate"]
+assert range_loader.n_examples == N_RANGE  # the images the budget box counts
 glue("n_range_images", range_loader.n_examples, display=False)
 if result.explodes_at is not None:  # the smoothed loss passed diverge_factor (4) times its best
     stop = (
@@ -411,7 +483,11 @@ glue("range_seconds", range_seconds, display=False)
 glue("suggested_lr", result.suggestion, display=False)
 glue("searched_lr", searched, display=False)
 glue("lr_ratio", result.suggestion / searched, display=False)
-print(shape, f"suggested {result.suggestion:.3g}, searched {searched:.3g}")
+print(
+    f"{plural(shape['hidden_layers'], 'hidden layer')} of "
+    f"{plural(shape['neurons_per_layer'], 'neuron')} each: the range test suggests "
+    f"{result.suggestion:.3g}, the search found {searched:.3g}"
+)
 
 # %% mystnb={"figure": {"caption": "The learning-rate range test of the best TPE trial's network: the smoothed training loss against the rate (log axis) over the batches the pass trained, the minimum of the curve, the suggested rate ten times below it, and the rate the search found.", "name": "fig-range-test"}, "image": {"alt": "A curve of smoothed training loss (y) against the learning rate on a log axis (x): flat at small rates, falling steeply, reaching a minimum marked with a black dot, then rising steeply. An orange dashed vertical line marks the suggested rate a decade left of the minimum, and a green dotted line marks the rate the search found; a legend in the lower left names them."}} tags=["nbval-ignore-output"]
 ax = plot_range_test(
@@ -427,18 +503,14 @@ plt.show()
 # It suggests {glue:text}`suggested_lr:.2g`; the search settled on
 # {glue:text}`searched_lr:.2g`, so the suggestion is {glue:text}`lr_ratio:.2g` times the
 # searched rate. Which trains better? We train the same network with the trials' recipe
-# (AdamW and half a cosine over {glue:text}`n_epochs` epochs) at three rates: the suggested
-# one, the searched one, and the minimum of the curve, ten times the suggestion. Each runs
-# with {glue:text}`n_seeds` training seeds (the weights and the batch order), seeds 1 and up:
-# the search scored its trials with seed 0, where the searched rate may have won partly by
-# luck; on other seeds it has no such advantage.
+# (AdamW and half a cosine over {glue:text}`n_epochs` epochs, on the search's training
+# images) at three rates: the suggested one, the searched one, and the minimum of the curve,
+# ten times the suggestion. Each runs with {glue:text}`n_seeds` training seeds (the weights
+# and the batch order), seeds 1 and up: the search scored its trials with seed 0, where the
+# searched rate may have won partly by luck; on other seeds it has no such advantage.
 
 # %% tags=["nbval-ignore-output"]
-RATES = {
-    "the suggested rate": result.suggestion,
-    "the searched rate": searched,
-    "the curve's minimum": result.lr_at_min,
-}
+RATES = dict(zip(RATE_NAMES, [result.suggestion, searched, result.lr_at_min]))
 rows = []
 for seed in range(1, SEEDS + 1):
     trains = make_objective(
@@ -459,15 +531,16 @@ by_seed.astype(object).mask(by_seed.isna(), "diverged")
 
 # %% [markdown]
 # Each comparison below is paired by seed. Its interval says whether the mean difference stands
-# out of the seed-to-seed noise; with few seeds it often does not, so each also says on how
-# many seeds, and by how much, one rate did worse than the other.
+# out of the seed-to-seed noise (with Bonferroni's correction when there are two comparisons,
+# as for the samplers); with few seeds it often does not, so each also says on how many seeds,
+# and by how much, one rate did worse than the other.
 
 
 # %%
-def seed_by_seed(frame, a, b, column="val Accuracy"):
+def seed_by_seed(frame, a, b, column="val Accuracy", confidence=0.95):
     """``a`` against ``b``: the paired comparison, how often and by how much (in points) ``b``
     did worse or better on a seed where both trained, and which of the two trains better."""
-    comparison = compare(frame, a, b, column)
+    comparison = compare(frame, a, b, column, confidence=confidence)
     both = frame.pivot(index="seed", columns="run", values=column)[[a, b]].dropna()
     points = 100 * (both[a] - both[b])  # > 0: b did worse on that seed
     n, worse, better = len(points), points[points > 0], points[points < 0]
@@ -498,13 +571,16 @@ def seed_by_seed(frame, a, b, column="val Accuracy"):
 
 diverged = at_rates["val Accuracy"].isna().groupby(at_rates["run"], sort=False).sum()
 trained = [run for run in RATES if diverged[run] < SEEDS]  # a run with a score to compare
-readings = [seed_by_seed(at_rates, trained[0], run) for run in trained[1:]]
-lines = [bullet for bullet, _ in readings]
+confidence = 1 - 0.05 / max(1, len(trained) - 1)  # Bonferroni over the comparisons
+readings = [seed_by_seed(at_rates, trained[0], run, confidence=confidence) for run in trained[1:]]
+corrected = f", Bonferroni's correction for {len(readings)} comparisons" * (len(readings) > 1)
+lines = [f"Each interval a {100 * confidence:.3g}% one{corrected}:\n"] if readings else []
+lines += [bullet for bullet, _ in readings]
 lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.items() if n]
 if readings:
     verdicts = "; ".join(verdict for _, verdict in readings)
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
-finding("\n".join(lines), needs="compare the rates", sizes=SEARCH)
+finding("\n".join(lines), needs="compare the rates", sizes=Said(TRAINS["rates"]))
 
 # %% [markdown]
 # The range test costs one pass, a search many trainings; it answers a narrower question, though:
@@ -524,7 +600,7 @@ finding("\n".join(lines), needs="compare the rates", sizes=SEARCH)
 # - **median** (`MedianPruner`): stops a trial whose best score so far is below the median of the
 #   finished trials' scores at the same epoch (the Optuna page's pruner);
 # - **successive halving** (`SuccessiveHalvingPruner`, asynchronous,
-#   {cite:alp}`li2020system`): at each *rung* (here after epochs {glue:text}`rungs`) a trial goes on
+#   {cite:alp}`li2020system`): at each *rung* (here after {glue:text}`rungs`) a trial goes on
 #   only if it is in the top third of the trials that have reached that rung;
 # - **Hyperband** (`HyperbandPruner`, {cite:alp}`li2018hyperband`): several runs of successive
 #   halving with different starting budgets, called *brackets* (their first rungs lie at
@@ -545,13 +621,16 @@ PRUNERS = {  # the name on the page: make_pruner's name and settings
     "successive halving": ("halving", {"min_resource": 1, "reduction_factor": 3}),
     "Hyperband": ("hyperband", {"min_resource": 1, "reduction_factor": 3}),
 }
+assert list(PRUNERS) == PRUNER_NAMES  # the pruners the budget box counts
 # successive halving's rungs: steps 1, 3, 9, ... (a step is an epoch counted from 0)
 rungs = [str(3**k + 1) for k in range(10) if 3**k < PRUNE_EPOCHS]
-rungs = " and ".join([", ".join(rungs[:-1]), rungs[-1]] if len(rungs) > 1 else rungs)
+rungs = ("epochs " if len(rungs) > 1 else "epoch ") + " and ".join(
+    [", ".join(rungs[:-1]), rungs[-1]] if len(rungs) > 1 else rungs
+)
 glue("rungs", rungs, display=False)
 glue("n_prune_epochs", PRUNE_EPOCHS, display=False)
 glue("prune_startup", STARTUP, display=False)
-print(f"rungs after epochs {rungs}; the median pruner starts after {STARTUP} trials")
+print(f"rungs after {rungs}; the median pruner starts after {plural(STARTUP, 'trial')}")
 
 # %% tags=["nbval-ignore-output"]
 prunable = make_objective(
@@ -569,12 +648,12 @@ for label, (name, settings) in PRUNERS.items():
 
 # %% [markdown]
 # Each study's result is two numbers: the epochs it spent, and the best accuracy it reached.
-# The left panel shows how each study got there, its best accuracy growing as its epochs add
-# up; studies of different pruners with the same sampler seed start with the same trials, so
-# their lines often coincide, and the lines are drawn from the widest to the narrowest so that
-# a line underneath still shows at the edges of the one on top. The right panel has one row per
-# pruner: the epochs each study spent, the mean and its 95% interval, and, in the row's label,
-# the mean best accuracy with its interval.
+# The first figure shows how each study got there, its best accuracy growing as its epochs add
+# up, one panel per sampler seed: the studies of one panel start with the same trials, so their
+# lines often coincide, and they are drawn from the widest to the narrowest so that a line
+# underneath still shows at the edges of the one on top. The second has one row per pruner: the
+# epochs each study spent, the mean and its 95% interval, and, in the row's label, the mean best
+# accuracy with its interval.
 
 
 # %%
@@ -595,33 +674,46 @@ def outcome_frame(studies_by_run):
 
 
 prune_results = outcome_frame(pruned_studies)
-print(f"{len(prune_results)} studies, {prune_results['run'].nunique()} pruners")
+print(f"{plural(len(prune_results), 'study', 'studies')}, {len(PRUNERS)} pruners")
 
-# %% mystnb={"figure": {"caption": "The pruner comparison. Left: each study's best validation accuracy so far against the epochs its trials had spent so far, one line per study; studies that took the same path coincide, drawn from the widest line (no pruning) to the narrowest (Hyperband) so that each stays visible at the edges of the others. Right: one row per pruner, the epochs each study spent (open circles, offset vertically by sampler seed so that equal values stay visible) and their mean with a 95% interval (filled circle and bar); each row's label gives the mean best validation accuracy of its studies with its 95% interval.", "name": "fig-pruners"}, "image": {"alt": "Two panels with a shared legend below them. Left: step lines of best validation accuracy so far (y) against cumulative epochs spent (x), one per study, coloured and styled by pruner: no pruning black, solid and widest; median blue and dashed; successive halving orange and dotted; Hyperband green, dash-dotted and narrowest. Where lines coincide, the wider ones show as borders around the narrower. Right: four rows, one per pruner, with the epochs spent by a study on the x axis; in each row one open circle per study, slightly apart vertically, and a filled circle with a horizontal error bar for their mean; the row labels name the pruner and its mean best accuracy with a plus-minus interval."}} tags=["nbval-ignore-output"]
-colours = dict(zip(PRUNERS, ["black", "tab:blue", "tab:orange", "tab:green"]))
+# %% mystnb={"figure": {"caption": "How each pruner's study reached its best accuracy: one panel per sampler seed, in each the best validation accuracy so far of the four studies with that seed, one per pruner, against the epochs their trials had spent so far. Studies that took the same path coincide; they are drawn from the widest line (no pruning) to the narrowest (Hyperband) so that each stays visible at the edges of the others. The accuracy axis starts a tenth below the lowest best a study reached, so a study's first, poorer trials may lie below it.", "name": "fig-pruner-paths"}, "image": {"alt": "A row of panels sharing their axes, one per sampler seed, with a legend below them. In each panel four step lines of best validation accuracy so far (y) against cumulative epochs spent (x), one per pruner: no pruning cyan, solid and widest; median olive and dashed; successive halving grey and dotted; Hyperband pink, dash-dotted and narrowest. The lines start together, since every study of a panel begins with the same trials; the pruned studies reach their last step at fewer epochs, and a study's first steps may rise from below the bottom of the axis. Where lines coincide, the wider ones show as borders around the narrower."}} tags=["nbval-ignore-output"]
+colours = run_colours(PRUNERS)  # the book's colours for names it does not know
 styles = dict(zip(PRUNERS, ["-", "--", ":", "-."]))
 widths = dict(zip(PRUNERS, [3.0, 2.2, 1.5, 0.9]))  # the widest first: coinciding lines nest
-fig, (left, right) = plt.subplots(
-    1, 2, figsize=(11, 4.6), layout="constrained", width_ratios=[1, 1.1]
-)
-for (label, seed), study in pruned_studies.items():
-    curve = best_by_epochs(study)
-    left.step(
-        curve["epochs"], curve["best value"], where="post", color=colours[label],
-        ls=styles[label], lw=widths[label], label=label if seed == 0 else "_nolegend_",
-    )  # fmt: skip
-bottom = prune_results["best accuracy"].min() - 0.1  # the later trials matter: zoom on them
-left.set(
-    xlabel="epochs spent so far", ylabel="best validation accuracy so far", ylim=(bottom, None)
-)
-left.set_title("each study, trial after trial", fontsize=10)
+columns = min(STUDIES, 3)
+fig, axes = plt.subplots(
+    math.ceil(STUDIES / columns), columns, figsize=(3.7 * columns, 3.4 * math.ceil(STUDIES / 3)),
+    layout="constrained", sharex=True, sharey=True, squeeze=False,
+)  # fmt: skip
+# the later trials matter: the axis from a tenth below the lowest best to just above the highest
+bottom, top = prune_results["best accuracy"].agg(["min", "max"]) + [-0.1, 0.02]
+for seed, ax in zip(range(STUDIES), axes.flat):
+    for label in PRUNERS:
+        curve = best_by_epochs(pruned_studies[label, seed])
+        ax.step(
+            curve["epochs"], curve["best value"], where="post", color=colours[label],
+            ls=styles[label], lw=widths[label], label=label,
+        )  # fmt: skip
+    ax.set_title(f"sampler seed {seed}", fontsize=10)
+axes[0, 0].set_ylim(bottom, min(1.0, top))  # shared by every panel
+for ax in axes.flat[STUDIES:]:
+    ax.set_axis_off()  # a last row with fewer seeds than columns
+for ax in axes[:, 0]:
+    ax.set_ylabel("best validation accuracy so far")
+for ax in axes[-1]:
+    ax.set_xlabel("epochs spent so far")
+fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+plt.show()
+
+# %% mystnb={"figure": {"caption": "The epochs each pruner's studies spent: one row per pruner, each study an open circle (offset vertically by sampler seed so that equal values stay visible), their mean with a 95% interval a filled circle and bar; each row's label gives the mean best validation accuracy of its studies with its 95% interval.", "name": "fig-pruner-epochs"}, "image": {"alt": "Four rows, one per pruner (no pruning, median, successive halving, Hyperband from top to bottom, in cyan, olive, grey and pink), with the epochs spent by a study on the x axis; in each row one open circle per study, slightly apart vertically, and a filled circle with a horizontal error bar for their mean; the row labels name the pruner and its mean best accuracy with a plus-minus interval. A legend names the two kinds of marker."}} tags=["nbval-ignore-output"]
+fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
 row_labels = []
 for row, (label, group) in enumerate(prune_results.groupby("run", sort=False)):
     group = group.sort_values("seed")
     offsets = 0.12 * (np.arange(len(group)) + 1)  # the studies above the row, seed by seed
-    right.plot(group["epochs spent"], row - offsets, "o", mfc="none", color=colours[label], ms=6)
+    ax.plot(group["epochs spent"], row - offsets, "o", mfc="none", color=colours[label], ms=6)
     low, high = t_interval(group["epochs spent"])
-    right.errorbar(
+    ax.errorbar(
         (low + high) / 2, row, xerr=(high - low) / 2, fmt="o", color=colours[label], capsize=4,
         ms=7,
     )  # fmt: skip
@@ -629,34 +721,75 @@ for row, (label, group) in enumerate(prune_results.groupby("run", sort=False)):
     acc = group["best accuracy"].mean()
     spread = f" ± {(acc_high - acc_low) / 2:.3f}" if np.isfinite(acc_low) else ""
     row_labels.append(f"{label}\nbest accuracy {acc:.3f}{spread}")
-right.set_yticks(range(len(row_labels)), row_labels)
-right.set_ylim(len(row_labels) - 0.5, -0.12 * STUDIES - 0.5)  # the first pruner at the top
-right.set(xlabel="epochs spent by the study", ylabel="pruner")
-right.set_title(f"epochs spent: {STUDIES} studies per pruner, mean and 95% interval", fontsize=10)
-handles = left.get_legend_handles_labels()[0] + [
-    Line2D([], [], marker="o", mfc="none", color="0.4", ls="none", label="one study (right)"),
-    Line2D([], [], marker="o", color="0.4", label="mean, 95% interval (right)"),
-]  # the right panel's markers take the pruner's colour: shown in grey here
-fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+ax.set_yticks(range(len(row_labels)), row_labels)
+ax.set_ylim(len(row_labels) - 0.5, -0.12 * STUDIES - 0.5)  # the first pruner at the top
+ax.set(xlabel="epochs spent by the study", ylabel="pruner")
+ax.set_title(f"Epochs spent: {STUDIES} studies per pruner, mean and 95% interval", fontsize=10)
+ax.legend(
+    handles=[
+        Line2D([], [], marker="o", mfc="none", color="0.4", ls="none", label="one study"),
+        Line2D([], [], marker="o", color="0.4", label="mean, 95% interval"),
+    ],  # the markers take the pruner's colour: shown in grey here
+    loc="upper left", bbox_to_anchor=(1.01, 1),
+)  # fmt: skip
 plt.show()
 
 
 # %% [markdown]
-# The comparison in words, each pruner against no pruning, study by study (the same sampler
-# seed gives the same first trials, so the studies are paired). `savings_sentence` writes the
-# two differences, each with its 95% interval over the studies:
+# One caution before the accuracies: here they cannot show that pruning keeps the best trial.
+# TPE draws its first {glue:text}`random_start` trials at random from its seed alone, whatever
+# a pruner did to the trials before, and a study here has {glue:text}`n_prune_trials` trials:
+# in the studies with the same sampler seed, {glue:text}`prune_shared` So the pruners and no
+# pruning tried the same configurations, all or most of them, and a pruner whose best accuracy
+# equals no pruning's in every study owes that to the construction: it only shows that it did
+# not stop the best of those trials early. It is no evidence that pruning keeps the best
+# accuracy of a longer search, where TPE's model proposes most trials and a pruned trial
+# changes what it proposes next.
+#
+# The epochs are the comparison's real content. In words, each pruner against no pruning,
+# study by study (the same sampler seed gives the same first trials, so the studies are
+# paired): `savings_sentence` writes the two differences, each with its interval over the
+# studies, a {glue:text}`pruner_confidence` one (Bonferroni's correction for three pruners, as
+# for the samplers):
+
+# %%
+same_start = min(
+    shared_start(pruned_studies["no pruning", seed], pruned_studies[label, seed])
+    for label in PRUNERS
+    for seed in range(STUDIES)
+)
+
+
+def shared_sentence(shared, trials):
+    """How many first trials every study of one sampler seed proposed identically, in words."""
+    if shared == trials:
+        return f"all {trials} trials were the same configurations, whatever the pruner."
+    return (
+        f"the first {shared} of the {trials} trials were the same configurations, whatever the "
+        f"pruner, and only the last {plural(trials - shared, 'trial')} could differ."
+    )
+
+
+glue("n_prune_trials", PRUNE_TRIALS, display=False)
+glue("prune_shared", shared_sentence(same_start, PRUNE_TRIALS), display=False)
+PRUNER_CONFIDENCE = 1 - 0.05 / (len(PRUNERS) - 1)  # Bonferroni: 95% for the three together
+glue("pruner_confidence", f"{100 * PRUNER_CONFIDENCE:.3g}%", display=False)
+print(f"first trials shared by every study of a seed: {same_start} of {PRUNE_TRIALS}")
 
 # %% tags=["nbval-ignore-output"]
 pruner_sentences = "\n".join(
-    savings_sentence(prune_results, run, "no pruning") for run in list(PRUNERS)[1:]
+    savings_sentence(prune_results, run, "no pruning", confidence=PRUNER_CONFIDENCE)
+    for run in list(PRUNERS)[1:]
 )
 print(f"{len(PRUNERS) - 1} pruners compared with no pruning")
 
 # %%
 finding(
-    f"Over {STUDIES} studies per pruner of {PRUNE_TRIALS} trials:\n\n{pruner_sentences}",
+    f"Over {STUDIES} studies per pruner of {PRUNE_TRIALS} trials, each interval a "
+    f"{100 * PRUNER_CONFIDENCE:.3g}% one:\n\n{pruner_sentences}\n\nThe accuracies say little "
+    f"about the pruners: in the studies of one sampler seed, {shared_sentence(same_start, PRUNE_TRIALS)}",
     needs="weigh the pruners' savings against their accuracy",
-    sizes=SEARCH,
+    sizes=Said(f"on {N_TRAIN:,} training images, {TRAINS['pruners']}"),
 )
 
 # %% [markdown]
@@ -712,20 +845,27 @@ if len(stopped) == 1:
     after = f"each after {stopped.index[0]} folds"
 glue("n_cv_trials", len(scored), display=False)
 glue("cv_stopped", f"{stopped.sum()} ({after})" if after else "none", display=False)
+cv_same = min(
+    shared_start(cv_studies["no pruning", s], cv_studies["Wilcoxon", s]) for s in range(STUDIES)
+)
+glue("cv_shared", shared_sentence(cv_same, PRUNE_TRIALS), display=False)
 stopped.rename_axis("folds scored").to_frame("trials stopped")
 
 # %%
 finding(
     f"Over {STUDIES} cross-validated studies of {PRUNE_TRIALS} trials each, "
     f"{FOLDS} folds of {EPOCHS} epochs per trial:\n\n"
-    + savings_sentence(cv_results, "Wilcoxon", "no pruning"),
+    + savings_sentence(cv_results, "Wilcoxon", "no pruning")
+    + "\n\nAs for the pruners, the accuracies say little: in the studies of one sampler seed, "
+    + shared_sentence(cv_same, PRUNE_TRIALS),
     needs="weigh the Wilcoxon pruner's savings",
-    sizes=SEARCH,
+    sizes=Said(f"on {N_TRAIN + N_VAL:,} images in {FOLDS} folds, {TRAINS['folds']}"),
 )
 
 # %% [markdown]
-# With more folds (or seeds, or problems) per trial, the test reaches its verdict earlier in
-# the trial, and the share it can save grows.
+# The caution of the pruners holds here too: in the studies with the same sampler seed,
+# {glue:text}`cv_shared` With more folds (or seeds, or problems) per trial, the test reaches
+# its verdict earlier in the trial, and the share it can save grows.
 #
 # ## Watching a search live: the dashboard
 #
@@ -736,8 +876,9 @@ finding(
 # importances, computed with the same PED-ANOVA evaluator as above. It reads the storage again
 # as the page refreshes, so trials appear as workers finish them.
 #
-# To watch your own search, give it a storage that outlives the process: a journal file on one
-# machine. Start the search in one terminal, for example the chapter's search as a worker
+# To watch your own search, give it a storage that outlives the process: a journal file, on
+# one machine or on a file system several machines share (see the end of the page), or a
+# database. Start the search in one terminal, for example the chapter's search as a worker
 # command (it creates the study, then fills it to 50 trials):
 #
 # ```bash
@@ -791,16 +932,20 @@ zero = order["start"].min()
 order.assign(
     start=(order["start"] - zero).dt.total_seconds().round(2),
     complete=(order["complete"] - zero).dt.total_seconds().round(2),
-)[["trial", "worker", "state", "start", "complete", "value"]]
+)[["trial", "worker", "state", "start", "complete", "value"]].round({"value": 3}).rename(
+    columns={"start": "start (s)", "complete": "end (s)"}
+)
 
 # %% [markdown]
 # Whatever the timing, the study holds exactly the trials asked for, every one finished, and
 # both workers took part:
 
 # %%
+complete = (shared["state"] == "COMPLETE").sum()
+workers = " and ".join(f"worker {w}" for w in sorted(set(shared["worker"])))
 print(
-    f"{len(shared)} trials (asked for {WORKER_TRIALS}); all complete: "
-    f"{(shared['state'] == 'COMPLETE').all()}; workers seen: {sorted(set(shared['worker']))}"
+    f"{plural(len(shared), 'trial')} (asked for {WORKER_TRIALS}), {complete} of them complete, "
+    f"run by {workers}"
 )
 
 # %% mystnb={"figure": {"caption": "Two worker processes filling one study in a journal file: each trial as a bar from its start to its end, on the row of the worker that ran it, labelled with its trial number.", "name": "fig-workers"}, "image": {"alt": "A timeline with two rows, worker 0 and worker 1, and time in seconds on the x axis. Each row holds a sequence of short bars, the trials that worker ran, labelled with their trial numbers; the numbers alternate between the two rows, showing that the workers took turns at the study's next trial."}} tags=["nbval-ignore-output"]
