@@ -20,16 +20,18 @@
 # %% [markdown]
 # # Snapshot ensembles and weight averaging
 #
-# Averaging the predictions of several independently trained networks usually beats any one of
-# them, but training ten networks costs ten times as much. A cosine schedule with several dips
-# offers a cheaper version, on the hope that every dip settles the weights into a good solution
-# and the next rise kicks them out towards another. Whether the cheap version keeps the gain
-# is what this page measures: the snapshots of one short run may be too alike, or the early
-# ones too weak, to help. This page trains one network on Fashion-MNIST, keeps a copy of its
-# weights at every dip, and turns the copies into a *snapshot ensemble* (average the
-# predictions) and into one *SWA* model (average the weights). A second run follows PyTorch's
-# own stochastic weight averaging recipe. Every run is repeated over several seeds, and each
-# averaged model is scored against the single model of the same run and seed.
+# Can one training run give several models whose average beats the model the run ends with?
+# An ensemble averages the predictions of several independently trained networks, and ten
+# networks cost ten runs. *Snapshot ensembles* {cite:p}`huang2017snapshot` take the members
+# from one run instead: a cosine schedule with several dips, on the hope that every dip settles
+# the weights into a good solution and the next rise kicks them out towards another. That is a
+# hope, not a promise: the snapshots of one short run may be too alike, or the early ones too
+# weak, to help. This page trains one network on Fashion-MNIST, keeps a copy of its weights at
+# every dip, and turns the copies into a snapshot ensemble (average the predictions) and into
+# one averaged model (average the weights). A second run follows PyTorch's stochastic weight
+# averaging (*SWA*) recipe. Every run is repeated over several seeds, and each averaged model is
+# scored against the single model of the same run and seed: whether averaging helps here is
+# what those scores answer.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from PyPI (does nothing elsewhere).
@@ -54,10 +56,10 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
@@ -71,7 +73,9 @@ from idlmam.ensembles import (
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import cosine_extremes, cosine_t_max, eta_min_for
+from idlmam.plotting import run_colours
 from idlmam.stats import compare, final_scores
+from idlmam.text import plural
 from idlmam.train import accuracy, predict
 from idlmam.utils import get_device, order_seed, set_seed
 
@@ -90,9 +94,36 @@ SWA_LR = 0.01  # SWA recipe: the rate held while averaging (10 times the floor: 
 DEVICE = get_device()
 print(f"budget={BUDGET.name}, epochs={EPOCHS}, dips={DIPS}, seeds={len(SEEDS)}")
 if BUDGET.chapter.epochs < EPOCHS:
-    print(f"(the budget's {BUDGET.chapter.epochs} epochs, raised to {EPOCHS} to fit {DIPS} dips)")
+    print(
+        f"(the budget's {BUDGET.chapter.epochs} epochs, raised to {EPOCHS} to fit {plural(DIPS, 'dip')})"
+    )
 RUNS = replace(BUDGET.chapter, epochs=EPOCHS)  # what this page trains, for its boxes
 budget_banner(BUDGET, RUNS)
+
+
+# %%
+def say(comparison, a, b):
+    """The sentence of an idlmam.stats comparison with the runs named in words, ``a`` and ``b``.
+
+    A difference that rounds to 0.0 points is given with two decimals (never "+0.0").
+    """
+    comparison = replace(comparison, a=a, b=b)
+    points, half = (
+        comparison.scale * comparison.difference,
+        comparison.scale * comparison.half_width,
+    )
+    if comparison.seeds < 2 or np.isnan(half) or round(points, 1) != 0:
+        return comparison.sentence()
+    seeds, unit = plural(comparison.seeds, "seed"), comparison.unit
+    if comparison.differs:
+        side = "above" if points > 0 else "below"
+        return f"{a} ends {abs(points):.2f} ± {half:.2f} {unit} {side} {b} over {seeds}"
+    shown = f"{points:+.2f}" if round(points, 2) != 0 else "0.00"
+    return (
+        f"{a} and {b} end within the noise of {seeds}, with no difference at one decimal "
+        f"(difference {shown} ± {half:.2f} {unit})"
+    )
+
 
 # %% [markdown]
 # ## Where the dips are
@@ -121,6 +152,22 @@ annealing_dips = [k * t_max for k in range(1, 2 * DIPS, 2)]
 print(f"cosine_schedule: the rate is {ETA_MIN} in epochs {dips} (the last is epoch {EPOCHS - 1})")
 same = "the same epochs" if annealing_dips[-1] == EPOCHS - 1 else "its last dip comes early"
 print(f"CosineAnnealingLR(T_max={t_max}) would dip in epochs {annealing_dips}: {same}")
+plan = f"{plural(DIPS, 'dip')} in {plural(EPOCHS, 'epoch')}"
+if DIPS > EPOCHS // 4:  # the schedules page's rule: at most one dip per four epochs
+    glue(
+        "dips_vs_rule",
+        f"With {plan}, a dip every {EPOCHS / DIPS:.1f} epochs on average, this page takes more "
+        f"than the {plural(EPOCHS // 4, 'dip')} that rule allows, on purpose.",
+    )
+else:
+    glue("dips_vs_rule", f"With {plan}, this page stays within that rule.")
+
+# %% [markdown]
+# The [schedules page](02_schedules.ipynb) keeps the dips few, at most one per four epochs: it
+# wants only the run's final model, and every climb back up costs that model training time.
+# Here each dip gives a member of the ensemble, so more dips mean more members, each with fewer
+# epochs of its own since the previous top. {glue:text}`dips_vs_rule` The first table below shows
+# how the early snapshots score against the last.
 
 # %% [markdown]
 # ## A network where averaging has a catch
@@ -154,10 +201,12 @@ print(f"{count_parameters(model):,} parameters")
 #
 # An ensemble of $M$ snapshots costs $M$ forward passes per prediction. Stochastic weight
 # averaging keeps one network whose weights are the mean of the snapshots,
-# $\Theta_{SWA} = \frac{1}{M}\sum_m \Theta_m$. That only makes sense because the snapshots
-# come from one run. SWA's premise {cite:p}`izmailov2018averaging` is that they lie in one basin
-# wide enough that their mean lies in it too, which the scores below test. (The mean of two networks
-# trained from different starts is usually useless: their hidden units need not line up.)
+# $\Theta_{SWA} = \frac{1}{M}\sum_m \Theta_m$. It rests on a premise: that the snapshots lie in
+# one basin wide enough that their mean lies in it too. That is SWA's premise
+# {cite:p}`izmailov2018averaging`, and for these runs a hypothesis, which the scores below test.
+# Snapshots of one run are its best chance, since they all descend from the same weights; two
+# networks trained from different starts are a worse bet, because their hidden units need not
+# line up, so the mean of their weights need not compute what either of them does.
 #
 # `torch.optim.swa_utils.AveragedModel` keeps that running mean. It averages *parameters*
 # only, so the BatchNorm statistics inside it are still those of the network it was built
@@ -214,22 +263,24 @@ for seed in SEEDS:
         ),
     ]
 cyclic = pd.concat(cyclic_runs, ignore_index=True)
-first_to_last = [snapshots[-1] - snapshots[0] for snapshots in per_snapshot]
-glue("snap_spread", 100 * sum(first_to_last) / len(first_to_last), display=False)
+ends = pd.DataFrame(
+    [("first", seed, s[0]) for seed, s in zip(SEEDS, per_snapshot)]
+    + [("last", seed, s[-1]) for seed, s in zip(SEEDS, per_snapshot)],
+    columns=["run", "seed", "test Accuracy"],
+).assign(epoch=0)
+glue("first_vs_last", say(compare(ends, "first", "last"), "the first snapshot", "the last"))
 pd.DataFrame(per_snapshot, index=pd.Index(SEEDS, name="seed"), columns=dips).rename_axis(
     columns="test accuracy of the snapshot at epoch"
 ).round(4)
 
 # %% [markdown]
 # The table shows each snapshot alone. The last one is the model a plain run would hand you;
-# the first scored {glue:text}`snap_spread:.1f` points below it, on average over the seeds.
-# An early snapshot is trained for fewer epochs, yet it can still help an ensemble when it
-# makes *different* mistakes: averaging cancels the errors the members do not share. But an
-# equal vote also gives a weak member as much say as the best one, so an ensemble gains only
-# when its members are nearly as good as each other and err differently; with few epochs per
-# dip, the early snapshots are still far from trained. Whether the ensemble gained here is a
-# comparison between runs, so it comes from the final scores over all seeds, each with a 95%
-# interval:
+# {glue:text}`first_vs_last`. An early snapshot is trained for fewer epochs, yet it can still
+# help an ensemble if it makes *different* mistakes: averaging cancels the errors the members
+# do not share. But an equal vote also gives a weak member as much say as the best one, so weak
+# early members can pull the ensemble below its best member even when they err differently.
+# Which of the two wins in these runs is a comparison between runs, so it comes from the final
+# scores over all seeds, each with a 95% interval:
 
 # %% tags=["nbval-ignore-output"]
 results = pd.DataFrame(snapshot_scores, columns=["run", "seed", "test Accuracy"]).assign(epoch=0)
@@ -239,19 +290,22 @@ final_scores(results)[["seeds", "mean", "half_width"]].round(4)
 snap_vs_last = compare(results, "snapshot ensemble", "last snapshot")
 avg_vs_last = compare(results, "snapshot average (update_bn)", "last snapshot")
 bn_effect = compare(results, "snapshot average (update_bn)", "snapshot average (stale BatchNorm)")
-glue("bn_effect", bn_effect.sentence(), display=False)
+glue(
+    "bn_effect",
+    say(bn_effect, "the weight average after update_bn", "the same average with stale statistics"),
+)
 finding(
-    f"Averaging the snapshots' predictions: {snap_vs_last.sentence()}. Averaging their "
-    f"weights (after `update_bn`): {avg_vs_last.sentence()}. Neither costs any extra training.",
+    "Averaging the snapshots' predictions: "
+    f"{say(snap_vs_last, 'the snapshot ensemble', 'the last snapshot')}. Averaging their "
+    f"weights (after `update_bn`): {say(avg_vs_last, 'the weight average', 'the last snapshot')}. "
+    "Neither costs any extra training.",
     sizes=RUNS,
     needs="tell whether averaging the snapshots beats the last snapshot",
 )
 
 # %% [markdown]
-# What the `update_bn` pass did, against the same averaged weights with stale statistics:
-# {glue:text}`bn_effect`. In a network without BatchNorm the call changes nothing, but it costs only
-# one pass and removes a silent source of error, which is why PyTorch's SWA recipe always ends with
-# it.
+# What the `update_bn` pass did: {glue:text}`bn_effect`. PyTorch's SWA recipe, next, always ends
+# with that pass.
 
 # %% [markdown]
 # ## PyTorch's SWA recipe
@@ -260,15 +314,81 @@ finding(
 # then holds the rate at `SWA_LR` with `SWALR` and feeds the weights after *every* epoch to the
 # `AveragedModel`. The argument of its authors: a constant, fairly large rate keeps the weights
 # moving around the basin, and the average lands nearer its centre than any single point of
-# the walk. That is why
-# `SWA_LR` is not the book's floor $\eta_0/100$: a rate that small would all but stop the walk,
-# and the average would be little more than its last point.
+# the walk. That is why `SWA_LR` is not the book's floor $\eta_0/100$: a rate that small would
+# all but stop the walk, and the average would be little more than its last point.
 #
 # Before `SWA_START` we use `CosineAnnealingLR(optimizer, SWA_START, eta_min=SWA_LR)`: one
 # half-cosine from $\eta_0$ whose bottom is the SWA rate and whose length is the first phase,
 # so after its `SWA_START` steps the rate stands exactly at `SWA_LR` when `SWALR` takes over
 # (and `SWALR` has nothing left to anneal). It is a decay *to* a rate that is then held, not a
 # decay to a floor, so `cosine_schedule`'s dips are not what it needs.
+#
+# Written out, the recipe is a plain training loop with four pieces of `torch.optim.swa_utils`:
+# an `AveragedModel` (a copy of the network that will hold the mean of the weights), `SWALR` as
+# the schedule of the second phase, `update_parameters` after every epoch of that phase, and
+# `update_bn` at the end:
+
+# %% tags=["lesson"]
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+
+
+def swa_by_hand(model, loss_func, loader, optimizer, *, epochs, swa_start, swa_lr):
+    """Train ``model``; return the average of its weights after epochs ``swa_start`` on."""
+    schedule = CosineAnnealingLR(optimizer, swa_start, eta_min=swa_lr)  # phase 1: down to swa_lr
+    swa_schedule = SWALR(optimizer, swa_lr=swa_lr, anneal_epochs=1)  # phase 2: hold swa_lr
+    swa_model = AveragedModel(model)  # will hold the running mean of the weights
+    for epoch in range(epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss_func(model(x), y).backward()
+            optimizer.step()
+        if epoch >= swa_start:
+            swa_model.update_parameters(model)  # mean += (weights - mean) / (n + 1)
+            swa_schedule.step()
+        else:
+            schedule.step()
+    update_bn(loader, swa_model)  # BatchNorm statistics for the mean weights: one pass
+    return swa_model
+
+
+# %% [markdown]
+# `AveragedModel` averages the parameters only; its BatchNorm statistics are still those of the
+# network it copied, which is why `update_bn` ends the loop with one pass over the training
+# data. In a network without BatchNorm the call returns at once and costs no pass: its source
+# first collects the BatchNorm layers to reset, and returns when there are none
+# (`if not momenta: return`), before reading a single batch. Here is the loop once, on a small
+# run of one seed:
+
+# %% tags=["nbval-ignore-output"]
+SMALL_SIZE, SMALL_EPOCHS = 4_000, 4  # a few thousand images, a few epochs
+small = book_loaders(BATCH_SIZE, device=DEVICE, train_size=SMALL_SIZE, test=False)
+set_seed(0)
+model = mlp(hidden=128, layers=3, batch_norm=True).to(DEVICE)
+swa_model = swa_by_hand(
+    model,
+    loss_func,
+    small["train"],
+    torch.optim.SGD(model.parameters(), lr=ETA_0),
+    epochs=SMALL_EPOCHS,
+    swa_start=SMALL_EPOCHS // 2,
+    swa_lr=SWA_LR,
+)
+print(
+    f"{plural(SMALL_EPOCHS, 'epoch')} on {plural(SMALL_SIZE, 'training image')}, the weights of "
+    f"the last {plural(int(swa_model.n_averaged), 'epoch')} averaged. Test accuracy: "
+    f"{test_accuracy(model):.2%} for the final weights, {test_accuracy(swa_model):.2%} for the "
+    "average."
+)
+
+# %% [markdown]
+# One seed of a small run cannot tell which of the two is better; it shows the loop at work. The multi-seed runs below use the package's `idlmam.ensembles.train_swa`, the same
+# recipe inside the book's `train_network`, which also records the rate and the test accuracy
+# of every epoch. A test of the book (`tests/book/test_06_ensembles.py`) trains a small network
+# from one seed on the same tiny data with this page's loop and with `train_swa`, and checks
+# that both give exactly the same averaged weights, BatchNorm statistics and final weights.
 
 # %% tags=["nbval-ignore-output"]
 recipe_runs, recipe_scores = [], []
@@ -310,26 +430,45 @@ recipe.loc[recipe["seed"] == 0, ["epoch", "lr", "averaged", "test Accuracy"]].se
 #
 # ## Side by side
 #
-# The figure shows the two schedules, with the snapshot epochs marked, and the test accuracy
-# of each run per epoch, averaged over the seeds, with the averaged models as horizontal lines.
+# The figure shows the two schedules as the runs used them: both step once per epoch, so each
+# epoch trains at a single rate, drawn as one flat step, with the snapshot epochs marked. Next
+# to them, the test accuracy of each run after every epoch, averaged over the seeds, with the
+# averaged models as horizontal lines.
 
-# %% mystnb={"figure": {"caption": "Left: the learning rate per epoch of the cosine schedule with dips (snapshots marked) and of the SWA recipe. Right: test accuracy per epoch of both runs (mean over seeds), with the snapshot ensemble (dashed) and the SWA average (dotted) as horizontal lines.", "name": "fig-ensembles-side-by-side"}, "image": {"alt": "Two panels. Left: learning rate against epoch; the cosine schedule falls to its floor and rises again four times, ending on a dip at the last epoch, with dots at the dips; the SWA recipe decays once to the SWA rate and then stays flat. Right: test accuracy against epoch for both runs, with a dashed horizontal line for the snapshot ensemble and a dotted one for the averaged SWA model."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Left: the learning rate of each epoch (log scale) for the cosine schedule with dips, snapshots marked at its dips, and for the SWA recipe. Both schedules step once per epoch, so each epoch trains at one rate, drawn as a flat step across the epoch. Right: test accuracy after each epoch of both runs (mean over seeds), with the snapshot ensemble (dashed) and the SWA recipe's average (dotted) as horizontal lines.", "name": "fig-ensembles-side-by-side"}, "image": {"alt": "Two panels. Left: learning rate against epoch on a log scale, drawn as steps, one per epoch; the cosine schedule falls to its floor and rises again, reaching the floor at each dip with a dot, the last dip on the last epoch; the SWA recipe decays once to the SWA rate, ten times above the floor, and then stays flat. Right: test accuracy against epoch for both runs, with dots at the snapshots, a dashed horizontal line for the snapshot ensemble and a dotted one for the SWA recipe's average."}} tags=["nbval-ignore-output"]
+colours = run_colours(["cosine with dips", "SWA recipe"])
 means = results.groupby("run")["test Accuracy"].mean()
+edges = np.arange(EPOCHS + 1) - 0.5  # epoch e trains at one rate: a step from e - 0.5 to e + 0.5
 fig, (ax_lr, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-for frame, label, colour in ((cyclic, "cosine with dips", "C0"), (recipe, "SWA recipe", "C1")):
+for frame, run in ((cyclic, "cosine with dips"), (recipe, "SWA recipe")):
     curve = frame.groupby("epoch")[["lr", "test Accuracy"]].mean()
-    ax_lr.plot(curve.index, curve["lr"], color=colour, label=label)
-    ax_acc.plot(curve.index, curve["test Accuracy"], color=colour, label=label)
+    ax_lr.stairs(curve["lr"], edges, color=colours[run], lw=1.8, baseline=None)
+    ax_acc.plot(curve.index, curve["test Accuracy"], color=colours[run], label=run)
 cyclic_mean = cyclic.groupby("epoch")[["lr", "test Accuracy"]].mean()
-ax_lr.scatter(dips, cyclic_mean["lr"].loc[dips], color="C0", zorder=3)
-ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Schedules")
-ax_acc.scatter(
-    dips, cyclic_mean["test Accuracy"].loc[dips], color="C0", zorder=3, label="snapshots"
+ax_lr.scatter(dips, cyclic_mean["lr"].loc[dips], color=colours["cosine with dips"], zorder=3)
+ax_lr.set(
+    xlabel="epoch", ylabel="learning rate (log scale)", yscale="log", title="Rate of each epoch"
 )
-ax_acc.axhline(means["snapshot ensemble"], color="C0", ls="--", label="snapshot ensemble")
-ax_acc.axhline(means["SWA recipe: average"], color="C1", ls=":", lw=2, label="SWA recipe: average")
+ax_acc.scatter(
+    dips,
+    cyclic_mean["test Accuracy"].loc[dips],
+    color=colours["cosine with dips"],
+    zorder=3,
+    label="snapshots",
+)
+ax_acc.axhline(
+    means["snapshot ensemble"],
+    color=colours["cosine with dips"],
+    ls="--",
+    label="snapshot ensemble",
+)
+ax_acc.axhline(
+    means["SWA recipe: average"], color=colours["SWA recipe"], ls=":", lw=2, label="SWA average"
+)
 ax_acc.set(
-    xlabel="epoch", ylabel="test accuracy", title=f"Test accuracy (mean of {len(SEEDS)} seeds)"
+    xlabel="epoch",
+    ylabel="test accuracy",
+    title=f"Test accuracy (mean of {plural(len(SEEDS), 'seed')})",
 )
 fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=5, frameon=False)
 plt.show()
@@ -341,9 +480,8 @@ final_scores(results)[["seeds", "mean", "half_width"]].round(4)
 recipe_gain = compare(results, "SWA recipe: average", "SWA recipe: final weights")
 snap_vs_swa = compare(results, "snapshot ensemble", "SWA recipe: average")
 finding(
-    f"In the recipe run, the average against that run's own final weights: "
-    f"{recipe_gain.sentence()}. The snapshot ensemble against the recipe's average: "
-    f"{snap_vs_swa.sentence()}.",
+    f"In the recipe run, {say(recipe_gain, 'the average', 'the final weights')}. Across the two "
+    f"runs, {say(snap_vs_swa, 'the snapshot ensemble', 'the SWA average')}.",
     sizes=RUNS,
     needs="tell whether the SWA average beats its run's final weights",
 )
@@ -352,11 +490,11 @@ finding(
 # Both averaging methods cost nothing in training time: the ensemble pays at prediction time
 # (one forward pass per member); SWA pays one pass over the training data for `update_bn`,
 # and only when the network has batch norm (without it, `update_bn` finds nothing to update and
-# returns at once).
-# How much either gains depends on how good the members are and how differently they err.
+# returns at once). Whether either gains, and by how much, depends on how good the members are
+# and how differently they err; the boxes above say what these runs show.
 # Note also that the recipe holds a fairly large rate until the end: its final weights are a
 # point taken mid-stride, and the average is what that run is for. Each sentence above comes
-# with its interval over the seeds; a difference inside that interval is not a difference these
+# with its 95% interval over the seeds; a difference whose interval contains 0 is not one these
 # runs can show.
 #
 # ## What we did
@@ -365,8 +503,10 @@ finding(
 #   and kept the weights at each one, inside a normal `train_network` call, through its
 #   `on_epoch_end` hook.
 # - Averaged the snapshots' predicted probabilities into a snapshot ensemble.
-# - Averaged the snapshots' weights with `AveragedModel`, and saw why `update_bn` must follow
-#   when the network has BatchNorm.
-# - Ran PyTorch's SWA recipe (a cosine decay to the SWA rate, then `SWALR` holding it and an
-#   average of every late epoch) and compared every averaged model with the single model of
-#   the same run, over several seeds.
+# - Averaged the snapshots' weights with `AveragedModel`, and measured what `update_bn`'s pass
+#   over the training data changes when the network has BatchNorm.
+# - Wrote PyTorch's SWA recipe out as a loop (a cosine decay to the SWA rate, then `SWALR`
+#   holding it, `update_parameters` after every late epoch, `update_bn` at the end) and ran it
+#   once; the multi-seed runs used `idlmam.ensembles.train_swa`, which a test shows gives the
+#   same averaged weights.
+# - Compared every averaged model with the single model of the same run, over several seeds.
