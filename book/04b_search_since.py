@@ -113,16 +113,6 @@ RATE_NAMES = ["the suggested rate", "the searched rate", "the curve's minimum"]
 
 
 # %%
-class Said:
-    """Sizes in words, for budget_banner and finding (they show what describe() returns)."""
-
-    def __init__(self, text):
-        self.text = text
-
-    def describe(self):
-        return self.text
-
-
 # what the page trains, for the budget box: the images of chapter_loaders' 80/20 split (the
 # search's, and the range test's: those of the Optuna page's search), the studies and the runs
 N_TRAIN, N_VAL = (len(p) for p in split(range(SEARCH.train_size or 60_000), seed=SEED))
@@ -142,7 +132,7 @@ TRAINS = {
 }
 budget_banner(
     BUDGET,
-    Said(
+    (
         f"on {N_TRAIN + N_VAL:,} of the training set's images ({N_TRAIN:,} to train on, "
         f"{N_VAL:,} to validate; the cross-validation cuts all of them into {FOLDS} folds), "
         f"{TRAINS['samplers']}; "
@@ -329,7 +319,7 @@ finding(
     f"for the three comparisons):\n\n{sampler_sentences}\n\nEach line compares one sampler "
     "with random search only: they do not order TPE, GP and CMA-ES among themselves.",
     needs="tell the samplers apart",
-    sizes=Said(f"on {N_TRAIN:,} training images, {TRAINS['samplers']}"),
+    sizes=f"on {N_TRAIN:,} training images, {TRAINS['samplers']}",
 )
 
 # %% [markdown]
@@ -419,7 +409,7 @@ finding(
     f"Pooled, the importances are {ranking}. {agreement} Even pooled, the top 10% is only "
     f"{n_top} trials, so the order of the first two, `{first}` and `{second}`, is not firm.",
     needs="rank the hyperparameters",
-    sizes=Said(f"{STUDIES} TPE studies of {plural(TRIALS, 'trial')}, {len(tpe_trials)} pooled"),
+    sizes=f"{STUDIES} TPE studies of {plural(TRIALS, 'trial')}, {len(tpe_trials)} pooled",
 )
 
 # %% [markdown]
@@ -580,7 +570,7 @@ lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.it
 if readings:
     verdicts = "; ".join(verdict for _, verdict in readings)
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
-finding("\n".join(lines), needs="compare the rates", sizes=Said(TRAINS["rates"]))
+finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 
 # %% [markdown]
 # The range test costs one pass, a search many trainings; it answers a narrower question, though:
@@ -789,7 +779,7 @@ finding(
     f"{100 * PRUNER_CONFIDENCE:.3g}% one:\n\n{pruner_sentences}\n\nThe accuracies say little "
     f"about the pruners: in the studies of one sampler seed, {shared_sentence(same_start, PRUNE_TRIALS)}",
     needs="weigh the pruners' savings against their accuracy",
-    sizes=Said(f"on {N_TRAIN:,} training images, {TRAINS['pruners']}"),
+    sizes=f"on {N_TRAIN:,} training images, {TRAINS['pruners']}",
 )
 
 # %% [markdown]
@@ -859,7 +849,7 @@ finding(
     + "\n\nAs for the pruners, the accuracies say little: in the studies of one sampler seed, "
     + shared_sentence(cv_same, PRUNE_TRIALS),
     needs="weigh the Wilcoxon pruner's savings",
-    sizes=Said(f"on {N_TRAIN + N_VAL:,} images in {FOLDS} folds, {TRAINS['folds']}"),
+    sizes=f"on {N_TRAIN + N_VAL:,} images in {FOLDS} folds, {TRAINS['folds']}",
 )
 
 # %% [markdown]

@@ -151,10 +151,15 @@ class Budget:
     search: Search
     findings: bool = True
 
-    def describe(self, sizes: Sizes | None = None) -> str:
+    def describe(self, sizes: Sizes | str | None = None) -> str:
         """One line for a page: which budget made its numbers, and ``sizes`` (default: the
-        chapter's runs), e.g. ``"the `full` budget: 10 epochs per run, 3 seeds, ..."``."""
-        return f"the `{self.name}` budget: {(sizes or self.chapter).describe()}"
+        chapter's runs), e.g. ``"the `full` budget: 10 epochs per run, 3 seeds, ..."``.
+
+        ``sizes`` may be a sentence instead of a group, for a page whose runs no one group
+        describes (several kinds of studies, a split): built from the numbers the page uses.
+        """
+        said = sizes if isinstance(sizes, str) else (sizes or self.chapter).describe()
+        return f"the `{self.name}` budget: {said}"
 
 
 BUDGETS = {

@@ -68,15 +68,16 @@ def _show_html(markup: str) -> None:
 
 
 def budget_banner(
-    budget: Budget | None = None, sizes: Sizes | None = None, *, trains: str | None = None
+    budget: Budget | None = None, sizes: Sizes | str | None = None, *, trains: str | None = None
 ) -> None:
     """Show which budget produced the numbers of this page, and what it trains.
 
     Args:
         budget: the budget the page runs (default: :func:`idlmam.budget.get_budget`).
         sizes: the group of the budget the page runs (``budget.since``, ``budget.studies``,
-            ...; default: ``budget.chapter``), or a ``dataclasses.replace`` of it where the page
-            trains other sizes.
+            ...; default: ``budget.chapter``), a ``dataclasses.replace`` of it where the page
+            trains other sizes, or those sizes said in words (a ``str`` built from the page's
+            numbers) where no one group describes them.
         trains: what the page trains, for a page whose numbers no budget sizes (e.g.
             ``"nothing on data"``): the box says so instead of the budget's sizes.
     """
@@ -105,7 +106,7 @@ def budget_banner(
 
 
 def finding(
-    text: str, *, needs: str, budget: Budget | None = None, sizes: Sizes | None = None
+    text: str, *, needs: str, budget: Budget | None = None, sizes: Sizes | str | None = None
 ) -> None:
     """State ``text`` (a finding of the runs above) only on a budget large enough to support it.
 

@@ -192,3 +192,9 @@ def test_a_page_on_other_data_names_what_it_trains_on():
     assert full.describe(rnn) == (
         "the `full` budget: 8 epochs per run, 3 seeds, 4,096 synthetic training sequences"
     )
+
+
+def test_a_page_can_say_its_sizes_in_words_where_no_group_describes_them():
+    full = get_budget("full")
+    said = "two studies of 4 trials of 2 epochs each, with no pruner"
+    assert full.describe(said) == f"the `full` budget: {said}"

@@ -91,20 +91,15 @@ SEED = 0  # seeds the samplers, the weights and the batch order
 DEVICE = get_device()
 
 
-class Searches:
-    """What the budget box says this page runs: two studies without a pruner, on a split."""
+searched = f"{TRAIN_SIZE:,}" if TRAIN_SIZE else "all 60,000"
+SEARCHES = (  # what the budget box says this page runs: two studies without a pruner, on a split
+    f"two studies of {plural(TRIALS, 'trial')} of {plural(TRIAL_EPOCHS, 'epoch')} each, "
+    f"with no pruner; every trial trains on {1 - VAL_FRACTION:.0%} of {searched} training "
+    f"images and is scored on the other {VAL_FRACTION:.0%}, and each study's best network "
+    "is retrained on all of them"
+)
 
-    def describe(self) -> str:
-        images = f"{TRAIN_SIZE:,}" if TRAIN_SIZE else "all 60,000"
-        return (
-            f"two studies of {plural(TRIALS, 'trial')} of {plural(TRIAL_EPOCHS, 'epoch')} each, "
-            f"with no pruner; every trial trains on {1 - VAL_FRACTION:.0%} of {images} training "
-            f"images and is scored on the other {VAL_FRACTION:.0%}, and each study's best network "
-            "is retrained on all of them"
-        )
-
-
-budget_banner(BUDGET, Searches())
+budget_banner(BUDGET, SEARCHES)
 
 # %% [markdown]
 # Three sets, each with one job. The search trains on {glue:text}`train_share:.0%` of the
@@ -385,7 +380,7 @@ finding(  # what the page states: the finding, or the box in its place
     f"held to its range and its {plural(TRIALS, 'trial')}, so the difference says how these two "
     "searches did, not how much convolutions can help.",
     needs="compare a convolutional with a fully connected network",
-    sizes=Searches(),
+    sizes=SEARCHES,
 )
 
 # %% [markdown]
