@@ -3,8 +3,8 @@
 A page marks such a cell with the tag ``lesson`` (``# %% tags=["lesson"]`` in its percent
 file). :func:`lesson` executes every lesson cell of a page, in order, in one fresh namespace and
 returns it: a test then calls the page's own functions and compares their numbers with the
-package's. A lesson cell must therefore stand alone: it imports what it uses and reads no
-variable of the page.
+package's. A lesson cell must therefore stand alone: it may use ``torch`` and ``nn`` (as every
+page imports them), imports anything else it uses, and reads no variable of the page.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ def lesson_sources(page: str) -> list[str]:
 
 def lesson(page: str) -> dict:
     """Execute the page's lesson cells in one fresh namespace and return that namespace."""
-    namespace: dict = {"__name__": f"lesson_{Path(page).name}"}
+    import torch
+    from torch import nn
+
+    namespace: dict = {"__name__": f"lesson_{Path(page).name}", "torch": torch, "nn": nn}
     for source in lesson_sources(page):
         exec(compile(source, f"book/{page}.py (lesson cell)", "exec"), namespace)
     return namespace
