@@ -67,6 +67,8 @@ from idlmam.landscapes import narrow_valley, optimizer_path, plot_paths, steps_t
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, glue, setup
 from idlmam.optim import SOAP, MuonWithAdamW, Shampoo, muon_param_groups
+from idlmam.plotting import run_colours
+from idlmam.text import plural
 
 setup(threads=1)  # one CPU thread: the timings below are per thread
 budget_banner(
@@ -79,6 +81,17 @@ START = (-2.0, -1.0)  # where every path on the diagonal valley starts
 STEPS = 100  # steps per path
 TOL = 0.05  # "reached" the minimum: stayed within this distance of it from then on
 RATES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]  # each optimizer's rate is the best of these
+COLOURS = run_colours(  # the book's colour for SGD, Shampoo, SOAP and Muon; the others spare ones
+    [
+        "SGD",
+        "AdaGrad (diagonal)",
+        "Adam (diagonal)",
+        "AdaGrad (full matrix)",
+        "Shampoo",
+        "SOAP",
+        "Muon",
+    ]
+)
 
 # %% [markdown]
 # ## A diagonal preconditioner sees only the axes
@@ -141,12 +154,16 @@ class FullMatrixAdaGrad(torch.optim.Optimizer):
 
 
 # %% [markdown]
-# Four optimizers on both valleys, each at the best of seven rates from 0.01 to 1 (the fewest steps to stay
-# within {glue:text}`tol` of the minimum, or the closest after {glue:text}`steps` steps):
+# Four optimizers on both valleys, each at the best of {glue:text}`n_rates` from
+# {glue:text}`rate_low:g` to {glue:text}`rate_high:g` (the fewest steps to stay within
+# {glue:text}`tol` of the minimum, or the closest after {glue:text}`steps` steps):
 
 # %%
 glue("tol", TOL, display=False)
 glue("steps", STEPS, display=False)
+glue("n_rates", plural(len(RATES), "rate"), display=False)
+glue("rate_low", min(RATES), display=False)
+glue("rate_high", max(RATES), display=False)
 OPTIMIZERS = {
     "SGD": torch.optim.SGD,
     "AdaGrad (diagonal)": torch.optim.Adagrad,
@@ -190,59 +207,86 @@ pd.DataFrame({where: {name: cell((where, name)) for name in OPTIMIZERS} for wher
 
 # %% [markdown]
 # "Not reached" means not within {glue:text}`tol` after {glue:text}`steps` steps at any of the
-# seven rates; the rate shown is then the one that ended closest.
+# rates; the rate shown is then the one that ended closest. The paths, and what turning the valley
+# did to each optimizer:
 
-# %% mystnb={"figure": {"caption": "The four optimizers of the table on the two valleys, each at its best rate, one panel each. Top row: the valley runs along the first axis; bottom row: the same valley turned by 45 degrees. Every path starts at the hollow circle; the gold star is the minimum.", "name": "fig-precond-valleys"}, "image": {"alt": "Eight small contour maps in two rows of four, one column per optimizer: SGD, diagonal AdaGrad, Adam and full-matrix AdaGrad. Top row, a horizontal valley; bottom row, the same valley running diagonally. Each panel shows one path from a hollow circle at the lower left towards a gold star at the origin."}}
+
+# %%
+SHORT = {  # the names in a sentence
+    "SGD": "SGD",
+    "AdaGrad (diagonal)": "diagonal AdaGrad",
+    "Adam (diagonal)": "Adam",
+    "AdaGrad (full matrix)": "full-matrix AdaGrad",
+}
+
+
+def turning(name):
+    """What turning the valley did to ``name``'s steps to the minimum, in a few words."""
+    a, d = reached["aligned valley", name], reached["diagonal valley", name]
+    if a is None:
+        return f"{SHORT[name]} reaches neither" if d is None else f"helps {SHORT[name]}"
+    if d is None:
+        return f"stops {SHORT[name]}"
+    if a == d:
+        return f"leaves {SHORT[name]} unchanged ({d} steps)"
+    return f"{'slows' if d > a else 'speeds up'} {SHORT[name]} ({a} to {d} steps)"
+
+
+# %% mystnb={"figure": {"caption": "The four optimizers of the table on the two valleys, each at its best rate, one panel each. Top row: the valley runs along the first axis; bottom row: the same valley turned by 45 degrees. Every path starts at the hollow circle; the gold star is the minimum. Each panel's title gives the steps the path took to stay within the tolerance of the minimum, or says it did not within the steps allowed; the figure's title says what turning the valley did to each preconditioner.", "name": "fig-precond-valleys"}, "image": {"alt": "Eight small contour maps in two rows of four, one column per optimizer: SGD, diagonal AdaGrad, Adam and full-matrix AdaGrad. Top row, a horizontal valley; bottom row, the same valley running diagonally. Each panel shows one path from a hollow circle at the left towards a gold star at the origin. SGD zigzags across the valley and ends short of the star on both. Diagonal AdaGrad reaches the star in a few steps on the horizontal valley, but on the diagonal one runs along a straight line and stops short of it. Adam reaches the star on both, with a wavy path along the diagonal floor. Full-matrix AdaGrad reaches it in a few steps on both, its path the same up to the turn."}}
 fig, axes = plt.subplots(2, 4, figsize=(12, 6), sharex=True, sharey=True)
 for row, (where, surface) in zip(axes, SURFACES.items()):
-    for ax, (name, colour) in zip(
-        row, zip(OPTIMIZERS, ("black", "tab:blue", "tab:purple", "tab:orange"))
-    ):
+    for ax, name in zip(row, OPTIMIZERS):
         rate, path = best[where, name]
+        steps = reached[where, name]
         plot_paths(
             surface,
             {f"rate {rate:g}": path},
             xlim=(-2.5, 1.0),
             ylim=(-2.0, 1.5),
             ax=ax,
-            title=f"{name}\n{where}",
-            colors=(colour,),
+            title=f"{name}\n{where}: " + ("not reached" if steps is None else f"{steps} steps"),
+            colors=(COLOURS[name],),
             markersize=2,
             minima=[(0.0, 0.0)],
         )
         ax.title.set_fontsize(9)
         ax.label_outer()  # axis labels on the outer panels only
-fig.suptitle("A diagonal preconditioner works on the aligned valley only")
+turned = [turning(name) for name in OPTIMIZERS if name != "SGD"]  # SGD: in the sentence after
+fig.suptitle(f"Turning the valley {', '.join(turned[:-1])} and {turned[-1]}")
 fig.tight_layout()
 plt.show()
 
 
 # %%
-def reached_text(where, name):
-    steps = reached[where, name]
-    if steps is None:
-        return f"does not reach the minimum within {STEPS} steps at any rate"
-    return f"reaches the minimum in {steps} steps"
+def in_steps(steps):
+    return "not at all" if steps is None else f"in {steps} steps"
 
 
-for where in SURFACES:
-    for short, name in (
-        ("sgd", "SGD"),
-        ("diag", "AdaGrad (diagonal)"),
-        ("full", "AdaGrad (full matrix)"),
-    ):
-        glue(f"{short}_{where.split()[0]}", reached_text(where, name), display=False)
+def on_both(name):
+    """Where ``name`` reaches the minimum, in the words that follow "reaches the minimum"."""
+    a, d = (reached[where, name] for where in SURFACES)
+    if a is None and d is None:
+        return "on neither valley"
+    if a == d:
+        return f"{in_steps(a)} on both valleys"
+    return f"{in_steps(a)} on the aligned valley and {in_steps(d)} on the diagonal one"
+
+
+for short, name in zip(("sgd", "diag", "adam", "full"), OPTIMIZERS):
+    glue(f"{short}_reaches", on_both(name), display=False)
+glue("diag_turned", turning("AdaGrad (diagonal)"), display=False)
+glue("adam_turned", turning("Adam (diagonal)"), display=False)
 
 # %% [markdown]
-# On the aligned valley the diagonal AdaGrad {glue:text}`diag_aligned`, and the full matrix
-# {glue:text}`full_aligned`. Turned by 45 degrees, the diagonal AdaGrad
-# {glue:text}`diag_diagonal`; the full matrix {glue:text}`full_diagonal`. The full matrix
-# does not care which way the valley runs: its preconditioner turns with the surface. Nor does
-# plain SGD, whose $P = I$ is the same in any coordinates, but it has nothing to undo the
-# valley's shape with: on the aligned valley it {glue:text}`sgd_aligned`, on the diagonal one it
-# {glue:text}`sgd_diagonal`. A diagonal preconditioner is only as good as the coordinates it is
-# given, and a network's coordinates, one per weight, have no reason to line up with its
-# valleys.
+# Within {glue:text}`steps` steps, each at its best rate, diagonal AdaGrad reaches the minimum
+# {glue:text}`diag_reaches`, and Adam, whose preconditioner is diagonal too, reaches it
+# {glue:text}`adam_reaches`. Full-matrix AdaGrad reaches it {glue:text}`full_reaches`: its
+# preconditioner turns with the surface, so it does not care which way the valley runs. Nor
+# does plain SGD, whose $P = I$ is the same in any coordinates, but it has nothing to undo the
+# valley's shape with, and reaches the minimum {glue:text}`sgd_reaches`. A diagonal
+# preconditioner is only as good as the coordinates it is given: here the turn
+# {glue:text}`diag_turned` and {glue:text}`adam_turned`. A network's coordinates, one per
+# weight, have no reason to line up with its valleys.
 #
 # ## A full matrix does not fit
 #
@@ -264,20 +308,22 @@ full_gb = 4 * sizes.loc["all four", "full matrix"] / 1e9  # float32: 4 bytes a n
 shampoo_mb = 4 * sizes.loc["all four", "Shampoo: L and R"] / 1e6
 glue("full_gb", f"{full_gb:,.0f} GB", display=False)
 glue("shampoo_mb", f"{shampoo_mb:.1f} MB", display=False)
+glue("net_mb", f"{4 * sum(p.numel() for p in mlp().parameters()) / 1e6:.1f} MB", display=False)
 sizes.map(lambda n: f"{n:,}")
 
 # %% [markdown]
 # The full matrices of the four layers would hold {glue:text}`full_gb` of numbers in single
-# precision, for a network that fits in half a megabyte. Shampoo {cite:p}`gupta2018shampoo`
-# keeps one matrix per *side* of each weight matrix instead: for a gradient
-# $G_t$ of shape $m \times n$,
+# precision, for a network whose own weights and biases fit in {glue:text}`net_mb`. Shampoo
+# {cite:p}`gupta2018shampoo` keeps one matrix per *side* of each weight matrix instead: for a
+# gradient $G_t$ of shape $m \times n$,
 #
 # $$L_t = \sum_{s \le t} G_s G_s^\top \quad (m \times m), \qquad
 #   R_t = \sum_{s \le t} G_s^\top G_s \quad (n \times n), \qquad
 #   W_{t+1} = W_t - \eta\, L_t^{-1/4}\, G_t\, R_t^{-1/4}.$$
 #
-# {glue:text}`shampoo_mb` for the whole network. $L$ gathers how the rows of the gradient vary
-# together, $R$ how its columns do. {cite:t}`gupta2018shampoo` show that, for gradients of rank at
+# For the whole network, the $L$ and $R$ of its four weight matrices hold
+# {glue:text}`shampoo_mb`. $L$ gathers how the rows of the gradient vary together, $R$ how its
+# columns do. {cite:t}`gupta2018shampoo` show that, for gradients of rank at
 # most $r$, the Kronecker product $L_t^{1/2} \otimes R_t^{1/2}$ is an upper bound of
 # $\tfrac{1}{r} H_t$, the sum full-matrix AdaGrad keeps for the flattened weights. Full-matrix
 # AdaGrad steps by $H_t^{-1/2}$; Shampoo by
@@ -361,12 +407,15 @@ def loss_curve(make_optimizer, steps=200):
 
 
 # %% [markdown]
-# Each optimizer gets the rate, out of eleven from 0.001 to 100, that first brings the loss a
-# million times below where it starts (or, if none does in 200 steps, the lowest final loss):
+# Each optimizer gets the rate, out of {glue:text}`toy_rates` from {glue:text}`toy_low:g` to
+# {glue:text}`toy_high:g`, that first brings the loss a million times below where it starts (or,
+# if none does in 200 steps, the lowest final loss):
 
 # %%
 TOY_RATES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
-TOY_COLOURS = ("black", "tab:blue", "tab:purple", "tab:orange", "tab:green", "tab:red")
+glue("toy_rates", plural(len(TOY_RATES), "rate"), display=False)
+glue("toy_low", min(TOY_RATES), display=False)
+glue("toy_high", max(TOY_RATES), display=False)
 TOY_OPTIMIZERS = {
     "SGD": torch.optim.SGD,
     "AdaGrad (diagonal)": torch.optim.Adagrad,
@@ -376,6 +425,8 @@ TOY_OPTIMIZERS = {
     # Adam's betas, so that SOAP differs from Adam only in its coordinates; no weight decay
     "SOAP (Adam's betas)": partial(SOAP, betas=(0.9, 0.999), weight_decay=0.0),
 }
+COLOURS["Shampoo (the dozen lines)"] = COLOURS["Shampoo"]  # the book's colours for both
+COLOURS["SOAP (Adam's betas)"] = COLOURS["SOAP"]
 
 
 def steps_to_million(curve):
@@ -409,8 +460,8 @@ pd.DataFrame(
 
 # %% mystnb={"figure": {"caption": "The loss of the least-squares problem with Kronecker-structured curvature, against steps, for each optimizer at its best rate. Logarithmic loss axis.", "name": "fig-precond-kronecker"}, "image": {"alt": "Loss against steps on a logarithmic axis for six optimizers over 200 steps, each a line in its own colour: SGD, diagonal AdaGrad, Adam, full-matrix AdaGrad, the dozen-line Shampoo and SOAP, each labelled with its rate."}}
 fig, ax = plt.subplots(figsize=(7.5, 4))
-for (name, (rate, curve)), colour in zip(toy.items(), TOY_COLOURS):
-    ax.plot(curve, color=colour, label=f"{name}, rate {rate:g}")
+for name, (rate, curve) in toy.items():
+    ax.plot(curve, color=COLOURS[name], label=f"{name}, rate {rate:g}")
 ax.set(yscale="log", xlabel="step", ylabel="loss (log scale)")
 ax.set_title("Least squares with Kronecker-structured curvature")
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -634,9 +685,9 @@ glue("ns_near", f"{near_one} of the {len(ns)}", display=False)
 print(f"largest |Shampoo without memory - U V^T|: {gap:.1e}")
 print(f"Newton-Schulz's singular values: {ns.min().item():.3f} to {ns.max().item():.3f}")
 
-# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (orange), exactly one, and five Newton-Schulz iterations as in Muon (blue): near one for most, lower for the directions the gradient hardly used. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay near 1 for most of the 64 and fall well below it for the smallest, the directions the gradient hardly used."}}
+# %% mystnb={"figure": {"caption": "The singular values of a test gradient (grey) and of the two ways of orthogonalizing it: Shampoo with only the current gradient in its matrices (dark blue, Shampoo's colour in the book), exactly one, and five Newton-Schulz iterations as in Muon (olive, Muon's colour): near one for most, lower for the directions the gradient hardly used. Logarithmic axis.", "name": "fig-precond-singular"}, "image": {"alt": "Singular values, from largest to smallest, on a logarithmic axis: the gradient's fall steadily from 1 to 0.001; Shampoo without memory is a flat line at exactly 1; Newton-Schulz's stay near 1 for most of the 64 and fall well below it for the smallest, the directions the gradient hardly used."}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
-for (name, values), colour in zip(singular.items(), ("grey", "tab:orange", "tab:blue")):
+for (name, values), colour in zip(singular.items(), ("grey", COLOURS["Shampoo"], COLOURS["Muon"])):
     ax.plot(range(1, len(values) + 1), values, "o-", ms=3, color=colour, label=name)
 ax.set(yscale="log", xlabel="singular value, largest first", ylabel="singular value")
 ax.set_title("Orthogonalizing a gradient: the directions kept, the sizes pulled towards one")
@@ -648,10 +699,10 @@ plt.show()
 # five steps leave the singular values between {glue:text}`ns_low` and {glue:text}`ns_high`:
 # {glue:text}`ns_near` lie between 0.7 and 1.3, and the directions the gradient hardly used at
 # all are lifted only part of the way. That is the approximation Muon accepts, for fifteen
-# matrix products (three an iteration) instead of two eigendecompositions. So Muon and Shampoo share the idea, a step that
-# moves every direction of a weight matrix by about the same amount, and differ in what they
-# remember: Shampoo sums every gradient into $L$ and $R$; Muon keeps a momentum of the gradients
-# and orthogonalizes only that.
+# matrix products (three an iteration) instead of two eigendecompositions. So Muon and Shampoo
+# share the idea, a step that moves every direction of a weight matrix by about the same amount,
+# and differ in what they remember: Shampoo sums every gradient into $L$ and $R$; Muon keeps a
+# momentum of the gradients and orthogonalizes only that.
 
 # %% [markdown]
 # ## On the network
