@@ -53,6 +53,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
     )
 
 # %%
+import inspect
 from dataclasses import replace
 from functools import partial
 
@@ -80,6 +81,7 @@ from idlmam.experiments.sweep import time_to_target, with_seeds
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import decay_param_groups, muon_param_groups, schedule_lrs
+from idlmam.plotting import run_colours
 from idlmam.stats import compare, compare_pairs, final_scores, t_interval
 from idlmam.utils import get_device
 
@@ -124,25 +126,34 @@ print(
 # search outside the run. A later benchmark of language-model pretraining {cite:p}`wen2025fantastic`
 # found the claimed speed-ups of newer optimizers over AdamW, 1.4 to 2 times,
 # smaller once every optimizer was tuned as carefully as the others, and falling with the size
-# of the model, to about 1.1 times at 1.2 billion parameters. Our protocol borrows AlgoPerf's
-# central rule, the same tuning budget for every method, chosen on validation data, and
-# differs from it elsewhere. AlgoPerf's external-tuning track runs five studies of five trials
-# each, drawn from a search space the submission declares, and scores the time each study takes
-# to reach a fixed validation target (the median over the studies); it does not rerun the best
-# setting with several seeds on test. We tune only the rate, on a grid we fix, in one study per
-# optimizer, and score final test accuracy over seeds, with time to a target as a second reading:
+# of the model, to about 1.1 times at 1.2 billion parameters.
 #
-# 1. **The same search for everyone.** Each optimizer tries three learning rates on a log
-#    grid with a factor of 4 between neighbours. For seven of them the grid starts at the usual
-#    rate and goes up: the rate itself, 4 and 16 times it. Why upward: our rate decays linearly
-#    to zero, so a run trains on average at about half its peak rate, and a peak above the usual
-#    rate is the likelier gain. SGD's grid takes one step down and one up instead (a quarter of
-#    its usual rate, the rate itself and 4 times it): its usual rate is the chapter's rate for
-#    *plain* SGD, already "on the large side", and momentum of 0.9 carries each gradient about
-#    $1/(1 - 0.9) = 10$ times as far, so an upward grid risks failing at both larger rates and
-#    leaving SGD untuned. (That is what happened in a first version of this page, which gave SGD
-#    the upward grid too: both larger rates ended at chance.) A winner at either end of its grid
-#    is flagged, since a wider grid might have done better. One seed per trial.
+# What our protocol borrows from AlgoPerf: a fixed training budget for every method (AlgoPerf
+# fixes a maximum run time per workload, we fix the number of steps); a tuning search of the same
+# size for every method, which for us tunes one thing, the learning rate of each optimizer;
+# hyperparameters chosen on validation data only; a test set kept apart and reported (AlgoPerf
+# records test results beside the validation ones); and, from its NAdamW baseline, a warmup
+# followed by a decay, here one schedule shared by every optimizer, where AlgoPerf lets each
+# submission bring its own. What differs: AlgoPerf's external-tuning track, in its first
+# competition, ran five studies of five trials each (its rules have since cut that to three
+# studies), drawn from a search space the submission declares; it scored each study by its fastest
+# trial to a fixed validation target, and the submission by the median over the studies. It does
+# not rerun the best setting with several seeds, nor rank by test accuracy, and its targets come
+# from target-setting runs, not from a baseline (more on that below). We tune only the rate, on a
+# grid we fix, in one study per optimizer, rerun the chosen rate with every seed, and rank by
+# final test accuracy over the seeds, with time to a target as a second reading:
+#
+# 1. **The same search for everyone.** Each optimizer tries three learning rates on a log grid with
+#    a factor of 4 between neighbours. For every optimizer but SGD the grid starts at the usual rate
+#    and goes up: the rate itself, 4 and 16 times it. Why upward: our rate decays linearly to zero,
+#    so a run trains on average at about half its peak rate, and a peak above the usual rate is the
+#    likelier gain. SGD's grid takes one step down and one up instead (a quarter of its usual rate,
+#    the rate itself and 4 times it): its usual rate is the chapter's rate for *plain* SGD, already
+#    "on the large side", and momentum of 0.9 carries each gradient about $1/(1 - 0.9) = 10$ times
+#    as far, so an upward grid risks failing at both larger rates and leaving SGD untuned. (That is
+#    what happened in a first version of this page, which gave SGD the upward grid too: both larger
+#    rates ended at chance.) A winner at either end of its grid is flagged, since a wider grid might
+#    have done better. One seed per trial.
 # 2. **Choose on validation.** A fifth of the training images is held out; each trial is scored
 #    by its final validation accuracy, and that alone chooses the rate. The runs record test
 #    accuracy too, as every run in the book does, but the choice never reads it.
@@ -163,12 +174,13 @@ print(
 #   off.
 # - **NAdamW**: `torch.optim.NAdam` (Adam with Nesterov's look-ahead in its momentum) with
 #   `decoupled_weight_decay=True`, so that its decay acts on the weights as AdamW's does. It is
-#   not exactly the NAdamW of the AlgoPerf baseline above: PyTorch keeps Dozat's momentum
-#   schedule {cite:yearpar}`dozat2016incorporating`, a coefficient
-#   $\beta_1 (1 - \tfrac{1}{2} \cdot 0.96^{t\psi})$ on step $t$ with `momentum_decay`
-#   $\psi = 0.004$, which stays between 0.45 and 0.52 for the first thousand steps and nears
-#   $\beta_1 = 0.9$ only after tens of thousands, where AlgoPerf's NAdamW uses $\beta_1$ from the
-#   first step.
+#   not the NAdamW of the AlgoPerf baseline above: PyTorch keeps Dozat's momentum schedule
+#   {cite:yearpar}`dozat2016incorporating`, a coefficient
+#   $\mu_t = \beta_1 (1 - \tfrac{1}{2} \cdot 0.96^{t\psi})$ on step $t$ with `momentum_decay`
+#   $\psi$ = {glue:text}`nadam_psi:g` by default, so that over this page's
+#   {glue:text}`run_steps` steps $\mu_t$ only grows from {glue:text}`nadam_mu_first:.2f` to
+#   {glue:text}`nadam_mu_last:.2f` (computed below the table of rates), about half of
+#   $\beta_1 = 0.9$. AlgoPerf's NAdamW uses $\beta_1$ itself on every step.
 # - **RAdam** {cite:p}`liu2019variance`: Adam with a correction that shrinks its
 #   adaptive steps while the average of the squared gradients still rests on few batches (its
 #   very first steps are plain momentum steps): a warmup built into the optimizer. Also with
@@ -182,11 +194,12 @@ print(
 #   replaced by an approximation of the nearest orthogonal matrix (five Newton-Schulz iterations),
 #   so that every direction of the matrix moves by about the same amount. `torch.optim.Muon` accepts
 #   only 2-D parameters; biases and the output layer go to AdamW, in one optimizer object,
-#   `idlmam.optim.MuonWithAdamW`. Muon's README keeps the first layer on AdamW too, with the
-#   embeddings and the output head; here the first layer, from the 784 pixels, goes to Muon. We
-#   keep that split, which the released package's field fixes for every race run against it, and
-#   do not measure the README's: so Muon's result on this page is for this split, and may move
-#   either way under its authors' one.
+#   `idlmam.optim.MuonWithAdamW`. This is not quite the split Muon's README advises: it gives
+#   Muon only the hidden weights and leaves the embeddings, the output head and, in a
+#   convolutional network, the first layer to AdamW. Here the first layer, from the 784 pixels,
+#   goes to Muon. The package's field fixes that split for every race run against it, and this
+#   page does not run the README's: Muon's result below is for this split, and could move either
+#   way under its authors' one.
 # - **Lion** {cite:p}`chen2023symbolic`: the *sign* of a mix of the stored momentum
 #   and the new gradient, $\beta_1 m + (1 - \beta_1) g$, so every weight moves by exactly $\eta$
 #   each step, plus decoupled decay; the momentum itself is then updated with a second, longer
@@ -222,9 +235,10 @@ print("Muon: ", [tuple(p.shape) for p in hidden])
 print("AdamW:", [tuple(p.shape) for p in other])
 
 # %% [markdown]
-# The three hidden weight matrices go to Muon; the four biases and the output layer's weights
-# to AdamW. With `adjust_lr_fn="match_rms_adamw"` (Moonshot AI: {cite:alp}`liu2025muon`) Muon's
-# steps are scaled to the size of an AdamW step, so one rate and one schedule drive both halves.
+# The first layer's weight matrix and the two hidden ones go to Muon; the four biases and the output
+# layer's weights to AdamW. With `adjust_lr_fn="match_rms_adamw"` (Moonshot AI:
+# {cite:alp}`liu2025muon`) Muon's steps are scaled to the size of an AdamW step, so one rate and one
+# schedule drive both halves.
 #
 # Each contender is a `Contender`: a function of the parameters and the rate, its usual rate,
 # whether it takes the shared schedule, and its grid. The field, as `idlmam.experiments.race`
@@ -236,7 +250,7 @@ print("AdamW:", [tuple(p.shape) for p in other])
 
 # %%
 CONTENDERS = field(WARMUP_STEPS)  # schedule-free AdamW warms up over the same steps
-COLOURS = dict(zip(CONTENDERS, sns.color_palette("tab10")))  # one colour each, on every figure
+COLOURS = run_colours(CONTENDERS)  # each optimizer's colour in every figure of the book
 pd.DataFrame(
     {
         "usual rate": {name: c.usual_rate for name, c in CONTENDERS.items()},
@@ -251,6 +265,34 @@ pd.DataFrame(
 # `idlmam.optim`, schedule-free AdamW's in `schedulefree`), SGD's the chapter's. `partial` fixes
 # every argument but the parameters and the rate.
 #
+# NAdamW's momentum coefficient $\mu_t$, from `torch.optim.NAdam`'s default `momentum_decay`,
+# checked against the product of the $\mu_t$ that NAdam keeps in its state, on the first and on
+# the last step of a run of this page:
+
+# %%
+PSI = inspect.signature(torch.optim.NAdam).parameters["momentum_decay"].default
+BETA_1 = 0.9  # NAdam's default beta_1
+
+
+def nadam_momentum(t):
+    """mu_t of torch.optim.NAdam on step t (from 1): beta_1 * (1 - 0.96 ** (t * psi) / 2)."""
+    return BETA_1 * (1 - 0.5 * 0.96 ** (t * PSI))
+
+
+w = torch.zeros(1, requires_grad=True)
+nadam = torch.optim.NAdam([w])
+for _ in range(3):  # torch keeps the product mu_1 mu_2 mu_3 in its state: the same numbers
+    w.grad = torch.ones(1)
+    nadam.step()
+mu_product = float(np.prod([nadam_momentum(t) for t in (1, 2, 3)]))
+assert abs(nadam.state[w]["mu_product"].item() / mu_product - 1) < 1e-6
+glue("nadam_psi", PSI, display=False)
+glue("run_steps", f"{STEPS:,}", display=False)
+glue("nadam_mu_first", nadam_momentum(1), display=False)
+glue("nadam_mu_last", nadam_momentum(STEPS), display=False)
+print(f"mu_1 = {nadam_momentum(1):.3f}, mu_{STEPS} = {nadam_momentum(STEPS):.3f} (beta_1 = 0.9)")
+
+# %% [markdown]
 # ## The search
 #
 # `run_race` runs the whole protocol for each contender in turn: its three trials, one seed
@@ -308,8 +350,8 @@ best.round(4)
 # guards against. Trials that failed, ending near chance (90% error, a guess among ten
 # classes): {glue:text}`failed_trials`.
 #
-# The whole search, each line an optimizer, the rates divided by its usual rate so that all
-# all share one axis:
+# The whole search, each line an optimizer, the rates divided by its usual rate so that they all
+# share one axis:
 
 # %% mystnb={"figure": {"caption": "The learning-rate search: each optimizer's final validation error (one seed) at each rate of its grid, the rate divided by its usual rate (SGD's grid runs from a quarter of it to 4 times it, the others' from 1 to 16 times). Lower is better. A trial that failed, ending near chance (90% error), is drawn as a cross above the solid line where the error axis is cut, so that the other trials can be read; dotted lines join it to its optimizer's other trials.", "name": "fig-optimizer-sweep"}, "image": {"alt": "Validation error against the learning rate divided by each optimizer's usual rate, on a logarithmic axis from 1/4 to 16, one line with markers per optimizer, ten in all; the lowest point of each line marks the rate that optimizer keeps, a dotted vertical line marks the usual rate, and crosses in a strip above a solid line where the axis is cut, labelled diverged (chance), mark the trials that ended near chance, joined to their lines by dotted segments."}} tags=["nbval-ignore-output"]
 ok = final[~final["failed"]]
@@ -343,10 +385,10 @@ plt.show()
 # %% [markdown]
 # ## Usual rates against tuned rates
 #
-# Each optimizer now has every seed twice: at the rate its search chose (the race ran them) and
-# at its usual rate. Both reuse the seed-0 trial already run at that rate; where the search kept the usual
-# rate, the two are the same runs. So seed 0 of each tuned rate is the search's winner, the best
-# of three trials on validation, reused in the test mean: chosen for doing well, it biases the
+# Each optimizer now has every seed twice: at the rate its search chose (the race ran them) and at
+# its usual rate. Both reuse the seed-0 trial already run at that rate; where the search kept the
+# usual rate, the two are the same runs. So seed 0 of each tuned rate is the search's winner, the
+# best of three trials on validation, reused in the test mean: chosen for doing well, it biases the
 # tuned numbers slightly upward.
 
 
@@ -429,10 +471,15 @@ plt.show()
 
 # %% [markdown]
 # The `±` columns are the half-widths of the 95% intervals over the seeds, as fractions like the
-# accuracies (0.005 is half a point). What the runs support about the two rankings, each
-# difference with its interval over the seeds: the first and second of each ranking compared,
-# the largest gains in rank with what tuning gained each optimizer, and which tuned optimizers
-# the seeds cannot tell apart:
+# accuracies (0.005 is half a point). They, and the bars of the figure, are each optimizer's own
+# interval: how far its mean moves from seed to seed. The comparisons below are paired by seed
+# instead. A seed fixes the initial weights and the order of the batches, the same for every
+# optimizer, so part of what moves one optimizer's result from seed to seed moves the other's
+# too, and cancels in their difference: two optimizers whose bars overlap can still differ by
+# more than the noise, paired, and the interval of a difference can be narrower than either
+# bar. What the runs support about the two rankings, each difference with its paired interval:
+# the first and second of each ranking compared, the largest gains in rank with what tuning
+# gained each optimizer, and which tuned optimizers the seeds cannot tell apart:
 
 # %% tags=["nbval-ignore-output"]
 glue("kept_usual", int((best["rate"] == best["usual rate"]).sum()), display=False)
@@ -482,10 +529,10 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 )
 
 # %% [markdown]
-# The search kept the usual rate for {glue:text}`kept_usual` of the {glue:text}`n_contenders` optimizers. A comparison
-# of optimizers at their defaults is, in part, a comparison of how well their defaults suit this
-# network and this number of steps. Against the book's default optimizer, AdamW, each tuned
-# contender, on the test set:
+# The search kept the usual rate for {glue:text}`kept_usual` of the {glue:text}`n_contenders`
+# optimizers. A comparison of optimizers at their defaults is, in part, a comparison of how well
+# their defaults suit this network and this number of steps. Against the book's default optimizer,
+# AdamW, each tuned contender, on the test set, paired by seed as above:
 
 # %% tags=["nbval-ignore-output"]
 finding(  # the finding on full and chapter; on quick, a box in its place
@@ -498,10 +545,11 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # ## Time to a target
 #
 # Final accuracy is half of the story; AlgoPerf scores how soon a method gets there. AlgoPerf's
-# targets come from target-setting runs of four standard optimizers, each tuned heavily, not from
-# its baseline submission. Ours is simpler and comes from one baseline: the final validation
-# accuracy of tuned AdamW (mean over the seeds), rounded down to a multiple of 0.5 points. So AdamW crosses it late
-# by construction: the target sits just below where AdamW's own runs end.
+# targets come from target-setting runs, not from its baseline submission: on each workload, the
+# best of four standard optimizers (AdamW, NAdamW, Nesterov and heavy-ball momentum), each tuned
+# with a far larger search than a submission gets. Ours is simpler and comes from one baseline: the final validation
+# accuracy of tuned AdamW (mean over the seeds), rounded down to a multiple of 0.5 points. So AdamW
+# crosses it late by construction: the target sits just below where AdamW's own runs end.
 #
 # A step is one batch for every optimizer, but not the same number of seconds: a step of some
 # optimizers costs more. The clock needs care. Where it can, the book trains the
@@ -524,14 +572,13 @@ shown = shown.round(2)
 shown.astype(object).mask(shown.isna(), "not reached")
 
 # %% [markdown]
-# The target is a validation accuracy of {glue:text}`target:.1%`. `reached` counts the seeds
-# that got there; the rows where every seed did come first, then those where only some did or
-# none. `epochs`, `steps` and `seconds` are means over the seeds that got there. A crossing is
-# checked only at the end of an epoch, when the validation split is scored, so a seed's steps
-# are a multiple of the {glue:text}`epoch_steps` steps of an epoch, and their mean over the seeds
-# can fall between two such multiples. The `seconds` are seed 0's clock, read at the epoch at which each
-# seed crossed; `s per epoch` is seed 0's whole run divided by its epochs.
-#
+# The target is a validation accuracy of {glue:text}`target:.1%`. `reached` counts the seeds that
+# got there; the rows where every seed did come first, then those where only some did or none.
+# `epochs`, `steps` and `seconds` are means over the seeds that got there. A crossing is checked
+# only at the end of an epoch, when the validation split is scored, so a seed's steps are a multiple
+# of the {glue:text}`epoch_steps` steps of an epoch, and their mean over the seeds can fall between
+# two such multiples. The `seconds` are seed 0's clock, read at the epoch at which each seed
+# crossed; `s per epoch` is seed 0's whole run divided by its epochs.
 # Read the epochs with the schedule in mind: a run whose rate decays to zero at its last step is
 # built to be best at the end, and may cross a target late and still finish ahead; schedule-free
 # AdamW has no such decay. {cite:t}`wen2025fantastic` make the same point about language
@@ -565,24 +612,38 @@ print(f"per step: Newton-Schulz {ns / 1e6:.0f} MFLOP, forward + backward {passes
 # Per step, Muon's iterations cost {glue:text}`ns_ratio:.1f` times the arithmetic of the forward
 # and backward passes through the same matrices. The passes grow with the batch and the
 # iterations do not, so with larger batches their share falls. Here, the same runs against both
-# clocks:
+# clocks. A band for every optimizer on one axis would hide one another, so the figure gives each
+# family of optimizers a row of its own, with tuned AdamW, the book's default, drawn in every row:
 
-# %% mystnb={"figure": {"caption": "Validation accuracy of every optimizer at its tuned rate, against optimizer steps (mean over seeds with a 95% band) and against seconds of training (seed 0, trained alone, one CPU thread); the dashed line is the target. The accuracy axis starts a few points below the target, so that the order near it can be read: the first epochs lie below the axis.", "name": "fig-steps-and-seconds"}, "image": {"alt": "Two panels sharing an accuracy axis zoomed on the few points around the target. Left: validation accuracy against optimizer steps for the ten tuned optimizers, mean lines with shaded 95% bands over seeds, entering the axis from below after the first epochs. Right: the seed-0 run of each against seconds of training, where Muon's line is stretched to the right because its steps cost more. A dashed horizontal line marks the target accuracy on both; the legend is outside the panels."}} tags=["nbval-ignore-output"]
+# %%
+FAMILIES = {  # three rows of three, each drawn beside AdamW
+    "SGD and Adam's variants": ["SGD w/ Nesterov", "NAdamW", "RAdam"],
+    "Muon and the preconditioners": ["Muon", "Shampoo", "SOAP"],
+    "Less memory, or no schedule": ["Adafactor", "Lion", "Schedule-free AdamW"],
+}
+assert sorted(sum(FAMILIES.values(), ["AdamW"])) == sorted(CONTENDERS)  # each one, once
 curves = tuned.assign(step=(tuned["epoch"] + 1) * len(loaders["train"]))
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-style = dict(y="val Accuracy", hue="run", palette=COLOURS)
-sns.lineplot(
-    curves, x="step", errorbar=t_interval, err_kws=dict(alpha=0.1), ax=left, legend=False, **style
-)
-sns.lineplot(curves[curves["seed"] == 0], x="total time", errorbar=None, ax=right, **style)
-for ax in (left, right):
-    ax.axhline(target, color="black", ls="--", lw=1, label="target")
-left.set_ylim(target - 0.04, max(target, curves["val Accuracy"].max()) + 0.005)
-left.yaxis.set_major_formatter(plt.FuncFormatter(lambda a, _: f"{a:.0%}"))
-left.set(xlabel="optimizer steps", ylabel="validation accuracy", title="Against steps")
-right.set(xlabel="seconds of training (seed 0, alone)", title="Against wall-clock time")
-right.legend(fontsize=8, title=None, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.suptitle("The tuned optimizers, by steps and by seconds")
+
+# %% mystnb={"figure": {"caption": "Validation accuracy of the tuned optimizers, one family a row, each beside tuned AdamW, the reference drawn in every row. Left, against optimizer steps (mean over seeds with a 95% band); right, against seconds of training (seed 0, trained alone, one CPU thread). The dashed line is the target. Every panel shares the accuracy axis, which starts a few points below the target so that the order near it can be read: the first epochs lie below it.", "name": "fig-steps-and-seconds"}, "image": {"alt": "Six panels in three rows and two columns, sharing one accuracy axis zoomed on the few points around the target. Each row holds one family with AdamW in red as the reference: SGD with Nesterov momentum, NAdamW and RAdam; Muon, Shampoo and SOAP; Adafactor, Lion and schedule-free AdamW. Left column: validation accuracy against optimizer steps, mean lines with shaded 95% bands over seeds, entering the axis from below after the first epochs. Right column: the seed-0 run of each against seconds of training, on one time axis for all rows, where the lines of the optimizers whose steps cost more stretch further to the right. A dashed horizontal line marks the target in every panel; each row has its legend at its right."}} tags=["nbval-ignore-output"]
+rows = len(FAMILIES)
+fig, axes = plt.subplots(rows, 2, figsize=(11, 3.1 * rows), sharex="col", sharey=True)
+for (family, names), (left, right) in zip(FAMILIES.items(), axes):
+    names = ["AdamW", *names]  # the reference first, in every row
+    row = curves[curves["run"].isin(names)]
+    style = dict(y="val Accuracy", hue="run", hue_order=names, palette=run_colours(names))
+    sns.lineplot(row, x="step", errorbar=t_interval, err_kws=dict(alpha=0.15), ax=left, **style)
+    sns.lineplot(row[row["seed"] == 0], x="total time", errorbar=None, ax=right, **style)
+    left.get_legend().remove()  # one legend a row, beside its right panel
+    left.set(xlabel="optimizer steps", ylabel="validation accuracy", title=f"{family}: steps")
+    right.set(xlabel="seconds of training (seed 0, alone)", title=f"{family}: seconds")
+    for ax in (left, right):
+        ax.axhline(target, color="black", ls="--", lw=1, label="target")
+        ax.label_outer()  # the axis labels on the outer panels only
+    right.legend(fontsize=8, title=None, loc="upper left", bbox_to_anchor=(1.02, 1))
+axes[0, 0].set_ylim(target - 0.04, max(target, curves["val Accuracy"].max()) + 0.005)
+axes[0, 0].yaxis.set_major_formatter(plt.FuncFormatter(lambda a, _: f"{a:.0%}"))
+fig.suptitle("The tuned optimizers against steps (left) and seconds (right), AdamW in every row")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -624,12 +685,18 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # %% [markdown]
 # ## Weight-decay hygiene
 #
-# Weight decay pulls every decayed parameter towards zero. For a weight matrix that is the point:
-# smaller weights, a simpler function. For a bias or a batch-norm scale $\gamma$ and shift
-# $\beta$ it is not: a bias of zero is not simpler than a bias of 0.3, and a batch-norm scale
-# pulled towards zero shrinks what the layer passes on. So common practice (nanoGPT's
-# `configure_optimizers`; {cite:alp}`he2018bag`) decays only the parameters with two
-# or more dimensions. `decay_param_groups` makes the two groups for any `torch.optim`
+# Weight decay pulls every decayed parameter towards zero. What that does depends on what comes
+# after the parameter. A weight matrix with no normalization after it, as in the chapter's
+# network, gets smaller weights and with them a smoother function of its input: the usual reason
+# for decay. A weight matrix followed by batch norm does not: batch norm divides
+# any rescaling of the matrix back out, so the network computes the same function whatever the
+# matrix's size. Decay there changes the training instead of the function: it keeps the matrix
+# small, and a step of a given size turns a small matrix by a larger angle than a large one, so
+# for such a matrix decay acts as a larger effective learning rate. For a bias or a batch-norm scale
+# $\gamma$ and shift $\beta$ it does neither: a bias of zero is not simpler than a bias of 0.3,
+# and a batch-norm scale pulled towards zero shrinks what the layer passes on. So common
+# practice (nanoGPT's `configure_optimizers`; {cite:alp}`he2018bag`) decays only the parameters
+# with two or more dimensions. `decay_param_groups` makes the two groups for any `torch.optim`
 # optimizer:
 #
 # ```{literalinclude} ../idlmam/optim/muon.py
@@ -672,9 +739,12 @@ print(f"with the schedule: mean rate {rates.mean() / ETA:.2f} x eta; lambda = 0.
 # for the pull to matter.
 #
 # We test the stronger decay, which pulls ten times as hard: AdamW at $\lambda = 0.1$ on the
-# chapter's network with batch norm after every hidden layer, once decaying every parameter and
-# once only the weight matrices. Batch norm keeps running statistics, buffers that the stacked
-# model of the measurements page cannot stack, so each seed of these runs trains on its own.
+# chapter's network with batch norm after every hidden layer, once decaying every parameter and once
+# only the weight matrices. In that network what the two variants differ in is the decay of the
+# batch-norm scales and shifts and of the output layer's bias; the hidden layers' biases sit just
+# before batch norm, which subtracts them out again. Batch norm keeps running statistics, buffers
+# that the stacked model of the measurements page cannot stack, so each seed of these runs trains on
+# its own.
 
 # %% tags=["nbval-ignore-output"]
 bn = dict(train, make_model=partial(mlp, batch_norm=True))
@@ -711,8 +781,8 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # Whatever this short run shows, the grouping costs nothing and removes a pull that grows with
 # $\eta\lambda T$: with longer training, larger rates or larger decay (Lion's advice is a
 # $\lambda$ three to ten times AdamW's), the undefended parameters shrink further. Decaying only
-# the matrices is a common default for that reason; this page's run does not show it to be the
-# better one.
+# the matrices is a common default for that reason, not a result of this page: one short run on
+# one network, whatever it found, cannot tell whether it is the better choice elsewhere.
 #
 # ## Race your own
 #
@@ -788,19 +858,19 @@ finding(text, needs="rank a new optimizer against the field", sizes=SINCE)
 #
 # It trains the field once per budget and package version, caches its runs (it prints where;
 # `--fresh` retrains them), so that a second race trains only the newcomer. It prints the
-# leaderboard, and writes it to `race-NormalizedMomentum/` with every run (`runs.csv`), a figure
-# of test accuracy per epoch, and a one-file HTML report. `--budget quick` is a smoke test in
-# under a minute on the book's CPU; `--field AdamW,Muon` races against part of the field; `--help` says the rest.
-# A module that does not import, a name that is not there or an object that is not an optimizer
-# stops with one line saying what to fix; an optimizer that diverges at every rate or raises in
-# its `step` ends as a row saying so. In Colab, write the file with `%%writefile
+# leaderboard, and writes it to `race-NormalizedMomentum/` with every run (`runs.csv`), a figure of
+# test accuracy per epoch, and a one-file HTML report. `--budget quick` is a smoke test in under a
+# minute on the book's CPU; `--field AdamW,Muon` races against part of the field; `--help` says the
+# rest. A module that does not import, a name that is not there or an object that is not an
+# optimizer stops with one line saying what to fix; an optimizer that diverges at every rate or
+# raises in its `step` ends as a row saying so. In Colab, write the file with `%%writefile
 # my_optimizer.py` in a cell, then run the command in another with a `!` in front. The
 # [measurements page](measurements.md) has the race's wall times on this book's CPU.
 #
 # ## What we did
 #
-# - Gave ten optimizers the same search: three learning rates each on a log grid (from its
-#   usual rate up; SGD's around it), one seed per trial, chosen on a validation split
+# - Gave {glue:text}`n_contenders` optimizers the same search: three learning rates each on a log
+#   grid (from its usual rate up; SGD's around it), one seed per trial, chosen on a validation split
 #   (`idlmam.experiments.sweep`), and counted the winners at an edge of their grid.
 # - Ran each at its usual and at its chosen rate with every seed, scored once on the test set,
 #   and compared the two rankings.
