@@ -49,7 +49,6 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 # %%
 import math
 import warnings
-from dataclasses import asdict
 
 # Optuna imports tqdm.auto, which warns that no Jupyter widgets are installed; nothing here uses
 # its progress bars, so the warning would only clutter the page.
@@ -63,7 +62,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 from optuna.visualization import matplotlib as optuna_plots
 
-from idlmam.budget import Studies, get_budget
+from idlmam.budget import get_budget
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, glue, setup
 from idlmam.text import plural
@@ -99,18 +98,12 @@ train_loader, val_loader = chapter_loaders(BUDGET, seed=SEED, device=DEVICE)
 N_TRAIN, N_VAL = train_loader.n_examples, val_loader.n_examples
 
 
-class SearchSizes(Studies):
-    """The budget's studies, as the box says them, with how the search splits its images."""
-
-    def describe(self):
-        return (
-            f"{super().describe()}: each trial trains on {N_TRAIN / (N_TRAIN + N_VAL):.0%} of "
-            f"them ({N_TRAIN:,}) and is scored on the other {N_VAL / (N_TRAIN + N_VAL):.0%} "
-            f"({N_VAL:,}); the first, hand-written search uses {SMALL_IMAGES:,} of them"
-        )
-
-
-budget_banner(BUDGET, SearchSizes(**asdict(BUDGET.studies)))
+SEARCH_SIZES = (  # the budget's studies, and how the search splits their images
+    f"{BUDGET.studies.describe()}: each trial trains on {N_TRAIN / (N_TRAIN + N_VAL):.0%} of "
+    f"them ({N_TRAIN:,}) and is scored on the other {N_VAL / (N_TRAIN + N_VAL):.0%} "
+    f"({N_VAL:,}); the first, hand-written search uses {SMALL_IMAGES:,} of them"
+)
+budget_banner(BUDGET, SEARCH_SIZES)
 print(f"budget={BUDGET.name}: {TRIALS} and {PRUNE_TRIALS} trials of {TRIAL_EPOCHS} epochs")
 
 # %% [markdown]
