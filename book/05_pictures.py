@@ -746,10 +746,9 @@ for label, (name, kwargs) in rules.items():
 pd.DataFrame(rows).T.fillna("not reached")
 
 # %% [markdown]
-# Every from-scratch rule follows its `torch.optim` namesake step for step. ("not reached" means
-# the run had not settled within 0.1 of the minimum after 150 steps: plain SGD is still crawling up
-# the floor, and so is AdamW, whose weight decay pulls the point back towards the origin at
-# every step.) The tests in `tests/optim/test_scratch.py` check the same thing on a small network,
+# The last column says whether each from-scratch rule follows its `torch.optim` namesake step for
+# step ("not reached" means the run had not settled within 0.1 of the minimum after 150 steps;
+# AdamW's weight decay pulls the point back towards the origin at every step). The tests in `tests/optim/test_scratch.py` check the same thing on a small network,
 # parameter for parameter, with and without learning-rate schedules.
 #
 # ## What we did
