@@ -692,7 +692,8 @@ finding(  # the finding on full and chapter; on quick, a box in its place
 # any rescaling of the matrix back out, so the network computes the same function whatever the
 # matrix's size. Decay there changes the training instead of the function: it keeps the matrix
 # small, and a step of a given size turns a small matrix by a larger angle than a large one, so
-# for such a matrix decay acts as a larger effective learning rate. For a bias or a batch-norm scale
+# for such a matrix decay acts as a larger effective learning rate
+# {cite:p}`vanlaarhoven2017l2,zhang2019three`. For a bias or a batch-norm scale
 # $\gamma$ and shift $\beta$ it does neither: a bias of zero is not simpler than a bias of 0.3,
 # and a batch-norm scale pulled towards zero shrinks what the layer passes on. So common
 # practice (nanoGPT's `configure_optimizers`; {cite:alp}`he2018bag`) decays only the parameters
