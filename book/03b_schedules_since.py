@@ -66,6 +66,7 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import branch_runs, run
+from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import (
     WeightEMA,
@@ -565,6 +566,33 @@ finding(
 # decaying schedule scored below that schedule alone {cite:p}`kasimbeg2025accelerating`,
 # while {cite:t}`ajroldi2025when` find
 # averaging combined with a decay best.
+#
+# ## What to take away
+
+# %%
+glue("steps_per_run", STEPS * EPOCHS, display=False)
+glue("warmup_steps", STEPS, display=False)
+glue("weights", count_parameters(mlp()), display=False)  # the chapter's network
+
+# %% [markdown]
+# ```{admonition} A schedule recipe, and how far this page supports it
+# :class: tip
+# - **Step the schedule every batch**, start with a **linear warmup** and end with a
+#   **decay to zero**, along a straight line or a cosine {cite:p}`defazio2023optimal,bergsma2025straight`.
+#   Warmup here lasts one epoch, {glue:text}`warmup_steps` steps; published recipes use hundreds
+#   to thousands of steps (4,000 in the Transformer, 10,000 in BERT, 2,000 in LLaMA).
+# - **When the length of the run is not known in advance**, train at a constant rate after the
+#   warmup and branch a short decay off a checkpoint when you stop (WSD): one run then serves
+#   every length {cite:p}`hu2024minicpm`.
+# - **Tune the peak with the schedule.** Every schedule here ran at one peak,
+#   {glue:text}`peak_low`, ten times AdamW's default, chosen and not searched: some of what a
+#   decay gains over a constant rate may be the repair of a peak too high to hold for a whole
+#   run, and this page never set a decay to zero against a decay to a floor.
+# - **Scale.** Each run here takes {glue:text}`steps_per_run:,` optimizer steps on a network
+#   of about 135,000 weights; the studies behind the recipe trained for $10^4$ to $10^5$ steps
+#   and more, on networks thousands of times larger. Where the intervals above cannot tell two
+#   schedules apart, the recipe rests on those studies, not on these runs.
+# ```
 #
 # ## What we did
 #
