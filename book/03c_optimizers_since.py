@@ -868,6 +868,31 @@ finding(text, needs="rank a new optimizer against the field", sizes=SINCE)
 # my_optimizer.py` in a cell, then run the command in another with a `!` in front. The
 # [measurements page](measurements.md) has the race's wall times on this book's CPU.
 #
+# ## What to take away
+#
+# ```{admonition} A protocol for comparing optimizers, and how far this page supports it
+# :class: tip
+# - **Write the rules down before the first run**: the budget of steps, the schedule, each
+#   optimizer's grid and what happens when its winner sits at an edge, the split that chooses and
+#   the split that reports. A rule changed after seeing the runs (SGD's grid, here) makes a new
+#   experiment, to be said as such.
+# - **Tune every optimizer with the same effort**, at least its learning rate, and compare against
+#   a tuned AdamW, not a default one {cite:p}`kasimbeg2025accelerating,wen2025fantastic`.
+# - **Compare paired by seed, with intervals**, and the more comparisons you read, the wider each
+#   interval must be before one of them counts.
+# - **Count steps and seconds apart.** A step of one optimizer can cost several of another's:
+#   here an epoch of Muon took {glue:text}`muon_cost:.1f` times as long as one of AdamW, whose
+#   Newton-Schulz iterations cost {glue:text}`ns_ratio:.1f` times the arithmetic of the passes
+#   through the same matrices. Seconds also depend on the implementation and the machine.
+# - **Scale.** These runs take {glue:text}`run_steps` steps on a small network, with batches of
+#   256 images. The iterations' share of the arithmetic grows with a layer's width and falls with
+#   the batch: by the count above, about 5 × width / batch, so a layer 4,096 wide trained on
+#   batches of a million tokens spends about 2% there. The speed-ups claimed for newer optimizers
+#   over AdamW, 1.4 to 2 times, fell to about 1.1 times at 1.2 billion parameters once every
+#   optimizer was tuned alike {cite:p}`wen2025fantastic`: a ranking from a few hundred steps on
+#   Fashion-MNIST is a reason to try an optimizer on your problem, not a forecast for it.
+# ```
+#
 # ## What we did
 #
 # - Gave {glue:text}`n_contenders` optimizers the same search: three learning rates each on a log
