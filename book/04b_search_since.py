@@ -974,6 +974,28 @@ plt.show()
 # workers are not reproducible even when seeded: what each proposes depends on which trials the
 # others had finished at that moment.
 #
+# ## What to take away
+#
+# ```{admonition} A search-and-pruning recipe, and how far this page supports it
+# :class: tip
+# - **Bound the rate first.** One range-test pass, at most an epoch, says where the learning rate
+#   stops training; search the rate on a log scale below that.
+# - **Explore, then exploit.** Spend the first trials spread evenly over the space: random
+#   search, or quasi-random (Sobol) points, which the Tuning Playbook recommends while the space
+#   is still being learned {cite:p}`godbole2023playbook` (Optuna's `QMCSampler`). A model-based
+#   sampler (TPE, GP) pays once it has trials to learn from.
+# - **Prune by a rule the sampler does not break**: let the pruner judge only after the curves
+#   separate (its warm-up), and measure it by the best score *and* the epochs spent. To compare
+#   pruners, give them the same compute and different configurations, not the same ones.
+# - **Repeat a search before trusting its ranking**, and widen the intervals for the number of
+#   comparisons read: here {glue:text}`n_studies` studies per sampler.
+# - **Scale.** A trial here trains {glue:text}`trial_steps:,` optimizer steps on
+#   {glue:text}`n_search_train:,` images, and a study runs {glue:text}`n_trials` of them.
+#   Real searches run tens to hundreds of trials, each often hours long, where a pruner saves
+#   far more and a sampler's model has more to learn from; what this page measured is how the
+#   tools behave, not how much they gain at that scale.
+# ```
+#
 # ## What we did
 #
 # - Ran random search, TPE, GP and CMA-ES as repeated, seeded studies on the chapter's search,
