@@ -65,7 +65,7 @@ from idlmam.optim import (
     schedule_lrs,
 )
 from idlmam.plotting import plot_rates, plot_runs, plot_schedules
-from idlmam.stats import compare, final_scores
+from idlmam.stats import compare, final_scores, t_interval
 from idlmam.text import plural
 from idlmam.utils import get_device
 
@@ -138,6 +138,33 @@ print(f"gamma = ({ETA_MIN:g} / {ETA_0}) ** (1 / {EPOCHS - 1}) = {gamma:.5f}")
 print(f"check: the last epoch trains at eta_0 * gamma**(T - 1) = {last:.6f}")
 
 # %% [markdown]
+# A schedule is only a function of the epoch, and stepping it means writing that function's value
+# into the optimizer before the epoch trains. By hand, for this schedule and the step drops
+# below, that is:
+
+
+# %% tags=["lesson"]
+def exponential_rate(eta_0, gamma, t):
+    """L for exponential decay: the rate of epoch t (t = 0 trains at eta_0)."""
+    return eta_0 * gamma**t
+
+
+def step_rate(eta_0, gamma, step_size, t):
+    """L for step drops: eta_0, multiplied by gamma every step_size epochs."""
+    return eta_0 * gamma ** (t // step_size)
+
+
+def set_rate(optimizer, lr):
+    """What a scheduler's step() comes down to: the rate written into every parameter group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+# %% [markdown]
+# In the loop of page 01, `set_rate(optimizer, exponential_rate(ETA_0, gamma, epoch))` at the
+# start of each epoch would replace the scheduler object. PyTorch's schedulers do the same with
+# more care (they chain, they save their state in a checkpoint), so the runs use them.
+#
 # The figure reads the rates off a real `ExponentialLR` object, stepped once per epoch exactly
 # as `train_network` steps it, so what you see is what the training runs get. The rate axis is
 # logarithmic: a decay by the same factor every epoch is then a straight line, and the floor
@@ -210,6 +237,18 @@ plot_schedules(
     schedules, EPOCHS, ETA_0, eta_min=ETA_MIN, log=True, title="Step drops against exponential"
 )
 plt.show()
+
+# %% [markdown]
+# The few lines above give the rates PyTorch's two schedulers give, epoch for epoch:
+
+# %%
+for name, by_hand, scheduler in (
+    ("exponential", lambda t: exponential_rate(ETA_0, gamma, t), schedules["exponential"]),
+    ("step", lambda t: step_rate(ETA_0, step_gamma, step_size, t), schedules["step"]),
+):
+    torch_rates = schedule_lrs(scheduler, EPOCHS, ETA_0)
+    gap = max(abs(by_hand(t) / r - 1) for t, r in enumerate(torch_rates))
+    print(f"{name}: {EPOCHS} epochs, largest relative difference {gap:.0e}")
 
 # %% tags=["nbval-ignore-output"]
 step = run(
@@ -418,7 +457,7 @@ def plateau_schedule(opt):
     )
 
 
-print({name: loader.n_examples for name, loader in split_loaders(0).items()})
+print(", ".join(f"{n.n_examples:,} {name} images" for name, n in split_loaders(0).items()))
 
 # %% [markdown]
 # ```{warning}
@@ -455,14 +494,20 @@ plt.show()
 #
 # ## Comparing the schedules
 
-# %% mystnb={"figure": {"caption": "Test accuracy of SGD with each schedule, mean and 95% band over the seeds.", "name": "fig-schedule-comparison"}, "image": {"alt": "Test accuracy against epoch for five runs in five colours, constant rate, exponential decay, step schedule, cosine annealing and plateau schedule, each a mean line with a shaded 95% band over the seeds."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Test accuracy of SGD with each schedule, mean and 95% band over the seeds.", "name": "fig-schedule-comparison"}, "image": {"alt": "Two panels of test accuracy against epoch sharing one accuracy axis, the constant rate in both: on the left exponential decay and the step schedule, on the right cosine annealing and the plateau schedule, each a mean line with a shaded 95% band over the seeds."}} tags=["nbval-ignore-output"]
 everything = pd.concat([baseline, expo, step, cosine, plateau], ignore_index=True)
-plot_runs(
-    everything,
-    "test Accuracy",
-    ax=plt.subplots(figsize=(8, 4.5))[1],
-    title="Test accuracy with each schedule (mean and 95% band over seeds)",
-).set_ylabel("test accuracy")
+fig, panels = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, names in zip(
+    panels,
+    (
+        ["constant rate", "exponential decay", "step schedule"],
+        ["constant rate", "cosine annealing", "plateau schedule"],
+    ),
+):
+    title = "Decays fixed in advance" if "step schedule" in names else "Restarts, and evidence"
+    plot_runs(everything[everything["run"].isin(names)], "test Accuracy", ax=ax, title=title)
+    ax.set_ylabel("test accuracy")
+fig.suptitle("Test accuracy with each schedule (mean and 95% band over seeds)")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -480,8 +525,16 @@ final_scores(everything)[["seeds", "mean", "half_width"]].round(4)
 SCHEDULES = ["exponential decay", "step schedule", "cosine annealing", "plateau schedule"]
 sentences = [compare(everything, name, "constant rate").sentence() for name in SCHEDULES]
 late = everything[everything["epoch"] >= half].sort_values("epoch")
-wobble = late.groupby(["run", "seed"])["test Accuracy"].apply(lambda a: a.diff().abs().mean())
-wobble = 100 * wobble.groupby("run").mean()  # points of accuracy per epoch, mean over seeds
+moves = late.groupby(["run", "seed"])["test Accuracy"].apply(lambda a: a.diff().abs().mean())
+moves = 100 * moves  # points of accuracy per epoch, one value per run and seed
+wobble = moves.groupby("run").mean()
+wobble_half = moves.groupby("run").apply(lambda v: (t_interval(v)[1] - t_interval(v)[0]) / 2)
+
+
+def moved(name):
+    return f"{wobble[name]:.1f} ± {wobble_half[name]:.1f}"
+
+
 versus = {name: compare(everything, name, "constant rate") for name in SCHEDULES}
 above = sum(c.differs and c.difference > 0 for c in versus.values())
 below = sum(c.differs and c.difference < 0 for c in versus.values())
@@ -490,8 +543,9 @@ finding(  # the finding on full and chapter; on quick, a box in its place
     "Final test accuracy against the constant rate:\n\n"
     + "\n".join(f"- {s[0].upper()}{s[1:]}." for s in sentences)
     + f"\n\nFrom epoch {half} on, the test accuracy moved by "
-    + f"{wobble['constant rate']:.1f} points per epoch on average at a constant rate, against "
-    + ", ".join(f"{wobble[name]:.1f} with the {name}" for name in SCHEDULES)
+    + f"{moved('constant rate')} points per epoch on average at a constant rate (mean over "
+    + "the seeds, with its 95% interval), against "
+    + ", ".join(f"{moved(name)} with the {name}" for name in SCHEDULES)
     + ". (The plateau schedule trains on 80% of the training images.)"
     + f"\n\nOn {EPOCHS} epochs, then, {len(calmer)} of the {len(SCHEDULES)} schedules"
     + (f" ({', '.join(calmer)})" if calmer else "")
