@@ -47,6 +47,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import math
+from itertools import islice
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -89,14 +90,18 @@ sgd = run("SGD", lambda p: torch.optim.SGD(p, lr=ETA_0), **train)
 # Each parameter $j$ gets its own gradient $g^t_j$ at every step. If it points the same way
 # batch after batch, $g^t_j \approx g^{t-1}_j \approx g^{t-2}_j \approx \dots$, we could afford a
 # bigger step along $j$ alone, without raising the global rate for parameters whose gradients
-# wander. Momentum does this with a *velocity* $v$ that keeps a fraction $\mu \in (0, 1)$ of
-# the previous step:
+# wander. Momentum does this with a *velocity* $v$ that adds the new gradient to a fraction
+# $\mu \in (0, 1)$ of the old velocity, and steps along it:
 #
-# $$v^{t+1} = \mu \cdot v^t + \eta \cdot g^t \qquad \Theta^{t+1} = \Theta^t - v^{t+1}$$
+# $$v^{t+1} = \mu \cdot v^t + g^t \qquad \Theta^{t+1} = \Theta^t - \eta \cdot v^{t+1}$$
 #
-# Unroll it and every past gradient is still in there, each weighted by a power of $\mu$:
+# This is PyTorch's way of writing it (and page 05's). Some texts put $\eta$ inside the velocity,
+# $v^{t+1} = \mu v^t + \eta g^t$ and $\Theta^{t+1} = \Theta^t - v^{t+1}$: with a constant rate
+# the two take the same steps; with a schedule, PyTorch's form applies a new rate to the whole
+# velocity at once. Unroll it and every past gradient is still in there, each weighted by a
+# power of $\mu$:
 #
-# $$v^{t+1} = \eta \left(g^t + \mu\, g^{t-1} + \mu^2 g^{t-2} + \dots\right)$$
+# $$\Theta^{t+1} = \Theta^t - \eta \left(g^t + \mu\, g^{t-1} + \mu^2 g^{t-2} + \dots\right)$$
 #
 # The weights shrink fast, which is the point: momentum remembers, and then it forgets.
 
@@ -122,11 +127,63 @@ print(f"with mu = {MU}, a gradient counts less than 0.01% after {forget} updates
 # needs several steps to come back. Nesterov momentum {cite:p}`sutskever2013importance` first moves
 # by the velocity alone, takes the gradient *there*, and corrects with it:
 #
-# $$\Theta^{t'} = \Theta^t - \mu\, v^t \qquad v^{t+1} = \mu\, v^t + \eta\, \nabla \ell\big(f_{\Theta^{t'}}(x), y\big) \qquad \Theta^{t+1} = \Theta^t - v^{t+1}$$
+# $$\Theta^{t'} = \Theta^t - \eta \mu\, v^t \qquad v^{t+1} = \mu\, v^t + \nabla \ell\big(f_{\Theta^{t'}}(x), y\big) \qquad \Theta^{t+1} = \Theta^t - \eta\, v^{t+1}$$
 #
 # If the velocity was about to overshoot, the gradient at the look-ahead point already pushes
-# back, so the turn happens a step sooner. Rearranged, it costs no more than plain momentum.
-# In PyTorch both are options of `SGD`.
+# back, so the turn happens a step sooner. Rearranged so that the gradient is the one at the
+# weights the network holds, it costs no more than plain momentum: keep the velocity
+# $v^{t+1} = \mu v^t + g^t$ as before and step along $g^t + \mu\, v^{t+1}$ instead of $v^{t+1}$.
+# Both rules fit in a few lines:
+
+
+# %% tags=["lesson"]
+@torch.no_grad()
+def momentum_step(params, velocities, lr, mu, nesterov=False):
+    """One step of SGD with momentum (or Nesterov momentum) on params whose .grad is set."""
+    for p, v in zip(params, velocities):
+        v.mul_(mu).add_(p.grad)  # v = mu * v + g
+        p.sub_(lr * (p.grad + mu * v if nesterov else v))  # Nesterov steps along g + mu * v
+
+
+# %% [markdown]
+# In PyTorch both are options of `SGD` (`momentum=`, `nesterov=True`). Twenty steps of each on a
+# small network and a few batches, by hand and with `torch.optim.SGD` from the same weights,
+# end at the same place (not bit for bit: PyTorch adds the scaled step in one fused operation,
+# which rounds the last digit differently from our multiply-then-subtract):
+
+
+# %%
+batches = list(islice(loaders["train"], 20))  # the same twenty batches for every run
+
+
+def small_net():
+    torch.manual_seed(0)  # the same initial weights every time
+    layers = [torch.nn.Flatten(), torch.nn.Linear(28 * 28, 32), torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(32, 10)).to(DEVICE)
+
+
+def twenty_steps(nesterov, by_hand):
+    net = small_net()
+    params = list(net.parameters())
+    velocities = [torch.zeros_like(p) for p in params]
+    sgd_torch = torch.optim.SGD(params, lr=ETA_0, momentum=MU, nesterov=nesterov)
+    for x, y in batches:
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        if by_hand:
+            momentum_step(params, velocities, ETA_0, MU, nesterov)
+        else:
+            sgd_torch.step()
+    return torch.cat([p.detach().flatten() for p in params])
+
+
+for nesterov in (False, True):
+    gap = (twenty_steps(nesterov, True) - twenty_steps(nesterov, False)).abs().max().item()
+    name = "Nesterov" if nesterov else "momentum"
+    print(f"{name}: the same weights to within 1e-6: {gap < 1e-6}")
+
+# %% [markdown]
+# The book's runs use `torch.optim.SGD`, trained with every seed by `run` (page 01).
 
 # %% mystnb={"figure": {"caption": "Plain SGD, SGD with momentum and SGD with Nesterov momentum at the same rate: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-momentum-nesterov"}, "image": {"alt": "Test accuracy against epoch for plain SGD, SGD with momentum and SGD with Nesterov momentum, each a mean line with a shaded 95% band over seeds; the bands show how far apart the runs are compared with the seed-to-seed noise."}} tags=["nbval-ignore-output"]
 momentum = run("SGD w/ Momentum", lambda p: torch.optim.SGD(p, lr=ETA_0, momentum=MU), **train)
@@ -144,7 +201,10 @@ final_scores(sgd_family)[["seeds", "mean", "half_width"]].round(4)
 # The table gives each run's final test accuracy: the mean over the seeds, and the half-width of
 # its 95% interval. On smooth, convex problems with exact gradients, Nesterov's look-ahead comes
 # with a provably faster rate of convergence; a network trained on noisy batches is neither, so
-# we ask the runs. What they show, each difference with its interval over the seeds:
+# we ask the runs. What they show, each difference with its interval over the seeds. Read the
+# three lines together: momentum and Nesterov can each stand apart from SGD, or one can and the
+# other not, and still not differ from each other (the third line). Each interval comes from its
+# own pair's seed-to-seed differences, so a pair whose seeds disagree more gets a wider one.
 
 # %% tags=["nbval-ignore-output"]
 finding(  # the finding on full and chapter; on quick, a box in its place
@@ -245,12 +305,18 @@ print(f"noisy gradients: median {adam_steps(noisy).median():.2f} x eta")
 # second proposal). We keep each at its default learning rate, untuned, while the SGD family runs
 # at the chapter's $\eta_0 = 0.1$.
 
-# %% mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax at their default rates against the SGD family: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-adamw"}, "image": {"alt": "Test accuracy against epoch for six optimizers: plain SGD, SGD with momentum, SGD with Nesterov momentum, AdamW, NAdam and AdaMax, each a mean line with a shaded 95% band over seeds."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "AdamW, NAdam and AdaMax at their default rates against the SGD family: test accuracy per epoch, mean over seeds with a 95% band.", "name": "fig-adamw"}, "image": {"alt": "Two panels of test accuracy against epoch sharing one accuracy axis. Left: plain SGD, SGD with momentum and SGD with Nesterov momentum, with AdamW for reference. Right: AdamW, NAdam and AdaMax, with SGD with Nesterov momentum for reference. Each run is a mean line with a shaded 95% band over seeds, in the same colour in both panels."}} tags=["nbval-ignore-output"]
 adamw = run("AdamW", lambda p: torch.optim.AdamW(p), **train)
 nadam = run("NAdam", lambda p: torch.optim.NAdam(p), **train)
 adamax = run("AdaMax", lambda p: torch.optim.Adamax(p), **train)
 both_families = pd.concat([sgd_family, adamw, nadam, adamax], ignore_index=True)
-plot_runs(both_families, title="The SGD family against the Adam family (mean and 95% CI)")
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, names, title in (
+    (left, ["SGD", "SGD w/ Momentum", "SGD w/ Nesterov", "AdamW"], "The SGD family, and AdamW"),
+    (right, ["AdamW", "NAdam", "AdaMax", "SGD w/ Nesterov"], "The Adam family, and Nesterov"),
+):
+    plot_runs(both_families[both_families["run"].isin(names)], ax=ax, title=title)
+fig.suptitle("Test accuracy per epoch (mean and 95% interval over seeds)")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -343,8 +409,49 @@ print("norm-clipped:  ", [round(x, 4) for x in (g * CLIP / g.norm()).tolist()])
 # The first line clamps each value on its own, which can turn the vector: here the 1000 no
 # longer stands out. The second is the alternative {cite:p}`pascanu2013difficulty`,
 # `torch.nn.utils.clip_grad_norm_`, which shrinks the whole vector until its length is $z$ and so
-# keeps its direction (here almost all of it points along the third value);
-# `idlmam.optim.clip_grad_norm_on_step` applies it before every step of an optimizer. Clamping is
+# keeps its direction (here almost all of it points along the third value). In a training loop
+# it goes between `backward()`, which makes the gradient, and `step()`, which uses it:
+
+
+# %% tags=["lesson"]
+def clipped_step(model, loss_func, x, y, optimizer, max_norm):
+    """One training step with the gradient's norm clipped to max_norm; returns the norm before."""
+    optimizer.zero_grad()
+    loss_func(model(x), y).backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # shrink, keep direction
+    optimizer.step()
+    return norm.item()
+
+
+# %% [markdown]
+# The package's `idlmam.optim.clip_grad_norm_on_step` does the same from inside the optimizer,
+# as a hook that runs before every `step()`, so that any loop, `run` included, clips without a
+# change. Twenty steps at five times the chapter's rate, once with the lines above and once with
+# the hook, from the same weights:
+
+
+# %%
+def twenty_clipped(by_hand):
+    net = small_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=5 * ETA_0, momentum=MU, nesterov=True)
+    if not by_hand:
+        optimizer = clip_grad_norm_on_step(optimizer, CLIP)
+    loss_func = torch.nn.functional.cross_entropy
+    for x, y in batches:
+        if by_hand:
+            clipped_step(net, loss_func, x, y, optimizer, CLIP)
+        else:
+            optimizer.zero_grad()
+            loss_func(net(x), y).backward()
+            optimizer.step()  # the hook clips first
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+gap = (twenty_clipped(True) - twenty_clipped(False)).abs().max().item()
+print(f"clipping by hand against the hook: largest weight difference {gap:.1g}")
+
+# %% [markdown]
+# Clamping is
 # added to a model with a hook on every parameter that rewrites its gradient as it is computed:
 #
 # ```{literalinclude} ../idlmam/models.py
@@ -408,7 +515,7 @@ ax.set_title(f"Nesterov momentum at lr {ETA_HIGH:g}: gradient norms, one line pe
 ax.legend()
 plt.show()
 
-# %% mystnb={"figure": {"caption": "Test accuracy per epoch of Nesterov momentum at the chapter's rate, at five times that rate, and at five times that rate with norm clipping; mean over seeds with a 95% band.", "name": "fig-clipping"}, "image": {"alt": "Test accuracy against epoch for three runs of SGD with Nesterov momentum: at the chapter's rate, at five times that rate without clipping, which stays at the level of guessing, and at five times that rate with norm clipping, which learns; mean lines with shaded 95% bands over seeds."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of Nesterov momentum at the chapter's rate, at five times that rate, and at five times that rate with norm clipping; mean over seeds with a 95% band.", "name": "fig-clipping"}, "image": {"alt": "Test accuracy against epoch for three runs of SGD with Nesterov momentum: at the chapter's rate, at five times that rate without clipping, and at five times that rate with norm clipping; mean lines with shaded 95% bands over seeds. The text below says where each ended."}} tags=["nbval-ignore-output"]
 plot_runs(clipping, title="Nesterov momentum: a rate too large, with and without clipping")
 plt.show()
 
