@@ -42,7 +42,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.5.0",
+            "idlmam[tune]==0.5.1",
         ],
         check=True,
     )
