@@ -81,9 +81,14 @@ def test_the_tool_lists_a_typed_outcome_and_not_a_glued_or_cited_one(tmp_path):
             # Momentum ended {glue:text}`gap` above plain SGD.
             # Nesterov beats momentum on convex problems {cite:p}`nesterov1983method`.
             # The learning rate sets the size of a step.
+            #
+            # ```{note}
+            # In a box, AdamW won by two points.
+            # ```
             """
         )
     )
     assert [s for _, s in outcome_sentences(page)] == [
-        "Momentum ended above plain SGD on every seed."
+        "Momentum ended above plain SGD on every seed.",
+        "In a box, AdamW won by two points.",
     ]

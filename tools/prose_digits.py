@@ -26,14 +26,18 @@ STRIP = [
 ]
 
 
+def markdown_cells(path: Path) -> list[tuple[int, str]]:
+    """(cell number, source) for every Markdown cell of the page ``path``."""
+    cells = jupytext.read(path).cells
+    return [
+        (number, cell.source) for number, cell in enumerate(cells) if cell.cell_type == "markdown"
+    ]
+
+
 def prose_digits(path: Path) -> list[tuple[int, str]]:
     """(cell number, line) for every Markdown line of ``path`` with a digit left after STRIP."""
-    notebook = jupytext.read(path)
     found = []
-    for number, cell in enumerate(notebook.cells):
-        if cell.cell_type != "markdown":
-            continue
-        text = cell.source
+    for number, text in markdown_cells(path):
         for pattern in STRIP:
             text = pattern.sub("", text)
         for line in text.splitlines():

@@ -15,14 +15,14 @@ import re
 import sys
 from pathlib import Path
 
-import jupytext
+from prose_digits import markdown_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = re.compile(r"\{glue:[a-z]+\}`[^`]*`")
+CITE = re.compile(r"\{cite:[a-z]+\}`[^`]*`")  # a sentence that cites reports a paper
 SKIP = [
     re.compile(r"\$\$.*?\$\$", re.S),  # display math
-    re.compile(r"```.*?```", re.S),  # fenced code and directives' bodies stay, their fences go
-    re.compile(r"\{cite:[a-z]+\}`[^`]*`"),  # citations: a sentence that cites reports a paper
+    re.compile(r"^\s*(`{3,}|:{3,}|:[a-z-]+:).*$", re.M),  # fences and options; bodies stay
 ]
 OUTCOME = re.compile(
     r"\b(beat|beats|won|wins|outperform\w*|ended (?:above|below|higher|lower|at)|ends (?:above"
@@ -37,20 +37,14 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(*`$])")
 
 def outcome_sentences(path: Path) -> list[tuple[int, str]]:
     """(cell number, sentence) for every static sentence of ``path`` that states an outcome."""
-    notebook = jupytext.read(path)
     found = []
-    for number, cell in enumerate(notebook.cells):
-        if cell.cell_type != "markdown":
-            continue
-        text = cell.source
+    for number, text in markdown_cells(path):
         for pattern in SKIP:
-            if pattern.pattern.startswith(r"\{cite"):
-                continue
             text = pattern.sub(" ", text)
         for paragraph in re.split(r"\n\s*\n", text):
             flat = " ".join(line.strip().lstrip("-*> ") for line in paragraph.splitlines())
             for sentence in SENTENCE.split(flat):
-                if GLUE.search(sentence) or SKIP[2].search(sentence):
+                if GLUE.search(sentence) or CITE.search(sentence):
                     continue  # the numbers come from the run, or the sentence reports a paper
                 if OUTCOME.search(sentence):
                     found.append((number, sentence.strip()))
