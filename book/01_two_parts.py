@@ -204,7 +204,7 @@ glue("updates_per_run", batches_per_epoch * EPOCHS, display=False)
 glue("epochs", EPOCHS, display=False)
 print(", ".join(f"{loader.n_examples:,} {name} images" for name, loader in loaders.items()))
 print(
-    f"{batches_per_epoch} batches of {BATCH_SIZE} per epoch, {batches_per_epoch * EPOCHS} per run"
+    f"{batches_per_epoch:,} batches of {BATCH_SIZE} per epoch, {batches_per_epoch * EPOCHS:,} per run"
 )
 
 # %% [markdown]
