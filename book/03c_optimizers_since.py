@@ -875,11 +875,14 @@ finding(text, needs="rank a new optimizer against the field", sizes=SINCE)
 # - **Write the rules down before the first run**: the budget of steps, the schedule, each
 #   optimizer's grid and what happens when its winner sits at an edge, the split that chooses and
 #   the split that reports. A rule changed after seeing the runs (SGD's grid, here) makes a new
-#   experiment, to be said as such.
+#   experiment, and a page must say so.
 # - **Tune every optimizer with the same effort**, at least its learning rate, and compare against
-#   a tuned AdamW, not a default one {cite:p}`kasimbeg2025accelerating,wen2025fantastic`.
+#   a tuned AdamW, not a default one {cite:p}`kasimbeg2025accelerating,wen2025fantastic`. Three
+#   rates may not be enough: here {glue:text}`edge_winners` at an edge of their grid, where a
+#   larger search would have gone on.
 # - **Compare paired by seed, with intervals**, and the more comparisons you read, the wider each
-#   interval must be before one of them counts.
+#   interval must be before one of them counts. This page reads its many comparisons at 95%
+#   each, uncorrected: treat a difference near the edge of its interval as a lead, not a result.
 # - **Count steps and seconds apart.** A step of one optimizer can cost several of another's:
 #   here an epoch of Muon took {glue:text}`muon_cost:.1f` times as long as one of AdamW, whose
 #   Newton-Schulz iterations cost {glue:text}`ns_ratio:.1f` times the arithmetic of the passes
