@@ -87,8 +87,8 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter (50 epochs) or quick
 TOY_TRIALS = BUDGET.studies.toy_trials  # the toy function costs microseconds per trial
 TRIALS = BUDGET.studies.trials  # trials of the network search (10 in the chapter)
-PRUNE_TRIALS = BUDGET.studies.prune_trials  # trials of the search with pruning (20)
-TRIAL_EPOCHS = BUDGET.studies.epochs  # epochs inside each trial (10)
+PRUNE_TRIALS = BUDGET.studies.prune_trials  # trials of the search with pruning (20 in the chapter)
+TRIAL_EPOCHS = BUDGET.studies.epochs  # epochs inside each trial (10 in the chapter)
 SEED = 0  # seeds the sampler, the split and the weights
 SCORE = "validation accuracy"  # what each trial returns, as the plots name it
 SMALL_IMAGES = 3_000  # the first, hand-written search: a few training images, on every budget
@@ -568,7 +568,7 @@ print(counts, saved, diverged)
 # score and has no line); on the right, the last accuracy each trial reported, in the order the
 # study ran them:
 
-# %% mystnb={"figure": {"caption": "The pruning study. Left: each trial's validation accuracy after each epoch it trained, blue for trials that ran to the end, orange (ending in a cross) for those the median pruner stopped, purple for those that diverged. Right: the last validation accuracy each trial reported, against its number; the pruner judged no trial in the shaded ones, run before enough trials had completed.", "name": "fig-intermediate-values"}, "image": {"alt": "Two panels sharing a y axis of validation accuracy from 0 to 1. Left: one line per trial against epochs trained; blue lines run the whole length of the trial, orange ones stop early in a cross, most of them below the blue ones at the same epoch. Right: one marker per trial against the trial number, a blue dot for a completed trial and an orange cross for a pruned one; the first trials, in a shaded band, all ran to the end."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "The pruning study. Left: each trial's validation accuracy after each epoch it trained, blue for trials that ran to the end, orange (ending in a cross) for those the median pruner stopped, and purple for any that diverged (the legend lists the endings that occurred). Right: the last validation accuracy each trial reported, against its number; the pruner judged no trial in the shaded ones, run before enough trials had completed.", "name": "fig-intermediate-values"}, "image": {"alt": "Two panels sharing a y axis of validation accuracy from 0 to 1. Left: one line per trial against epochs trained; blue lines run the whole length of the trial, orange ones stop early in a cross, most of them below the blue ones at the same epoch. Right: one marker per trial against the trial number, a blue dot for a completed trial and an orange cross for a pruned one; the first trials, in a shaded band, all ran to the end."}} tags=["nbval-ignore-output"]
 ENDED = {  # how a trial ended: its colour, its marker and its name in the legend
     "complete": ("#0072B2", "o", "ran to the end"),
     "pruned": ("#E69F00", "x", "stopped by the pruner"),
