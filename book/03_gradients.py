@@ -152,7 +152,7 @@ def momentum_step(params, velocities, lr, mu, nesterov=False):
 # which rounds the last digit differently from our multiply-then-subtract):
 
 
-# %%
+# %% tags=["nbval-ignore-output"]
 batches = list(islice(loaders["train"], 20))  # the same twenty batches for every run
 
 
@@ -180,7 +180,7 @@ def twenty_steps(nesterov, by_hand):
 for nesterov in (False, True):
     gap = (twenty_steps(nesterov, True) - twenty_steps(nesterov, False)).abs().max().item()
     name = "Nesterov" if nesterov else "momentum"
-    print(f"{name}: the same weights to within 1e-6: {gap < 1e-6}")
+    print(f"{name}: largest weight difference {gap:.0e}, below 1e-6: {gap < 1e-6}")
 
 # %% [markdown]
 # The book's runs use `torch.optim.SGD`, trained with every seed by `run` (page 01).
@@ -201,7 +201,7 @@ final_scores(sgd_family)[["seeds", "mean", "half_width"]].round(4)
 # The table gives each run's final test accuracy: the mean over the seeds, and the half-width of
 # its 95% interval. On smooth, convex problems with exact gradients, Nesterov's look-ahead comes
 # with a provably faster rate of convergence; a network trained on noisy batches is neither, so
-# we ask the runs. What they show, each difference with its interval over the seeds. Read the
+# we ask the runs. Here is what they show, each difference with its interval over the seeds. Read the
 # three lines together: momentum and Nesterov can each stand apart from SGD, or one can and the
 # other not, and still not differ from each other (the third line). Each interval comes from its
 # own pair's seed-to-seed differences, so a pair whose seeds disagree more gets a wider one.
@@ -316,6 +316,7 @@ for ax, names, title in (
     (right, ["AdamW", "NAdam", "AdaMax", "SGD w/ Nesterov"], "The Adam family, and Nesterov"),
 ):
     plot_runs(both_families[both_families["run"].isin(names)], ax=ax, title=title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
 fig.suptitle("Test accuracy per epoch (mean and 95% interval over seeds)")
 plt.show()
 
@@ -369,7 +370,10 @@ nesterov_cos = run(
     **train,
 )
 combined = pd.concat([nesterov, nesterov_cos, adamw, adamw_cos], ignore_index=True)
-plot_runs(combined, title="Nesterov and AdamW, with and without cosine annealing (mean, 95% CI)")
+ax = plot_runs(
+    combined, title="Nesterov and AdamW, with and without cosine annealing (mean, 95% CI)"
+)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axis: no band hidden
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -486,7 +490,7 @@ print("hook removed:    ", layer.weight.grad.item())
 # %% tags=["nbval-ignore-output"]
 glue("eta_high", ETA_HIGH, display=False)
 norms = {"no clipping": [], "clipped": []}  # one list per seed: the norm before every step
-reference = f"SGD w/ Nesterov, lr {ETA_0:g}"  # the run above, named by its rate here
+reference = f"SGD w/ Nesterov, lr {ETA_0:g}"  # the run above (green), named by its rate here
 too_fast = f"SGD w/ Nesterov, lr {ETA_HIGH:g}"
 too_fast_clipped = f"{too_fast}, clipped at z={CLIP:g}"
 
@@ -501,10 +505,11 @@ def nesterov_high(params, log, clip=None):
 high = run(too_fast, lambda p: nesterov_high(p, norms["no clipping"]), **train)
 high_clipped = run(too_fast_clipped, lambda p: nesterov_high(p, norms["clipped"], CLIP), **train)
 clipping = pd.concat([nesterov.assign(run=reference), high, high_clipped], ignore_index=True)
+CLIP_COLOURS = ("black", "tab:cyan")  # no clipping, clipped: in both figures below
 
 # %% mystnb={"figure": {"caption": "Gradient norm before every step of Nesterov momentum at five times the chapter's rate, without clipping and with norm clipping at z; one line per seed, both axes logarithmic.", "name": "fig-clipping-norms"}, "image": {"alt": "Gradient norm against optimizer step, both on logarithmic axes, one thin line per seed. Both runs start with the same small gradients; without clipping the norms climb within the first few dozen steps to around ten and stay there, while with clipping they rise to a few times the dashed threshold line z in the first steps, where clipping shortens them, and then mostly stay below it."}} tags=["nbval-ignore-output"]
 ax = plt.subplots(figsize=(7, 4))[1]
-for (name, seeds), colour in zip(norms.items(), ("C3", "C0")):
+for (name, seeds), colour in zip(norms.items(), CLIP_COLOURS):
     for i, seed in enumerate(seeds):
         steps = range(1, len(seed) + 1)
         ax.plot(steps, seed, color=colour, lw=0.6, alpha=0.7, label=name if i == 0 else None)
@@ -516,7 +521,12 @@ ax.legend()
 plt.show()
 
 # %% mystnb={"figure": {"caption": "Test accuracy per epoch of Nesterov momentum at the chapter's rate, at five times that rate, and at five times that rate with norm clipping; mean over seeds with a 95% band.", "name": "fig-clipping"}, "image": {"alt": "Test accuracy against epoch for three runs of SGD with Nesterov momentum: at the chapter's rate, at five times that rate without clipping, and at five times that rate with norm clipping; mean lines with shaded 95% bands over seeds. The text below says where each ended."}} tags=["nbval-ignore-output"]
-plot_runs(clipping, title="Nesterov momentum: a rate too large, with and without clipping")
+palette = dict(zip([too_fast, too_fast_clipped], CLIP_COLOURS), **{reference: "tab:green"})
+plot_runs(
+    clipping,
+    title="Nesterov momentum: a rate too large, with and without clipping",
+    palette=palette,
+)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -531,14 +541,16 @@ outcome = (
 for key, name in (("none", too_fast), ("clip", too_fast_clipped)):
     row = outcome.loc[name]
     glue(f"{key}_above", f"{int(row['above_guess'])} of {int(row['seeds'])}", display=False)
-    glue(f"{key}_stopped", f"{int(row['stopped'])}", display=False)
+    glue(f"{key}_stopped", f"{int(row['stopped'])}" if row["stopped"] else "none", display=False)
 every = {name: torch.tensor([n for seed in seeds for n in seed]) for name, seeds in norms.items()}
 first = torch.tensor([seed[0] for seeds in norms.values() for seed in seeds])
 glue("first_norm", first.mean().item(), display=False)
 glue("none_median", every["no clipping"].nanmedian().item(), display=False)
 glue("clip_share", (every["clipped"] > CLIP).double().mean().item(), display=False)
 glue("clip_vs_none", compare(clipping, too_fast_clipped, too_fast).sentence(), display=False)
-outcome.round(4)
+outcome.rename(columns={"above_guess": "above ln 10", "half_width": "half-width"}).rename_axis(
+    None
+).round(4)
 
 # %% [markdown]
 # Without clipping, {glue:text}`none_above` seeds ended with a training loss above
