@@ -64,7 +64,7 @@ from idlmam.optim import (
     exponential_gamma,
     schedule_lrs,
 )
-from idlmam.plotting import plot_rates, plot_runs, plot_schedules
+from idlmam.plotting import RUN_COLOURS, plot_rates, plot_runs, plot_schedules
 from idlmam.stats import compare, final_scores, t_interval
 from idlmam.text import plural
 from idlmam.utils import get_device
@@ -239,7 +239,8 @@ plot_schedules(
 plt.show()
 
 # %% [markdown]
-# The few lines above give the rates PyTorch's two schedulers give, epoch for epoch:
+# The functions of the lesson cell, with this section's step size and factor, give the rates
+# PyTorch's two schedulers give, epoch for epoch:
 
 # %%
 for name, by_hand, scheduler in (
@@ -293,7 +294,7 @@ def annealing_story(epochs, dips):
     dip_epochs = [(2 * k - 1) * t_max for k in range(1, dips + 1)]
     epochs_list = ", ".join(map(str, dip_epochs))
     where = f"its dip at epoch {epochs_list}" if dips == 1 else f"the dips at epochs {epochs_list}"
-    story = f"with T = {epochs} and d = {dips}, T_max = {t_max} puts {where}"
+    story = f"with T = {epochs} and d = {dips}, Tₘₐₓ = {t_max} puts {where}"
     climb = epochs - 1 - dip_epochs[-1]
     if climb == 0:
         return climb, story + f", and epoch {epochs - 1} is the last: it ends on the dip"
@@ -337,7 +338,10 @@ annealing = {
     "cosine_schedule": lambda opt: cosine_schedule(opt, ex_epochs, ex_dips, eta_min=ETA_MIN),
 }
 title = f"Two cosine schedules, {ex_dips} dips in {ex_epochs} epochs"
-plot_schedules(annealing, ex_epochs, ETA_0, eta_min=ETA_MIN, log=True, title=title)
+ax = plot_schedules(annealing, ex_epochs, ETA_0, eta_min=ETA_MIN, log=True, title=title)
+for line, colour in zip(ax.get_lines(), ("tab:gray", RUN_COLOURS["cosine annealing"])):
+    line.set_color(colour)  # the runs' cosine in its colour, PyTorch's in grey
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
 plt.show()
 
 # %% [markdown]
@@ -402,9 +406,14 @@ glue(
     "loss_story",
     f"from epoch {half} to epoch {EPOCHS - 1}, the training loss fell by "
     f"{fall['train loss'].mean():.0%} and the test loss by {fall['test loss'].mean():.0%} "
-    f"(means over the seeds); of the {steps} steps from one epoch to the next (all seeds), "
-    f"the training loss went up in {rises['train loss'].sum()}, the test loss in "
-    f"{rises['test loss'].sum()}",
+    f"(means over the seeds); over the {steps} steps from one epoch to the next (all seeds), "
+    + "; ".join(
+        f"the {name} " + (f"rose {plural(n, 'time')}" if n else "never rose")
+        for name, n in (
+            ("training loss", rises["train loss"].sum()),
+            ("test loss", rises["test loss"].sum()),
+        )
+    ),
 )
 glue("plateau_setting", f"T = {EPOCHS}, so threshold {THRESHOLD:.3f} and patience {PATIENCE}")
 print(f"threshold = 1/{EPOCHS} = {THRESHOLD:.3f}, patience = {EPOCHS} // 10 = {PATIENCE}")
@@ -480,7 +489,9 @@ cuts = {
     seed: int((rows.sort_values("epoch")["lr"].diff() < 0).sum())
     for seed, rows in plateau.groupby("seed")
 }
-times = [f"{n} time{'' if n == 1 else 's'} for seed {seed}" for seed, n in cuts.items()]
+times = [f"{plural(n, 'time')} for seed {seed}" for seed, n in cuts.items()]
+if len(set(cuts.values())) == 1:  # every seed alike: say it once
+    times = [f"{plural(next(iter(cuts.values())), 'time')} for each seed"]
 glue("plateau_cuts", ", ".join(times[:-1]) + " and " + times[-1] if len(times) > 1 else times[0])
 print("rate cuts per seed:", ", ".join(f"seed {seed}: {n}" for seed, n in cuts.items()))
 
@@ -504,9 +515,10 @@ for ax, names in zip(
         ["constant rate", "cosine annealing", "plateau schedule"],
     ),
 ):
-    title = "Decays fixed in advance" if "step schedule" in names else "Restarts, and evidence"
+    title = "Exponential and step decay" if "step schedule" in names else "Cosine and plateau"
     plot_runs(everything[everything["run"].isin(names)], "test Accuracy", ax=ax, title=title)
     ax.set_ylabel("test accuracy")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
 fig.suptitle("Test accuracy with each schedule (mean and 95% band over seeds)")
 plt.show()
 
