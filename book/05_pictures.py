@@ -370,7 +370,7 @@ assert bend_table["farthest from the floor"].idxmin() == "Nesterov"
 assert bend_table["steps to reach the minimum"].idxmin() == "momentum"
 bend_table
 
-# %% mystnb={"figure": {"caption": "Figures 5.14 and 5.15 redrawn: the first 60 steps of momentum and of Nesterov momentum (both 0.9) along a valley that runs straight, then bends up.", "name": "fig-pictures-bend"}, "image": {"alt": "Contour map with a dotted orange valley floor that runs flat along theta_2 = 0 and bends upward after theta_1 = 0. Both paths come along the flat part with evenly spaced dots. At the bend the black momentum path overshoots far to the right of the floor and loops back across it before settling around the star; the purple Nesterov path stays close to the floor as it turns and climbs to the star."}}
+# %% mystnb={"figure": {"caption": "Figures 5.14 and 5.15 redrawn: the first 60 steps of momentum and of Nesterov momentum (both 0.9) along a valley that runs straight, then bends up.", "name": "fig-pictures-bend"}, "image": {"alt": "Contour map with a dotted orange valley floor that runs flat along theta_2 = 0 and bends upward after theta_1 = 0. Both paths come along the flat part with evenly spaced dots. At the bend the blue momentum path overshoots far to the right of the floor and loops back across it before settling around the star; the purple Nesterov path stays close to the floor as it turns and climbs to the star."}}
 fig, ax = plt.subplots(figsize=(6.5, 5))
 plot_paths(
     curved_valley,
@@ -379,7 +379,7 @@ plot_paths(
     ylim=(-1.5, 3.5),
     ax=ax,
     minima=[CURVED_VALLEY_MIN],
-    colors=("black", "tab:purple"),
+    colors=("tab:blue", "tab:purple"),  # momentum blue, as in the narrow valley
     title=f"Figures 5.14 and 5.15, from code: a bend, momentum {MU}, lr = {BEND_LR}",
 )
 ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
@@ -440,15 +440,22 @@ print(
     f"Nesterov at {nesterov_next.numpy().round(3)}"
 )
 
-# %% mystnb={"figure": {"caption": "Figure 5.15 redrawn: one step at the bend. Both rules carry the point on by mu times the last step (grey); momentum then adds the gradient where the point stood (black), Nesterov the gradient where the velocity took it (purple).", "name": "fig-pictures-nesterov-step"}, "image": {"alt": "Close-up of the bend: the momentum path so far runs along the flat floor to just past the bend. A grey arrow continues straight on. From its tip, a short black arrow barely changes direction and ends far out on the wall; a longer purple arrow points back up-left towards the dotted valley floor."}}
+# %% mystnb={"figure": {"caption": "Figure 5.15 redrawn: one step at the bend. Both rules carry the point on by mu times the last step (grey); momentum then adds the gradient where the point stood (blue), Nesterov the gradient where the velocity took it (purple).", "name": "fig-pictures-nesterov-step"}, "image": {"alt": "Close-up of the bend: the momentum path so far runs along the flat floor to just past the bend. A grey arrow continues straight on. From its tip, a short blue arrow barely changes direction and ends far out on the wall; a longer purple arrow points back up-left towards the dotted valley floor."}}
 fig, ax = plt.subplots(figsize=(6, 4.5))
 plot_paths(
-    curved_valley, {"momentum, so far": path[: k + 1]}, xlim=(-0.8, 1.4), ylim=(-0.4, 1.2), ax=ax
+    curved_valley,
+    {"momentum, so far": path[: k + 1]},
+    xlim=(-0.8, 1.4),
+    ylim=(-0.4, 1.2),
+    ax=ax,
+    colors=("tab:blue",),
 )
 ax.plot(xs, curved_valley_floor(xs), ":", color="tab:orange", lw=1.2, label="valley floor")
 arrow = dict(angles="xy", scale_units="xy", scale=1, width=0.007)
 ax.quiver(*theta, *(ahead - theta), color="grey", label="$\\mu$ times the last step", **arrow)
-ax.quiver(*ahead, *(momentum_next - ahead), color="black", label="gradient where it stood", **arrow)
+ax.quiver(
+    *ahead, *(momentum_next - ahead), color="tab:blue", label="gradient where it stood", **arrow
+)
 ax.quiver(
     *ahead,
     *(nesterov_next - ahead),
@@ -456,7 +463,7 @@ ax.quiver(
     label="gradient where it is going",
     **arrow,
 )
-ax.plot(*momentum_next, "o", color="black", ms=7)
+ax.plot(*momentum_next, "o", color="tab:blue", ms=7)
 ax.plot(*nesterov_next, "o", color="tab:purple", ms=7)
 ax.set_title(f"Figure 5.15, from code: step {k + 1}, momentum and Nesterov")
 ax.legend(fontsize=8, loc="upper left")
@@ -465,7 +472,7 @@ plt.show()
 # %% [markdown]
 # After step {glue:text}`anatomy_step` plain momentum is just past the bend and moving fast along
 # the old direction. For step {glue:text}`anatomy_next` its gradient, taken on the flat floor,
-# barely bends the step (the short black arrow), so it lands far out on the wall. The gradient at
+# barely bends the step (the short blue arrow), so it lands far out on the wall. The gradient at
 # the look-ahead point, taken on the wall, turns the step back toward the floor (purple): the turn
 # begins one step sooner.
 
@@ -506,9 +513,9 @@ plot_paths(
 plt.show()
 
 # %% [markdown]
-# Unclipped, the first step already leaves the picture. Clipped, no step is longer than
-# {glue:text}`clip_longest:.2f` (the cap $\eta z$ is {glue:text}`clip_cap:.2f`): the first
-# steps point the same way as the unclipped one but stop at the cap, and after 40 steps the path
+# Unclipped, the first step already leaves the picture. Clipped, the longest step is
+# {glue:text}`clip_longest:.2f` long, the cap $\eta z$ itself: the first steps point the same way
+# as the unclipped one but stop at the cap, and after 40 steps the path
 # is {glue:text}`clip_left:.2f` from the minimum. The same learning rate, the same surface: only
 # the size of the worst steps changed. (Close in, this surface is very flat, so the last stretch
 # is slow: the vanishing gradient again.)
