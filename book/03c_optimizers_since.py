@@ -664,9 +664,12 @@ lines = [
     f"- {len(got_there)} of the {len(reach)} tuned optimizers reached the target with every seed."
 ]
 fewest = got_there.index[got_there["steps"] == got_there["steps"].min()]
-lines += [f"- The fewest steps: {name} ({when(name)})." for name in fewest]
 soonest = got_there.index[got_there["seconds"] == got_there["seconds"].min()]
-lines += [f"- The fewest seconds: {name} ({when(name)})." for name in soonest]
+if list(fewest) == list(soonest):  # one optimizer first on both clocks: say it once
+    lines += [f"- The fewest steps and the fewest seconds: {n} ({when(n)})." for n in fewest]
+else:
+    lines += [f"- The fewest steps: {name} ({when(name)})." for name in fewest]
+    lines += [f"- The fewest seconds: {name} ({when(name)})." for name in soonest]
 if reach.loc["AdamW", "reached"] and "AdamW" not in {*fewest, *soonest}:
     lines.append(f"- AdamW, whose result set the target: {when('AdamW')}.")
 if {"Muon", "AdamW"} <= set(got_there.index):
