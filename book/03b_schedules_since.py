@@ -80,6 +80,7 @@ from idlmam.optim import (
 )
 from idlmam.plotting import RUN_COLOURS, plot_runs
 from idlmam.stats import compare_pairs, final_scores
+from idlmam.text import plural
 from idlmam.utils import get_device
 
 setup()
@@ -416,7 +417,10 @@ glue(
     display=False,
 )
 glue("trunk_end", max(branches), display=False)
-print(f"branches: {branches} (branch point: cooldown epochs)")
+print(
+    "branches: "
+    + "; ".join(f"after epoch {b}, {plural(n, 'epoch')} of cooldown" for b, n in branches.items())
+)
 final_scores(lengths_frame)[["seeds", "mean", "half_width"]].round(4)
 
 # %% mystnb={"figure": {"caption": "One constant-rate trunk (blue) with a WSD cooldown branched off it for each length (solid), against a cosine run planned for each length (dashed); the numbers at the ends give each run's length in epochs. Test accuracy, mean over seeds.", "name": "fig-wsd-anytime"}, "image": {"alt": "Test accuracy against epochs trained. A blue line is the constant-rate trunk. Short solid pink lines leave it at the branch points and climb: the cooldowns. Dashed orange lines are cosine runs planned for the same lengths. Each run's end is marked with a dot and labelled with its length in epochs, so each WSD branch can be compared with the cosine run of its length."}} tags=["nbval-ignore-output"]

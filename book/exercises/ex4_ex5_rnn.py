@@ -88,7 +88,7 @@ MU = 0.9  # Nesterov momentum
 DIPS = 1  # AdamW's cosine schedule: one dip, on the last epoch
 CLIP_QUANTILE = 0.99  # exercise 5: clip at this quantile of the norms Nesterov met in exercise 4
 DEVICE = get_device()
-print(f"epochs={EPOCHS}, seeds={len(SEEDS)}, training sequences={N_TRAIN}, batch={BATCH_SIZE}")
+print(f"epochs={EPOCHS}, seeds={len(SEEDS)}, training sequences={N_TRAIN:,}, batch={BATCH_SIZE}")
 
 # %% [markdown]
 # The exercises get their own, smaller runs on every budget: the box above says how many epochs,
