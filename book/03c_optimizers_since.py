@@ -568,8 +568,10 @@ glue("epoch_steps", len(loaders["train"]), display=False)
 glue("muon_cost", per_epoch["Muon"] / per_epoch["AdamW"], display=False)
 partial_rows = reach["reached"] < reach["seeds"]  # some seed never got there: after the rest
 shown = reach.assign(p=partial_rows).sort_values(["p", "epochs", "seconds"]).drop(columns="p")
-shown = shown.round(2)
-shown.astype(object).mask(shown.isna(), "not reached")
+shown = shown.round(2).astype(object)
+for column in ("epochs", "steps"):  # means over seeds: whole numbers unless the seeds differ
+    shown[column] = shown[column].map(lambda v: f"{v:,.1f}".removesuffix(".0") if v == v else v)
+shown.mask(shown.isna(), "not reached")
 
 # %% [markdown]
 # The target is a validation accuracy of {glue:text}`target:.1%`. `reached` counts the seeds that

@@ -379,7 +379,7 @@ swa_model = swa_by_hand(
 print(
     f"{plural(SMALL_EPOCHS, 'epoch')} on {plural(SMALL_SIZE, 'training image')}, the weights of "
     f"the last {plural(int(swa_model.n_averaged), 'epoch')} averaged. Test accuracy: "
-    f"{test_accuracy(model):.2%} for the final weights, {test_accuracy(swa_model):.2%} for the "
+    f"{test_accuracy(model):.4f} for the final weights, {test_accuracy(swa_model):.4f} for the "
     "average."
 )
 
