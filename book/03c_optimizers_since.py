@@ -681,7 +681,13 @@ if {"Muon", "AdamW"} <= set(got_there.index):
         f"its epochs took {per_epoch['Muon'] / per_epoch['AdamW']:.1f} times as long as "
         f"AdamW's: {muon['seconds']:.1f} s against {adamw['seconds']:.1f} s on the clock."
     )
-lines.append("\nMeans over the seeds that reached the target; seconds on seed 0's clock.")
+lines.append(
+    "\nMeans over the seeds that reached the target (a seed that never did is left out of them);"
+    " the target is AdamW's own mean, rounded down to half a point, and each run is read when it "
+    "crosses it, mid-schedule for the decaying ones. Seconds are seed 0's clock: they compare "
+    "these implementations on this CPU, with another page executing beside this one, not the "
+    "algorithms."
+)
 finding(  # the finding on full and chapter; on quick, a box in its place
     "\n".join(lines), needs="say which optimizer reaches the target first", sizes=SINCE
 )
