@@ -13,6 +13,8 @@ sampler     what proposes the next trial
             improvement (needs scipy and torch)
 ``cmaes``   :class:`~optuna.samplers.CmaEsSampler`: an evolution strategy that moves and reshapes
             a Gaussian over the search space (needs the ``cmaes`` package)
+``qmc``     :class:`~optuna.samplers.QMCSampler`: quasi-random search, a scrambled Sobol sequence
+            (:data:`QMC_DEFAULTS`), spread more evenly over the space than independent draws
 ==========  ==================================================================================
 
 =============  ===============================================================================
@@ -58,6 +60,7 @@ __all__ = [
     "PRUNERS",
     "REPORTS",
     "TPE_DEFAULTS",
+    "QMC_DEFAULTS",
     "make_sampler",
     "make_pruner",
     "quiet_experimental",
@@ -70,8 +73,9 @@ def quiet_experimental() -> Iterator[None]:
 
     Optuna marks parts the book relies on experimental: the heartbeat that recovers the trials
     of dead workers (``heartbeat_interval``, ``RetryHeartbeatStaleTrialCallback``,
-    ``fail_stale_trials``), multivariate TPE, ``GPSampler``, ``WilcoxonPruner``. The warning
-    would only repeat that on every worker's stderr, with nothing for the reader to change.
+    ``fail_stale_trials``), multivariate TPE, ``GPSampler``, ``QMCSampler``, ``WilcoxonPruner``.
+    The warning would only repeat that on every worker's stderr, with nothing for the reader to
+    change.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -79,7 +83,7 @@ def quiet_experimental() -> Iterator[None]:
 
 
 #: The names :func:`make_sampler` knows.
-SAMPLERS: tuple[str, ...] = ("random", "tpe", "gp", "cmaes")
+SAMPLERS: tuple[str, ...] = ("random", "tpe", "gp", "cmaes", "qmc")
 #: The names :func:`make_pruner` knows.
 PRUNERS: tuple[str, ...] = ("none", "median", "halving", "hyperband", "wilcoxon")
 #: What an objective may report to its pruner (``make_pruner(..., reports=...)``): ``"epochs"``,
@@ -89,6 +93,13 @@ REPORTS: tuple[str, ...] = ("epochs", "instances")
 
 #: The settings of Optuna 5's default ``TPESampler()`` (Optuna 4.9 defaulted to False for both).
 TPE_DEFAULTS: dict[str, Any] = {"multivariate": True, "constant_liar": True}
+
+#: The settings of the ``"qmc"`` sampler: a *scrambled* Sobol sequence, the quasi-random search
+#: the Tuning Playbook recommends for exploring (Godbole et al. 2023). Optuna's own default is
+#: unscrambled, where every seed gives the same points: scrambling with the seed makes studies of
+#: different seeds independent draws of an evenly spread sequence, so they can be repeated and
+#: compared like random search's.
+QMC_DEFAULTS: dict[str, Any] = {"qmc_type": "sobol", "scramble": True}
 
 _READS = {  # what each pruner reads; "none" reads nothing and suits either
     "median": "epochs",
@@ -108,13 +119,14 @@ def make_sampler(name: str, seed: int | None = 0, **kwargs: Any) -> optuna.sampl
     """The sampler called ``name`` (see the table in the module docstring), seeded with ``seed``.
 
     Args:
-        name: one of :data:`SAMPLERS`: ``"random"``, ``"tpe"``, ``"gp"``, ``"cmaes"``
-            (case-insensitive).
+        name: one of :data:`SAMPLERS`: ``"random"``, ``"tpe"``, ``"gp"``, ``"cmaes"``,
+            ``"qmc"`` (case-insensitive).
         seed: the sampler's seed (``None``: a fresh random one). The same seed and the same
             sequential trials give the same proposals.
         **kwargs: more arguments for the Optuna class, e.g. ``n_startup_trials=5`` (the random
             trials TPE and GP start with, 10 by default; CMA-ES starts after 1). For ``"tpe"``
-            they override :data:`TPE_DEFAULTS`.
+            they override :data:`TPE_DEFAULTS`, for ``"qmc"`` :data:`QMC_DEFAULTS` (its first
+            trial is drawn by a ``RandomSampler`` with the same seed, the Sobol points after it).
 
     Returns:
         A new ``optuna.samplers`` object (a sampler keeps state: one per study).
@@ -133,19 +145,23 @@ def make_sampler(name: str, seed: int | None = 0, **kwargs: Any) -> optuna.sampl
         >>> make_sampler("grid")
         Traceback (most recent call last):
         ...
-        ValueError: unknown sampler 'grid': choose one of random, tpe, gp, cmaes
+        ValueError: unknown sampler 'grid': choose one of random, tpe, gp, cmaes, qmc
+        >>> make_sampler("qmc", seed=1)._scramble
+        True
     """
     name = _check_name("sampler", name, SAMPLERS)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be a whole number or None, got {seed!r}")
     samplers = optuna.samplers
-    with quiet_experimental():  # Optuna 4.9 marks multivariate TPE and GPSampler experimental
+    with quiet_experimental():  # Optuna marks multivariate TPE, GPSampler, QMCSampler experimental
         if name == "random":
             return samplers.RandomSampler(seed=seed, **kwargs)
         if name == "tpe":
             return samplers.TPESampler(seed=seed, **{**TPE_DEFAULTS, **kwargs})
         if name == "gp":
             return samplers.GPSampler(seed=seed, **kwargs)
+        if name == "qmc":
+            return samplers.QMCSampler(seed=seed, **{**QMC_DEFAULTS, **kwargs})
         if importlib.util.find_spec("cmaes") is None:  # Optuna would fail only at trial 2
             raise ImportError(
                 "the 'cmaes' sampler needs the cmaes package: pip install cmaes "

@@ -65,6 +65,7 @@ def test_the_samplers_are_the_classes_they_are_named_after():
         "tpe": "TPESampler",
         "gp": "GPSampler",
         "cmaes": "CmaEsSampler",
+        "qmc": "QMCSampler",
     }
     assert make_sampler("TPE", 0, n_startup_trials=4)._n_startup_trials == 4
 
@@ -80,12 +81,28 @@ def test_tpe_is_optuna_5s_default_spelled_out():
         assert [t.params for t in study.trials] == sampled("tpe", seed=0)
 
 
+def test_qmc_is_a_scrambled_sobol_sequence_after_the_first_random_trial():
+    qmc = make_sampler("qmc", 0)
+    assert (qmc._qmc_type, qmc._scramble, qmc._seed) == ("sobol", True, 0)
+    # the first trial is drawn by a RandomSampler with the same seed: random search's first trial
+    first = sampled("qmc", seed=0)
+    assert first[0] == sampled("random", seed=0)[0]
+    # then the scrambled Sobol points, in order: trial k is point k - 1 of the seeded sequence
+    from scipy.stats import qmc
+
+    points = qmc.Sobol(2, seed=0, scramble=True).random(8)
+    proposed = np.array([[p["x"], p["y"]] for p in first[1:9]])
+    np.testing.assert_allclose(proposed, 6 * points - 3, rtol=0, atol=1e-12)
+    # unscrambled, every seed would give the same points: the seeds would not repeat a study
+    assert sampled("qmc", seed=0, scramble=False)[1:] == sampled("qmc", seed=1, scramble=False)[1:]
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
         (
             lambda: make_sampler("grid"),
-            "unknown sampler 'grid': choose one of random, tpe, gp, cmaes",
+            "unknown sampler 'grid': choose one of random, tpe, gp, cmaes, qmc",
         ),
         (lambda: make_sampler(None), "unknown sampler None"),
         (lambda: make_sampler("tpe", seed=1.5), "seed must be a whole number"),
