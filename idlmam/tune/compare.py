@@ -12,6 +12,12 @@ Two questions a comparison asks of each study:
 Over several studies per pruner, :func:`savings_sentence` says in words what a pruner saved and
 what it kept, each with its interval over the studies.
 
+To compare pruners at *equal compute* rather than at equal trials, give every study the same
+budget of epochs: :func:`stop_at_epochs` is a callback that stops a study once it has spent it
+(a pruned study then runs more trials, and different ones), :func:`best_within` reads the best
+value a study had found within the budget, and :func:`best_by_epochs_band` draws the mean of
+several studies' best so far against the epochs spent, with its interval.
+
 Example:
     >>> import optuna
     >>> from optuna.distributions import FloatDistribution
@@ -37,8 +43,11 @@ __all__ = [
     "best_so_far",
     "best_so_far_band",
     "best_by_epochs",
+    "best_by_epochs_band",
+    "best_within",
     "epochs_spent",
     "savings_sentence",
+    "stop_at_epochs",
 ]
 
 #: The trial states whose epochs :func:`epochs_spent` counts by default: every trial that ran to
@@ -243,6 +252,163 @@ def best_by_epochs(
     return pd.DataFrame(rows, columns=["trial", "epochs", "best value"])
 
 
+class stop_at_epochs:  # noqa: N801 - used like a function: callbacks=[stop_at_epochs(72)]
+    """A callback that stops a study once its trials have spent ``budget`` epochs.
+
+    Pass it to ``study.optimize(objective, n_trials=cap, callbacks=[stop_at_epochs(budget)])``:
+    after each trial ends, it counts :func:`epochs_spent` (the trials of ``states``) and calls
+    ``study.stop()`` once the count reaches ``budget``. Studies under different pruners then
+    spend the same compute, and a pruner's savings buy it more trials instead of a smaller bill.
+
+    **The last trial may overshoot.** The rule is read between trials, and a trial started
+    below the budget runs to its end (or until its pruner stops it): a study ends having spent
+    from ``budget`` to ``budget + E - 1`` epochs, where ``E`` is the most epochs one trial
+    trains. :func:`epochs_spent` counts those extra epochs (they were spent); to compare
+    studies at exactly the same compute, read their best with :func:`best_within` at
+    ``budget``, which leaves out the trial that crossed it. A study that reached the budget
+    exactly (every trial of a study without pruning trains ``E`` epochs, and ``E`` divides the
+    budget) loses nothing. A study also ends at ``n_trials``, if given, before the budget.
+
+    Args:
+        budget: epochs, at least 1.
+        states: the trial states whose epochs count (default :data:`SPENT_STATES`: complete and
+            pruned; a failed trial's epochs count only when asked for).
+
+    Raises:
+        ValueError: ``budget`` is not a whole number of at least 1.
+
+    Example:
+        >>> import optuna
+        >>> def objective(trial):  # 3 epochs per trial
+        ...     for epoch in range(3):
+        ...         trial.report(0.1 * epoch, epoch)
+        ...     return 0.2
+        >>> study = optuna.create_study()
+        >>> study.optimize(objective, n_trials=100, callbacks=[stop_at_epochs(7)])
+        >>> len(study.trials), epochs_spent(study)  # the third trial crossed 7: 2 over
+        (3, 9)
+    """
+
+    def __init__(self, budget: int, states: Sequence[TrialState] = SPENT_STATES) -> None:
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+            raise ValueError(f"budget must be a whole number of epochs, at least 1, got {budget!r}")
+        self.budget = budget
+        self.states = tuple(states)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if epochs_spent(study, self.states) >= self.budget:
+            study.stop()
+
+    def __repr__(self) -> str:
+        return f"stop_at_epochs({self.budget})"
+
+
+def best_within(
+    study: optuna.Study, epochs: int, states: Sequence[TrialState] = SPENT_STATES
+) -> float:
+    """The best value ``study`` had found by the time its trials had spent ``epochs`` epochs.
+
+    Trials are taken in the order of their numbers, as in :func:`best_by_epochs`; a trial counts
+    only if the epochs spent up to and including it are at most ``epochs``, so the trial that
+    crossed the budget (see :func:`stop_at_epochs`) and every later one are left out, whatever
+    they scored.
+
+    Args:
+        study: a single-objective study, in any storage.
+        epochs: the budget.
+        states: the trial states whose epochs count (default :data:`SPENT_STATES`).
+
+    Returns:
+        The best value (the study's direction decides), NaN when no trial completed within the
+        budget.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import FloatDistribution
+        >>> study = optuna.create_study(direction="maximize")
+        >>> for value in [0.5, 0.6, 0.9]:  # 3 epochs each: 3, 6 and 9 spent
+        ...     study.add_trial(optuna.trial.create_trial(
+        ...         value=value, params={"x": 0.0}, distributions={"x": FloatDistribution(0, 1)},
+        ...         intermediate_values={0: 0.1, 1: 0.2, 2: value}))
+        >>> best_within(study, 8), best_within(study, 9)
+        (0.6, 0.9)
+    """
+    curve = best_by_epochs(study, states)
+    within = curve.loc[curve["epochs"] <= epochs, "best value"]
+    return float(within.iloc[-1]) if len(within) else float("nan")
+
+
+def best_by_epochs_band(
+    studies: Sequence[optuna.Study] | Mapping[object, optuna.Study],
+    epochs: int,
+    *,
+    confidence: float = 0.95,
+    states: Sequence[TrialState] = SPENT_STATES,
+) -> pd.DataFrame:
+    """The best value so far of several studies against the epochs spent: mean and t-interval.
+
+    At each whole number of epochs ``e`` from 1 to ``epochs``, each study's value is
+    :func:`best_within` ``e`` (its best among the trials finished within ``e`` epochs; none
+    before its first completed trial), and the studies that have one give the mean and
+    Student's t-interval of the mean (:func:`idlmam.stats.t_interval`). With studies stopped at
+    the same budget by :func:`stop_at_epochs`, every curve runs to the same right edge.
+
+    Args:
+        studies: the studies (say, one pruner under several sampler seeds), as a sequence or as
+            the values of a mapping; all single-objective, in the same direction.
+        epochs: the last number of epochs of the curve (the budget).
+        confidence: of the interval.
+        states: the trial states whose epochs count (default :data:`SPENT_STATES`).
+
+    Returns:
+        A frame indexed by epochs spent (index name ``"epochs"``, 1 to ``epochs``) with
+        ``studies`` (how many have a value there), ``mean``, ``low`` and ``high`` (NaN where
+        fewer than two have a value).
+
+    Raises:
+        ValueError: no study given, their directions differ, or ``epochs`` is below 1.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import FloatDistribution
+        >>> def study_of(values):  # each trial 2 epochs
+        ...     study = optuna.create_study(direction="maximize")
+        ...     for v in values:
+        ...         study.add_trial(optuna.trial.create_trial(value=v, params={"x": 0.0},
+        ...             distributions={"x": FloatDistribution(0, 1)},
+        ...             intermediate_values={0: v, 1: v}))
+        ...     return study
+        >>> band = best_by_epochs_band([study_of([0.2, 0.6]), study_of([0.4, 0.2])], 4)
+        >>> band["studies"].tolist(), band["mean"].round(2).tolist()
+        ([0, 2, 2, 2], [nan, 0.3, 0.3, 0.5])
+    """
+    from ..stats import t_interval
+
+    studies = list(studies.values()) if isinstance(studies, Mapping) else list(studies)
+    if not studies:
+        raise ValueError("best_by_epochs_band needs at least one study")
+    if len({s.direction for s in studies}) > 1:
+        raise ValueError("the studies optimize in different directions: their bests do not mix")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs!r}")
+    grid = pd.RangeIndex(1, epochs + 1, name="epochs")
+    curves = []
+    for study in studies:
+        curve = best_by_epochs(study, states)
+        # the last trial finished within each e: its running best (NaN before the first)
+        at = curve["epochs"].searchsorted(grid, side="right") - 1
+        values = [float(curve["best value"].iloc[i]) if i >= 0 else float("nan") for i in at]
+        curves.append(pd.Series(values, index=grid))
+    table = pd.concat(curves, axis=1)  # one column per study
+    rows = []
+    for _, values in table.iterrows():
+        present = values.dropna().to_numpy(dtype=float)
+        low, high = t_interval(present, confidence)
+        mean = float(present.mean()) if len(present) else float("nan")
+        rows.append({"studies": len(present), "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows, index=grid)
+
+
 def savings_sentence(
     frame: pd.DataFrame,
     run: str,
@@ -282,7 +448,7 @@ def savings_sentence(
         >>> rows = [("none", 0, 70, 0.8), ("none", 1, 72, 0.7), ("none", 2, 68, 0.9),
         ...         ("median", 0, 50, 0.8), ("median", 1, 50, 0.7), ("median", 2, 50, 0.9)]
         >>> frame = pd.DataFrame(rows, columns=["run", "seed", "epochs spent", "best accuracy"])
-        >>> print(savings_sentence(frame.assign(epoch=0), "median", "none"))
+        >>> print(savings_sentence(frame.assign(epoch=0), "median", "none"))  # doctest: +NORMALIZE_WHITESPACE
         - **Median** spent 20 ± 5 epochs fewer than none (29% of its 70); its best accuracy
         was the same as none's in every study.
     """

@@ -13,6 +13,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from idlmam.tune import best_by_epochs, best_so_far_band, epochs_spent, savings_sentence
+from idlmam.tune.compare import best_by_epochs_band, best_within, stop_at_epochs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -166,3 +167,83 @@ def test_savings_sentence_capitalises_the_run_that_starts_it():
     assert halving.startswith("- **Successive halving** spent 28 ± 5 epochs fewer than no pruning")
     assert halving.endswith("the same as no pruning's in every study.")  # the reference as given
     assert savings_sentence(frame, "Hyperband", "no pruning").startswith("- **Hyperband** spent")
+
+
+def epochs_objective(epochs_of_trial: list[int], values: list[float]):
+    """An objective whose trial ``k`` reports ``epochs_of_trial[k]`` epochs, then returns
+    ``values[k]`` (prune it early by giving it fewer epochs: the count is what matters here)."""
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        for epoch in range(epochs_of_trial[trial.number]):
+            trial.report(0.1, epoch)
+        return values[trial.number]
+
+    return objective
+
+
+def test_stop_at_epochs_stops_once_the_budget_is_spent_and_counts_the_overshoot():
+    # trials of 3, 1, 4, 2, ... epochs: 3, 4, 8 spent after three trials; a budget of 6 is
+    # crossed by the third, which runs to its end: 2 epochs over, counted
+    study = optuna.create_study(direction="maximize")
+    objective = epochs_objective([3, 1, 4, 2, 5, 5], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    study.optimize(objective, n_trials=6, callbacks=[stop_at_epochs(6)])
+    assert len(study.trials) == 3 and epochs_spent(study) == 8
+    # exactly on the budget: no overshoot, no further trial
+    exact = optuna.create_study()
+    exact.optimize(
+        epochs_objective([2] * 10, [0.0] * 10), n_trials=10, callbacks=[stop_at_epochs(6)]
+    )
+    assert len(exact.trials) == 3 and epochs_spent(exact) == 6
+    # n_trials still caps a study that has not spent its budget
+    short = optuna.create_study()
+    short.optimize(
+        epochs_objective([1] * 10, [0.0] * 10), n_trials=4, callbacks=[stop_at_epochs(6)]
+    )
+    assert len(short.trials) == 4
+    assert repr(stop_at_epochs(72)) == "stop_at_epochs(72)"
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="at least 1"):
+            stop_at_epochs(bad)
+
+
+def test_stop_at_epochs_counts_pruned_trials_and_not_failed_ones_unless_asked():
+    spent = study_of([(P, None, 2, {}), (F, None, 3, {}), (C, 0.5, 1, {})])
+    stops = []
+    spent.stop = lambda: stops.append(True)  # record the call instead of stopping
+    stop_at_epochs(3)(spent, spent.trials[-1])  # 2 + 1: the failed trial's 3 not counted
+    assert stops == [True]
+    stop_at_epochs(4)(spent, spent.trials[-1])
+    assert stops == [True]  # 3 < 4: goes on
+    stop_at_epochs(4, states=[C, P, F])(spent, spent.trials[-1])  # 6 with the failed one
+    assert stops == [True, True]
+
+
+def test_best_within_leaves_out_the_trial_that_crossed_the_budget():
+    study = study_of([(C, 0.5, 3, {}), (P, None, 1, {}), (C, 0.4, 2, {}), (C, 0.9, 3, {})])
+    # epochs spent after each trial: 3, 4, 6, 9
+    assert math.isnan(best_within(study, 2))  # nothing finished within 2 epochs
+    assert [best_within(study, e) for e in (3, 5, 6, 8, 9, 100)] == [0.5, 0.5, 0.5, 0.5, 0.9, 0.9]
+    low = study_of([(C, 0.5, 2, {}), (C, 0.3, 2, {})], "minimize")
+    assert (best_within(low, 3), best_within(low, 4)) == (0.5, 0.3)
+
+
+def test_best_by_epochs_band_is_the_mean_and_t_interval_at_each_epoch():
+    a = study_of([(C, 0.2, 2, {}), (P, None, 1, {}), (C, 0.8, 2, {})])  # epochs 2, 3, 5
+    b = study_of([(C, 0.4, 1, {}), (C, 0.3, 3, {}), (C, 0.6, 1, {})])  # epochs 1, 4, 5
+    band = best_by_epochs_band({"seed 0": a, "seed 1": b}, 6)
+    assert band.index.name == "epochs" and band.index.tolist() == [1, 2, 3, 4, 5, 6]
+    assert band["studies"].tolist() == [1, 2, 2, 2, 2, 2]
+    # a: nan .2 .2 .2 .8 .8; b: .4 .4 .4 .4 .6 .6
+    assert band["mean"].tolist() == pytest.approx([0.4, 0.3, 0.3, 0.3, 0.7, 0.7])
+    assert band[["low", "high"]].iloc[0].isna().all()  # one study: no interval
+    half = 12.7062047 * abs(0.8 - 0.6) / 2
+    assert (band.loc[5, "low"], band.loc[5, "high"]) == pytest.approx((0.7 - half, 0.7 + half))
+    # each study's curve at e is best_within(e)
+    for e in band.index:
+        values = [v for v in (best_within(a, e), best_within(b, e)) if not math.isnan(v)]
+        assert band.loc[e, "mean"] == pytest.approx(np.mean(values))
+    with pytest.raises(ValueError, match="at least one study"):
+        best_by_epochs_band([], 3)
+    with pytest.raises(ValueError, match="different directions"):
+        best_by_epochs_band([a, study_of([(C, 0.5, 1, {})], "minimize")], 3)
