@@ -5,7 +5,8 @@
 - :mod:`idlmam.optim.batch_schedules`: schedules stepped per batch (warmup, decay to zero,
   warmup-stable-decay and its cooldowns);
 - :mod:`idlmam.optim.clipping`: gradient-norm clipping on any optimizer, and the norms it saw;
-- :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, and Lion, written from scratch;
+- :mod:`idlmam.optim.scratch`: the chapter's SGD, Adam and AdamW, AlgoPerf's NAdamW
+  and Lion, written from scratch;
 - :mod:`idlmam.optim.shampoo`: Shampoo, weight matrices preconditioned on both sides, from scratch;
 - :mod:`idlmam.optim.soap`: SOAP, Adam in the eigenbasis of Shampoo's preconditioners, from scratch;
 - :mod:`idlmam.optim.tensorwise`: what those two share, a step that updates one tensor at a time;
@@ -41,7 +42,7 @@ from idlmam.optim.schedules import (
     exponential_gamma,
     schedule_lrs,
 )
-from idlmam.optim.scratch import SGD, Adam, AdamW, Lion
+from idlmam.optim.scratch import SGD, Adam, AdamW, Lion, NAdamW
 from idlmam.optim.shampoo import Shampoo
 from idlmam.optim.soap import SOAP
 from idlmam.optim.tensorwise import TensorwiseOptimizer
@@ -69,6 +70,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "NAdamW",
     "Lion",
     "Shampoo",
     "SOAP",

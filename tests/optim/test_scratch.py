@@ -125,6 +125,75 @@ def test_from_scratch_optimizers_reject_bad_arguments(make, match):
         make([torch.nn.Parameter(torch.zeros(1))])
 
 
+# NAdamW (AlgoPerf's): a hand computation, AdamW at beta_1 = 0, not torch's NAdam ----------------
+
+
+def _nadamw_by_hand(theta0, grad, steps, lr, beta1, beta2, eps, wd):
+    """The AlgoPerf baseline's update in Python floats, one value at a time."""
+    theta, m, v = list(theta0), [0.0] * len(theta0), [0.0] * len(theta0)
+    for t in range(1, steps + 1):
+        g = grad(theta, t)
+        for i in range(len(theta)):
+            theta[i] *= 1 - lr * wd
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] ** 2
+            look_ahead = beta1 * m[i] + (1 - beta1) * g[i]
+            step = lr / (1 - beta1**t) * look_ahead
+            theta[i] -= step / (math.sqrt(v[i] / (1 - beta2**t)) + eps)
+    return theta
+
+
+def _noisy_quadratic(theta, t):
+    a, b = [1.0, 10.0, 0.1], [0.3, 0.2, -1.0]
+    return [a[i] * (theta[i] - b[i]) + math.cos(2.3 * t + i) for i in range(3)]
+
+
+def _run(opt_class, p, steps, **kwargs):
+    opt = opt_class([p], **kwargs)
+    for t in range(1, steps + 1):
+        p.grad = torch.tensor(_noisy_quadratic(p.tolist(), t), dtype=torch.float64)
+        opt.step()
+    return p.tolist()
+
+
+def test_nadamw_matches_a_hand_computation_over_100_steps():
+    theta0, kwargs = [1.0, -0.5, 2.0], dict(lr=0.02, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    want = _nadamw_by_hand(theta0, _noisy_quadratic, 100, 0.02, 0.9, 0.99, 1e-8, 0.1)
+    p = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
+    assert _run(ours.NAdamW, p, 100, **kwargs) == pytest.approx(want, abs=1e-9)
+    adamw = _run(
+        ours.AdamW, torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)), 100, **kwargs
+    )
+    assert max(abs(x - y) for x, y in zip(want, adamw)) > 1e-3  # the look-ahead changes the path
+
+
+def test_nadamw_is_adamw_without_momentum_and_is_not_torchs_nadam():
+    theta0 = [1.0, -0.5, 2.0]
+    kwargs = dict(lr=0.02, betas=(0.0, 0.99), weight_decay=0.1)
+    ours_ = _run(
+        ours.NAdamW, torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)), 50, **kwargs
+    )
+    torchs = _run(
+        torch.optim.AdamW,
+        torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)),
+        50,
+        **kwargs,
+    )
+    assert ours_ == pytest.approx(torchs, abs=1e-12)
+    kwargs = dict(lr=0.02, betas=(0.9, 0.99), weight_decay=0.1)
+    ours_ = _run(
+        ours.NAdamW, torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)), 50, **kwargs
+    )
+    nadam = _run(
+        torch.optim.NAdam,
+        torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)),
+        50,
+        decoupled_weight_decay=True,
+        **kwargs,
+    )  # Dozat's schedule keeps torch's momentum near beta_1 / 2: another path
+    assert max(abs(x - y) for x, y in zip(ours_, nadam)) > 1e-3
+
+
 # Lion from scratch: a hand computation, sign(0), checkpoints ----------------------------------
 
 
