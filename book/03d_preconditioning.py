@@ -56,13 +56,13 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import math
-import time
 from functools import partial
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from idlmam.experiments.race import step_costs
 from idlmam.landscapes import narrow_valley, optimizer_path, plot_paths, steps_to_reach
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, glue, setup
@@ -564,42 +564,21 @@ print(f"idlmam.optim.Shampoo traces the dozen lines' losses (200 steps, to 1e-9)
 # The price is the eigendecompositions, of an $m \times m$ and an $n \times n$ matrix per
 # weight matrix; for the chapter's first layer, $128 \times 128$ and $784 \times 784$. A step
 # of the chapter's network (batch 256, forward, backward and the optimizer's step) on one CPU
-# thread of the machine that built this page, the median of five repeats of 30 steps:
+# thread of the machine that built this page, timed by `idlmam.experiments.race.step_costs`: five
+# rounds of 30 steps, the optimizers taking turns within each round so that the machine's load
+# falls on all of them alike, and the median over the rounds:
 
 # %% tags=["nbval-ignore-output"]
 COSTS = {
     "AdamW": torch.optim.AdamW,
-    "Muon (with AdamW)": None,  # built below: its param groups need the model
+    "Muon (with AdamW)": lambda p, lr: MuonWithAdamW(*muon_param_groups(p), lr=lr),
     "Shampoo, roots every step": partial(Shampoo, update_interval=1),
     "Shampoo, roots every 10 steps": partial(Shampoo, update_interval=10),
     "SOAP, bases every 10 steps": SOAP,
 }
-
-
-def seconds_per_step(make_optimizer, steps=30, repeats=5):
-    torch.manual_seed(0)
-    model = mlp()
-    optimizer = make_optimizer(model)
-    x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
-    times = []
-    for _ in range(repeats + 1):  # the first repeat warms up and is dropped
-        start = time.perf_counter()
-        for _step in range(steps):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-        times.append((time.perf_counter() - start) / steps)
-    return sorted(times[1:])[repeats // 2]
-
-
-cost = {}
-for name, make in COSTS.items():
-    if make is None:
-        cost[name] = seconds_per_step(lambda m: MuonWithAdamW(*muon_param_groups(m), lr=1e-3))
-    else:
-        cost[name] = seconds_per_step(lambda m, make=make: make(m.parameters(), lr=1e-3))
-costs = pd.DataFrame({"ms per step": {n: 1000 * c for n, c in cost.items()}})
-costs["x AdamW"] = costs["ms per step"] / costs.loc["AdamW", "ms per step"]
+makers = {name: lambda p, make=make: make(p, lr=1e-3) for name, make in COSTS.items()}
+costs = step_costs(makers, steps=30, rounds=5, reference="AdamW")
+costs = costs[["ms per step"]].assign(**{"x AdamW": costs["x ref"]})
 for key, name in (
     ("cost_shampoo_1", "Shampoo, roots every step"),
     ("cost_shampoo_10", "Shampoo, roots every 10 steps"),

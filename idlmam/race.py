@@ -1,7 +1,8 @@
 """``python -m idlmam.race MODULE:NAME``: race your optimizer against the optimizers page's field.
 
 Your optimizer gets exactly what each optimizer of the page gets (:mod:`idlmam.experiments.race`):
-three learning rates on a log grid from ``--lr`` up (x 4, x 16), one seed each, chosen on a
+three learning rates on a log grid from ``--lr`` up (x 4, x 16), one seed each, and up to two
+more beyond the end of the grid where the best of them lies (the page's rule), chosen on a
 validation split; the chosen rate run with every seed and scored once on the test set; the same
 warmup and linear decay to zero, stepped every batch. The field's runs are cached (per budget,
 package version and device), so a second race trains only yours. It trains on one CPU thread,
@@ -283,7 +284,7 @@ text-align:right}}th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><b
 <ul>{items}</ul>
 {shown.to_html(border=0)}
 <p>* yours. Accuracies in percent; ± the half-width of a 95% t-interval over the seeds;
-<em>vs leader</em> paired by seed; <em>edge</em>: the chosen rate is an end of its grid.</p>
+<em>vs leader</em> paired by seed; <em>edge</em>: the chosen rate is an end of the rates it tried.</p>
 <img alt="Test accuracy per epoch at each optimizer's tuned rate, mean with a 95% band over
 seeds, one line per optimizer, {html.escape(plan.name)} in black" src="data:image/png;base64,{picture}">
 </body></html>
@@ -297,9 +298,10 @@ def _summary(plan, race_seconds: float, board: pd.DataFrame, cached: int) -> lis
     return [
         f"budget: {budget} ({VAL_FRACTION:.0%} of them held out for validation)",
         f"protocol: each optimizer tries the rates of its grid (3 for the field; {plan.name}: "
-        f"{rates}), one seed each; the best on validation accuracy is run with every seed and "
-        f"scored once on test; every optimizer warms up over {WARMUP:.0%} of the steps, then decays "
-        "linearly to zero (schedule-free AdamW: warmup only)",
+        f"{rates}), one seed each, and up to {mine.extend} more beyond the end where the best "
+        "lies; the best on validation accuracy is run with every seed and scored once on test; "
+        f"every optimizer warms up over {WARMUP:.0%} of the steps, then decays linearly to zero "
+        "(schedule-free AdamW: warmup only; Adafactor: its own relative step)",
         f"target: {board.attrs['target']:.1%} validation accuracy ({board.attrs['target_rule']})",
         f"this race took {race_seconds:.0f} s, {cached} of the field's {len(plan.names)} "
         "read from the cache",

@@ -1,8 +1,9 @@
 """The optimizer race: the optimizers page's protocol, for its field and for a reader's optimizer.
 
-Each contender gets a learning-rate search on a log grid around its usual rate (one seed per
-trial, scored on a validation split), its best rate is run with every seed and scored once on the
-test set, and every contender warms up and decays on the same per-batch schedule
+Each contender gets a learning-rate search on a log grid from its usual rate up (one seed per
+trial, scored on a validation split), grown by one rule where its best rate lies at an end
+(:data:`EXTEND`), its best rate is run with every seed and scored once on the test set, and
+every contender with no schedule of its own warms up and decays on one per-batch schedule
 (:mod:`idlmam.experiments.sweep` does the training). The page ``book/03c_optimizers_since.py``
 and the command ``python -m idlmam.race`` both race through :func:`run_race` and rank with
 :func:`leaderboard`; the field's runs are cached per budget, package version and device.
@@ -11,11 +12,12 @@ Example:
     >>> list(field(warmup_steps=2))[:2]
     ['SGD w/ Nesterov', 'AdamW']
     >>> field(warmup_steps=2)["SGD w/ Nesterov"].rates()
-    [0.025, 0.1, 0.4]
+    [0.1, 0.4, 1.6]
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -26,6 +28,7 @@ import math
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,7 +43,15 @@ import torch
 from ..budget import Budget
 from ..data import book_loaders
 from ..models import mlp
-from ..optim import SOAP, Lion, MuonWithAdamW, Shampoo, muon_param_groups, warmup_linear_decay
+from ..optim import (
+    SOAP,
+    Lion,
+    MuonWithAdamW,
+    NAdamW,
+    Shampoo,
+    muon_param_groups,
+    warmup_linear_decay,
+)
 from ..stats import compare, final_scores
 from ..train import DivergenceWarning
 from .sweep import OptimizerAt, best_rates, lr_sweep, rate_grid, time_to_target, with_seeds
@@ -51,6 +62,8 @@ __all__ = [
     "WARMUP",
     "DECAY",
     "GRID",
+    "EXTEND",
+    "MUON_DECAY",
     "Contender",
     "field",
     "field_names",
@@ -58,9 +71,11 @@ __all__ = [
     "setting",
     "RaceRuns",
     "planned_runs",
+    "next_rate",
     "race_one",
     "run_race",
     "leaderboard",
+    "step_costs",
     "cache_dir",
     "load_cached",
     "RaceInputError",
@@ -72,6 +87,8 @@ VAL_FRACTION = 0.2  # the share of the training images held out to choose the ra
 WARMUP = 0.05  # the share of the steps spent warming up, for every optimizer
 DECAY = 0.01  # lambda, AdamW's default weight decay, given to every decoupled decay
 GRID = dict(below=0, above=2, factor=4.0)  # 3 trials: the usual rate, x 4 and x 16
+EXTEND = 2  # at most this many rates added beyond the end of a grid where its best trial lies
+MUON_DECAY = 0.1  # lambda of Muon's matrices: torch.optim.Muon's default, and Moonlight's
 
 OK = "ok"
 ALL_DIVERGED = "diverged at every rate"
@@ -88,6 +105,8 @@ class Contender:
             linear decay to zero, stepped per batch: :func:`idlmam.optim.warmup_linear_decay`);
             False: a constant rate (an optimizer with a schedule of its own).
         grid: :func:`rate_grid`'s keyword arguments.
+        extend: at most this many rates added beyond an end of the grid where the best trial
+            lies (:func:`next_rate`); 0 keeps the grid as it is.
         elementwise: its seeds may train stacked into one model (its step acts value by value);
             False trains them one after the other, the safe choice for an optimizer nobody
             vouched for (one that reads a whole tensor would mix the stacked seeds).
@@ -98,6 +117,7 @@ class Contender:
     decays: bool = True
     grid: Mapping = dataclass_field(default_factory=lambda: dict(GRID))
     elementwise: bool = True
+    extend: int = EXTEND
 
     def rates(self) -> list[float]:
         """The rates it tries, smallest first."""
@@ -113,7 +133,9 @@ def _adamw(params, lr):
 
 
 def _muon(params, lr):
-    return MuonWithAdamW(*muon_param_groups(params), lr=lr, weight_decay=DECAY)
+    hidden, other = muon_param_groups(params)  # the first and last layers on AdamW
+    hidden = [{"params": hidden, "weight_decay": MUON_DECAY}]
+    return MuonWithAdamW(hidden, other, lr=lr, weight_decay=DECAY)
 
 
 def _shampoo(params, lr):
@@ -141,11 +163,13 @@ def field(warmup_steps: int) -> dict[str, Contender]:
     """
     decoupled = dict(weight_decay=DECAY, decoupled_weight_decay=True)
     return {
-        "SGD w/ Nesterov": Contender(0.1, _sgd_nesterov, grid=dict(below=1, above=1, factor=4.0)),
+        "SGD w/ Nesterov": Contender(0.1, _sgd_nesterov),
         "AdamW": Contender(1e-3, _adamw),
-        "NAdamW": Contender(2e-3, partial(torch.optim.NAdam, **decoupled)),
+        "NAdamW": Contender(2e-3, partial(NAdamW, weight_decay=DECAY)),  # AlgoPerf's
         "RAdam": Contender(1e-3, partial(torch.optim.RAdam, **decoupled)),
-        "Adafactor": Contender(1e-2, partial(torch.optim.Adafactor, weight_decay=DECAY)),
+        # its own relative step min(lr, 1 / sqrt(t)), and torch's default decay, 0: its decay
+        # multiplies the nominal rate, not the step, and would shrink it far more than the others
+        "Adafactor": Contender(1e-2, torch.optim.Adafactor, decays=False),
         "Muon": Contender(1e-3, _muon),
         "Lion": Contender(1e-4, partial(Lion, weight_decay=10 * DECAY)),
         "Shampoo": Contender(1e-3, _shampoo),
@@ -242,7 +266,7 @@ class RaceRuns:
 
     Attributes:
         name: the contender's name (the ``optimizer`` column, and ``run`` of ``tuned``).
-        rates: the rates it tried.
+        rates: the rates it tried, smallest first: its grid and those :func:`next_rate` added.
         trials: the long frame of :func:`lr_sweep` (empty when it raised before any finished).
         tuned: every seed at the chosen rate, ``run`` = ``name`` (empty when it failed).
         rate: the chosen rate (None when it failed).
@@ -250,6 +274,7 @@ class RaceRuns:
         status: ``"ok"``, ``"diverged at every rate"`` or ``"raised: <one line>"``.
         steps_per_epoch: optimizer steps per epoch (for the steps to a target).
         cached: it was read from the cache, not trained.
+        val_examples: the size of the validation split (for the target's margin), if known.
     """
 
     name: str
@@ -261,6 +286,7 @@ class RaceRuns:
     status: str
     steps_per_epoch: int
     cached: bool = False
+    val_examples: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -269,8 +295,9 @@ class RaceRuns:
 
 
 def planned_runs(contender: Contender, setting: Setting) -> int:
-    """Runs :func:`race_one` trains for ``contender``: one per rate, then the other seeds."""
-    return len(contender.rates()) + len([s for s in setting.seeds if s != 0])
+    """Runs :func:`race_one` may train for ``contender``: one per rate of its grid, the
+    rates its grid may grow by (``extend``), then the other seeds."""
+    return len(contender.rates()) + contender.extend + len([s for s in setting.seeds if s != 0])
 
 
 def _one_line(err: BaseException) -> str:
@@ -285,13 +312,49 @@ def _edge(rate: float, rates: list[float], at_edge: bool) -> str:
     return "top" if math.isclose(rate, max(rates), rel_tol=1e-12) else "bottom"
 
 
+def next_rate(trials: pd.DataFrame, name: str, factor: float) -> float | None:
+    """The rate the grid-extension rule tries next, or None: the grid is done.
+
+    The rule, fixed before any run: where the best trial (on validation) is the largest rate
+    tried, try ``factor`` times that rate; where it is the smallest, or every trial diverged, a
+    ``factor`` below the smallest. :func:`race_one` applies it at most ``extend`` times
+    (:class:`Contender`; :data:`EXTEND` by default).
+
+    Example:
+        >>> trials = pd.DataFrame({"optimizer": "A", "rate": [1.0, 4.0], "run": ["a", "b"],
+        ...                        "seed": 0, "epoch": 0, "val Accuracy": [0.80, 0.85]})
+        >>> next_rate(trials, "A", 4.0)  # the best is the top: go on up
+        16.0
+    """
+    best = best_rates(trials).loc[name]
+    tried = sorted(set(trials["rate"]))
+    if best["score"] == -math.inf:
+        return tried[0] / factor  # every rate failed: lower
+    if not best["at_edge"]:
+        return None
+    top = math.isclose(best["rate"], tried[-1], rel_tol=1e-12)
+    return tried[-1] * factor if top else tried[0] / factor
+
+
 def _trials(name, contender, setting, kwargs, tick) -> pd.DataFrame:
     frames = []
-    for rate in contender.rates():  # one rate at a time: one tick per trial
+
+    def trial(rate: float) -> pd.DataFrame:
         frames.append(lr_sweep(name, contender.optimizer_at, [rate], **kwargs))
-        tick(1)
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["diverged"] = any(f.attrs["diverged"] for f in frames)
+        tick(1)  # one rate at a time: one tick per trial
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs["diverged"] = any(f.attrs["diverged"] for f in frames)
+        return out
+
+    for rate in contender.rates():
+        out = trial(rate)
+    factor = contender.grid.get("factor", GRID["factor"])
+    for added in range(contender.extend):
+        rate = next_rate(out, name, factor)
+        if rate is None:
+            tick(contender.extend - added)  # the planned extensions it did not need
+            break
+        out = trial(rate)
     return out
 
 
@@ -325,8 +388,9 @@ def race_one(
 ) -> RaceRuns:
     """Race one contender: its trials, its best rate on validation, that rate with every seed.
 
-    The trials are :func:`lr_sweep`, one seed each; :func:`best_rates` chooses on the final
-    validation accuracy; :func:`with_seeds` runs the chosen rate with every seed of
+    The trials are :func:`lr_sweep`, one seed each, on the contender's grid and on the rates
+    :func:`next_rate` adds beyond its ends (at most ``contender.extend``); :func:`best_rates` chooses
+    on the final validation accuracy; :func:`with_seeds` runs the chosen rate with every seed of
     ``setting``, reusing the seed-0 trial. A contender that fails is a result, not an error:
     one whose factory or ``step`` raises, or that diverges at every rate, ends as a failed
     :class:`RaceRuns` with a one-line ``status``.
@@ -335,8 +399,9 @@ def race_one(
         name: the contender's name.
         contender: what to race.
         setting: the data and training (:func:`setting`).
-        done: called with 1 after every trained run, and once with the number of planned runs a
-            failure left untrained, so the calls add up to :func:`planned_runs`.
+        done: called with 1 after every trained run, with the number of added rates the grid
+            did not need, and once with the number of planned runs a failure left untrained, so
+            the calls add up to :func:`planned_runs`.
 
     Returns:
         The contender's :class:`RaceRuns`.
@@ -346,28 +411,33 @@ def race_one(
 
     def tick(n: int) -> None:
         nonlocal trained
-        trained += n
+        trained += n  # runs trained, or planned and not needed: a failure ticks the rest
         done(n)
 
     kwargs = dict(setting.run_kwargs(), make_schedule=setting.make_schedule(contender))
     steps, rates = len(setting.loaders["train"]), contender.rates()
+    n_val = setting.loaders["val"].n_examples
     empty = pd.DataFrame()
     trials = empty
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)  # the frames record it
             trials = _trials(name, contender, setting, kwargs, tick)
+            rates = sorted(set(trials["rate"]))
             best = best_rates(trials).loc[name]
             if best["score"] == -math.inf:
                 done(planned_runs(contender, setting) - trained)
-                return RaceRuns(name, rates, trials, empty, None, "-", ALL_DIVERGED, steps)
+                return RaceRuns(
+                    name, rates, trials, empty, None, "-", ALL_DIVERGED, steps, val_examples=n_val
+                )
             rate = float(best["rate"])
             tuned = _every_seed(name, contender, rate, trials, setting, kwargs, tick)
     except Exception as err:  # a reader's optimizer may raise anything: a result of the race
         done(planned_runs(contender, setting) - trained)
-        return RaceRuns(name, rates, trials, empty, None, "-", f"raised: {_one_line(err)}", steps)
+        status = f"raised: {_one_line(err)}"
+        return RaceRuns(name, rates, trials, empty, None, "-", status, steps, val_examples=n_val)
     edge = _edge(rate, rates, bool(best["at_edge"]))
-    return RaceRuns(name, rates, trials, tuned, rate, edge, OK, steps)
+    return RaceRuns(name, rates, trials, tuned, rate, edge, OK, steps, val_examples=n_val)
 
 
 def run_race(
@@ -403,8 +473,13 @@ def run_race(
 
 
 def default_target(results: Mapping[str, RaceRuns]) -> tuple[float, str]:
-    """The page's target: the baseline's mean final validation accuracy, rounded down to 0.5
-    points; the baseline is AdamW when it has a result, else the leader (best on test).
+    r"""The page's target: the baseline's mean final validation accuracy :math:`p`, less the
+    standard error of one run's accuracy on the validation split, :math:`\sqrt{p (1 - p) / n}`
+    for its :math:`n` images, rounded down to 0.5 points; the baseline is AdamW when it has a
+    result, else the leader (best on test).
+
+    The margin keeps a run that trains as well as the baseline from missing the target by the
+    noise of the split alone. Without the split's size (``val_examples`` None) there is no margin.
 
     Returns:
         ``(target, the rule in words)``.
@@ -413,9 +488,18 @@ def default_target(results: Mapping[str, RaceRuns]) -> tuple[float, str]:
     tuned = pd.concat([r.tuned for r in ok.values()], ignore_index=True)
     baseline = "AdamW" if "AdamW" in ok else final_scores(tuned).index[0]
     value = final_scores(tuned, "val Accuracy").loc[baseline, "mean"]
-    target = float(np.floor(value * 200 + 1e-9) / 200)
+    n = ok[baseline].val_examples
+    error = math.sqrt(value * (1 - value) / n) if n else 0.0
+    target = float(np.floor((value - error) * 200 + 1e-9) / 200)
+    margin = (
+        f", less one standard error of a run's accuracy on the {n:,} validation images "
+        f"({100 * error:.1f} points)"
+        if n
+        else ""
+    )
     return target, (
-        f"{baseline}'s mean final validation accuracy, rounded down to a multiple of 0.5 points"
+        f"{baseline}'s mean final validation accuracy{margin}, rounded down to a multiple of "
+        "0.5 points"
     )
 
 
@@ -521,6 +605,92 @@ def readable(board: pd.DataFrame, mine: str | None = None) -> pd.DataFrame:
     return shown.rename_axis("optimizer")
 
 
+# What a step costs ------------------------------------------------------------------------------
+
+
+def step_costs(
+    makers: Mapping[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]],
+    *,
+    make_model: Callable[[], torch.nn.Module] = mlp,
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    steps: int = 20,
+    rounds: int = 5,
+    reference: str | None = None,
+    device: torch.device | str = "cpu",
+) -> pd.DataFrame:
+    """Seconds per training step of each optimizer, timed in interleaved rounds.
+
+    A step is what training does per batch: forward, loss, backward and the optimizer's step,
+    here on one fixed batch. Each optimizer steps its own copy of one model (the same initial
+    weights). A round times ``steps`` steps of every optimizer in turn, so that a change in the
+    machine's load during the measurement falls on all of them alike; the first round warms up
+    and is dropped. An optimizer with ``train()`` (schedule-free) is put in training mode.
+
+    Args:
+        makers: ``{name: params -> optimizer}``.
+        make_model: the network (default: the chapter's MLP).
+        batch: ``(x, y)``; default 256 random 784-pixel images and labels among 10 classes.
+        steps: steps per optimizer per round.
+        rounds: rounds kept (one more is run first, to warm up).
+        reference: a name of ``makers``: each round's times are also divided by its time.
+        device: where to step.
+
+    Returns:
+        A frame indexed by name: ``ms per step`` (median over the rounds), ``ms min``,
+        ``ms max``; with ``reference``, ``x ref`` (the median over the rounds of the ratio within
+        each round), ``x min`` and ``x max``.
+
+    Raises:
+        ValueError: ``steps`` or ``rounds`` below 1, or ``reference`` not in ``makers``.
+
+    Example:
+        >>> costs = step_costs({"SGD": lambda p: torch.optim.SGD(p, lr=0.1)}, steps=2, rounds=1)
+        >>> list(costs.columns)
+        ['ms per step', 'ms min', 'ms max']
+    """
+    if steps < 1 or rounds < 1:
+        raise ValueError(f"need steps >= 1 and rounds >= 1; got steps={steps}, rounds={rounds}")
+    if reference is not None and reference not in makers:
+        raise ValueError(f"reference {reference!r} is not one of {list(makers)}")
+    torch.manual_seed(0)
+    base = make_model().to(device)
+    if batch is None:
+        batch = (torch.randn(BATCH_SIZE, 784), torch.randint(0, 10, (BATCH_SIZE,)))
+    x, y = (t.to(device) for t in batch)
+    models, optimizers = {}, {}
+    for name, make in makers.items():
+        models[name] = copy.deepcopy(base)
+        optimizers[name] = make(list(models[name].parameters()))
+        if hasattr(optimizers[name], "train"):
+            optimizers[name].train()
+    times = {name: [] for name in makers}
+    for _ in range(rounds + 1):
+        for name in makers:
+            model, optimizer = models[name], optimizers[name]
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) / steps)
+    kept = pd.DataFrame({name: t[1:] for name, t in times.items()})  # rows: rounds
+    out = pd.DataFrame(
+        {
+            "ms per step": 1000 * kept.median(),
+            "ms min": 1000 * kept.min(),
+            "ms max": 1000 * kept.max(),
+        }
+    )
+    if reference is not None:
+        ratios = kept.div(kept[reference], axis=0)
+        out["x ref"], out["x min"], out["x max"] = ratios.median(), ratios.min(), ratios.max()
+    return out
+
+
 # The cache of the field's runs ------------------------------------------------------------------
 
 
@@ -543,6 +713,7 @@ def _meta_key(name: str, contender: Contender, setting: Setting) -> dict:
     return {
         "name": name,
         "rates": contender.rates(),
+        "extend": contender.extend,
         "decays": contender.decays,
         **setting.key(),
     }
@@ -596,8 +767,10 @@ def _load(path: Path, name: str, contender: Contender, setting: Setting) -> Race
     if parts[0].empty or (meta["status"] == OK and parts[1].empty):
         raise ValueError("the file holds no runs")
     steps = len(setting.loaders["train"])
-    rates = contender.rates()
-    return RaceRuns(name, rates, *parts, meta["rate"], meta["edge"], meta["status"], steps, True)
+    rates = sorted(set(parts[0]["rate"]))  # the grid and the rates its rule added
+    n_val = setting.loaders["val"].n_examples
+    status = meta["status"]
+    return RaceRuns(name, rates, *parts, meta["rate"], meta["edge"], status, steps, True, n_val)
 
 
 def load_cached(

@@ -16,21 +16,24 @@ def _parameters(model: torch.nn.Module | Iterable[torch.Tensor]) -> list[torch.T
 
 
 def muon_param_groups(
-    model: torch.nn.Module | Iterable[torch.Tensor],
+    model: torch.nn.Module | Iterable[torch.Tensor], *, first_layer: bool = False
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Split the parameters into the hidden weight matrices (for Muon) and all the others.
 
-    Muon is for the 2-D weights of hidden layers; biases, normalization weights, embeddings and
-    the output layer go to AdamW (Keller Jordan's Muon README). For a module the rule is: every
-    parameter with ``p.ndim == 2`` except the weight of the last ``nn.Linear`` (the output
-    layer) and of any ``nn.Embedding``. Given only parameters (what ``make_optimizer`` receives
-    from :func:`idlmam.experiments.run`), the last 2-D parameter is taken as the output layer,
-    which holds for models built from input to output like :func:`idlmam.models.mlp`; for a
-    model with an embedding, pass the module. Convolution filters (4-D) go to AdamW, since
-    ``torch.optim.Muon`` takes only 2-D parameters.
+    Muon is for the 2-D weights of hidden layers; the first layer (the input, where a language
+    model has its embedding), the output layer, biases and normalization weights go to AdamW
+    (Keller Jordan's Muon README). For a module the rule is: every parameter with
+    ``p.ndim == 2`` except the weights of the first and the last ``nn.Linear`` and of any
+    ``nn.Embedding``. Given only parameters (what ``make_optimizer`` receives from
+    :func:`idlmam.experiments.run`), the first and the last 2-D parameters are taken as the input
+    and output layers, which holds for models built from input to output like
+    :func:`idlmam.models.mlp`; for a model with an embedding, pass the module. Convolution
+    filters (4-D) go to AdamW, since ``torch.optim.Muon`` takes only 2-D parameters.
 
     Args:
         model: the network, or its parameters in the order of ``model.parameters()``.
+        first_layer: give the first ``nn.Linear`` (or the first 2-D parameter) to Muon too; a
+            model with an embedding keeps it on AdamW either way.
 
     Returns:
         ``(hidden, other)``: two lists in the order of ``model.parameters()``.
@@ -39,17 +42,20 @@ def muon_param_groups(
         >>> from idlmam.models import mlp
         >>> hidden, other = muon_param_groups(mlp())  # 784 -> 128 -> 128 -> 128 -> 10
         >>> [tuple(p.shape) for p in hidden]
+        [(128, 128), (128, 128)]
+        >>> [tuple(p.shape) for p in other]  # the first layer, four biases and the output layer
+        [(128, 784), (128,), (128,), (128,), (10, 128), (10,)]
+        >>> [tuple(p.shape) for p in muon_param_groups(mlp(), first_layer=True)[0]]
         [(128, 784), (128, 128), (128, 128)]
-        >>> [tuple(p.shape) for p in other]  # four biases and the output layer
-        [(128,), (128,), (128,), (10, 128), (10,)]
     """
     params = _parameters(model)
     if isinstance(model, torch.nn.Module):
-        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-        outside = [m.weight for m in linears[-1:] + embeddings]
+        linears = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        embeddings = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding)]
     else:
-        outside = [p for p in params if p.ndim == 2][-1:]
+        linears, embeddings = [p for p in params if p.ndim == 2], []
+    ends = linears[-1:] if first_layer or embeddings else linears[:1] + linears[-1:]
+    outside = ends + embeddings
     hidden = [p for p in params if p.ndim == 2 and not any(p is q for q in outside)]
     other = [p for p in params if not any(p is q for q in hidden)]
     return hidden, other
@@ -140,7 +146,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         >>> from idlmam.optim import warmup_cosine
         >>> schedule = warmup_cosine(optimizer, total_steps=100, warmup_steps=10)
         >>> [len(group["params"]) for group in optimizer.param_groups]  # Muon's, AdamW's
-        [3, 5]
+        [2, 6]
         >>> [group["lr"] for group in optimizer.param_groups]  # the first warmup step
         [0.0001, 0.0001]
     """

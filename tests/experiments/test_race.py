@@ -2,7 +2,9 @@
 
 import math
 import sys
+import time
 import warnings
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -11,9 +13,11 @@ import torch
 
 import idlmam
 from idlmam.data import ResidentLoader
-from idlmam.experiments import sweep
+from idlmam.experiments import race, sweep
 from idlmam.experiments.race import (
+    EXTEND,
     GRID,
+    MUON_DECAY,
     Contender,
     RaceInputError,
     RaceRuns,
@@ -24,13 +28,15 @@ from idlmam.experiments.race import (
     leaderboard,
     load_cached,
     load_contender,
+    next_rate,
     planned_runs,
     race_one,
     readable,
     run_race,
+    step_costs,
 )
 from idlmam.models import mlp
-from idlmam.optim import SOAP, Lion, MuonWithAdamW, Shampoo
+from idlmam.optim import SOAP, Lion, MuonWithAdamW, NAdamW, Shampoo
 
 # --- the reader's MODULE:NAME --------------------------------------------------------------------
 
@@ -155,11 +161,9 @@ def test_the_field_is_the_pages():
         "SOAP": 3e-3,
         "Schedule-free AdamW": 2.5e-3,
     }
-    assert contenders["SGD w/ Nesterov"].rates() == pytest.approx([0.025, 0.1, 0.4])
-    for name, c in contenders.items():
-        if name != "SGD w/ Nesterov":
-            assert c.rates() == pytest.approx([c.usual_rate * 4**k for k in range(3)]), name
-        assert c.decays == (name != "Schedule-free AdamW") and c.elementwise
+    for name, c in contenders.items():  # one grid for all; the rule grows it (next_rate)
+        assert c.rates() == pytest.approx([c.usual_rate * 4**k for k in range(3)]), name
+        assert c.decays == (name not in ("Schedule-free AdamW", "Adafactor")) and c.elementwise
 
 
 def test_the_fields_factories_build_the_pages_optimizers():
@@ -168,7 +172,7 @@ def test_the_fields_factories_build_the_pages_optimizers():
     assert kinds == {
         "SGD w/ Nesterov": torch.optim.SGD,
         "AdamW": torch.optim.AdamW,
-        "NAdamW": torch.optim.NAdam,
+        "NAdamW": NAdamW,
         "RAdam": torch.optim.RAdam,
         "Adafactor": torch.optim.Adafactor,
         "Muon": MuonWithAdamW,
@@ -181,9 +185,12 @@ def test_the_fields_factories_build_the_pages_optimizers():
     assert all(g["lr"] == 0.5 for g in group.values())
     assert group["SGD w/ Nesterov"]["nesterov"] and group["SGD w/ Nesterov"]["momentum"] == 0.9
     assert group["AdamW"]["weight_decay"] == 0.01  # torch's default
-    for name in ("NAdamW", "RAdam"):
-        assert group[name]["decoupled_weight_decay"] and group[name]["weight_decay"] == 0.01
-    assert group["Adafactor"]["weight_decay"] == 0.01
+    assert group["RAdam"]["decoupled_weight_decay"] and group["RAdam"]["weight_decay"] == 0.01
+    assert group["NAdamW"]["weight_decay"] == 0.01 and group["NAdamW"]["betas"][0] == 0.9
+    assert group["Adafactor"]["weight_decay"] == 0  # torch's default: see field()
+    muon = built["Muon"].param_groups
+    assert [g["weight_decay"] for g in muon] == [MUON_DECAY, 0.01] and MUON_DECAY == 0.1
+    assert [tuple(p.shape) for p in muon[0]["params"]] == [(128, 128), (128, 128)]
     assert group["Lion"]["weight_decay"] == pytest.approx(0.1)
     assert group["Shampoo"]["momentum"] == 0.9 and group["Shampoo"]["update_interval"] == 10
     assert group["Shampoo"]["grafting"] == "adagrad" and group["Shampoo"]["weight_decay"] == 0.01
@@ -258,6 +265,15 @@ def test_the_leaderboard_by_hand():
     assert text.loc["Broken", "test acc. (%)"] == "-" and text.loc["Broken", "rate"] == "-"
 
 
+def test_the_target_leaves_a_margin_for_the_validation_splits_noise():
+    results = {"AdamW": finished("AdamW", [0.80, 0.80, 0.81], [0.8695, 0.8745, 0.8723])}
+    results["AdamW"].val_examples = 2400
+    board = leaderboard(results)  # 0.8721 - sqrt(0.8721 * 0.1279 / 2400) = 0.8653 -> 0.865
+    assert board.attrs["target"] == pytest.approx(0.865)
+    assert "less one standard error" in board.attrs["target_rule"]
+    assert "(0.7 points)" in board.attrs["target_rule"]
+
+
 def test_a_given_target_and_a_field_without_adamw():
     results = {"A": finished("A", [0.9, 0.9], [0.833, 0.838])}
     board = leaderboard(results)  # the leader's own mean 0.8355 -> 0.835
@@ -307,14 +323,11 @@ def test_setting_and_a_race_of_one(race_setting, trained):
     adamw = field(race_setting.warmup_steps)["AdamW"]
     ticks = []
     result = race_one("AdamW", adamw, race_setting, done=ticks.append)
-    assert (
-        result.ok
-        and result.rate in adamw.rates()
-        and sum(ticks) == planned_runs(adamw, race_setting) == 4
-    )
-    assert sum(trained) == 4  # three trials, then seed 1 (seed 0 is the trial)
+    assert result.ok and sum(ticks) == planned_runs(adamw, race_setting) == 3 + EXTEND + 1
+    assert set(adamw.rates()) <= set(result.rates) and result.rate in result.rates
+    assert sum(trained) == len(result.rates) + 1  # its trials, then seed 1 (seed 0 is a trial)
     assert result.tuned["run"].eq("AdamW").all() and sorted(result.tuned["seed"].unique()) == [0, 1]
-    assert set(result.trials["rate"]) == set(adamw.rates())
+    assert set(result.trials["rate"]) == set(result.rates)
     assert race_setting.make_schedule(field(1)["Schedule-free AdamW"]) is None
 
 
@@ -322,11 +335,11 @@ def test_the_cache_trains_only_what_it_lacks(race_setting, trained, tmp_path, mo
     monkeypatch.setenv("IDL_CACHE", str(tmp_path))
     cache = cache_dir(race_setting)
     assert cache == tmp_path / "race" / f"tiny-{idlmam.__version__}-cpu"
-    mine = Contender(0.1, sgd, grid=dict(below=1, above=0, factor=2.0))
+    mine = Contender(0.1, sgd, grid=dict(below=1, above=0, factor=2.0), extend=0)
     first = run_race({"SGD": mine}, race_setting, cache=cache)
     assert sum(trained) == 3 and not first["SGD"].cached
     trained.clear()
-    adamw = field(1)["AdamW"]
+    adamw = replace(field(1)["AdamW"], extend=0)
     both = run_race({"SGD": mine, "AdamW": adamw}, race_setting, cache=cache)
     assert sum(trained) == 4  # AdamW's alone
     assert both["SGD"].cached and not both["AdamW"].cached and list(both) == ["SGD", "AdamW"]
@@ -337,13 +350,13 @@ def test_the_cache_trains_only_what_it_lacks(race_setting, trained, tmp_path, mo
     run_race({"SGD": mine, "AdamW": adamw}, race_setting, cache=cache, fresh=True)
     assert sum(trained) == 7
     trained.clear()
-    wider = Contender(0.1, sgd, grid=dict(below=1, above=1, factor=2.0))  # another grid: stale
+    wider = Contender(0.1, sgd, grid=dict(below=1, above=1, factor=2.0), extend=0)  # stale
     run_race({"SGD": wider}, race_setting, cache=cache)
     assert sum(trained) == 4
 
 
 def test_a_corrupted_cache_file_warns_and_reruns(race_setting, trained, tmp_path):
-    mine = {"SGD": Contender(0.1, sgd, grid=dict(below=0, above=1, factor=2.0))}
+    mine = {"SGD": Contender(0.1, sgd, grid=dict(below=0, above=1, factor=2.0), extend=0)}
     run_race(mine, race_setting, cache=tmp_path)
     path = tmp_path / "SGD.csv"
     good = path.read_text()
@@ -359,6 +372,80 @@ def test_a_corrupted_cache_file_warns_and_reruns(race_setting, trained, tmp_path
             again = run_race(mine, race_setting, cache=tmp_path)
         assert sum(trained) == planned_runs(mine["SGD"], race_setting) == 3 and again["SGD"].ok
         assert load_cached(mine, race_setting, tmp_path)["SGD"].cached  # rewritten whole
+
+
+# --- the grid-extension rule ---------------------------------------------------------------------
+
+
+def _scored(rates_and_scores):
+    """Final validation accuracies of one optimizer's trials, as best_rates reads them."""
+    rates, scores = zip(*rates_and_scores)
+    return pd.DataFrame(
+        {
+            "optimizer": "A",
+            "rate": rates,
+            "run": [f"A, lr {r:g}" for r in rates],
+            "seed": 0,
+            "epoch": 0,
+            "val Accuracy": scores,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "trials, expected",
+    [
+        ([(1.0, 0.5), (4.0, 0.6), (16.0, 0.7)], 64.0),  # best at the top: up
+        ([(1.0, 0.7), (4.0, 0.6), (16.0, 0.1)], 0.25),  # best at the bottom: down
+        ([(1.0, 0.5), (4.0, 0.7), (16.0, 0.6)], None),  # inside: done
+        ([(1.0, math.nan), (4.0, math.nan)], 0.25),  # every rate failed: down
+        ([(1.0, 0.5), (4.0, 0.7), (16.0, 0.6), (64.0, math.nan)], None),
+    ],
+)
+def test_next_rate_follows_the_rule(trials, expected):
+    assert next_rate(_scored(trials), "A", 4.0) == expected
+
+
+def _fake_sweep(best_at):
+    """An lr_sweep whose one-seed trial scores highest at ``best_at`` (log distance)."""
+
+    def sweep_(name, optimizer_at, rates, **kwargs):
+        (rate,) = rates
+        score = 0.9 - 0.1 * abs(math.log(rate / best_at, 4))
+        frame = pd.DataFrame(
+            {
+                "optimizer": name,
+                "rate": rate,
+                "run": f"{name}, lr {rate:.2g}",
+                "seed": 0,
+                "epoch": [0],
+                "val Accuracy": score,
+                "test Accuracy": score,
+                "total time": 1.0,
+            }
+        )
+        frame.attrs["diverged"] = False
+        return frame
+
+    return sweep_
+
+
+@pytest.mark.parametrize(
+    "best_at, rates, chosen, edge",
+    [
+        (4.0, [1, 4, 16], 4.0, "-"),  # inside the grid: nothing added
+        (64.0, [1, 4, 16, 64, 256], 64.0, "-"),  # found by the first added rate
+        (1024.0, [1, 4, 16, 64, 256], 256.0, "top"),  # still at the top after two: flagged
+        (1 / 16, [1 / 16, 1 / 4, 1, 4, 16], 1 / 16, "bottom"),
+    ],
+)
+def test_a_race_grows_the_grid_by_the_rule(race_setting, monkeypatch, best_at, rates, chosen, edge):
+    monkeypatch.setattr(race, "lr_sweep", _fake_sweep(best_at))
+    one_seed = replace(race_setting, seeds=[0])
+    ticks = []
+    result = race_one("A", Contender(1.0, sgd), one_seed, done=ticks.append)
+    assert result.rates == pytest.approx(rates) and result.rate == pytest.approx(chosen)
+    assert result.edge == edge and sum(ticks) == planned_runs(Contender(1.0, sgd), one_seed) == 5
 
 
 class RaisesInStep(torch.optim.SGD):
@@ -387,7 +474,8 @@ def test_failures_are_rows_and_the_others_finish(race_setting, tmp_path):
         results = run_race(contenders, race_setting, cache=tmp_path, done=ticks.append)
     assert sum(ticks) == sum(planned_runs(c, race_setting) for c in contenders.values())
     assert results["Raises"].status == "raised: RuntimeError: this step is not written yet"
-    assert results["NaN"].status == "diverged at every rate" and len(results["NaN"].trials) == 3
+    assert results["NaN"].status == "diverged at every rate"
+    assert results["NaN"].rates == pytest.approx([0.1 / 16, 0.1 / 4, 0.1, 0.4, 1.6])  # down
     assert results["Unbuilt"].status.startswith("raised: ValueError: Invalid momentum value")
     assert results["SGD"].ok and not any(r.ok for n, r in results.items() if n != "SGD")
     board = leaderboard(results)
@@ -395,3 +483,47 @@ def test_failures_are_rows_and_the_others_finish(race_setting, tmp_path):
     assert board.loc["NaN", "status"] == "diverged at every rate"
     # a diverged contender is cached (it will diverge again); one that raised is not
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["NaN.csv", "SGD.csv"]
+
+
+# --- what a step costs ---------------------------------------------------------------------------
+
+
+class Sleepy(torch.optim.SGD):
+    """SGD whose every step also waits 5 ms, and which logs its steps."""
+
+    log: list = []
+
+    def __init__(self, params, lr, label):
+        super().__init__(params, lr=lr)
+        self.label = label
+
+    def step(self, closure=None):
+        Sleepy.log.append(self.label)
+        time.sleep(0.005)
+        return super().step(closure)
+
+
+def test_step_costs_time_each_step_in_interleaved_rounds():
+    Sleepy.log = []
+    makers = {
+        "SGD": lambda p: torch.optim.SGD(p, lr=0.1),
+        "A": lambda p: Sleepy(p, 0.1, "A"),
+        "B": lambda p: Sleepy(p, 0.1, "B"),
+        "Schedule-free": lambda p: schedulefree.AdamWScheduleFree(p, lr=1e-3),  # needs train()
+    }
+    costs = step_costs(makers, make_model=small, steps=3, rounds=2, reference="SGD")
+    assert Sleepy.log == (["A"] * 3 + ["B"] * 3) * 3  # a warm-up round, then 2, in turns
+    assert list(costs.index) == list(makers) and costs.loc["SGD", "x ref"] == 1
+    assert (costs.loc[["A", "B"], "ms per step"] - costs.loc["SGD", "ms per step"] > 4.5).all()
+    assert (costs["ms min"] <= costs["ms per step"]).all()
+    assert (costs["ms per step"] <= costs["ms max"]).all()
+    assert costs.loc["A", "x min"] > 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(steps=0), "steps >= 1"), (dict(rounds=0), "rounds >= 1"), (dict(reference="C"), "'C'")],
+)
+def test_step_costs_reject_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        step_costs({"SGD": lambda p: torch.optim.SGD(p, lr=0.1)}, make_model=small, **kwargs)

@@ -29,14 +29,19 @@ def test_muon_gets_exactly_the_hidden_matrices_of_the_books_mlp(batch_norm):
 
     model = mlp(batch_norm=batch_norm)
     hidden, other = muon_param_groups(model)
-    assert _same(hidden, [m.weight for m in _linears(model)[:-1]])  # 3 of 4 Linear weights
+    assert _same(hidden, [m.weight for m in _linears(model)[1:-1]])  # 2 of 4 Linear weights
     assert _same(other, [p for p in model.parameters() if not any(p is q for q in hidden)])
-    assert other[-2] is _linears(model)[-1].weight and all(p.ndim == 1 for p in other[:-2])
+    assert other[0] is _linears(model)[0].weight and other[-2] is _linears(model)[-1].weight
+    assert all(p.ndim == 1 for p in other[1:-2])
+    with_first, _ = muon_param_groups(model, first_layer=True)  # this book's split before 0.5.2
+    assert _same(with_first, [m.weight for m in _linears(model)[:-1]])
     if batch_norm:
         norms = [m for m in model if isinstance(m, torch.nn.BatchNorm1d)]
         assert all(_has(other, m.weight) and _has(other, m.bias) for m in norms) and norms
     given_parameters = muon_param_groups(model.parameters())  # what run() hands make_optimizer
     assert _same(given_parameters[0], hidden) and _same(given_parameters[1], other)
+    given_first = muon_param_groups(model.parameters(), first_layer=True)[0]
+    assert _same(given_first, with_first)
 
 
 def test_muon_leaves_embeddings_filters_and_the_head_to_adamw():
