@@ -21,12 +21,12 @@
 # # Searching like it is 2026, and finding the learning rate in one pass
 #
 # The Optuna page ran one study with one sampler and one pruner, and read it. This page treats
-# the choices behind such a study as experiments of their own. It runs four of the samplers
-# Optuna 5 ships (random search, TPE, a Gaussian process and CMA-ES) several times each on the
-# chapter's search, compares four pruners by the training they save, asks which hyperparameter
-# mattered, and measures a learning rate in a single pass with the *range test*, checking it
-# against the rate the search found. It ends with the tools of a longer search: a dashboard to
-# watch it live, and several worker processes sharing one study.
+# the choices behind such a study as experiments of their own. It runs five of the samplers
+# Optuna 5 ships (random search, TPE, a Gaussian process, CMA-ES and quasi-random search) several
+# times each on the chapter's search, compares four pruners at the same compute, asks which
+# hyperparameter mattered, and measures a learning rate in a single pass with the *range test*,
+# checking it against the rate the search found. It ends with the tools of a longer search: a
+# dashboard to watch it live, and several worker processes sharing one study.
 
 # %% tags=["hide-cell"]
 # Colab only: install the companion package from PyPI (does nothing elsewhere).
@@ -61,7 +61,6 @@ import numpy as np
 import optuna
 import pandas as pd
 import torch
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FixedTrial
 
@@ -71,12 +70,11 @@ from idlmam.experiments import lr_range_test
 from idlmam.models import mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.plotting import plot_range_test, run_colours
-from idlmam.stats import compare, final_scores, t_interval
+from idlmam.stats import compare, final_scores
 from idlmam.text import plural
 from idlmam.tune import (
     FOLDS_SCORED,
     Quadratic,
-    best_by_epochs,
     best_so_far_band,
     chapter_loaders,
     combine_loaders,
@@ -87,8 +85,8 @@ from idlmam.tune import (
     make_objective,
     make_pruner,
     run_workers,
-    savings_sentence,
 )
+from idlmam.tune.compare import best_by_epochs_band, best_within, stop_at_epochs
 from idlmam.utils import get_device, set_seed
 
 setup(threads=1)  # one CPU thread: small networks gain little from more, and repeat exactly
@@ -97,19 +95,39 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial i
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter or quick
 SEARCH = BUDGET.search  # this page's sizes: trials, epochs and images of its studies
-STUDIES = SEARCH.studies  # independent studies per sampler and per pruner (seeds 0, 1, ...)
+STUDIES = SEARCH.studies  # independent studies per sampler (sampler seeds 0, 1, ...)
 TRIALS = SEARCH.trials  # trials per study of the sampler comparison
 EPOCHS = SEARCH.epochs  # epochs per trial there (and per fold of cross-validation)
-PRUNE_TRIALS = SEARCH.prune_trials  # trials per study of the pruner comparison
+PRUNE_STUDIES = SEARCH.prune_studies  # independent studies per pruner (and per Wilcoxon arm)
+PRUNE_TRIALS = SEARCH.prune_trials  # trials of a study without pruning, and of a Wilcoxon study
 PRUNE_EPOCHS = SEARCH.prune_epochs  # epochs of a trial there that no pruner stops
+PRUNE_BUDGET = SEARCH.prune_budget  # epochs every pruner's study spends: PRUNE_TRIALS x EPOCHS
 SEEDS = BUDGET.chapter.seeds  # training seeds of the runs at a chosen rate, as in the chapter
 FOLDS = 5  # folds of the cross-validated studies (why five: see the Wilcoxon pruner)
 SEED = 0  # the split, and the weights and batch order every trial starts from
 RANDOM_START = 10  # TPE's and GP's first trials, drawn at random (their n_startup_trials)
 DEVICE = get_device()
-SAMPLERS = {"random": "random search", "tpe": "TPE", "gp": "GP", "cmaes": "CMA-ES"}
+SAMPLERS = {
+    "random": "random search",
+    "tpe": "TPE",
+    "gp": "GP",
+    "cmaes": "CMA-ES",
+    "qmc": "quasi-random",
+}
 PRUNER_NAMES = ["no pruning", "median", "successive halving", "Hyperband"]
 RATE_NAMES = ["the suggested rate", "the searched rate", "the curve's minimum"]
+
+
+def points(comparison):
+    """A comparison's difference and half-width in points, e.g. '+1.2 ± 0.8' (never -0.0)."""
+    difference = round(100 * comparison.difference, 1) + 0.0
+    return f"{difference:+.1f} ± {100 * comparison.half_width:.1f}"
+
+
+def beyond(comparisons):
+    """Which of the named comparisons' intervals exclude 0, in words."""
+    names = [name for name, c in comparisons.items() if c.differs]
+    return f"beyond the noise: {', '.join(names)}" if names else "none beyond the noise"
 
 
 # %%
@@ -120,13 +138,13 @@ N_RANGE = len(split(range(BUDGET.studies.train_size or 60_000), seed=SEED)[0])
 TRAINS = {
     "samplers": f"{plural(len(SAMPLERS) * STUDIES, 'study', 'studies')} of "
     f"{plural(TRIALS, 'trial')} of {plural(EPOCHS, 'epoch')}, {STUDIES} per sampler",
-    "pruners": f"{plural(len(PRUNER_NAMES) * STUDIES, 'study', 'studies')} of "
-    f"{plural(PRUNE_TRIALS, 'trial')} of up to {plural(PRUNE_EPOCHS, 'epoch')}, "
-    f"{STUDIES} per pruner",
-    "folds": f"{plural(2 * STUDIES, 'cross-validated study', 'cross-validated studies')} of "
-    f"{plural(PRUNE_TRIALS, 'trial')}, each trial up to {FOLDS} trainings of "
-    f"{plural(EPOCHS, 'epoch')} (one per fold), {STUDIES} with the Wilcoxon pruner and "
-    f"{STUDIES} without",
+    "pruners": f"{plural(len(PRUNER_NAMES) * PRUNE_STUDIES, 'study', 'studies')} of "
+    f"{plural(PRUNE_BUDGET, 'epoch')} each (trials of up to {plural(PRUNE_EPOCHS, 'epoch')} "
+    f"until the budget is spent), {PRUNE_STUDIES} per pruner",
+    "folds": f"{plural(2 * PRUNE_STUDIES, 'cross-validated study', 'cross-validated studies')} "
+    f"of {plural(PRUNE_TRIALS * FOLDS * EPOCHS, 'epoch')} each (trials of up to {FOLDS} "
+    f"trainings of {plural(EPOCHS, 'epoch')}, one per fold, until the budget is spent), "
+    f"{PRUNE_STUDIES} with the Wilcoxon pruner and {PRUNE_STUDIES} without",
     "rates": f"{plural(len(RATE_NAMES) * SEEDS, 'run')} of {plural(EPOCHS, 'epoch')} at chosen "
     f"rates, {len(RATE_NAMES)} rates with {plural(SEEDS, 'seed')} each",
 }
@@ -172,9 +190,9 @@ print(
 )
 
 # %% [markdown]
-# ## Four samplers, each run several times
+# ## Five samplers, each run several times
 #
-# A *sampler* proposes each trial's hyperparameters from the trials before it. Four of those
+# A *sampler* proposes each trial's hyperparameters from the trials before it. Five of those
 # Optuna 5 ships:
 #
 # - **random search** (`RandomSampler`): independent draws from the ranges; the baseline every
@@ -189,17 +207,27 @@ print(
 #   it costs more time with every trial.
 # - **CMA-ES** (`CmaEsSampler`): moves and reshapes a Gaussian over the search space towards the
 #   good trials, an evolution strategy {cite:p}`hansen2016cma`.
+# - **quasi-random search** (`QMCSampler`): learns nothing from the scores either, like random
+#   search, but takes its points from a *scrambled Sobol sequence*, which fills the space more
+#   evenly than independent draws (fewer clumps and gaps); the Tuning Playbook recommends it for
+#   the exploration phase of a search {cite:p}`godbole2023playbook`.
 #
 # `idlmam.tune.make_sampler` makes each by name, seeded. TPE and GP begin with
 # {glue:text}`random_start` random trials (their `n_startup_trials`, Optuna's default) before
 # their model proposes anything, and they draw them
 # from a random sampler with the same seed: the first trials of random search, TPE and GP with
-# one seed are the same trials. CMA-ES starts from its Gaussian after one random trial.
+# one seed are the same trials. CMA-ES starts from its Gaussian after one random trial, and
+# quasi-random search takes its Sobol points after one random trial too (the seed scrambles the
+# sequence, so each seed gives other points).
 #
 # One study is one draw: a sampler that was lucky once proves nothing. So each sampler runs
 # {glue:text}`n_studies` independent studies, sampler seeds 0, 1, ..., of
 # {glue:text}`n_trials` trials each, on the same objective (every trial trains from the same
-# seed, so a setting always gets the same score, whichever study proposes it).
+# seed, so a setting always gets the same score, whichever study proposes it). Each trial is
+# {glue:text}`trial_steps:,` optimizer steps. What will be read, decided before the runs: each
+# study's best validation accuracy after its last trial, each sampler against random search,
+# the baseline, with intervals widened for the {glue:text}`n_sampler_comparisons` comparisons
+# (below).
 
 # %% tags=["nbval-ignore-output"]
 objective = make_objective(train_loader, val_loader, epochs=EPOCHS, device=DEVICE, seed=SEED)
@@ -212,6 +240,7 @@ for name in SAMPLERS:
     seconds[name] = time.perf_counter() - started
 glue("n_studies", STUDIES, display=False)
 glue("n_trials", TRIALS, display=False)
+glue("n_sampler_comparisons", len(SAMPLERS) - 1, display=False)
 glue("random_start", RANDOM_START, display=False)
 print("time per sampler:", ", ".join(f"{SAMPLERS[n]} {s:.1f} s" for n, s in seconds.items()))
 
@@ -227,7 +256,7 @@ def shared_start(a, b):
     return same.index(False) if False in same else len(same)
 
 
-in_common = {n: shared_start(studies["random", 0], studies[n, 0]) for n in ("tpe", "gp", "cmaes")}
+in_common = {n: shared_start(studies["random", 0], studies[n, 0]) for n in list(SAMPLERS)[1:]}
 print(
     "first trials shared with random search:",
     ", ".join(f"{SAMPLERS[n]} {k}" for n, k in in_common.items()),
@@ -235,42 +264,47 @@ print(
 
 # %% [markdown]
 # Below, each sampler's best validation accuracy so far after every trial: the line is the mean
-# over its studies, the band a 95% t-interval of that mean. Up to the dash-dotted black line, random
-# search, TPE and GP run the same trials, so their curves coincide (and only random search's
-# band is drawn there). The first trials differ most and say least (a best of one or two
-# trials), so the accuracy axis shows only the range the curves occupy from the fifth trial on;
-# the first trials and the widest bands leave it at the bottom.
+# over its studies, the band a 95% t-interval of that mean. Five bands on one axis would hide
+# each other, so there are two panels, each with random search as the baseline: on the left
+# the samplers that share its random start, on the right those that share only its first
+# trial. Up to the dash-dotted black line, random search, TPE and GP run the same trials, so
+# their curves coincide (and only random search's band is drawn there). The first trials
+# differ most and say least (a best of one or two trials), so the accuracy axis shows only the
+# range the curves occupy from the fifth trial on; the first trials and the widest bands leave
+# it at the bottom.
 
-# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for four samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band. The accuracy axis spans the curves from the fifth trial on, so the first trials and the widest bands are cut at the bottom. TPE and GP run the same random trials as random search up to the dash-dotted vertical line (the end of their random start): their lines coincide there, and their bands, random search's until then, are drawn from the last shared trial on.", "name": "fig-samplers"}, "image": {"alt": "Line chart of best validation accuracy so far (y, zoomed to the range of the curves from the fifth trial on) against trials run (x), with four coloured lines and light shaded bands with thin edges: random search (cyan, solid), TPE (olive, dashed), GP (grey, dotted) and CMA-ES (pink, solid), named in a legend to the right of the plot; the TPE and GP bands begin at the last trial of the random start. The random, TPE and GP lines lie on top of each other up to a black dash-dotted vertical line after that trial and may separate afterwards; CMA-ES follows its own path from the second trial. The earliest parts of the curves rise from below the bottom of the axis."}} tags=["nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-styles = ["-", "--", ":", "-"]  # random, TPE and GP coincide at first: dashes keep each visible
+# %% mystnb={"figure": {"caption": "Best validation accuracy so far against the trials run, for five samplers: the mean over independent studies (sampler seeds), with a 95% t-interval band, random search in both panels as the baseline. Left: TPE and GP, which run the same random trials as random search up to the dash-dotted vertical line (the end of their random start): their lines coincide there, and their bands, random search's until then, are drawn from the last shared trial on. Right: CMA-ES and quasi-random search (a scrambled Sobol sequence), which share only the first trial. The accuracy axis, shared by the panels, spans the curves from the fifth trial on, so the first trials and the widest bands are cut at the bottom.", "name": "fig-samplers"}, "image": {"alt": "Two line charts side by side sharing a y axis of best validation accuracy so far (zoomed to the range of the curves from the fifth trial on) against trials run (x), each line with a light shaded band with thin edges and a legend in the lower right. Both panels show random search (cyan, solid). The left panel adds TPE (olive, dashed) and GP (grey, dotted), whose bands begin at the last trial of the random start; the three lines lie on top of each other up to a black dash-dotted vertical line after that trial and may separate afterwards. The right panel adds CMA-ES (pink, dashed) and quasi-random (brown, dotted), which follow their own paths from the second trial. The earliest parts of the curves rise from below the bottom of the axes."}} tags=["nbval-ignore-output"]
+fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained", sharey=True)
 colours = run_colours(SAMPLERS.values())  # the book's colours for names it does not know
+PANELS = [("random", "tpe", "gp"), ("random", "cmaes", "qmc")]  # shared random start or not
+TITLES = ["the same random start as random search", "one trial in common with random search"]
+styles = ["-", "--", ":"]  # in a panel: random search solid, the other two dashed and dotted
 bands = {name: best_so_far_band([studies[name, s] for s in range(STUDIES)]) for name in SAMPLERS}
-for (name, label), ls in zip(SAMPLERS.items(), styles):
-    band, colour = bands[name], colours[label]
-    x = band.index + 1  # trial number 0 is the first trial run
-    ax.plot(x, band["mean"], ls=ls, label=label, lw=2, color=colour)
-    # TPE's and GP's bands are random search's during the random start: drawn after it only
-    shown = x >= (RANDOM_START if name in ("tpe", "gp") else 1)
-    low, high = band["low"].clip(0, 1)[shown], band["high"].clip(0, 1)[shown]
-    ax.fill_between(x[shown], low, high, color=colour, alpha=0.08, lw=0)
-    for edge in (low, high):  # thin edges: overlapping bands stay apart
-        ax.plot(x[shown], edge, ls=ls, lw=0.7, color=colour, alpha=0.6)
-ax.axvline(RANDOM_START + 0.5, color="black", ls="-.", lw=1, label="end of the random start")
+for ax, names, title in zip(axes, PANELS, TITLES):
+    for name, ls in zip(names, styles):
+        band, label = bands[name], SAMPLERS[name]
+        x = band.index + 1  # trial number 0 is the first trial run
+        ax.plot(x, band["mean"], ls=ls, label=label, lw=2, color=colours[label])
+        # TPE's and GP's bands are random search's during the random start: drawn after it only
+        shown = x >= (RANDOM_START if name in ("tpe", "gp") else 1)
+        low, high = band["low"].clip(0, 1)[shown], band["high"].clip(0, 1)[shown]
+        ax.fill_between(x[shown], low, high, color=colours[label], alpha=0.08, lw=0)
+        for edge in (low, high):  # thin edges: overlapping bands stay apart
+            ax.plot(x[shown], edge, ls=ls, lw=0.7, color=colours[label], alpha=0.6)
+    if "tpe" in names:
+        ax.axvline(RANDOM_START + 0.5, color="black", ls="-.", lw=1, label="end of random start")
+    ax.set(xlabel="trials run")
+    ax.set_title(title, fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="lower right", fontsize=8)  # the curves rise to the upper right
 # the axis from the curves after the first few trials: their lowest mean at the fifth trial,
 # and the highest band after it, each with a margin of a tenth of that range
 fifth = min(4, TRIALS - 1)  # trial number 4 is the fifth trial run
 low = min(band["mean"].iloc[fifth] for band in bands.values())
 high = max(band[["mean", "high"]].iloc[fifth:].max().max() for band in bands.values())
 margin = 0.1 * max(high - low, 0.01)
-ax.set(
-    xlabel="trials run",
-    ylabel="best validation accuracy so far",
-    ylim=(low - margin, min(1.0, high + margin)),
-)
-ax.set_title(f"{STUDIES} studies per sampler, mean and 95% interval", fontsize=10)
-ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axis: it covers no curve
+axes[0].set(ylabel="best validation accuracy so far", ylim=(low - margin, min(1.0, high + margin)))
+fig.suptitle(f"{STUDIES} studies per sampler, mean and 95% interval", fontsize=10)
 plt.show()
 
 # %% [markdown]
@@ -278,16 +312,18 @@ plt.show()
 # a mean and an interval. Each sampler is then compared with random search, the baseline. TPE
 # and GP share their first {glue:text}`random_start` trials with random search's study of the
 # same seed, so they are compared with it seed by seed (a paired interval on the per-seed
-# differences). CMA-ES shares only its first trial, so pairing it by seed would borrow a link
-# the runs do not have: it is compared without pairing (Welch's interval on the difference of
-# the two means; its seeds are relabelled so that `idlmam.stats.compare` does not pair them).
+# differences). CMA-ES and quasi-random search share only their first trial, so pairing them by
+# seed would borrow a link the runs do not have: they are compared without pairing (Welch's
+# interval on the difference of the two means; their seeds are relabelled so that
+# `idlmam.stats.compare` does not pair them).
 #
-# Three comparisons make three chances to see a difference that is only noise: with three 95%
-# intervals, the chance that at least one misses its true difference is up to three times 5%.
-# So each interval is widened by Bonferroni's correction, a {glue:text}`sampler_confidence`
-# interval (`compare(..., confidence=...)`), so that the three hold together with 95%
-# confidence. The table gives each sampler's own mean and 95% interval, uncorrected: it
-# describes the samplers one by one and compares none.
+# {glue:text}`n_sampler_comparisons` comparisons make as many chances to see a difference that
+# is only noise: with that many 95% intervals, the chance that at least one misses its true
+# difference is up to that many times 5%. So each interval is widened by Bonferroni's
+# correction, a {glue:text}`sampler_confidence` interval (`compare(..., confidence=...)`), so
+# that they hold together with 95% confidence. The table gives each sampler's own mean and 95%
+# interval, uncorrected: it describes the samplers one by one and compares none; its last
+# column counts the different best accuracies among a sampler's studies.
 
 # %% tags=["nbval-ignore-output"]
 best = pd.DataFrame(
@@ -296,28 +332,65 @@ best = pd.DataFrame(
         for (name, seed), study in studies.items()
     ]
 )
-pairs = [(SAMPLERS[name], "random search") for name in ("tpe", "gp", "cmaes")]
-unpaired = best["run"] == "CMA-ES"  # other seed labels: compare() pairs only matching seeds
-welch = best.assign(seed=best["seed"].where(~unpaired, best["seed"] + STUDIES))
-SAMPLER_CONFIDENCE = 1 - 0.05 / len(pairs)  # Bonferroni: 95% for the three together
-sampler_sentences = "\n".join(
-    "- " + compare(welch, a, b, "best accuracy", confidence=SAMPLER_CONFIDENCE).sentence() + "."
-    for a, b in pairs
+PAIRED = ("tpe", "gp")  # their random start is random search's trials (in_common above)
+pairs = [(SAMPLERS[name], "random search") for name in list(SAMPLERS)[1:]]
+unpaired = ~best["run"].isin([SAMPLERS[n] for n in ("random", *PAIRED)])
+welch = best.assign(seed=best["seed"].where(~unpaired, best["seed"] + STUDIES))  # unmatched
+SAMPLER_CONFIDENCE = 1 - 0.05 / len(pairs)  # Bonferroni: 95% for the comparisons together
+sampler_comparisons = {
+    a: compare(welch, a, b, "best accuracy", confidence=SAMPLER_CONFIDENCE) for a, b in pairs
+}
+sampler_sentences = "\n".join(  # each bullet a sentence: "quasi-random" capitalised
+    f"- {c.sentence()[:1].upper()}{c.sentence()[1:]}." for c in sampler_comparisons.values()
 )
 glue("sampler_confidence", f"{100 * SAMPLER_CONFIDENCE:.3g}%", display=False)
+if BUDGET.findings:  # the recipe box's reading of the runs, only on a budget that supports it
+    said = ", ".join(f"{a} {points(c)}" for a, c in sampler_comparisons.items())
+    sampler_takeaway = (
+        f"Here, after {TRIALS} trials, each sampler's best against random search's, in points "
+        f"({STUDIES} studies, {100 * SAMPLER_CONFIDENCE:.3g}% intervals): {said}; "
+        f"{beyond(sampler_comparisons)}."
+    )
+else:
+    sampler_takeaway = "This budget's runs are too small to compare them (see the box above)."
+glue("sampler_takeaway", sampler_takeaway, display=False)
 glue("gp_seconds", seconds["gp"] / seconds["random"], display=False)
 scores = final_scores(best, "best accuracy")
+different = best.groupby("run")["best accuracy"].nunique()  # how many different bests
 scores.rename(columns={"seeds": "studies", "mean": "mean best accuracy"}).assign(
-    **{"95% interval": scores["half_width"].map("± {:.4f}".format)}
-)[["studies", "mean best accuracy", "95% interval"]].round(4)
+    **{
+        "95% interval": scores["half_width"].map("± {:.4f}".format),
+        "different bests": different[scores.index],
+    }
+)[["studies", "mean best accuracy", "95% interval", "different bests"]].round(4)
+
+# %% tags=["nbval-ignore-output"]
+zero = [run for run in scores.index if scores.loc[run, "half_width"] == 0]
+if zero:
+    said = "; ".join(
+        f"all {scores.loc[run, 'seeds']} {run} studies found the same best, "
+        f"{scores.loc[run, 'mean']:.4f}"
+        for run in zero
+    )
+    zero_width = (
+        f"An interval of ± 0.0000 is no certainty: {said}. With no spread among the studies, "
+        "the t-interval has zero width, and it says nothing about how far another study could end."
+    )
+else:
+    zero_width = (
+        "No interval in the table has zero width: no sampler's studies all found the same best "
+        "(the t-interval of equal values would be ± 0.0000, no spread, which is no certainty)."
+    )
+print(zero_width)
 
 # %%
 finding(
     f"After {TRIALS} trials of {plural(STEPS, 'optimizer step')} each, over {STUDIES} studies "
     'per sampler ("seeds" are the samplers\' seeds; TPE and GP paired with random search by '
-    f"seed, CMA-ES not; each interval a {100 * SAMPLER_CONFIDENCE:.3g}% one, Bonferroni's correction "
-    f"for the three comparisons):\n\n{sampler_sentences}\n\nEach line compares one sampler "
-    "with random search only: they do not order TPE, GP and CMA-ES among themselves.",
+    f"seed, CMA-ES and quasi-random search not; each interval a {100 * SAMPLER_CONFIDENCE:.3g}% "
+    f"one, Bonferroni's correction for the {len(pairs)} comparisons):\n\n{sampler_sentences}\n\n"
+    "Each line compares one sampler with random search only: they do not order the others "
+    "among themselves.",
     needs="tell the samplers apart",
     sizes=f"on {N_TRAIN:,} training images, {TRAINS['samplers']}",
 )
@@ -349,8 +422,8 @@ finding(
 # One TPE study here has {glue:text}`n_trials`, so its importances are a rough estimate. We
 # therefore pool the trials of all the TPE studies into one study of {glue:text}`n_pooled`
 # trials for the bars (not one longer search, but PED-ANOVA asks only where the good trials
-# lie), and show each study's own importances as dots, to make their spread visible. Even
-# pooled, the top 10% holds only {glue:text}`n_top` trials (the advice asks for at least 5).
+# lie), and show each study's own importances as dots, to make their spread visible. Pooled,
+# the top 10% holds {glue:text}`n_top` trials, {glue:text}`top_advice`.
 #
 # What the numbers measure matters too. PED-ANOVA compares the best trials with the trials the
 # study ran, not with the whole search space, so it measures importance within the region the
@@ -377,6 +450,11 @@ glue("n_pooled", len(tpe_trials), display=False)
 values = np.sort([t.value for t in tpe_trials if t.value is not None])[::-1]
 n_top = int((values >= values[math.ceil(0.1 * len(values)) - 1]).sum())
 glue("n_top", n_top, display=False)
+glue(
+    "top_advice",
+    "the advice's 5 or more" if n_top >= 5 else "fewer than the advice's 5",
+    display=False,
+)
 pd.concat([importances, overall.to_frame().T]).round(3)
 
 # %% mystnb={"figure": {"caption": "PED-ANOVA parameter importances (passed explicitly; Optuna 5's default evaluator) of the chapter's search: the bars from the pooled trials of all the TPE studies, each dot one study on its own.", "name": "fig-importances"}, "image": {"alt": "Horizontal bar chart with one bar per hyperparameter (the learning rate, hidden layers, neurons per layer), its length the importance from 0 to 1 computed on the pooled TPE trials, with one black dot per TPE study showing how much the single studies disagree."}} tags=["nbval-ignore-output"]
@@ -405,9 +483,19 @@ else:
         f"{TRIALS} trials are too few to rank them from one study."
     )
 first, second = overall.index[:2]
+ahead = int((importances[first] > importances[second]).sum())  # studies that agree on the order
+if n_top < 5:
+    firm = (
+        f"Even pooled, the top 10% is only {n_top} trials, so the order of the first two, "
+        f"`{first}` and `{second}`, is not firm."
+    )
+else:
+    firm = (
+        f"The pooled top 10% holds {n_top} trials, at least the 5 Optuna advises; study by study, "
+        f"`{first}` came before `{second}` in {ahead} of the {STUDIES} studies."
+    )
 finding(
-    f"Pooled, the importances are {ranking}. {agreement} Even pooled, the top 10% is only "
-    f"{n_top} trials, so the order of the first two, `{first}` and `{second}`, is not firm.",
+    f"Pooled, the importances are {ranking}. {agreement} {firm}",
     needs="rank the hyperparameters",
     sizes=f"{STUDIES} TPE studies of {plural(TRIALS, 'trial')}, {len(tpe_trials)} pooled",
 )
@@ -578,12 +666,17 @@ finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 # and judged each rate by where a whole run ends. A range test is a cheap way to set the range
 # a search explores, or the peak of a schedule; it is not the whole search.
 #
-# ## Pruners, by the epochs they save
+# ## Pruners at the same compute
 #
 # A pruner stops a trial whose learning curve looks hopeless, and the epochs it saves can pay for
-# more trials. What it costs is the chance that a stopped trial would have caught up. So a pruner
-# is measured by two numbers: the best accuracy its study reached, and the epochs all its trials
-# trained in total. We compare, each with the same TPE sampler and seeds:
+# more trials. What it costs is the chance that a stopped trial would have caught up. So the
+# question to ask of a pruner is what its search finds with the same compute as a search without
+# it, not what it saves on the same list of trials. Every study here gets the same budget,
+# {glue:text}`prune_budget` epochs: what a study without pruning spends on
+# {glue:text}`n_prune_trials` trials of {glue:text}`n_prune_epochs` epochs (a trial of up to
+# {glue:text}`prune_trial_steps:,` optimizer steps). A pruned study spends the epochs it saves on
+# more trials, and after TPE's random start its sampler proposes other trials than the study
+# without pruning. We compare, each with the same TPE sampler and sampler seeds:
 #
 # - **no pruning**, the reference: every trial trains all its {glue:text}`n_prune_epochs` epochs
 #   (unless it diverges);
@@ -602,6 +695,21 @@ finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 # learning-rate range is the wide one of the Optuna page's pruning study ($10^{-5}$ to
 # $10^{-1}$), so that there are hopeless trials to stop, and a trial whose training diverges is
 # stopped at once whatever the pruner (it counts its epochs too).
+#
+# The rules of the comparison, fixed before the runs:
+#
+# - **The stop.** `stop_at_epochs(budget)` (from `idlmam.tune.compare`) is a callback that
+#   stops a study once its trials have spent the budget. It is read between trials, so the trial
+#   that crosses the budget runs to its end: a study may spend up to
+#   {glue:text}`prune_overshoot` beyond the budget (a whole trial less its first epoch). Those
+#   epochs are counted as spent (the table below shows them).
+# - **The score.** Each study's result is the best validation accuracy among its trials that
+#   finished within the budget (`best_within`): the trial that crossed it is left out, whatever
+#   its score, so every study is read at the same compute.
+# - **The comparison.** Each pruner against no pruning, paired by sampler seed (the studies of
+#   one seed begin with the same random trials), {glue:text}`n_prune_studies` studies each,
+#   every interval a {glue:text}`pruner_confidence` one: Bonferroni's correction for three
+#   pruners, as for the samplers.
 
 # %%
 STARTUP = max(2, PRUNE_TRIALS // 4)  # finished trials before the median pruner judges
@@ -612,6 +720,7 @@ PRUNERS = {  # the name on the page: make_pruner's name and settings
     "Hyperband": ("hyperband", {"min_resource": 1, "reduction_factor": 3}),
 }
 assert list(PRUNERS) == PRUNER_NAMES  # the pruners the budget box counts
+PRUNER_CONFIDENCE = 1 - 0.05 / (len(PRUNERS) - 1)  # Bonferroni: 95% for the three together
 # successive halving's rungs: steps 1, 3, 9, ... (a step is an epoch counted from 0)
 rungs = [str(3**k + 1) for k in range(10) if 3**k < PRUNE_EPOCHS]
 rungs = ("epochs " if len(rungs) > 1 else "epoch ") + " and ".join(
@@ -619,166 +728,204 @@ rungs = ("epochs " if len(rungs) > 1 else "epoch ") + " and ".join(
 )
 glue("rungs", rungs, display=False)
 glue("n_prune_epochs", PRUNE_EPOCHS, display=False)
+glue("n_prune_trials", PRUNE_TRIALS, display=False)
+glue("n_prune_studies", PRUNE_STUDIES, display=False)
+glue("prune_budget", PRUNE_BUDGET, display=False)
+glue("prune_overshoot", plural(PRUNE_EPOCHS - 1, "epoch"), display=False)
+glue("prune_trial_steps", PRUNE_EPOCHS * len(train_loader), display=False)
 glue("prune_startup", STARTUP, display=False)
-print(f"rungs after {rungs}; the median pruner starts after {plural(STARTUP, 'trial')}")
+glue("pruner_confidence", f"{100 * PRUNER_CONFIDENCE:.3g}%", display=False)
+print(
+    f"a budget of {PRUNE_BUDGET} epochs per study; rungs after {rungs}; the median pruner "
+    f"starts after {plural(STARTUP, 'trial')}"
+)
 
 # %% tags=["nbval-ignore-output"]
 prunable = make_objective(
     train_loader, val_loader, epochs=PRUNE_EPOCHS, device=DEVICE, seed=SEED, prune=True,
     learning_rate=(1e-5, 1e-1), max_train_loss=2 * math.log(10),
 )  # fmt: skip
+stop = stop_at_epochs(PRUNE_BUDGET)
 pruned_studies = {}
 for label, (name, settings) in PRUNERS.items():
-    for seed in range(STUDIES):
+    for seed in range(PRUNE_STUDIES):
         pruner = make_pruner(name, **settings)  # a fixed study name: Hyperband's brackets repeat
         study = create_study(seed=seed, pruner=pruner, study_name=f"{name}-{seed}")
-        study.optimize(prunable, n_trials=PRUNE_TRIALS)
+        # every trial spends an epoch at least, so the budget also bounds the number of trials
+        study.optimize(prunable, n_trials=PRUNE_BUDGET, callbacks=[stop])
         pruned_studies[label, seed] = study
 
 
 # %% [markdown]
-# Each study's result is two numbers: the epochs it spent, and the best accuracy it reached.
-# The first figure shows how each study got there, its best accuracy growing as its epochs add
-# up, one panel per sampler seed: the studies of one panel start with the same trials, so their
-# lines often coincide, and they are drawn from the widest to the narrowest so that a line
-# underneath still shows at the edges of the one on top. The second has one row per pruner: the
-# epochs each study spent, the mean and its 95% interval, and, in the row's label, the mean best
-# accuracy with its interval.
+# The first figure shows how the studies spent the budget: their best accuracy so far, found
+# among the trials finished within the epochs spent so far, the mean over the studies of a
+# pruner with its 95% band. Four bands on one axis would hide each other, so each pruner has a
+# panel of its own, with no pruning in every panel as the reference; every curve stops at the
+# budget. The table after it gives each pruner's studies, as means: the trials they ran, those
+# stopped early (by the pruner, or because their training diverges, which stops a trial under any
+# pruner), the epochs spent with the overshoot of the last trial, and the best accuracy within
+# the budget with its 95% interval over the studies.
 
 
 # %%
-def outcome_frame(studies_by_run):
-    """One row per study: its epochs spent and its best accuracy (in stats.compare's shape)."""
+def pruned(trial):
+    """Whether a trial was stopped before its last epoch: by its pruner, or as it diverged."""
+    return trial.state == optuna.trial.TrialState.PRUNED
+
+
+def budget_frame(studies_by_run, budget, stopped=pruned):
+    """One row per study of a budget: its trials, those ``stopped`` early, the epochs spent,
+    and the best accuracy among the trials finished within the budget (stats.compare's shape)."""
     return pd.DataFrame(
         [
             {
                 "run": run,
                 "seed": seed,
                 "epoch": 0,
+                "trials": len(study.trials),
+                "stopped early": sum(stopped(t) for t in study.trials),
                 "epochs spent": epochs_spent(study),
-                "best accuracy": study.best_value,
+                "best accuracy": best_within(study, budget),
             }
             for (run, seed), study in studies_by_run.items()
         ]
     )
 
 
-prune_results = outcome_frame(pruned_studies)
+prune_results = budget_frame(pruned_studies, PRUNE_BUDGET)
 print(f"{plural(len(prune_results), 'study', 'studies')}, {len(PRUNERS)} pruners")
 
-# %% mystnb={"figure": {"caption": "How each pruner's study reached its best accuracy: one panel per sampler seed, in each the best validation accuracy so far of the four studies with that seed, one per pruner, against the epochs their trials had spent so far. Studies that took the same path coincide; they are drawn from the widest line (no pruning) to the narrowest (Hyperband) so that each stays visible at the edges of the others. The accuracy axis starts a tenth below the lowest best a study reached, so a study's first, poorer trials may lie below it.", "name": "fig-pruner-paths"}, "image": {"alt": "A row of panels sharing their axes, one per sampler seed, with a legend below them. In each panel four step lines of best validation accuracy so far (y) against cumulative epochs spent (x), one per pruner: no pruning cyan, solid and widest; median olive and dashed; successive halving grey and dotted; Hyperband pink, dash-dotted and narrowest. The lines start together, since every study of a panel begins with the same trials; the pruned studies reach their last step at fewer epochs, and a study's first steps may rise from below the bottom of the axis. Where lines coincide, the wider ones show as borders around the narrower."}} tags=["nbval-ignore-output"]
-colours = run_colours(PRUNERS)  # the book's colours for names it does not know
-styles = dict(zip(PRUNERS, ["-", "--", ":", "-."]))
-widths = dict(zip(PRUNERS, [3.0, 2.2, 1.5, 0.9]))  # the widest first: coinciding lines nest
-columns = min(STUDIES, 3)
+# %% mystnb={"figure": {"caption": "How each pruner's studies spent the same budget of epochs: the best validation accuracy so far (among the trials finished within the epochs spent so far) against the epochs spent, the mean over the studies of a pruner with a 95% t-interval band, one panel per pruner, each beside no pruning, the reference. Every curve ends at the budget. The accuracy axis, shared by the panels, spans the curves from a quarter of the budget on, so the first trials and the widest bands are cut at the bottom.", "name": "fig-pruner-paths"}, "image": {"alt": "Three line charts side by side sharing a y axis of best validation accuracy so far against epochs spent (x), ending at the same budget. Each panel shows no pruning (purple, solid) and one pruner, dashed: median (red), successive halving (green), Hyperband (orange), each line with a light shaded band with thin edges and a legend in the lower right. The curves rise in steps as trials finish; the earliest parts may rise from below the bottom of the axes."}} tags=["nbval-ignore-output"]
+# the pruners' own palette: the spare colours after the samplers', so no colour means both
+colours = {
+    label: colour
+    for label, colour in run_colours([*SAMPLERS.values(), *PRUNERS]).items()
+    if label in PRUNERS
+}
+paths = {
+    label: best_by_epochs_band(
+        [pruned_studies[label, s] for s in range(PRUNE_STUDIES)], PRUNE_BUDGET
+    )
+    for label in PRUNERS
+}
 fig, axes = plt.subplots(
-    math.ceil(STUDIES / columns), columns, figsize=(3.7 * columns, 3.4 * math.ceil(STUDIES / 3)),
-    layout="constrained", sharex=True, sharey=True, squeeze=False,
-)  # fmt: skip
-# the later trials matter: the axis from a tenth below the lowest best to just above the highest
-bottom, top = prune_results["best accuracy"].agg(["min", "max"]) + [-0.1, 0.02]
-for seed, ax in zip(range(STUDIES), axes.flat):
-    for label in PRUNERS:
-        curve = best_by_epochs(pruned_studies[label, seed])
-        ax.step(
-            curve["epochs"], curve["best value"], where="post", color=colours[label],
-            ls=styles[label], lw=widths[label], label=label,
-        )  # fmt: skip
-    ax.set_title(f"sampler seed {seed}", fontsize=10)
-axes[0, 0].set_ylim(bottom, min(1.0, top))  # shared by every panel
-for ax in axes.flat[STUDIES:]:
-    ax.set_axis_off()  # a last row with fewer seeds than columns
-for ax in axes[:, 0]:
-    ax.set_ylabel("best validation accuracy so far")
-for ax in axes[-1]:
-    ax.set_xlabel("epochs spent so far")
-fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+    1, len(PRUNERS) - 1, figsize=(11, 3.8), layout="constrained", sharex=True, sharey=True
+)
+for ax, label in zip(axes, list(PRUNERS)[1:]):
+    for name, ls in (("no pruning", "-"), (label, "--")):
+        band = paths[name]
+        x = band.index
+        # steps: the best so far changes only when a trial finishes
+        ax.step(x, band["mean"], where="post", ls=ls, lw=2, color=colours[name], label=name)
+        low, high = band["low"].clip(0, 1), band["high"].clip(0, 1)
+        ax.fill_between(x, low, high, step="post", color=colours[name], alpha=0.1, lw=0)
+        for edge in (low, high):  # thin edges: overlapping bands stay apart
+            ax.step(x, edge, where="post", ls=ls, lw=0.7, color=colours[name], alpha=0.6)
+    ax.set(xlabel="epochs spent so far", xlim=(1, PRUNE_BUDGET))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(label, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)  # the curves rise to the upper right
+quarter = PRUNE_BUDGET // 4  # the axis from the curves after a quarter of the budget
+low = min(band["mean"].loc[quarter:].min() for band in paths.values())
+high = max(band[["mean", "high"]].loc[quarter:].max().max() for band in paths.values())
+margin = 0.1 * max(high - low, 0.01)
+axes[0].set(ylabel="best validation accuracy so far", ylim=(low - margin, min(1.0, high + margin)))
+fig.suptitle(
+    f"{PRUNE_STUDIES} studies per pruner, {PRUNE_BUDGET} epochs each: mean and 95% interval",
+    fontsize=10,
+)
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The epochs each pruner's studies spent: one row per pruner, each study an open circle (offset vertically by sampler seed so that equal values stay visible), their mean with a 95% interval a filled circle and bar; each row's label gives the mean best validation accuracy of its studies with its 95% interval.", "name": "fig-pruner-epochs"}, "image": {"alt": "Four rows, one per pruner (no pruning, median, successive halving, Hyperband from top to bottom, in cyan, olive, grey and pink), with the epochs spent by a study on the x axis; in each row one open circle per study, slightly apart vertically, and a filled circle with a horizontal error bar for their mean; the row labels name the pruner and its mean best accuracy with a plus-minus interval. A legend names the two kinds of marker."}} tags=["nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
-row_labels = []
-for row, (label, group) in enumerate(prune_results.groupby("run", sort=False)):
-    group = group.sort_values("seed")
-    offsets = 0.12 * (np.arange(len(group)) + 1)  # the studies above the row, seed by seed
-    ax.plot(group["epochs spent"], row - offsets, "o", mfc="none", color=colours[label], ms=6)
-    low, high = t_interval(group["epochs spent"])
-    ax.errorbar(
-        (low + high) / 2, row, xerr=(high - low) / 2, fmt="o", color=colours[label], capsize=4,
-        ms=7,
-    )  # fmt: skip
-    acc_low, acc_high = t_interval(group["best accuracy"])
-    acc = group["best accuracy"].mean()
-    spread = f" ± {(acc_high - acc_low) / 2:.3f}" if np.isfinite(acc_low) else ""
-    row_labels.append(f"{label}\nbest accuracy {acc:.3f}{spread}")
-ax.set_yticks(range(len(row_labels)), row_labels)
-ax.set_ylim(len(row_labels) - 0.5, -0.12 * STUDIES - 0.5)  # the first pruner at the top
-ax.set(xlabel="epochs spent by the study", ylabel="pruner")
-ax.set_title(f"Epochs spent: {STUDIES} studies per pruner, mean and 95% interval", fontsize=10)
-ax.legend(
-    handles=[
-        Line2D([], [], marker="o", mfc="none", color="0.4", ls="none", label="one study"),
-        Line2D([], [], marker="o", color="0.4", label="mean, 95% interval"),
-    ],  # the markers take the pruner's colour: shown in grey here
-    loc="upper left", bbox_to_anchor=(1.01, 1),
-)  # fmt: skip
-plt.show()
-
+# %% tags=["nbval-ignore-output"]
+means = prune_results.groupby("run", sort=False)[["trials", "stopped early", "epochs spent"]].mean()
+per_pruner = means.assign(
+    **{
+        "over the budget": means["epochs spent"] - PRUNE_BUDGET,
+        "best accuracy": prune_results.groupby("run", sort=False)["best accuracy"].mean(),
+        "95% interval": final_scores(prune_results, "best accuracy")["half_width"].map(
+            "± {:.4f}".format
+        ),
+    }
+)
+per_pruner.index.name = f"mean of {plural(PRUNE_STUDIES, 'study', 'studies')}"
+per_pruner.round({"trials": 1, "stopped early": 1, "epochs spent": 1, "over the budget": 1}).round(
+    4
+)
 
 # %% [markdown]
-# One caution before the accuracies: here they cannot show that pruning keeps the best trial.
-# TPE draws its first {glue:text}`random_start` trials at random from its seed alone, whatever
-# a pruner did to the trials before, and a study here has {glue:text}`n_prune_trials` trials:
-# in the studies with the same sampler seed, {glue:text}`prune_shared` So the pruners and no
-# pruning tried the same configurations, all or most of them, and a pruner whose best accuracy
-# equals no pruning's in every study owes that to the construction: it only shows that it did
-# not stop the best of those trials early. It is no evidence that pruning keeps the best
-# accuracy of a longer search, where TPE's model proposes most trials and a pruned trial
-# changes what it proposes next.
-#
-# The epochs are the comparison's real content. In words, each pruner against no pruning,
-# study by study (the same sampler seed gives the same first trials, so the studies are
-# paired): `savings_sentence` writes the two differences, each with its interval over the
-# studies, a {glue:text}`pruner_confidence` one (Bonferroni's correction for three pruners, as
-# for the samplers):
+# Every study of one sampler seed begins with the same random trials, TPE's random start, which
+# no pruner changes (a pruner stops a trial; it does not choose the next one):
+# {glue:text}`prune_shared` In words, each pruner against no pruning, paired by sampler seed,
+# with the {glue:text}`pruner_confidence` intervals the rules above fixed:
 
 # %%
 same_start = min(
     shared_start(pruned_studies["no pruning", seed], pruned_studies[label, seed])
     for label in PRUNERS
-    for seed in range(STUDIES)
+    for seed in range(PRUNE_STUDIES)
 )
 
 
-def shared_sentence(shared, trials):
-    """How many first trials every study of one sampler seed proposed identically, in words."""
-    if shared == trials:
-        return f"all {trials} trials were the same configurations, whatever the pruner."
+def after_start(frame, shared, reference="no pruning"):
+    """The first trials every study of a seed shared, and what each run ran after them."""
+    trials = frame.groupby("run", sort=False)["trials"].mean() - shared
+    runs = ", ".join(f"{run} {n:.1f}" for run, n in trials.items() if run != reference)
     return (
-        f"the first {shared} of the {trials} trials were the same configurations, whatever the "
-        f"pruner, and only the last {plural(trials - shared, 'trial')} could differ."
+        f"in the studies of one sampler seed, the first {shared} trials were the same "
+        f"configurations, whatever the pruner. After them, a study ran {trials[reference]:.1f} "
+        f"trials of its own on average without pruning, and with a pruner: {runs}."
     )
 
 
-glue("n_prune_trials", PRUNE_TRIALS, display=False)
-glue("prune_shared", shared_sentence(same_start, PRUNE_TRIALS), display=False)
-PRUNER_CONFIDENCE = 1 - 0.05 / (len(PRUNERS) - 1)  # Bonferroni: 95% for the three together
-glue("pruner_confidence", f"{100 * PRUNER_CONFIDENCE:.3g}%", display=False)
-print(f"first trials shared by every study of a seed: {same_start} of {PRUNE_TRIALS}")
+glue("prune_shared", after_start(prune_results, same_start), display=False)
+print(f"first trials shared by every study of a seed: {same_start}")
+
 
 # %% tags=["nbval-ignore-output"]
+def budget_sentence(frame, run, reference, confidence):
+    """What ``run`` ran and found within the budget against ``reference``, in one bullet."""
+    mine = frame[frame["run"] == run]
+    theirs = frame[frame["run"] == reference]
+    kept = compare(frame, run, reference, "best accuracy", confidence=confidence).sentence()
+    return (
+        f"- **{run[:1].upper() + run[1:]}** ran {mine['trials'].mean():.1f} trials per study "
+        f"({reference} {theirs['trials'].mean():.1f}), stopped {mine['stopped early'].mean():.1f} "
+        f"of them early, and spent {mine['epochs spent'].mean():.1f} epochs with the last trial's "
+        f"overshoot; within the budget, {kept}."
+    )
+
+
 pruner_sentences = "\n".join(
-    savings_sentence(prune_results, run, "no pruning", confidence=PRUNER_CONFIDENCE)
+    budget_sentence(prune_results, run, "no pruning", PRUNER_CONFIDENCE)
     for run in list(PRUNERS)[1:]
 )
+if BUDGET.findings:  # the recipe box's reading of the runs, only on a budget that supports it
+    pruner_comparisons = {
+        run: compare(
+            prune_results, run, "no pruning", "best accuracy", confidence=PRUNER_CONFIDENCE
+        )
+        for run in list(PRUNERS)[1:]
+    }
+    trials = prune_results.groupby("run")["trials"].mean()
+    said = ", ".join(
+        f"{run} {points(c)} with {trials[run]:.1f} trials" for run, c in pruner_comparisons.items()
+    )
+    pruner_takeaway = (
+        f"Here, each pruner's best within {PRUNE_BUDGET} epochs against no pruning's "
+        f"({trials['no pruning']:.1f} trials), in points ({PRUNE_STUDIES} studies, "
+        f"{100 * PRUNER_CONFIDENCE:.3g}% intervals): {said}; {beyond(pruner_comparisons)}."
+    )
+else:
+    pruner_takeaway = "This budget's runs are too small to compare them (see the box above)."
+glue("pruner_takeaway", pruner_takeaway, display=False)
 print(f"{len(PRUNERS) - 1} pruners compared with no pruning")
 
 # %%
 finding(
-    f"Over {STUDIES} studies per pruner of {PRUNE_TRIALS} trials, each interval a "
-    f"{100 * PRUNER_CONFIDENCE:.3g}% one:\n\n{pruner_sentences}\n\nThe accuracies say little "
-    "about the pruners, for the reason above.",
-    needs="weigh the pruners' savings against their accuracy",
+    f'Over {PRUNE_STUDIES} studies per pruner of {PRUNE_BUDGET} epochs each ("seeds" are the '
+    f"samplers' seeds; each interval a {100 * PRUNER_CONFIDENCE:.3g}% one, Bonferroni's "
+    f"correction for the three comparisons):\n\n{pruner_sentences}",
+    needs="weigh the pruners at the same compute",
     sizes=f"on {N_TRAIN:,} training images, {TRAINS['pruners']}",
 )
 
@@ -803,27 +950,40 @@ finding(
 # The number of folds limits what the test can save. When a trial is worse than the best on
 # all of its first $n$ folds, the one-sided signed-rank test gives $p = 1/2^n$: 0.125 after
 # three folds, above the threshold, and 0.0625 after four. With five folds the pruner can stop a
-# trial only before its fifth fold, saving at most a fifth of its training. Of the
-# {glue:text}`n_cv_trials` trials of the Wilcoxon studies it stopped
-# {glue:text}`cv_stopped`.
+# trial only before its fifth fold, saving at most a fifth of its training.
+#
+# The rules are those of the pruners above: every study gets the same budget,
+# {glue:text}`cv_budget` epochs, what a study without pruning spends on
+# {glue:text}`n_prune_trials` trials of {glue:text}`n_folds` folds of {glue:text}`trial_epochs`
+# (`stop_at_epochs` again, the last trial's overshoot counted as spent), each study's result is
+# its best cross-validated accuracy within the budget, and the Wilcoxon pruner is compared with
+# no pruning, paired by sampler seed, with a 95% interval (one comparison, no correction).
 
 # %% tags=["nbval-ignore-output"]
 everything = combine_loaders(train_loader, val_loader)  # the search's images, all of them
 folds = kfold_loaders(everything.X, everything.y, FOLDS, seed=SEED)
+CV_BUDGET = PRUNE_TRIALS * FOLDS * EPOCHS  # what a study without pruning spends
 cv_studies = {}
 for label, name in {"no pruning": "none", "Wilcoxon": "wilcoxon"}.items():
     cross_validated = make_fold_objective(
         folds, epochs=EPOCHS, device=DEVICE, seed=SEED, prune=name != "none"
     )
-    for seed in range(STUDIES):
+    for seed in range(PRUNE_STUDIES):
         pruner = make_pruner(name, reports="instances")
         study = create_study(seed=seed, pruner=pruner, study_name=f"cv-{name}-{seed}")
-        study.optimize(cross_validated, n_trials=PRUNE_TRIALS)
+        study.optimize(cross_validated, n_trials=CV_BUDGET, callbacks=[stop_at_epochs(CV_BUDGET)])
         cv_studies[label, seed] = study
-cv_results = outcome_frame(cv_studies)
+cv_results = budget_frame(  # a stopped trial returns the mean of its folds: COMPLETE, not PRUNED
+    cv_studies, CV_BUDGET, stopped=lambda t: t.user_attrs.get(FOLDS_SCORED, FOLDS) < FOLDS
+)
 glue("n_folds", FOLDS, display=False)
-cv_results.groupby("run")[["epochs spent", "best accuracy"]].mean().round(
-    {"epochs spent": 1, "best accuracy": 4}
+glue("cv_budget", CV_BUDGET, display=False)
+cv_means = cv_results.groupby("run", sort=False)[["trials", "stopped early", "epochs spent"]]
+cv_means = cv_means.mean()
+cv_means.assign(
+    **{"best accuracy": cv_results.groupby("run", sort=False)["best accuracy"].mean()}
+).rename_axis(f"mean of {plural(PRUNE_STUDIES, 'study', 'studies')}").round(
+    {"trials": 1, "stopped early": 1, "epochs spent": 1, "best accuracy": 4}
 )
 
 # %% tags=["nbval-ignore-output"]
@@ -836,25 +996,26 @@ if len(stopped) == 1:
 glue("n_cv_trials", len(scored), display=False)
 glue("cv_stopped", f"{stopped.sum()} ({after})" if after else "none", display=False)
 cv_same = min(
-    shared_start(cv_studies["no pruning", s], cv_studies["Wilcoxon", s]) for s in range(STUDIES)
+    shared_start(cv_studies["no pruning", s], cv_studies["Wilcoxon", s])
+    for s in range(PRUNE_STUDIES)
 )
-glue("cv_shared", shared_sentence(cv_same, PRUNE_TRIALS), display=False)
+glue("cv_shared", after_start(cv_results, cv_same), display=False)
 stopped.rename_axis("folds scored").to_frame("trials stopped")
 
 # %%
 finding(
-    f"Over {STUDIES} cross-validated studies of {PRUNE_TRIALS} trials each, "
-    f"{FOLDS} folds of {EPOCHS} epochs per trial:\n\n"
-    + savings_sentence(cv_results, "Wilcoxon", "no pruning")
-    + "\n\nThe accuracies say little, for the reason below.",
-    needs="weigh the Wilcoxon pruner's savings",
+    f"Over {PRUNE_STUDIES} cross-validated studies per arm of {CV_BUDGET} epochs each, "
+    f"{FOLDS} folds of {EPOCHS} epochs per trial (the interval a 95% one):\n\n"
+    + budget_sentence(cv_results, "Wilcoxon", "no pruning", 0.95),
+    needs="weigh the Wilcoxon pruner at the same compute",
     sizes=f"on {N_TRAIN + N_VAL:,} images in {FOLDS} folds, {TRAINS['folds']}",
 )
 
 # %% [markdown]
-# The caution of the pruners holds here too: in the studies with the same sampler seed,
-# {glue:text}`cv_shared` With more folds (or seeds, or problems) per trial, the test reaches
-# its verdict earlier in the trial, and the share it can save grows.
+# As for the pruners above, the studies of one sampler seed share their random start:
+# {glue:text}`cv_shared` Of the {glue:text}`n_cv_trials` trials of the Wilcoxon studies, the
+# pruner stopped {glue:text}`cv_stopped`. With more folds (or seeds, or problems) per trial, the
+# test reaches its verdict earlier in the trial, and the share it can save grows.
 #
 # ## Watching a search live: the dashboard
 #
@@ -982,16 +1143,19 @@ plt.show()
 # - **Explore, then exploit.** Spend the first trials spread evenly over the space: random
 #   search, or quasi-random (Sobol) points, which the Tuning Playbook recommends while the space
 #   is still being learned {cite:p}`godbole2023playbook` (Optuna's `QMCSampler`). A model-based
-#   sampler (TPE, GP) pays once it has trials to learn from.
-# - **Let the pruner judge only once the curves separate** (its warm-up), and measure it by the
-#   best score *and* the epochs spent. To learn whether a pruner keeps the best trial, compare
-#   searches long enough for the sampler to propose different trials under each pruner, at the
-#   same compute: with the same trials, as here, the best scores agree by construction.
+#   sampler (TPE, GP) can only gain once it has trials to learn from.
+#   {glue:text}`sampler_takeaway`
+# - **Let the pruner judge only once the curves separate** (its warm-up), and compare pruners at
+#   the same compute, as here: the same budget of epochs for every study, a pruner's savings
+#   spent on more trials, each study read at the budget. Compared on the same trials instead,
+#   their best scores would agree by construction. {glue:text}`pruner_takeaway`
 # - **Repeat a search before trusting its ranking**, and widen the intervals for the number of
-#   comparisons read: here {glue:text}`n_studies` studies per sampler.
+#   comparisons read: here {glue:text}`n_studies` studies per sampler and
+#   {glue:text}`n_prune_studies` per pruner, with Bonferroni's correction.
 # - **Scale.** A trial here trains {glue:text}`trial_steps:,` optimizer steps on
 #   {glue:text}`n_search_train:,` images, and a sampler's study runs {glue:text}`n_trials` of
-#   them, a pruner's {glue:text}`n_prune_trials`.
+#   them; a pruner's study spends {glue:text}`prune_budget` epochs on trials of up to
+#   {glue:text}`n_prune_epochs`.
 #   Real searches run tens to hundreds of trials, each often hours long, where a pruner saves
 #   far more and a sampler's model has more to learn from; what this page measured is how the
 #   tools behave, not how much they gain at that scale.
@@ -999,13 +1163,14 @@ plt.show()
 #
 # ## What we did
 #
-# - Ran random search, TPE, GP and CMA-ES as repeated, seeded studies on the chapter's search,
-#   and compared their best-so-far curves with intervals over the studies.
+# - Ran random search, TPE, GP, CMA-ES and quasi-random search as repeated, seeded studies on
+#   the chapter's search, and compared their best-so-far curves with intervals over the studies.
 # - Read the parameter importances of the TPE studies with the PED-ANOVA evaluator, passed
 #   explicitly, on their pooled trials and study by study.
 # - Measured a learning rate with one range-test pass and trained at it, at the searched rate
 #   and at the curve's minimum, over several seeds.
-# - Weighed the median, successive-halving and Hyperband pruners by the epochs they saved and
-#   the accuracy they kept, and the Wilcoxon pruner on a cross-validated objective.
+# - Gave the median, successive-halving and Hyperband pruners the same budget of epochs as no
+#   pruning, and compared the best accuracy each study found within it; likewise the Wilcoxon
+#   pruner on a cross-validated objective.
 # - Saw how to watch a search with `make dashboard`, and filled one study with two worker
 #   processes sharing a journal file, exactly to its count.

@@ -99,12 +99,16 @@ class Search:
     """The repeated studies of the page comparing samplers and pruners.
 
     Args:
-        studies: independent studies (sampler seeds) per sampler and per pruner.
+        studies: independent studies (sampler seeds) per sampler.
         trials: trials per study of the sampler comparison.
         epochs: epochs per trial there, and per fold of the cross-validated studies.
         train_size: training and validation images of its studies, together.
-        prune_trials: trials per study of the pruner comparison.
+        prune_trials: trials of a study of the pruner comparison without pruning; with
+            ``prune_epochs`` they set :attr:`prune_budget`, the epochs every pruner's study may
+            spend, however many trials that buys it.
         prune_epochs: epochs of a trial of the pruner comparison that no pruner stops.
+        prune_studies: independent studies (sampler seeds) per pruner, and per arm of the
+            cross-validated comparison (with the Wilcoxon pruner and without).
     """
 
     studies: int
@@ -113,13 +117,21 @@ class Search:
     train_size: int | None
     prune_trials: int
     prune_epochs: int
+    prune_studies: int
+
+    @property
+    def prune_budget(self) -> int:
+        """The epochs each study of the pruner comparison spends: ``prune_trials`` trials of
+        ``prune_epochs`` epochs, what a study without pruning spends (the equal compute)."""
+        return self.prune_trials * self.prune_epochs
 
     def describe(self) -> str:
-        """The studies' sizes, for a page's box (each is repeated ``studies`` times)."""
+        """The studies' sizes, for a page's box."""
         return (
-            f"studies of {self.trials} trials of {self.epochs} epochs, and of "
-            f"{self.prune_trials} trials of up to {self.prune_epochs} epochs with pruning, "
-            f"{_images(self.train_size)} training images"
+            f"{self.studies} studies per sampler of {self.trials} trials of {self.epochs} "
+            f"epochs, and {self.prune_studies} per pruner of {self.prune_budget} epochs each "
+            f"(trials of up to {self.prune_epochs} epochs), {_images(self.train_size)} "
+            "training images"
         )
 
 
@@ -170,7 +182,13 @@ BUDGETS = {
         exercises=Runs(epochs=8, seeds=3, train_size=12_000),
         since=Runs(epochs=10, seeds=3, train_size=12_000),
         search=Search(
-            studies=3, trials=20, epochs=2, train_size=3_000, prune_trials=12, prune_epochs=6
+            studies=10,
+            trials=20,
+            epochs=2,
+            train_size=3_000,
+            prune_trials=12,
+            prune_epochs=6,
+            prune_studies=4,
         ),
     ),
     "chapter": Budget(
@@ -180,7 +198,13 @@ BUDGETS = {
         exercises=Runs(epochs=50, seeds=3),
         since=Runs(epochs=30, seeds=3),
         search=Search(
-            studies=5, trials=40, epochs=5, train_size=12_000, prune_trials=20, prune_epochs=10
+            studies=10,
+            trials=40,
+            epochs=5,
+            train_size=12_000,
+            prune_trials=20,
+            prune_epochs=10,
+            prune_studies=5,
         ),
     ),
     "quick": Budget(
@@ -190,7 +214,13 @@ BUDGETS = {
         exercises=Runs(epochs=7, seeds=2, train_size=12_000),
         since=Runs(epochs=4, seeds=2, train_size=6_000),
         search=Search(
-            studies=2, trials=12, epochs=2, train_size=1_000, prune_trials=6, prune_epochs=3
+            studies=2,
+            trials=12,
+            epochs=2,
+            train_size=1_000,
+            prune_trials=6,
+            prune_epochs=3,
+            prune_studies=2,
         ),
         findings=False,
     ),

@@ -121,6 +121,8 @@ def test_the_search_comparisons_are_smaller_on_quick(larger):
     assert quick.train_size < (big.train_size or 60_000)
     # bands and intervals need two studies at least, on quick too (the published path runs in CI)
     assert 2 <= quick.studies <= big.studies
+    assert 2 <= quick.prune_studies <= big.prune_studies
+    assert quick.prune_budget < big.prune_budget
 
 
 def test_search_trials_reach_past_the_random_start_of_tpe_and_gp():
@@ -134,10 +136,14 @@ def test_the_search_budget_describes_its_two_kinds_of_study():
     full = get_budget("full")
     search = full.search
     assert (search.trials, search.epochs, search.train_size) == (20, 2, 3_000)
-    assert (search.prune_trials, search.prune_epochs, search.studies) == (12, 6, 3)
+    assert (search.prune_trials, search.prune_epochs) == (12, 6)
+    # ten studies per sampler: Bonferroni over four comparisons leaves room for a verdict
+    assert (search.studies, search.prune_studies) == (10, 4)
+    # every pruner's study spends what a study without pruning spends on its trials
+    assert search.prune_budget == 12 * 6
     assert full.describe(search) == (
-        "the `full` budget: studies of 20 trials of 2 epochs, and of 12 trials of up to 6 "
-        "epochs with pruning, 3,000 training images"
+        "the `full` budget: 10 studies per sampler of 20 trials of 2 epochs, and 4 per pruner "
+        "of 72 epochs each (trials of up to 6 epochs), 3,000 training images"
     )
     assert full.describe(full.studies) == (
         "the `full` budget: studies of 10 trials (20 with pruning), 5 epochs per trial, "
