@@ -32,8 +32,9 @@
 #
 # Every run here uses AdamW, the book's default optimizer (with its default weight decay,
 # 0.01), on the chapter's network. The comparisons need many runs, so this page trains on a
-# subset of the training images for fewer epochs than the chapter's pages; the box below says
-# how many. Tables give each run's final test accuracy as the mean over the seeds and the
+# subset of the training images for fewer epochs than the chapter's pages, and holds a part of
+# that subset out for validation, on which each schedule's peak rate is chosen; the box below
+# says how many. Tables give each run's final test accuracy as the mean over the seeds and the
 # `half_width` of its 95% interval.
 
 # %% tags=["hide-cell"]
@@ -57,15 +58,18 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
 
 # %%
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
 
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import branch_runs, run
+from idlmam.experiments.sweep import best_rates, lr_sweep, rate_grid, sweep_label, with_seeds
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
 from idlmam.optim import (
@@ -78,34 +82,41 @@ from idlmam.optim import (
     warmup_linear_decay,
     wsd_schedule,
 )
-from idlmam.plotting import RUN_COLOURS, plot_runs
-from idlmam.stats import compare_pairs, final_scores
+from idlmam.plotting import plot_runs, run_colours
+from idlmam.stats import compare, compare_pairs, final_scores
 from idlmam.text import plural
 from idlmam.utils import get_device
 
-setup()
+setup(threads=1)  # one CPU thread: small networks gain little from more, and runs repeat exactly
 
 # %%
 BUDGET = get_budget()  # IDL_BUDGET=full (default), chapter or quick
 RUNS = BUDGET.since  # this page's sizes: epochs, seeds, training images
-budget_banner(BUDGET, RUNS)
+VAL_FRACTION = 0.2  # the share of those images held out to choose each schedule's peak
+budget_banner(BUDGET, replace(RUNS, items=f"training images, {VAL_FRACTION:.0%} held out"))
 EPOCHS = RUNS.epochs  # T, in epochs
 SEEDS = range(RUNS.seeds)  # every run is repeated with these seeds
 BATCH_SIZE = 256  # B, as in the chapter
-PEAK = 0.01  # eta_max: the top of every schedule below (AdamW's default is 0.001)
 PEAKS = (0.01, 0.03, 0.07)  # the warmup experiment: up to 70 times AdamW's default
+FACTOR = 2  # the ratio of neighbouring peaks in each schedule's search
+GRID = rate_grid(0.005, factor=FACTOR)  # the peaks every schedule tries: 0.0025, 0.005, 0.01
+FLOOR = 0.1  # the floor of the decay to a floor, as a share of the peak
 COOLDOWN = 0.2  # the share of a WSD run spent decaying (rounded to whole epochs)
 DEVICE = get_device()
-COLOURS = RUN_COLOURS  # one colour per schedule, the same in every figure of the book
 
-loaders = book_loaders(BATCH_SIZE, device=DEVICE, train_size=RUNS.train_size)
+loaders = book_loaders(
+    BATCH_SIZE, device=DEVICE, train_size=RUNS.train_size, val_fraction=VAL_FRACTION
+)
 STEPS = len(loaders["train"])  # optimizer steps (batches) per epoch
 TOTAL = EPOCHS * STEPS  # steps of a whole run
 WARMUP = STEPS  # one epoch of warmup
 train = dict(loaders=loaders, epochs=EPOCHS, device=DEVICE, seeds=SEEDS)
 glue("steps", STEPS, display=False)
 glue("total", TOTAL, display=False)
-print(f"{STEPS} steps per epoch, {TOTAL} steps per run of {EPOCHS} epochs, {len(SEEDS)} seeds")
+print(
+    f"{loaders['train'].n_examples:,} training and {loaders['val'].n_examples:,} validation "
+    f"images; {STEPS} steps per epoch, {TOTAL} per run of {EPOCHS} epochs; {len(SEEDS)} seeds"
+)
 
 
 def by_epochs_trained(frame, title):
@@ -164,8 +175,8 @@ def wsd(o, epochs=EPOCHS):
     return wsd_schedule(o, epochs * STEPS, WARMUP, cooldown_epochs(epochs) * STEPS)
 
 
-def one_cycle(o):
-    return OneCycleLR(o, max_lr=PEAK, total_steps=TOTAL)
+def one_cycle(o):  # its peak is the rate the optimizer was given
+    return OneCycleLR(o, max_lr=o.param_groups[0]["lr"], total_steps=TOTAL)
 
 
 def restarts(o):  # two cosine cycles, each ending at zero
@@ -180,18 +191,19 @@ SCHEDULES = {
     "one-cycle": one_cycle,
     "warm restarts": restarts,
 }
+COLOURS = run_colours([*SCHEDULES, "constant + EMA", f"linear to {FLOOR:.0%}", "without warmup"])
 
-# %% mystnb={"figure": {"caption": "The learning rate at every optimizer step of the six schedules on this page, read off the real scheduler objects; the x axis counts epochs trained, and each schedule has the colour it keeps in the figures below.", "name": "fig-batch-schedules"}, "image": {"alt": "Six small panels, one per schedule, each showing the learning rate against epochs trained at every batch: a warmup followed by a constant rate; a warmup followed by a cosine decay to zero; a warmup followed by a straight line to zero; a warmup, a long constant stretch and a short drop to zero at the end (WSD); one-cycle, rising for about a third of the run and then falling far below its start; and warm restarts, two cosine decays to zero, the first starting at the peak without warmup and the second starting again from the peak."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "The learning rate at every optimizer step of the six schedules on this page, as a share of the schedule's peak (each schedule gets its own peak below), read off the real scheduler objects; the x axis counts epochs trained, and each schedule has the colour it keeps in the figures below.", "name": "fig-batch-schedules"}, "image": {"alt": "Six small panels, one per schedule, each showing the learning rate as a share of its peak against epochs trained at every batch: a warmup followed by a constant rate; a warmup followed by a cosine decay to zero; a warmup followed by a straight line to zero; a warmup, a long constant stretch and a short drop to zero at the end (WSD); one-cycle, rising for about a third of the run and then falling far below its start; and warm restarts, two cosine decays to zero, the first starting at the peak without warmup and the second starting again from the peak."}} tags=["nbval-ignore-output"]
 fig, axes = plt.subplots(2, 3, figsize=(11, 5), sharex=True, sharey=True, layout="constrained")
 for ax, (name, make) in zip(axes.flat, SCHEDULES.items()):
-    rates = schedule_lrs(make, TOTAL, PEAK)
+    rates = schedule_lrs(make, TOTAL, 1.0)  # a peak of 1: the share of the peak
     ax.plot([(t + 1) / STEPS for t in range(TOTAL)], rates, color=COLOURS[name])
     ax.set_title(name if name != "constant" else "constant (after warmup)", fontsize=10)
 for ax in axes[1]:
     ax.set_xlabel("epochs trained")
 for ax in axes[:, 0]:
-    ax.set_ylabel("learning rate")
-fig.suptitle(f"Six schedules stepped every batch, peak {PEAK:g}, {EPOCHS} epochs")
+    ax.set_ylabel("rate / peak")
+fig.suptitle(f"Six schedules stepped every batch, {EPOCHS} epochs")
 plt.show()
 
 # %% [markdown]
@@ -318,43 +330,312 @@ for label in ("with", "without"):
 # moves each weight by at most a few times the rate per step, and the $\tanh$ units cannot
 # leave $(-1, 1)$. Most likely the full-size first steps drive many units into saturation,
 # where their gradients vanish, and the rest of the run starts from there. The constant,
-# cosine, linear and WSD runs below all start with one epoch of warmup, at the smallest of
-# the three peaks, {glue:text}`peak_low`, ten times AdamW's default; one-cycle has its own
+# cosine, linear and WSD runs below all start with one epoch of warmup; one-cycle has its own
 # longer warmup, and warm restarts, as PyTorch defines them, have none.
 #
+# ## The peak: a search for each schedule
+#
+# A schedule and its peak work together. A decay spends most of its steps below the peak, so it
+# can start from a peak that a constant rate could not hold for a whole run; compared at one
+# peak, part of the gap between a decay and a constant rate may only mean that the peak is too
+# high for the constant rate. So each schedule gets its own small search of the peak, the same
+# for all, by one rule fixed before any run (the protocol of the
+# [optimizers page](03c_optimizers_since.ipynb), with `idlmam.experiments.sweep`):
+#
+# - **The peaks** {glue:text}`grid_text`: a log grid with a factor of {glue:text}`factor`
+#   between neighbours, around {glue:text}`grid_centre`, {glue:text}`grid_times` times AdamW's
+#   default. Its top is the peak this page used for every schedule before it searched, and the
+#   smallest peak of the warmup experiment, whose run with warmup is the linear decay's trial
+#   there; its bottom leaves room for the constant rate, which has to hold its peak to the end.
+#   The factor is small because the differences between schedules are small: any peak in the
+#   grid's range lies within a factor of $\sqrt 2$ of a peak tried.
+# - **One seed per trial**, scored by its final accuracy on the validation split, the
+#   {glue:text}`val_share:.0%` of the training images held out from training. The choice reads
+#   nothing else: the trials record test scores too, but the test set plays no part in it.
+# - **Where the best peak is an end of the grid**, the schedule tries one more peak past that
+#   end, once (the grid's smallest divided by the factor, or its largest times it); a best
+#   still at an end is flagged below, as a result that a wider search might move.
+# - **The chosen peak is then trained with every seed**, and those runs are scored on the test
+#   set. Seed 0's run is the trial itself, chosen for scoring well on validation, which biases
+#   each tuned result slightly upward; every schedule shares that bias. WSD and the cosine are
+#   searched at the run's full length, and keep their peaks for the shorter lengths of the WSD
+#   section.
+#
+# The weight average at the end of the page is searched the same way, and so is a decay that
+# stops at a floor of {glue:text}`floor_share:.0%` of its peak instead of zero, for the
+# comparison after the next.
+
+# %%
+glue("grid_text", ", ".join(f"{peak:g}" for peak in GRID), display=False)
+glue("factor", FACTOR, display=False)
+glue("grid_centre", GRID[len(GRID) // 2], display=False)
+glue("grid_times", round(GRID[len(GRID) // 2] / 0.001), display=False)  # AdamW's default rate
+glue("val_share", VAL_FRACTION, display=False)
+glue("floor_share", FLOOR, display=False)
+FLOORED = f"linear to {FLOOR:.0%}"  # the decay to a floor
+low = f"peak {min(PEAKS):g}"
+assert min(PEAKS) in GRID  # the warmup experiment's run at that peak is a trial of the search
+
+
+def adamw(params, lr):
+    return torch.optim.AdamW(params, lr=float(lr))  # a plain float: checkpoints store it
+
+
+def adamw_ema(params, lr):  # evaluated at the moving average of its weights (see the end)
+    return WeightEMA(torch.optim.AdamW(params, lr=float(lr)), ema_decay_for(STEPS))
+
+
+def linear_to_floor(o):
+    return warmup_linear_decay(o, TOTAL, WARMUP, eta_min=FLOOR * o.param_groups[0]["lr"])
+
+
+SEARCHED = {  # schedule: (make_schedule, optimizer_at), in the order of the tables
+    "constant": (constant, adamw),
+    "cosine to zero": (cosine_to_zero, adamw),
+    "linear to zero": (linear_to_zero, adamw),
+    FLOORED: (linear_to_floor, adamw),
+    "WSD": (wsd, adamw),
+    "one-cycle": (one_cycle, adamw),
+    "warm restarts": (restarts, adamw),
+    "constant + EMA": (constant, adamw_ema),
+}
+# what every run of a search passes to lr_sweep and with_seeds (which take the seeds apart)
+per_batch = dict(loaders=loaders, epochs=EPOCHS, device=DEVICE, lr_schedule_every="batch")
+
+
+def search(name, make_schedule, optimizer_at, done=None, every_seed=True):
+    """The rule above for schedule ``name``: its trials, and its chosen peak with every seed.
+
+    ``done`` maps a peak to runs of this schedule made already (all seeds), reused.
+    """
+    done = {peak: f.assign(optimizer=name, rate=peak) for peak, f in (done or {}).items()}
+    kwargs = dict(make_schedule=make_schedule, **per_batch)
+
+    def trials_at(peaks):
+        new = [peak for peak in peaks if peak not in done]
+        frames = [lr_sweep(name, optimizer_at, new, **kwargs)] if new else []
+        return frames + [done[peak].query("seed == 0") for peak in peaks if peak in done]
+
+    trials = pd.concat(trials_at(GRID), ignore_index=True)
+    best = best_rates(trials).loc[name]
+    if best["at_edge"]:  # one more peak past that end, once
+        trials = pd.concat(
+            [
+                trials,
+                *trials_at([GRID[0] / FACTOR if best["rate"] == GRID[0] else GRID[-1] * FACTOR]),
+            ],
+            ignore_index=True,
+        )
+    trials["run"] = [sweep_label(name, peak) for peak in trials["rate"]]
+    if not every_seed:
+        return trials, None
+    peak = best_rates(trials).loc[name, "rate"]
+    tuned = with_seeds(
+        pd.concat([trials, *done.values()]), name, optimizer_at, peak, SEEDS, **kwargs
+    )
+    return trials, tuned.assign(run=name)
+
+
+# %% [markdown]
+# The searches, the longest cell of the page (the WSD runs with every seed come from the
+# branches of the WSD section):
+
+# %% tags=["nbval-ignore-output"]
+searches = {
+    name: search(
+        name,
+        make,
+        optimizer_at,
+        done={min(PEAKS): warmup_runs[warmup_runs["run"] == f"{low} with warmup"]}
+        if name == "linear to zero"
+        else None,
+        every_seed=name != "WSD",
+    )
+    for name, (make, optimizer_at) in SEARCHED.items()
+}
+trials = pd.concat([t for t, _ in searches.values()], ignore_index=True)
+tuned = pd.concat([s for _, s in searches.values() if s is not None], ignore_index=True)
+chosen = best_rates(trials)  # on the final validation accuracy of seed 0, nothing else
+tried = trials.groupby("optimizer", sort=False)["rate"]
+chosen["edge"] = [
+    "-" if not edge else "bottom" if rate == tried.min()[name] else "top"
+    for name, rate, edge in zip(chosen.index, chosen["rate"], chosen["at_edge"])
+]
+PEAK_OF = chosen["rate"]  # each schedule's chosen peak
+pd.DataFrame(
+    {
+        "peaks tried": tried.apply(lambda r: ", ".join(f"{x:g}" for x in sorted(set(r)))),
+        "chosen peak": PEAK_OF.map("{:g}".format),
+        "edge": chosen["edge"],
+        "validation accuracy": chosen["score"].round(4),
+    }
+)
+
+# %%
+at_edge = chosen[chosen["edge"] != "-"]
+glue(
+    "edge_note",
+    "No chosen peak lies at an end of the peaks its schedule tried."
+    if at_edge.empty
+    else "At an end of the peaks tried: "
+    + "; ".join(f"{n} ({PEAK_OF[n]:g}, the {e})" for n, e in at_edge["edge"].items())
+    + ". A peak past that end might do better still: such a schedule's result here may "
+    "understate what a wider search could give it.",
+    display=False,
+)
+
+
+def edge_words(names):
+    """A sentence for the runs of ``names`` whose chosen peak lies at an end of their search."""
+    names = [n for n in names if n in at_edge.index]
+    return "".join(
+        f" The peak of {n}, {PEAK_OF[n]:g}, is the {at_edge.loc[n, 'edge']} of the peaks it "
+        "tried: a wider search might move its result."
+        for n in names
+    )
+
+
+def peaks_of(names):
+    """``"constant at 0.0025, cosine to zero at 0.005"``: each run at its chosen peak."""
+    return ", ".join(f"{n} at {PEAK_OF[n]:g}" for n in names)
+
+
+PAIRED = (
+    "paired by seed (a seed gives both runs the same initial weights and the same batch order, "
+    "so each difference is taken seed by seed), with its 95% interval"
+)
+
+
+# %% [markdown]
+# `edge` says whether the chosen peak is the smallest (`bottom`) or the largest (`top`) that its
+# schedule tried. {glue:text}`edge_note`
+#
+# The search, trial by trial:
+
+# %% mystnb={"figure": {"caption": "Each schedule's search of its peak: the final validation accuracy of its trial (seed 0) at each peak it tried, on a log axis; a ring marks the peak it keeps. The constant rate appears in both panels, for reference.", "name": "fig-peak-search"}, "image": {"alt": "Two panels of final validation accuracy against the peak learning rate on a log axis, one line with markers per schedule and a ring around each schedule's chosen peak. Left: the constant rate, the cosine and linear decays to zero, the linear decay to a floor and WSD. Right: the constant rate, one-cycle, warm restarts and the constant rate evaluated at its weight average."}} tags=["nbval-ignore-output"]
+final = trials.loc[trials.groupby("run")["epoch"].idxmax()]  # each trial's last epoch
+panels = {
+    "Constant and the decays to the end": ["constant", "cosine to zero", "linear to zero"]
+    + [FLOORED, "WSD"],
+    "Constant, the cycles and the weight average": ["constant", "one-cycle", "warm restarts"]
+    + ["constant + EMA"],
+}
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
+for ax, (title, names) in zip(axes, panels.items()):
+    for name in names:
+        mine = final[final["optimizer"] == name].sort_values("rate")
+        ax.plot(mine["rate"], mine["val Accuracy"], "o-", color=COLOURS[name], label=name)
+        best = chosen.loc[name]
+        ax.plot(best["rate"], best["score"], "o", ms=12, mfc="none", color=COLOURS[name])
+    peaks = sorted(set(final["rate"]))
+    ax.set(xscale="log", xlabel="peak learning rate (log scale)", title=title)
+    ax.set_xticks(peaks, [f"{peak:g}" for peak in peaks])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+axes[0].set_ylabel("final validation accuracy (seed 0)")
+plt.show()
+
+
+# %% [markdown]
 # ## Decay to zero: cosine or a straight line
 #
 # The chapter's cosine stopped at a floor $\eta_{min} = \eta_0 / 100$. Newer results say the
 # floor should be zero, and that a straight line down to zero matches or beats a cosine:
 # {cite:t}`defazio2023optimal` derive the linear shape from the theory of the last
 # iterate and find it at least as good in practice, and {cite:t}`bergsma2025straight`
-# find the same for language models. Both decays against a constant rate,
-# all three with the same warmup and peak:
+# find the same for language models. Both decays against a constant rate, all three with the
+# same warmup, each at the peak its search chose:
 
-# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of AdamW at a constant rate, with a cosine decay to zero, and with a linear decay to zero, all after the same warmup; mean over seeds with a 95% band.", "name": "fig-decay-to-zero"}, "image": {"alt": "Test accuracy against epochs trained for three schedules, each a mean line with a shaded 95% band over seeds: a constant rate (blue), a cosine decay to zero (orange) and a linear decay to zero (green)."}} tags=["nbval-ignore-output"]
-base = adamw_at(PEAK)
-decays = pd.concat(
+# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of AdamW at a constant rate, with a cosine decay to zero, and with a linear decay to zero, all after the same warmup, each at the peak its search chose; mean over seeds with a 95% band.", "name": "fig-decay-to-zero"}, "image": {"alt": "Test accuracy against epochs trained for three schedules, each a mean line with a shaded 95% band over seeds: a constant rate (blue), a cosine decay to zero (orange) and a linear decay to zero (green)."}} tags=["nbval-ignore-output"]
+DECAYS = ["constant", "cosine to zero", "linear to zero"]
+decays = tuned[tuned["run"].isin(DECAYS)]
+by_epochs_trained(decays, "A constant rate against two decays to zero, each at its peak")
+plt.show()
+
+# %% [markdown]
+# How the three ended, and, beside them, the linear decay against the constant rate at one
+# shared peak, {glue:text}`shared_peak`, the top of the grid and the peak every schedule of this
+# page used before it searched (the constant rate's trial there, with the other seeds added, and
+# the warmup experiment's runs):
+
+# %% tags=["nbval-ignore-output"]
+SHARED = min(PEAKS)  # the top of the grid
+glue("shared_peak", SHARED, display=False)
+shared = pd.concat(
     [
-        run("constant", base, constant, lr_schedule_every="batch", **train),
-        run("cosine to zero", base, cosine_to_zero, lr_schedule_every="batch", **train),
-        warmup_runs[warmup_runs["run"] == f"{low} with warmup"].assign(run="linear to zero"),
+        with_seeds(
+            pd.concat([trials, tuned]),
+            "constant",
+            adamw,
+            SHARED,
+            SEEDS,
+            make_schedule=constant,
+            **per_batch,
+        ).assign(run=f"constant at {SHARED:g}"),
+        warmup_runs[warmup_runs["run"] == f"{low} with warmup"].assign(
+            run=f"linear to zero at {SHARED:g}"
+        ),
     ],
     ignore_index=True,
 )
-by_epochs_trained(decays, "A constant rate against two decays to zero (mean, 95% CI)")
-plt.show()
+tuned_gap = compare(decays, "linear to zero", "constant")
+shared_gap = compare(shared, f"linear to zero at {SHARED:g}", f"constant at {SHARED:g}")
+assert tuned_gap.paired and shared_gap.paired  # the same seeds on both sides
 
-# %% tags=["nbval-ignore-output"]
+
+def points(c):
+    """A comparison's difference as ``"+1.0 ± 1.1 points"``, and whether it is in the noise."""
+    text = f"{round(100 * c.difference, 1) + 0.0:+.1f} ± {100 * c.half_width:.1f} points"
+    return text if c.differs else f"{text}, within the noise"
+
+
+tuning = (  # what searching each schedule's peak did to the decay's gap, said from the runs
+    f"The linear decay's final accuracy minus the constant rate's went from "
+    f"{points(shared_gap)} at one shared peak, {SHARED:g}, to {points(tuned_gap)} at each "
+    "one's own peak."
+)
+if shared_gap.differs and not tuned_gap.differs:
+    tuning += " The gap that one shared peak showed did not survive a search of each one's peak."
+elif shared_gap.differs and tuned_gap.differs:
+    tuning += " The decay's gain survived a search of each one's peak."
 finding(
-    compare_pairs(
+    f"Each at its own peak ({peaks_of(DECAYS)}), {PAIRED}:\n\n"
+    + compare_pairs(
         decays,
         [
             ("cosine to zero", "constant"),
             ("linear to zero", "constant"),
             ("linear to zero", "cosine to zero"),
         ],
-    ),
+    )
+    + f"\n\nAt one shared peak, {SHARED:g}, paired the same way: {shared_gap.sentence()}. "
+    + tuning
+    + edge_words(DECAYS),
     needs="tell the two decays apart from each other and from a constant rate",
+    sizes=RUNS,
+)
+
+# %% [markdown]
+# ## Decay to zero, or to a floor
+#
+# The decays above end at zero. Many published runs stop short of it: LLaMA's cosine ends at a
+# tenth of its peak {cite:p}`touvron2023llama`, and the chapter's at a hundredth. The linear decay
+# to zero against the same line stopped at a floor of {glue:text}`floor_share:.0%` of its peak
+# (`warmup_linear_decay(..., eta_min=...)`), with the same warmup, each at the peak its own
+# search chose:
+
+# %% tags=["nbval-ignore-output"]
+FLOORS = ["linear to zero", FLOORED]
+floors = tuned[tuned["run"].isin(FLOORS)]
+final_scores(floors).assign(peak=PEAK_OF)[["peak", "seeds", "mean", "half_width"]].round(4)
+
+# %% tags=["nbval-ignore-output"]
+floor_gap = compare(floors, "linear to zero", FLOORED)
+assert floor_gap.paired
+finding(
+    f"Each at its own peak ({peaks_of(FLOORS)}), {PAIRED}: {floor_gap.sentence()}."
+    + edge_words(FLOORS),
+    needs="tell a decay to zero from a decay to a floor",
     sizes=RUNS,
 )
 
@@ -373,7 +654,9 @@ finding(
 # the longer runs. `branch_runs` does this. On the CPU a branch is, bit for bit, the WSD run of
 # its length trained from scratch (the package's tests check it).
 #
-# Three lengths, each as a branch off one trunk and as a cosine run planned for that length:
+# Three lengths, each as a branch off one trunk and as a cosine run planned for that length;
+# the trunk and its branches at WSD's chosen peak, the cosine runs at the cosine's, both chosen
+# at the full length:
 
 # %% tags=["nbval-ignore-output"]
 glue("cooldown_share", COOLDOWN, display=False)
@@ -381,12 +664,12 @@ lengths = sorted({max(2, EPOCHS // 2), max(2, round(0.7 * EPOCHS)), EPOCHS})
 branches = {L - cooldown_epochs(L): cooldown_epochs(L) for L in lengths}  # start: epochs
 anytime = branch_runs(
     "constant (trunk)",
-    base,
+    lambda p: adamw(p, PEAK_OF["WSD"]),
     constant,
     lambda o, n: cooldown_schedule(o, n * STEPS),
     at=branches,
     loaders=loaders,
-    epochs=EPOCHS,
+    epochs=max(branches),  # the trunk up to its last branch point
     device=DEVICE,
     seeds=SEEDS,
 )
@@ -400,7 +683,7 @@ planned = [  # the whole run's cosine is the one above
     if L == EPOCHS
     else run(
         f"cosine, {L} epochs",
-        base,
+        lambda p: adamw(p, PEAK_OF["cosine to zero"]),
         lambda o, L=L: cosine_to_zero(o, L),
         lr_schedule_every="batch",
         **{**train, "epochs": L},
@@ -408,8 +691,7 @@ planned = [  # the whole run's cosine is the one above
     for L in lengths
 ]
 lengths_frame = pd.concat([anytime, *planned], ignore_index=True)
-needed = max(branches) * len(SEEDS)  # the trunk up to its last branch point
-glue("wsd_epochs", needed + sum(branches.values()) * len(SEEDS), display=False)
+glue("wsd_epochs", (max(branches) + sum(branches.values())) * len(SEEDS), display=False)
 glue("cosine_epochs", sum(lengths) * len(SEEDS), display=False)
 glue(
     "cooldowns",
@@ -423,86 +705,62 @@ print(
 )
 final_scores(lengths_frame)[["seeds", "mean", "half_width"]].round(4)
 
-# %% mystnb={"figure": {"caption": "One constant-rate trunk (blue) with a WSD cooldown branched off it for each length (solid), against a cosine run planned for each length (dashed); the numbers at the ends give each run's length in epochs. Test accuracy, mean over seeds.", "name": "fig-wsd-anytime"}, "image": {"alt": "Test accuracy against epochs trained. A blue line is the constant-rate trunk. Short solid pink lines leave it at the branch points and climb: the cooldowns. Dashed orange lines are cosine runs planned for the same lengths. Each run's end is marked with a dot and labelled with its length in epochs, so each WSD branch can be compared with the cosine run of its length."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "One panel per length: the constant-rate trunk (blue) with the WSD cooldown branched off it for that length (pink), against a cosine run planned for that length (dashed orange). Test accuracy, mean over seeds.", "name": "fig-wsd-anytime"}, "image": {"alt": "Three panels side by side, one per run length, sharing a test accuracy axis against epochs trained. In each, a blue line is the constant-rate trunk up to that length, a pink line leaves it at the branch point and climbs during the cooldown, and a dashed orange line is the cosine run planned for the same length, so each WSD branch can be compared with the cosine run of its length."}} tags=["nbval-ignore-output"]
 means = lengths_frame.groupby(["run", "epoch"])["test Accuracy"].mean()
 means.index = means.index.set_levels(means.index.levels[1] + 1, level="epoch")  # epochs done
 trunk = means["constant (trunk)"]
-fig, ax = plt.subplots(figsize=(8, 4.5))
-ax.plot(trunk, color=COLOURS["constant"], lw=2, label="constant (the trunk)")
-for i, L in enumerate(lengths):
+fig, axes = plt.subplots(
+    1, len(lengths), figsize=(11, 3.8), sharey=True, squeeze=False, layout="constrained"
+)
+for ax, L in zip(axes[0], lengths):
     branch = means[f"WSD, {L} epochs"]
     start = branch.index[0] - 1  # the branch leaves the trunk after this epoch
-    branch = pd.concat([trunk.loc[[start]], branch])
+    ax.plot(trunk.loc[:L], color=COLOURS["constant"], lw=2, label="constant (the trunk)")
+    ax.plot(pd.concat([trunk.loc[[start]], branch]), color=COLOURS["WSD"], label="WSD branch")
     cosine = means[f"cosine, {L} epochs"]
-    for name, curve, colour, style in (
-        ("WSD branch", branch, COLOURS["WSD"], "-"),
-        ("cosine planned for the length", cosine, COLOURS["cosine to zero"], "--"),
-    ):
-        ax.plot(curve.index, curve, ls=style, color=colour, label=name if i == 0 else None)
-        ax.plot(curve.index[-1], curve.iloc[-1], "o", color=colour)
-        ax.annotate(
-            f"{L}",
-            (curve.index[-1], curve.iloc[-1]),
-            xytext=(4, -3 if style == "-" else 3),
-            textcoords="offset points",
-            color=colour,
-            fontsize=9,
-        )
-ax.set(xlabel="epochs trained", ylabel="test accuracy (mean over seeds)")
-ax.set_title("WSD branched off one run against cosine runs planned per length")
-ax.legend(fontsize=9, loc="lower right")
+    ax.plot(cosine, ls="--", color=COLOURS["cosine to zero"], label="cosine planned for it")
+    ax.set(xlabel="epochs trained", title=f"a run of {plural(L, 'epoch')}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+axes[0, 0].set_ylabel("test accuracy (mean over seeds)")
+axes[0, 0].legend(fontsize=8, loc="lower right")
+fig.suptitle("WSD branched off one run against cosine runs planned per length")
 plt.show()
 
 # %% [markdown]
 # The cooldowns last {glue:text}`cooldowns` epochs. All the WSD runs together need
 # {glue:text}`wsd_epochs` epochs of training (the trunk up to its last branch point, epoch
-# {glue:text}`trunk_end`, and the cooldowns, over all seeds; the trunk trained on to the full
-# length to serve as the constant run); the cosine runs of the same lengths need
-# {glue:text}`cosine_epochs`. The saving grows with the number of lengths: each new length
-# costs WSD one cooldown, and a planned schedule a whole run. How each branch ends against
-# the cosine run of its length:
+# {glue:text}`trunk_end`, and the cooldowns, over all seeds); the cosine runs of the same
+# lengths need {glue:text}`cosine_epochs`. The saving grows with the number of lengths: each
+# new length costs WSD one cooldown, and a planned schedule a whole run. How each branch ends
+# against the cosine run of its length:
 
 # %% tags=["nbval-ignore-output"]
 finding(
-    compare_pairs(lengths_frame, [(f"WSD, {L} epochs", f"cosine, {L} epochs") for L in lengths]),
+    f"WSD at {PEAK_OF['WSD']:g} and the cosine at {PEAK_OF['cosine to zero']:g}, each the peak "
+    f"its search chose at the full length; {PAIRED}:\n\n"
+    + compare_pairs(lengths_frame, [(f"WSD, {L} epochs", f"cosine, {L} epochs") for L in lengths])
+    + edge_words(["WSD", "cosine to zero"]),
     needs="tell a WSD branch from a cosine run of the same length",
     sizes=RUNS,
 )
 
-# %% tags=["nbval-ignore-output"]
-ends = final_scores(pd.concat([anytime, decays]))["mean"]
-for name, run_name in [("trunk_final", "constant (trunk)"), ("constant_final", "constant")]:
-    glue(name, ends[run_name], display=False)
-
 # %% [markdown]
-# The trunk is the constant-rate recipe of the previous section, trained again one seed at a
-# time (to write its checkpoints), while `run` trained the three seeds side by side as one
-# stacked model. The two compute the same sums in a different order, so their results differ
-# in the last bits; over hundreds of steps at a large rate such differences grow, and the two
-# constant runs end at a mean test accuracy of {glue:text}`trunk_final:.4f` (the trunk) and
-# {glue:text}`constant_final:.4f`. That gap is noise of the same kind as the seeds', which is
-# one more reason every comparison here rests on several seeds.
-#
 # ## One-cycle and warm restarts
 #
 # The two schedules from the chapter's era that change the rate every batch, against the
-# linear decay to zero:
+# linear decay to zero, each at the peak its search chose:
 
-# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of one-cycle and of cosine warm restarts (two cycles) against warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-one-cycle-restarts"}, "image": {"alt": "Test accuracy against epochs trained for three schedules with shaded 95% bands over seeds: the linear decay to zero (green), one-cycle (red) and warm restarts (purple), whose rate goes back to the peak halfway through."}} tags=["nbval-ignore-output"]
-cycles = pd.concat(
-    [
-        decays[decays["run"] == "linear to zero"],
-        run("one-cycle", base, one_cycle, lr_schedule_every="batch", **train),
-        run("warm restarts", base, restarts, lr_schedule_every="batch", **train),
-    ],
-    ignore_index=True,
-)
-by_epochs_trained(cycles, "One-cycle and warm restarts against a linear decay (mean, 95% CI)")
+# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of one-cycle and of cosine warm restarts (two cycles) against warmup with a linear decay to zero, each at the peak its search chose; mean over seeds with a 95% band.", "name": "fig-one-cycle-restarts"}, "image": {"alt": "Test accuracy against epochs trained for three schedules with shaded 95% bands over seeds: the linear decay to zero (green), one-cycle (red) and warm restarts (purple), whose rate goes back to the peak halfway through."}} tags=["nbval-ignore-output"]
+CYCLES = ["linear to zero", "one-cycle", "warm restarts"]
+cycles = tuned[tuned["run"].isin(CYCLES)]
+by_epochs_trained(cycles, "One-cycle and warm restarts against a linear decay, each at its peak")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
 finding(
-    compare_pairs(cycles, [("one-cycle", "linear to zero"), ("warm restarts", "linear to zero")]),
+    f"Each at its own peak ({peaks_of(CYCLES)}), {PAIRED}:\n\n"
+    + compare_pairs(cycles, [("one-cycle", "linear to zero"), ("warm restarts", "linear to zero")])
+    + edge_words(CYCLES),
     needs="tell one-cycle and warm restarts from a linear decay",
     sizes=RUNS,
 )
@@ -534,29 +792,37 @@ for name, epoch in [("before_restart", restart - 1), ("after_restart", restart)]
 # epoch, which swaps the live weights back (the same calls serve schedule-free AdamW on the
 # [next page](03c_optimizers_since.ipynb)). The average has a horizon of $H$ = one epoch,
 # {glue:text}`steps` steps: a weight $H$ steps old counts about $1/e$ as much as the newest.
+# Its peak was searched like the others' (`adamw_ema` above), scored at the average.
 
-# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of AdamW at a constant rate, of the same recipe evaluated at the moving average of its weights (EMA, horizon one epoch), and of warmup with a linear decay to zero; mean over seeds with a 95% band.", "name": "fig-ema"}, "image": {"alt": "Test accuracy against epochs trained with shaded 95% bands over seeds for three runs: a constant rate (blue), the same constant rate evaluated at the exponential moving average of its weights (brown), and a linear decay to zero (green)."}} tags=["nbval-ignore-output"]
-decay_ema = ema_decay_for(STEPS)
-glue("ema_decay", decay_ema, display=False)
-averaged = pd.concat(
-    [
-        decays[decays["run"].isin(["constant", "linear to zero"])],
-        run(
-            "constant + EMA",
-            lambda p: WeightEMA(torch.optim.AdamW(p, lr=PEAK), decay_ema),
-            constant,
-            lr_schedule_every="batch",
-            **train,
-        ),
-    ],
-    ignore_index=True,
-)
-by_epochs_trained(averaged, "A constant rate, its weight average, and a decay (mean, 95% CI)")
+# %% mystnb={"figure": {"caption": "Test accuracy after each epoch of AdamW at a constant rate, of the same recipe evaluated at the moving average of its weights (EMA, horizon one epoch), and of warmup with a linear decay to zero, each at the peak its search chose; mean over seeds with a 95% band.", "name": "fig-ema"}, "image": {"alt": "Test accuracy against epochs trained with shaded 95% bands over seeds for three runs: a constant rate (blue), the same constant rate evaluated at the exponential moving average of its weights (brown), and a linear decay to zero (green)."}} tags=["nbval-ignore-output"]
+glue("ema_decay", ema_decay_for(STEPS), display=False)
+AVERAGED = ["constant", "constant + EMA", "linear to zero"]
+averaged = tuned[tuned["run"].isin(AVERAGED)]
+by_epochs_trained(averaged, "A constant rate, its weight average, and a decay, each at its peak")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
+ema_gap = compare(averaged, "constant + EMA", "linear to zero")
+if not ema_gap.differs:
+    low_end, high_end = (
+        round(100 * (ema_gap.difference + sign * ema_gap.half_width), 1) + 0.0 for sign in (-1, 1)
+    )
+    verdict = (
+        "So on these runs the average could stand in for the decay, to within the noise: the "
+        f"interval of their difference, from {low_end:+.1f} to {high_end:+.1f} points, holds "
+        "zero. That bounds the gap; it does not show the two equal."
+    )
+elif ema_gap.difference < 0:
+    verdict = "So on these runs the average did not stand in for the decay: it ended below it."
+else:
+    verdict = "So on these runs the average stood in for the decay, and ended above it."
 finding(
-    compare_pairs(averaged, [("constant + EMA", "constant"), ("constant + EMA", "linear to zero")]),
+    f"Each at its own peak ({peaks_of(AVERAGED)}), {PAIRED}:\n\n"
+    + compare_pairs(
+        averaged, [("constant + EMA", "constant"), ("constant + EMA", "linear to zero")]
+    )
+    + f"\n\n{verdict}"
+    + edge_words(AVERAGED),
     needs="tell the weight average from the constant rate and from a decay",
     sizes=RUNS,
 )
@@ -564,19 +830,47 @@ finding(
 # %% [markdown]
 # The average's decay (not Adam's $\beta$s) is $1 - 1/H$ = {glue:text}`ema_decay:.4f`, set
 # from the horizon in steps by `ema_decay_for`; because $H$ is tied to the epoch, the average
-# keeps a one-epoch reach if the batch size changes. Whether the average can stand in for the
-# decay here, the comparison above says. Elsewhere the evidence is mixed: in the MLCommons
-# AlgoPerf benchmark, the submissions that averaged the weights on top of NAdamW with a
-# decaying schedule scored below that schedule alone {cite:p}`kasimbeg2025accelerating`,
-# while {cite:t}`ajroldi2025when` find
-# averaging combined with a decay best.
+# keeps a one-epoch reach if the batch size changes. On other problems the evidence is mixed:
+# in the MLCommons AlgoPerf benchmark, the submissions that averaged the weights on top of
+# NAdamW with a decaying schedule scored below that schedule alone
+# {cite:p}`kasimbeg2025accelerating`, while {cite:t}`ajroldi2025when` find averaging combined
+# with a decay best.
 #
 # ## What to take away
 
 # %%
 glue("steps_per_run", STEPS * EPOCHS, display=False)
 glue("warmup_steps", STEPS, display=False)
-glue("weights", count_parameters(mlp()), display=False)  # the chapter's network
+glue("weights", round(count_parameters(mlp()), -3), display=False)  # the chapter's network
+glue("peak_choices", "; ".join(f"{n} {PEAK_OF[n]:g}" for n in SEARCHED), display=False)
+
+
+def supported(text):
+    """``text`` on a budget whose runs support findings; on ``quick``, that they cannot."""
+    return text if BUDGET.findings else "The runs of this budget are too small to say."
+
+
+def capital(sentence):
+    return sentence[:1].upper() + sentence[1:]
+
+
+glue(
+    "tuned_gap",
+    supported(f"{tuning} (Paired by seed, {plural(len(SEEDS), 'seed')}.)"),
+    display=False,
+)
+if not floor_gap.differs:
+    floor_text = (
+        f"{capital(floor_gap.sentence())}, each at its own peak, paired by seed: these runs do "
+        "not decide between zero and a floor, and the recipe's zero rests on the studies cited."
+    )
+else:
+    side = "agree with" if floor_gap.difference > 0 else "go against"
+    floor_text = (
+        f"{capital(floor_gap.sentence())}, each at its own peak, paired by seed: these runs "
+        f"{side} the recipe."
+    )
+glue("floor_verdict", supported(floor_text), display=False)
 
 # %% [markdown]
 # ```{admonition} A schedule recipe, and how far this page supports it
@@ -588,17 +882,20 @@ glue("weights", count_parameters(mlp()), display=False)  # the chapter's network
 #   above say by how much). Warmup here lasts one epoch, {glue:text}`warmup_steps` steps;
 #   published recipes use hundreds to thousands of steps (4,000 in the Transformer, 10,000 in
 #   BERT, 2,000 in LLaMA).
+# - **Tune the peak with the schedule.** Each schedule here chose its own peak on validation:
+#   {glue:text}`peak_choices`. {glue:text}`tuned_gap` The search was small (a few peaks a
+#   factor of {glue:text}`factor` apart, one seed each), so a chosen peak can be a neighbour of
+#   the best, and a comparison at one untuned peak can measure the peak as much as the
+#   schedule.
+# - **Decay to zero, or to a floor.** Linear decay to zero against the same line stopped at
+#   {glue:text}`floor_share:.0%` of its peak: {glue:text}`floor_verdict`
 # - **When the length of the run is not known in advance**, train at a constant rate after the
 #   warmup and branch a short decay off a checkpoint when you stop (WSD): one long run then
 #   serves every length, for the price of one cooldown per length {cite:p}`hu2024minicpm`.
-# - **Tune the peak with the schedule.** Every schedule here ran at one peak,
-#   {glue:text}`peak_low`, ten times AdamW's default, chosen and not searched: some of what a
-#   decay gains over a constant rate may be the repair of a peak too high to hold for a whole
-#   run, and this page never set a decay to zero against a decay to a floor.
 # - **Scale.** Each run here takes {glue:text}`steps_per_run:,` optimizer steps on a network
-#   of about 135,000 weights; the studies behind the recipe trained for $10^4$ to $10^5$ steps
-#   and more, on networks thousands of times larger. Where the intervals above cannot tell two
-#   schedules apart, the recipe rests on those studies, not on these runs.
+#   of about {glue:text}`weights:,` weights; the studies behind the recipe trained for $10^4$
+#   to $10^5$ steps and more, on networks thousands of times larger. Where the intervals above
+#   cannot tell two schedules apart, the recipe rests on those studies, not on these runs.
 # ```
 #
 # ## What we did
@@ -606,7 +903,10 @@ glue("weights", count_parameters(mlp()), display=False)  # the chapter's network
 # - Stepped schedules every batch with `lr_schedule_every="batch"`, and drew six of them from
 #   their scheduler objects.
 # - Trained three peak rates with and without one epoch of warmup.
-# - Compared a constant rate with a cosine and a linear decay to zero.
+# - Searched each schedule's peak on a validation split (`idlmam.experiments.sweep`: a grid,
+#   one seed per trial), then ran the chosen peak with every seed and scored it on the test set.
+# - Compared a constant rate with a cosine and a linear decay to zero, each at its own peak and
+#   at one shared peak, and a decay to zero with a decay to a floor.
 # - Branched WSD cooldowns off one constant-rate run's checkpoints and set each against a
 #   cosine run planned for its length, for fewer epochs of training.
 # - Trained one-cycle and warm restarts, and an exponential moving average of the weights
