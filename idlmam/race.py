@@ -301,7 +301,7 @@ def _summary(plan, race_seconds: float, board: pd.DataFrame, cached: int) -> lis
         f"{rates}), one seed each, and up to {mine.extend} more beyond the end where the best "
         "lies; the best on validation accuracy is run with every seed and scored once on test; "
         f"every optimizer warms up over {WARMUP:.0%} of the steps, then decays linearly to zero "
-        "(schedule-free AdamW: warmup only; Adafactor: its own relative step)",
+        "(schedule-free AdamW: warmup only)",
         f"target: {board.attrs['target']:.1%} validation accuracy ({board.attrs['target_rule']})",
         f"this race took {race_seconds:.0f} s, {cached} of the field's {len(plan.names)} "
         "read from the cache",

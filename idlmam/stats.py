@@ -222,13 +222,18 @@ def compare(
 
 
 def compare_pairs(
-    frame: pd.DataFrame, pairs: Iterable[tuple[str, str]], column: str = "test Accuracy"
+    frame: pd.DataFrame,
+    pairs: Iterable[tuple[str, str]],
+    column: str = "test Accuracy",
+    *,
+    confidence: float = 0.95,
 ) -> str:
     """One Markdown bullet per ``(a, b)`` pair: the sentence :func:`compare` makes of it, its
     first letter capitalised (a run named in lower case still starts a sentence).
 
     What a page hands to :func:`idlmam.notebook.finding` when it states several comparisons of
-    one results frame at once.
+    one results frame at once. ``confidence`` is each interval's; for ``k`` comparisons read
+    together at 95%, pass ``1 - 0.05 / k`` (Bonferroni's correction).
 
     Example:
         >>> rows = [{"run": r, "seed": s, "epoch": 0, "test Accuracy": v}
@@ -237,5 +242,5 @@ def compare_pairs(
         >>> print(compare_pairs(pd.DataFrame(rows), [("A", "B")]))
         - A and B end within the noise of 3 seeds (difference +2.0 ± 2.5 points).
     """
-    sentences = (compare(frame, a, b, column).sentence() for a, b in pairs)
+    sentences = (compare(frame, a, b, column, confidence=confidence).sentence() for a, b in pairs)
     return "\n".join(f"- {s[:1].upper()}{s[1:]}." for s in sentences)  # each bullet a sentence

@@ -106,6 +106,14 @@ def test_compare_pairs_is_one_bullet_per_pair_by_hand():
     )
 
 
+def test_compare_pairs_passes_its_confidence_on_bonferroni():
+    frame = frame_of({"A": [0.80, 0.82, 0.84], "C": [0.70, 0.71, 0.72]})
+    # C - A = -0.10, -0.11, -0.12: sd 0.01; t(1 - 0.025 / 2, 2 dof) = 6.2053 -> 6.2053 * 0.01 / sqrt 3
+    assert compare_pairs(frame, [("C", "A")], confidence=1 - 0.05 / 2) == (
+        "- C ends 11.0 ± 3.6 points below A over 3 seeds."
+    )
+
+
 def test_a_difference_that_rounds_to_zero_is_written_without_a_minus_sign():
     from idlmam.stats import Comparison
 

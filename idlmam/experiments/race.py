@@ -167,9 +167,9 @@ def field(warmup_steps: int) -> dict[str, Contender]:
         "AdamW": Contender(1e-3, _adamw),
         "NAdamW": Contender(2e-3, partial(NAdamW, weight_decay=DECAY)),  # AlgoPerf's
         "RAdam": Contender(1e-3, partial(torch.optim.RAdam, **decoupled)),
-        # its own relative step min(lr, 1 / sqrt(t)), and torch's default decay, 0: its decay
-        # multiplies the nominal rate, not the step, and would shrink it far more than the others
-        "Adafactor": Contender(1e-2, torch.optim.Adafactor, decays=False),
+        # torch's default decay, 0: its decay multiplies the nominal rate, not the step it takes
+        # (the rate times the weights' RMS), and would shrink it far more than the others
+        "Adafactor": Contender(1e-2, torch.optim.Adafactor),
         "Muon": Contender(1e-3, _muon),
         "Lion": Contender(1e-4, partial(Lion, weight_decay=10 * DECAY)),
         "Shampoo": Contender(1e-3, _shampoo),
