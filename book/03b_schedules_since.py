@@ -586,7 +586,7 @@ assert tuned_gap.paired and shared_gap.paired  # the same seeds on both sides
 def points(c):
     """A comparison's difference as ``"+1.0 ± 1.1 points"``, and whether it is in the noise."""
     text = f"{round(100 * c.difference, 1) + 0.0:+.1f} ± {100 * c.half_width:.1f} points"
-    return text if c.differs else f"{text}, within the noise"
+    return text if c.differs else f"{text} (within the noise)"
 
 
 tuning = (  # what searching each schedule's peak did to the decay's gap, said from the runs
@@ -595,9 +595,9 @@ tuning = (  # what searching each schedule's peak did to the decay's gap, said f
     "one's own peak."
 )
 if shared_gap.differs and not tuned_gap.differs:
-    tuning += " The gap that one shared peak showed did not survive a search of each one's peak."
+    tuning += " The gap that one shared peak showed did not survive tuning each schedule's peak."
 elif shared_gap.differs and tuned_gap.differs:
-    tuning += " The decay's gain survived a search of each one's peak."
+    tuning += " The decay's gain survived tuning each schedule's peak."
 finding(
     f"Each at its own peak ({peaks_of(DECAYS)}), {PAIRED}:\n\n"
     + compare_pairs(
