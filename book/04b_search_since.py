@@ -98,7 +98,8 @@ SEARCH = BUDGET.search  # this page's sizes: trials, epochs and images of its st
 STUDIES = SEARCH.studies  # independent studies per sampler (sampler seeds 0, 1, ...)
 TRIALS = SEARCH.trials  # trials per study of the sampler comparison
 EPOCHS = SEARCH.epochs  # epochs per trial there (and per fold of cross-validation)
-PRUNE_STUDIES = SEARCH.prune_studies  # independent studies per pruner (and per Wilcoxon arm)
+PRUNE_STUDIES = SEARCH.prune_studies  # independent studies per pruner
+CV_STUDIES = SEARCH.cv_studies  # independent cross-validated studies with Wilcoxon and without
 PRUNE_TRIALS = SEARCH.prune_trials  # trials of a study without pruning, and of a Wilcoxon study
 PRUNE_EPOCHS = SEARCH.prune_epochs  # epochs of a trial there that no pruner stops
 PRUNE_BUDGET = SEARCH.prune_budget  # epochs every pruner's study spends: PRUNE_TRIALS x EPOCHS
@@ -141,10 +142,10 @@ TRAINS = {
     "pruners": f"{plural(len(PRUNER_NAMES) * PRUNE_STUDIES, 'study', 'studies')} of "
     f"{plural(PRUNE_BUDGET, 'epoch')} each (trials of up to {plural(PRUNE_EPOCHS, 'epoch')} "
     f"until the budget is spent), {PRUNE_STUDIES} per pruner",
-    "folds": f"{plural(2 * PRUNE_STUDIES, 'cross-validated study', 'cross-validated studies')} "
+    "folds": f"{plural(2 * CV_STUDIES, 'cross-validated study', 'cross-validated studies')} "
     f"of {plural(PRUNE_TRIALS * FOLDS * EPOCHS, 'epoch')} each (trials of up to {FOLDS} "
     f"trainings of {plural(EPOCHS, 'epoch')}, one per fold, until the budget is spent), "
-    f"{PRUNE_STUDIES} with the Wilcoxon pruner and {PRUNE_STUDIES} without",
+    f"{CV_STUDIES} with the Wilcoxon pruner and {CV_STUDIES} without",
     "rates": f"{plural(len(RATE_NAMES) * SEEDS, 'run')} of {plural(EPOCHS, 'epoch')} at chosen "
     f"rates, {len(RATE_NAMES)} rates with {plural(SEEDS, 'seed')} each",
 }
@@ -867,13 +868,17 @@ same_start = min(
 
 
 def after_start(frame, shared, reference="no pruning"):
-    """The first trials every study of a seed shared, and what each run ran after them."""
-    trials = frame.groupby("run", sort=False)["trials"].mean() - shared
-    runs = ", ".join(f"{run} {n:.1f}" for run, n in trials.items() if run != reference)
+    """The first trials every study of a seed shared, and how many each run ran after them."""
+    more = frame.groupby("run", sort=False)["trials"].mean() - shared
+
+    def said(n):
+        return f"{n:.1f} more" if n > 0 else "none more"
+
+    runs = ", ".join(f"{run} {said(n)}" for run, n in more.items() if run != reference)
     return (
         f"in the studies of one sampler seed, the first {shared} trials were the same "
-        f"configurations, whatever the pruner. After them, a study ran {trials[reference]:.1f} "
-        f"trials of its own on average without pruning, and with a pruner: {runs}."
+        f"configurations, whatever the pruner. After them, a study without pruning ran "
+        f"{said(more[reference])} on average, and with a pruner: {runs}."
     )
 
 
@@ -968,7 +973,7 @@ for label, name in {"no pruning": "none", "Wilcoxon": "wilcoxon"}.items():
     cross_validated = make_fold_objective(
         folds, epochs=EPOCHS, device=DEVICE, seed=SEED, prune=name != "none"
     )
-    for seed in range(PRUNE_STUDIES):
+    for seed in range(CV_STUDIES):
         pruner = make_pruner(name, reports="instances")
         study = create_study(seed=seed, pruner=pruner, study_name=f"cv-{name}-{seed}")
         study.optimize(cross_validated, n_trials=CV_BUDGET, callbacks=[stop_at_epochs(CV_BUDGET)])
@@ -982,7 +987,7 @@ cv_means = cv_results.groupby("run", sort=False)[["trials", "stopped early", "ep
 cv_means = cv_means.mean()
 cv_means.assign(
     **{"best accuracy": cv_results.groupby("run", sort=False)["best accuracy"].mean()}
-).rename_axis(f"mean of {plural(PRUNE_STUDIES, 'study', 'studies')}").round(
+).rename_axis(f"mean of {plural(CV_STUDIES, 'study', 'studies')}").round(
     {"trials": 1, "stopped early": 1, "epochs spent": 1, "best accuracy": 4}
 )
 
@@ -996,15 +1001,14 @@ if len(stopped) == 1:
 glue("n_cv_trials", len(scored), display=False)
 glue("cv_stopped", f"{stopped.sum()} ({after})" if after else "none", display=False)
 cv_same = min(
-    shared_start(cv_studies["no pruning", s], cv_studies["Wilcoxon", s])
-    for s in range(PRUNE_STUDIES)
+    shared_start(cv_studies["no pruning", s], cv_studies["Wilcoxon", s]) for s in range(CV_STUDIES)
 )
 glue("cv_shared", after_start(cv_results, cv_same), display=False)
 stopped.rename_axis("folds scored").to_frame("trials stopped")
 
 # %%
 finding(
-    f"Over {PRUNE_STUDIES} cross-validated studies per arm of {CV_BUDGET} epochs each, "
+    f"Over {CV_STUDIES} cross-validated studies per arm of {CV_BUDGET} epochs each, "
     f"{FOLDS} folds of {EPOCHS} epochs per trial (the interval a 95% one):\n\n"
     + budget_sentence(cv_results, "Wilcoxon", "no pruning", 0.95),
     needs="weigh the Wilcoxon pruner at the same compute",

@@ -107,8 +107,9 @@ class Search:
             ``prune_epochs`` they set :attr:`prune_budget`, the epochs every pruner's study may
             spend, however many trials that buys it.
         prune_epochs: epochs of a trial of the pruner comparison that no pruner stops.
-        prune_studies: independent studies (sampler seeds) per pruner, and per arm of the
-            cross-validated comparison (with the Wilcoxon pruner and without).
+        prune_studies: independent studies (sampler seeds) per pruner.
+        cv_studies: independent studies (sampler seeds) per arm of the cross-validated
+            comparison (with the Wilcoxon pruner and without).
     """
 
     studies: int
@@ -118,6 +119,7 @@ class Search:
     prune_trials: int
     prune_epochs: int
     prune_studies: int
+    cv_studies: int
 
     @property
     def prune_budget(self) -> int:
@@ -189,6 +191,7 @@ BUDGETS = {
             prune_trials=12,
             prune_epochs=6,
             prune_studies=4,
+            cv_studies=3,
         ),
     ),
     "chapter": Budget(
@@ -205,6 +208,7 @@ BUDGETS = {
             prune_trials=20,
             prune_epochs=10,
             prune_studies=5,
+            cv_studies=5,
         ),
     ),
     "quick": Budget(
@@ -221,6 +225,7 @@ BUDGETS = {
             prune_trials=6,
             prune_epochs=3,
             prune_studies=2,
+            cv_studies=2,
         ),
         findings=False,
     ),

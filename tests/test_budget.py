@@ -122,6 +122,7 @@ def test_the_search_comparisons_are_smaller_on_quick(larger):
     # bands and intervals need two studies at least, on quick too (the published path runs in CI)
     assert 2 <= quick.studies <= big.studies
     assert 2 <= quick.prune_studies <= big.prune_studies
+    assert 2 <= quick.cv_studies <= big.cv_studies
     assert quick.prune_budget < big.prune_budget
 
 
@@ -138,7 +139,7 @@ def test_the_search_budget_describes_its_two_kinds_of_study():
     assert (search.trials, search.epochs, search.train_size) == (20, 2, 3_000)
     assert (search.prune_trials, search.prune_epochs) == (12, 6)
     # ten studies per sampler: Bonferroni over four comparisons leaves room for a verdict
-    assert (search.studies, search.prune_studies) == (10, 4)
+    assert (search.studies, search.prune_studies, search.cv_studies) == (10, 4, 3)
     # every pruner's study spends what a study without pruning spends on its trials
     assert search.prune_budget == 12 * 6
     assert full.describe(search) == (
