@@ -435,16 +435,21 @@ with plt.rc_context():  # the ggplot style Optuna switches to stays in this figu
 # number: a tight band of good scores narrows the range for the next search; no pattern at all
 # suggests that hyperparameter hardly matters here.
 
-# %% mystnb={"figure": {"caption": "Optuna's slice plot: the validation accuracy of every trial against each hyperparameter on its own (the learning rate on a log axis), coloured by trial number.", "name": "fig-slice"}, "image": {"alt": "Three panels sharing a y axis of validation accuracy: against hidden layers, against the learning rate on a log scale, and against neurons per layer. Each trial is a dot in every panel, shaded from light (early trials) to dark blue (late ones)."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Optuna's slice plot: the validation accuracy of every trial against each hyperparameter on its own (the learning rate on a log axis), coloured by trial number.", "name": "fig-slice"}, "image": {"alt": "Three panels sharing a y axis of validation accuracy: against hidden layers, against the learning rate on a log scale, and against neurons per layer. Each trial is a dark-outlined dot in every panel, shaded from light blue (early trials) to dark blue (late ones)."}} tags=["nbval-ignore-output"]
 with plt.rc_context():
     optuna_plots.plot_slice(study, target_name=SCORE)
     fig = plt.gcf()
     fig.set_size_inches(10, 3.5)
+    blues = ListedColormap(plt.get_cmap("Blues")(np.linspace(0.3, 1, 256)))  # no white end
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
-        else:
-            ax.xaxis.set_minor_formatter(NullFormatter())  # a log axis's minor labels overlap
+            continue
+        ax.xaxis.set_minor_formatter(NullFormatter())  # a log axis's minor labels overlap
+        for dots in ax.collections:  # the trials, coloured by number (and the colour bar's)
+            if dots.get_array() is not None:
+                dots.set_cmap(blues)
+                dots.set_edgecolor("0.25")  # a dark outline: even the lightest dot shows
     plt.show()
 
 # %% [markdown]
@@ -633,7 +638,18 @@ final = retrain_and_test(
 glue("test_acc", final.test_accuracy, display=False)
 glue("n_final", final.n_train, display=False)
 glue("more_images", final.n_train / train_loader.n_examples - 1, display=False)
-glue("test_gap", final.test_accuracy - study.best_value, display=False)
+gap = final.test_accuracy - study.best_value
+# each accuracy is a share of a finite set of images: its binomial standard error, and the
+# gap's, the two sets being disjoint (95%: 1.96 of them). This is the noise of which images each
+# set holds, not of the choice of the best of the trials, nor of the training's seed.
+shares = ((study.best_value, N_VAL), (final.test_accuracy, final.n_test))  # (accuracy, images)
+errors = [math.sqrt(p * (1 - p) / n) for p, n in shares]
+gap_half = 1.96 * math.hypot(*errors)
+glue("test_gap", gap, display=False)
+glue("n_test", final.n_test, display=False)
+glue("gap_low", gap - gap_half, display=False)
+glue("gap_high", gap + gap_half, display=False)
+glue("gap_noise", "within" if abs(gap) <= gap_half else "larger than", display=False)
 print(
     f"validation (best trial): {study.best_value:.3f}   "
     f"test (once, after training on {final.n_train:,} images): {final.test_accuracy:.3f}"
@@ -642,11 +658,15 @@ print(
 # %% [markdown]
 # Trained on all {glue:text}`n_final:,` training images the search used, the chosen network
 # scores {glue:text}`test_acc:.3f` on the test set, against {glue:text}`best_val:.3f` for its
-# trial on the validation split, a difference of {glue:text}`test_gap:+.3f`. Two effects make
-# it up, pulling opposite ways: the final network trained on {glue:text}`more_images:.0%` more
-# images than the trial, which helps it, while the validation score was the best of
-# {glue:text}`n_trials` and so flatters its trial. Both scores also carry the chance of which
-# images each set holds. One study cannot tell how much each contributed.
+# trial on the validation split, a difference of {glue:text}`test_gap:+.3f`. Both scores are
+# shares of a finite set of images ({glue:text}`n_val:,` for validation, {glue:text}`n_test:,`
+# for test), so each carries the chance of which images its set holds: from the binomial
+# standard error of each accuracy on its set's size, the difference has a 95% interval of
+# {glue:text}`gap_low:+.3f` to {glue:text}`gap_high:+.3f`, and the difference is
+# {glue:text}`gap_noise` that noise. Two effects pull it opposite ways as well: the final network
+# trained on {glue:text}`more_images:.0%` more images than the trial, which helps it, while the
+# validation score was the best of {glue:text}`n_trials` and so flatters its trial. One study
+# cannot tell how much each contributed.
 #
 # ## What we did
 #
