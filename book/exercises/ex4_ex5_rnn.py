@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 import torch
+from matplotlib.colors import to_rgb
 from torch import nn
 
 from idlmam.budget import get_budget
@@ -259,13 +260,21 @@ finding("\n".join(lines), needs="rank the optimizers on this recurrent network",
 
 # %% tags=["hide-input"]
 def plot_seeds(frame, ax, title):
-    """Each run's test accuracy per epoch: one thin line per seed, a thick one for their mean."""
+    """Each run's test accuracy per epoch: one thin line per seed, a thick one for their mean.
+
+    A variant ("<base>+<x>", dashed) is drawn in a darker shade of its base's colour, with
+    longer dashes on its thin lines, so that its seeds stand apart from the base's.
+    """
     for name, rows in frame.groupby("run", sort=False):
-        style = {"color": COLOURS[name], "ls": LINES[name]}
+        variant = LINES[name] != "-"
+        colour = np.array(to_rgb(COLOURS[name])) * (0.55 if variant else 1)  # darker: a variant
+        thin = (0, (6, 3)) if variant else "-"  # dashes that stay dashes at a thin line's width
         for _, seed in rows.groupby("seed"):
-            ax.plot(seed["epoch"], seed["test Accuracy"], lw=0.8, alpha=0.5, **style)
+            ax.plot(seed["epoch"], seed["test Accuracy"], color=colour, ls=thin, lw=0.8, alpha=0.6)
         mean = rows.groupby("epoch")["test Accuracy"].mean()
-        ax.plot(mean.index, mean.to_numpy(), lw=2.2, label=f"{name}: mean", **style)
+        ax.plot(
+            mean.index, mean.to_numpy(), color=colour, ls=LINES[name], lw=2.2, label=f"{name}: mean"
+        )
     ax.plot([], [], color="gray", lw=0.8, alpha=0.6, label="thin: one seed")
     ax.axhline(ceiling, color="gray", ls=":", label="best possible")
     ax.axhline(1 / task.classes, color="black", ls=":", lw=0.8, label="guessing")
@@ -275,7 +284,7 @@ def plot_seeds(frame, ax, title):
     ax.label_outer()  # with panels side by side, only the left one labels the accuracy axis
 
 
-# %% mystnb={"figure": {"caption": "Exercise 4: test accuracy per epoch of the bidirectional RNN with four optimizers, plain SGD and Nesterov momentum on the left, AdamW with and without a cosine schedule on the right: each seed a thin line, the mean over seeds a thick one, against the best possible accuracy and guessing.", "name": "fig-ex4-optimizers"}, "image": {"alt": "Two panels of test accuracy from 0 to 1 against epoch. Left: plain SGD in blue and SGD with Nesterov momentum in green; right: AdamW in red and AdamW with a cosine schedule dashed in red. Each run has one thin line per seed and a thick line for the mean over seeds; a dotted grey line marks the best possible accuracy computed from the true chains, and a thin dotted black line the accuracy of guessing, one in four."}} tags=["hide-input", "nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Exercise 4: test accuracy per epoch of the bidirectional RNN with four optimizers, plain SGD and Nesterov momentum on the left, AdamW with and without a cosine schedule on the right: each seed a thin line, the mean over seeds a thick one, against the best possible accuracy and guessing. The cosine variant is dashed, in a darker shade of AdamW's colour, so that its seeds stand apart.", "name": "fig-ex4-optimizers"}, "image": {"alt": "Two panels of test accuracy from 0 to 1 against epoch. Left: plain SGD in blue and SGD with Nesterov momentum in green; right: AdamW in red and AdamW with a cosine schedule dashed in dark red. Each run has one thin line per seed and a thick line for the mean over seeds; a dotted grey line marks the best possible accuracy computed from the true chains, and a thin dotted black line the accuracy of guessing, one in four."}} tags=["hide-input", "nbval-ignore-output"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, layout="constrained")
 plot_seeds(plain[plain["run"].str.startswith("SGD")], axes[0], "SGD, with and without Nesterov")
 plot_seeds(plain[plain["run"].str.startswith("AdamW")], axes[1], "AdamW, with and without cosine")
@@ -474,7 +483,7 @@ ax.set_title("IRNN: gradient norms per step, one line per seed")
 ax.legend(fontsize=8)
 plt.show()
 
-# %% mystnb={"figure": {"caption": "Exercise 5: test accuracy per epoch, each seed a thin line and the mean over seeds a thick one. Left: Nesterov momentum on the tanh network, without and with clipping. Right: the IRNN trained with clipped SGD; the unclipped IRNN diverged and has no accuracy to draw.", "name": "fig-ex5-accuracy"}, "image": {"alt": "Two panels of test accuracy from 0 to 1 against epoch. Left: SGD with Nesterov momentum on the tanh network in solid green and the same clipped at z in dashed green. Right: the IRNN with clipped SGD. Each run has one thin line per seed and a thick line for the mean over seeds; a dotted grey line marks the best possible accuracy and a thin dotted black line guessing."}} tags=["hide-input", "nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "Exercise 5: test accuracy per epoch, each seed a thin line and the mean over seeds a thick one. Left: Nesterov momentum on the tanh network, without and with clipping (dashed, in a darker shade of the same colour, so that its seeds stand apart). Right: the IRNN trained with clipped SGD; the unclipped IRNN diverged and has no accuracy to draw.", "name": "fig-ex5-accuracy"}, "image": {"alt": "Two panels of test accuracy from 0 to 1 against epoch. Left: SGD with Nesterov momentum on the tanh network in solid green and the same clipped at z in dashed dark green. Right: the IRNN with clipped SGD. Each run has one thin line per seed and a thick line for the mean over seeds; a dotted grey line marks the best possible accuracy and a thin dotted black line guessing."}} tags=["hide-input", "nbval-ignore-output"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, layout="constrained")
 plot_seeds(tanh_runs, axes[0], "tanh network: Nesterov, without and with clipping")
 plot_seeds(irnn.dropna(subset=["test Accuracy"]), axes[1], "IRNN: SGD with clipping")
