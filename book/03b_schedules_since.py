@@ -69,6 +69,7 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
 from idlmam.budget import get_budget
 from idlmam.data import book_loaders
 from idlmam.experiments import branch_runs, run
+from idlmam.experiments.race import next_rate
 from idlmam.experiments.sweep import best_rates, lr_sweep, rate_grid, sweep_label, with_seeds
 from idlmam.models import count_parameters, mlp
 from idlmam.notebook import budget_banner, finding, glue, setup
@@ -353,8 +354,10 @@ for label in ("with", "without"):
 #   {glue:text}`val_share:.0%` of the training images held out from training. The choice reads
 #   nothing else: the trials record test scores too, but the test set plays no part in it.
 # - **Where the best peak is an end of the grid**, the schedule tries one more peak past that
-#   end, once (the grid's smallest divided by the factor, or its largest times it); a best
-#   still at an end is flagged below, as a result that a wider search might move.
+#   end, once (the grid's smallest divided by the factor, or its largest times it: the rule of
+#   the [optimizers page](03c_optimizers_since.ipynb), `idlmam.experiments.race.next_rate`,
+#   applied once rather than twice to keep this page short); a best still at an end is flagged
+#   below, as a result that a wider search might move.
 # - **The chosen peak is then trained with every seed**, and those runs are scored on the test
 #   set. Seed 0's run is the trial itself, chosen for scoring well on validation, which biases
 #   each tuned result slightly upward; every schedule shares that bias. WSD and the cosine are
@@ -417,15 +420,9 @@ def search(name, make_schedule, optimizer_at, done=None, every_seed=True):
         return frames + [done[peak].query("seed == 0") for peak in peaks if peak in done]
 
     trials = pd.concat(trials_at(GRID), ignore_index=True)
-    best = best_rates(trials).loc[name]
-    if best["at_edge"]:  # one more peak past that end, once
-        trials = pd.concat(
-            [
-                trials,
-                *trials_at([GRID[0] / FACTOR if best["rate"] == GRID[0] else GRID[-1] * FACTOR]),
-            ],
-            ignore_index=True,
-        )
+    beyond = next_rate(trials, name, FACTOR)  # the optimizers page's rule, applied once here
+    if beyond is not None:  # the best is at an end: one more peak past it
+        trials = pd.concat([trials, *trials_at([beyond])], ignore_index=True)
     trials["run"] = [sweep_label(name, peak) for peak in trials["rate"]]
     if not every_seed:
         return trials, None
