@@ -871,14 +871,14 @@ def after_start(frame, shared, reference="no pruning"):
     """The first trials every study of a seed shared, and how many each run ran after them."""
     more = frame.groupby("run", sort=False)["trials"].mean() - shared
 
-    def said(n):
-        return f"{n:.1f} more" if n > 0 else "none more"
+    def said(n, unit=""):
+        return f"{n:.1f} more{unit}" if n > 0 else f"no more{unit}"
 
     runs = ", ".join(f"{run} {said(n)}" for run, n in more.items() if run != reference)
     return (
         f"in the studies of one sampler seed, the first {shared} trials were the same "
         f"configurations, whatever the pruner. After them, a study without pruning ran "
-        f"{said(more[reference])} on average, and with a pruner: {runs}."
+        f"{said(more[reference], ' trials')} on average, and with a pruner: {runs}."
     )
 
 
