@@ -252,14 +252,20 @@ def chance_style(name):
 glue("chance_pct", f"{CHANCE:.0%}", display=False)
 glue("near_chance_pct", f"{NEAR_CHANCE:.0%}", display=False)
 glue("test_per_class", f"{base['test'].n_examples // 10:,}", display=False)
+# the legend's cross: in the colour it is drawn in when one colour has crosses; in grey,
+# labelled as standing for any run's colour, when several have
+cross_colours = {colours[name] for name, _ in failed}
+one_colour = len(cross_colours) == 1
 chance_marker = Line2D(
     [],
     [],
     marker="X",
     ms=9,
     ls="none",
-    color="0.4",
-    label="at chance on every seed (below the axis)",
+    color=next(iter(cross_colours)) if one_colour else "0.4",
+    label="at chance on every seed (below the axis)"
+    if one_colour
+    else "at chance on every seed (a cross in its run's colour, below the axis)",
 )
 
 # %% [markdown]
