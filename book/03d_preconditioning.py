@@ -232,7 +232,8 @@ def turning(name):
     return f"{'slows' if d > a else 'speeds up'} {SHORT[name]} ({a} to {d} steps)"
 
 
-# %% mystnb={"figure": {"caption": "The four optimizers of the table on the two valleys, each at its best rate, one panel each. Top row: the valley runs along the first axis; bottom row: the same valley turned by 45 degrees. Every path starts at the hollow circle; the gold star is the minimum. Each panel's title gives the steps the path took to stay within the tolerance of the minimum, or says it did not within the steps allowed; the figure's title says what turning the valley did to each preconditioner.", "name": "fig-precond-valleys"}, "image": {"alt": "Eight small contour maps in two rows of four, one column per optimizer: SGD, diagonal AdaGrad, Adam and full-matrix AdaGrad. Top row, a horizontal valley; bottom row, the same valley running diagonally. Each panel shows one path from a hollow circle at the left towards a gold star at the origin. SGD zigzags across the valley and ends short of the star on both. Diagonal AdaGrad reaches the star in a few steps on the horizontal valley, but on the diagonal one runs along a straight line and stops short of it. Adam reaches the star on both, with a wavy path along the diagonal floor. Full-matrix AdaGrad reaches it in a few steps on both, its path the same up to the turn."}}
+# %% mystnb={"figure": {"caption": "The four optimizers of the table on the two valleys, each at its best rate, one panel each. Top row: the valley runs along the first axis; bottom row: the same valley turned by 45 degrees. Every path starts at the hollow circle; the gold star is the minimum. SGD's path, which crosses the valley at every step, is a thin line with a dot every few steps (its legend says how many). Each panel's title gives the steps the path took to stay within the tolerance of the minimum, or says it did not within the steps allowed; the figure's title says what turning the valley did to each preconditioner.", "name": "fig-precond-valleys"}, "image": {"alt": "Eight small contour maps in two rows of four, one column per optimizer: SGD, diagonal AdaGrad, Adam and full-matrix AdaGrad. Top row, a horizontal valley; bottom row, the same valley running diagonally. Each panel shows one path from a hollow circle at the left towards a gold star at the origin. SGD's path, a thin line, zigzags from wall to wall so densely that it fills a band, with dots every few steps along one wall creeping ever more slowly towards the star, which it does not reach on either valley. Diagonal AdaGrad reaches the star in a few steps on the horizontal valley, but on the diagonal one runs along a straight line and stops short of it. Adam reaches the star on both, with a wavy path along the diagonal floor. Full-matrix AdaGrad reaches it in a few steps on both, its path the same up to the turn."}}
+EVERY = 10  # SGD's path: a dot every EVERY steps
 fig, axes = plt.subplots(2, 4, figsize=(12, 6), sharex=True, sharey=True)
 for row, (where, surface) in zip(axes, SURFACES.items()):
     for ax, name in zip(row, OPTIMIZERS):
@@ -249,6 +250,12 @@ for row, (where, surface) in zip(axes, SURFACES.items()):
             markersize=2,
             minima=[(0.0, 0.0)],
         )
+        if name == "SGD":  # a zigzag from wall to wall at every step (see below): drawn thin,
+            ax.lines[0].set(lw=0.4, marker="")  # with a dot every EVERY steps to show the creep
+            dots = path.detach()[::EVERY].numpy()
+            ax.plot(*dots.T, "o", color=COLOURS[name], ms=4, mec="k", mew=0.5)
+            labels = [f"rate {rate:g}", f"a dot every {EVERY} steps"]
+            ax.legend([ax.lines[0], ax.lines[-1]], labels, fontsize=8, framealpha=0.8)
         ax.title.set_fontsize(9)
         ax.label_outer()  # axis labels on the outer panels only
 turned = [turning(name) for name in OPTIMIZERS if name != "SGD"]  # SGD: in the sentence after
@@ -277,13 +284,52 @@ for short, name in zip(("sgd", "diag", "adam", "full"), OPTIMIZERS):
 glue("diag_turned", turning("AdaGrad (diagonal)"), display=False)
 glue("adam_turned", turning("Adam (diagonal)"), display=False)
 
+# SGD's zigzag: on a quadratic, a step multiplies the distance along a direction of curvature h
+# by 1 - rate * h. The valleys' curvatures: along the floor and across it
+ALONG, ACROSS = aligned_valley.__defaults__  # narrow_valley's too, turned
+sgd_rate = best["aligned valley", "SGD"][0]
+assert sgd_rate == best["diagonal valley", "SGD"][0]  # one rate on both: the sentence says so
+across = 1 - sgd_rate * ACROSS  # what a step does to the distance across the valley
+if math.isclose(across, -1):
+    jumps = "to the same distance on the other side of the floor, step after step"
+elif across < -1:
+    jumps = "further out on the other side of the floor at every step"
+elif across < 0:
+    jumps = "to the other side of the floor, a little closer at every step"
+else:
+    jumps = "towards the floor without crossing it"
+glue("sgd_rate", sgd_rate, display=False)
+glue("across", ACROSS, display=False)
+glue("along", ALONG, display=False)
+glue("sgd_edge", 2 / ACROSS, display=False)
+if math.isclose(sgd_rate, 2 / ACROSS):
+    edge_is = "exactly on that edge"
+else:
+    edge_is = "below that edge" if sgd_rate < 2 / ACROSS else "past that edge"
+glue("sgd_edge_is", edge_is, display=False)
+glue("sgd_across", across, display=False)
+glue("sgd_jumps", jumps, display=False)
+glue("sgd_along", sgd_rate * ALONG, display=False)
+glue("sgd_left", (1 - sgd_rate * ALONG) ** STEPS, display=False)
+
 # %% [markdown]
 # Within {glue:text}`steps` steps, each at its best rate, diagonal AdaGrad reaches the minimum
 # {glue:text}`diag_reaches`, and Adam, whose preconditioner is diagonal too, reaches it
 # {glue:text}`adam_reaches`. Full-matrix AdaGrad reaches it {glue:text}`full_reaches`: its
 # preconditioner turns with the surface, so it does not care which way the valley runs. Nor
 # does plain SGD, whose $P = I$ is the same in any coordinates, but it has nothing to undo the
-# valley's shape with, and reaches the minimum {glue:text}`sgd_reaches`. A diagonal
+# valley's shape with, and reaches the minimum {glue:text}`sgd_reaches`. Its path fills a band
+# in its panels because it crosses the valley at every step. On a quadratic, a step of gradient
+# descent multiplies the distance along a direction of curvature $h$ by $1 - \eta h$: the path
+# overshoots and zigzags once $\eta > 1/h$, and the zigzag grows once $\eta > 2/h$, the edge of
+# stability. Across these valleys $h$ = {glue:text}`across:g`, so the edge is $2/h$ =
+# {glue:text}`sgd_edge:g`, and SGD's best rate, {glue:text}`sgd_rate:g`, is
+# {glue:text}`sgd_edge_is`: each step multiplies the distance across by
+# {glue:text}`sgd_across:g`, throwing the path {glue:text}`sgd_jumps`. Along the floor, where
+# $h$ = {glue:text}`along:g`, each step removes only {glue:text}`sgd_along:.0%` of the distance
+# left, so after {glue:text}`steps` steps {glue:text}`sgd_left:.0%` of it remains (the dots, one
+# every few steps, show that creep). A smaller rate would calm the zigzag but creep slower still;
+# a larger one would make the zigzag grow. A diagonal
 # preconditioner is only as good as the coordinates it is given: here the turn
 # {glue:text}`diag_turned` and {glue:text}`adam_turned`. A network's coordinates, one per
 # weight, have no reason to line up with its valleys.
