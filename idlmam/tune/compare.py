@@ -448,7 +448,8 @@ def savings_sentence(
         >>> rows = [("none", 0, 70, 0.8), ("none", 1, 72, 0.7), ("none", 2, 68, 0.9),
         ...         ("median", 0, 50, 0.8), ("median", 1, 50, 0.7), ("median", 2, 50, 0.9)]
         >>> frame = pd.DataFrame(rows, columns=["run", "seed", "epochs spent", "best accuracy"])
-        >>> print(savings_sentence(frame.assign(epoch=0), "median", "none"))  # doctest: +NORMALIZE_WHITESPACE
+        >>> sentence = savings_sentence(frame.assign(epoch=0), "median", "none")
+        >>> print(sentence)  # doctest: +NORMALIZE_WHITESPACE
         - **Median** spent 20 ± 5 epochs fewer than none (29% of its 70); its best accuracy
         was the same as none's in every study.
     """
