@@ -7,8 +7,8 @@ decides how long the whole book takes:
   training images, 15 epochs per run, and the Optuna studies of the chapter (10 and 20 trials,
   of 5 epochs each); the costlier exercises train 8 epochs on 12,000 images, and the pages on
   what came after the chapter 10 epochs on 12,000 images. The page comparing samplers and
-  pruners repeats each 3 times: studies of 20 trials of 2 epochs (12 trials of up to 6 epochs
-  with a pruner), on 3,000 images.
+  pruners runs 10 studies per sampler, of 20 trials of 2 epochs, and 4 per pruner, each
+  spending the same 72 epochs (trials of up to 6 epochs), on 3,000 images.
 * ``chapter`` is the source chapter's own numbers: 50 epochs per run, trials of 10 epochs, and
   the exercises at their largest. Several times ``full``'s cost: meant for a GPU.
 * ``quick`` runs every cell of every notebook with small numbers (7 epochs, 12,000 training

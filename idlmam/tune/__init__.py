@@ -18,10 +18,13 @@ Example:
 from .compare import (
     SPENT_STATES,
     best_by_epochs,
+    best_by_epochs_band,
     best_so_far,
     best_so_far_band,
+    best_within,
     epochs_spent,
     savings_sentence,
+    stop_at_epochs,
 )
 from .folds import FOLDS_SCORED, kfold_loaders, make_fold_objective
 from .objective import (
@@ -39,7 +42,15 @@ from .objective import (
     trial_outcomes,
 )
 from .recipe import Retrained, combine_loaders, retrain_and_test
-from .samplers import PRUNERS, REPORTS, SAMPLERS, TPE_DEFAULTS, make_pruner, make_sampler
+from .samplers import (
+    PRUNERS,
+    QMC_DEFAULTS,
+    REPORTS,
+    SAMPLERS,
+    TPE_DEFAULTS,
+    make_pruner,
+    make_sampler,
+)
 from .storage import (
     COUNTED_STATES,
     StorageUnavailableError,
@@ -57,12 +68,16 @@ __all__ = [
     "PRUNERS",
     "REPORTS",
     "TPE_DEFAULTS",
+    "QMC_DEFAULTS",
     "make_sampler",
     "make_pruner",
     "SPENT_STATES",
     "best_so_far",
     "best_so_far_band",
     "best_by_epochs",
+    "best_by_epochs_band",
+    "stop_at_epochs",
+    "best_within",
     "epochs_spent",
     "savings_sentence",
     "kfold_loaders",
