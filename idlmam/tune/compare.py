@@ -141,6 +141,20 @@ def _epochs_of(trial: optuna.trial.FrozenTrial) -> int:
     return int(epochs) if epochs is not None else len(trial.intermediate_values)
 
 
+def _band(table: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Each row of ``table`` (one column per study): the studies with a value, their mean and
+    its t-interval."""
+    from ..stats import t_interval
+
+    rows = []
+    for _, values in table.iterrows():
+        present = values.dropna().to_numpy(dtype=float)
+        low, high = t_interval(present, confidence)
+        mean = float(present.mean()) if len(present) else float("nan")
+        rows.append({"studies": len(present), "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
 def best_so_far_band(
     studies: Sequence[optuna.Study] | Mapping[object, optuna.Study], *, confidence: float = 0.95
 ) -> pd.DataFrame:
@@ -177,8 +191,6 @@ def best_so_far_band(
         >>> band["mean"].round(2).tolist(), band["studies"].tolist()
         ([0.3, 0.5], [2, 2])
     """
-    from ..stats import t_interval
-
     studies = list(studies.values()) if isinstance(studies, Mapping) else list(studies)
     if not studies:
         raise ValueError("best_so_far_band needs at least one study")
@@ -190,13 +202,7 @@ def best_so_far_band(
         curve = best_so_far(study).reindex(pd.RangeIndex(n, name="trial")).ffill()
         curves.append(curve.reset_index(drop=True))
     table = pd.concat(curves, axis=1)  # one column per study, NaN where it has no value
-    rows = []
-    for _, values in table.iterrows():
-        present = values.dropna().to_numpy(dtype=float)
-        low, high = t_interval(present, confidence)
-        mean = float(present.mean()) if len(present) else float("nan")
-        rows.append({"studies": len(present), "mean": mean, "low": low, "high": high})
-    return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="trial"))
+    return _band(table, confidence).set_axis(pd.RangeIndex(len(table), name="trial"))
 
 
 def best_by_epochs(
@@ -382,8 +388,6 @@ def best_by_epochs_band(
         >>> band["studies"].tolist(), band["mean"].round(2).tolist()
         ([0, 2, 2, 2], [nan, 0.3, 0.3, 0.5])
     """
-    from ..stats import t_interval
-
     studies = list(studies.values()) if isinstance(studies, Mapping) else list(studies)
     if not studies:
         raise ValueError("best_by_epochs_band needs at least one study")
@@ -400,13 +404,7 @@ def best_by_epochs_band(
         values = [float(curve["best value"].iloc[i]) if i >= 0 else float("nan") for i in at]
         curves.append(pd.Series(values, index=grid))
     table = pd.concat(curves, axis=1)  # one column per study
-    rows = []
-    for _, values in table.iterrows():
-        present = values.dropna().to_numpy(dtype=float)
-        low, high = t_interval(present, confidence)
-        mean = float(present.mean()) if len(present) else float("nan")
-        rows.append({"studies": len(present), "mean": mean, "low": low, "high": high})
-    return pd.DataFrame(rows, index=grid)
+    return _band(table, confidence).set_axis(grid)
 
 
 def savings_sentence(

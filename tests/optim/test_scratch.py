@@ -168,29 +168,17 @@ def test_nadamw_matches_a_hand_computation_over_100_steps():
 
 
 def test_nadamw_is_adamw_without_momentum_and_is_not_torchs_nadam():
-    theta0 = [1.0, -0.5, 2.0]
-    kwargs = dict(lr=0.02, betas=(0.0, 0.99), weight_decay=0.1)
-    ours_ = _run(
-        ours.NAdamW, torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)), 50, **kwargs
+    def path(opt_class, betas, **more):
+        p = torch.nn.Parameter(torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64))
+        return _run(opt_class, p, 50, lr=0.02, betas=betas, weight_decay=0.1, **more)
+
+    no_momentum = (0.0, 0.99)
+    assert path(ours.NAdamW, no_momentum) == pytest.approx(
+        path(torch.optim.AdamW, no_momentum), abs=1e-12
     )
-    torchs = _run(
-        torch.optim.AdamW,
-        torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)),
-        50,
-        **kwargs,
-    )
-    assert ours_ == pytest.approx(torchs, abs=1e-12)
-    kwargs = dict(lr=0.02, betas=(0.9, 0.99), weight_decay=0.1)
-    ours_ = _run(
-        ours.NAdamW, torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)), 50, **kwargs
-    )
-    nadam = _run(
-        torch.optim.NAdam,
-        torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64)),
-        50,
-        decoupled_weight_decay=True,
-        **kwargs,
-    )  # Dozat's schedule keeps torch's momentum near beta_1 / 2: another path
+    ours_ = path(ours.NAdamW, (0.9, 0.99))
+    # Dozat's schedule keeps torch's momentum near beta_1 / 2: another path
+    nadam = path(torch.optim.NAdam, (0.9, 0.99), decoupled_weight_decay=True)
     assert max(abs(x - y) for x, y in zip(ours_, nadam)) > 1e-3
 
 
