@@ -157,10 +157,11 @@ class Comparison:
                 f"{self.scale * self.half_width:.1f} {self.unit})"
             )
         side = "above" if self.difference > 0 else "below"
+        size, half = self.scale * abs(self.difference), self.scale * self.half_width
+        digits = 1 if f"{size:.1f}" != f"{half:.1f}" else 2  # "0.7 ± 0.7" would read as a tie
         return (
-            f"{self.a} ends {self.scale * abs(self.difference):.1f} ± "
-            f"{self.scale * self.half_width:.1f} {self.unit} {side} {self.b} over "
-            f"{self.seeds} seeds"
+            f"{self.a} ends {size:.{digits}f} ± {half:.{digits}f} {self.unit} {side} {self.b} "
+            f"over {self.seeds} seeds"
         )
 
 

@@ -114,6 +114,15 @@ def test_compare_pairs_passes_its_confidence_on_bonferroni():
     )
 
 
+def test_a_difference_that_rounds_like_its_interval_gets_two_decimals():
+    from idlmam.stats import Comparison
+
+    close = Comparison("A", "B", -0.0071, 0.0066, 3, True, True)  # 0.7 +- 0.7 would read as a tie
+    assert close.sentence() == "A ends 0.71 ± 0.66 points below B over 3 seeds"
+    clear = Comparison("A", "B", -0.0071, 0.0036, 3, True, True)
+    assert clear.sentence() == "A ends 0.7 ± 0.4 points below B over 3 seeds"
+
+
 def test_a_difference_that_rounds_to_zero_is_written_without_a_minus_sign():
     from idlmam.stats import Comparison
 
