@@ -73,7 +73,8 @@ from idlmam.text import plural
 setup(threads=1)  # one CPU thread: the timings below are per thread
 budget_banner(
     trains="no network on data, only small test problems (two-parameter valleys, an 8 x 6 "
-    "least-squares problem) and timed steps"
+    "least-squares problem) and timed steps, whose seconds depend on the machine and its load, "
+    "not on the budget"
 )
 
 # %%
