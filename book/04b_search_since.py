@@ -23,7 +23,8 @@
 # The Optuna page ran one study with one sampler and one pruner, and read it. This page treats
 # the choices behind such a study as experiments of their own. It runs five of the samplers
 # Optuna 5 ships (random search, TPE, a Gaussian process, CMA-ES and quasi-random search) several
-# times each on the chapter's search, compares four pruners at the same compute, asks which
+# times each on the chapter's search, compares three pruners with no pruning at the same compute
+# (and a fourth, for cross-validated trials, apart), asks which
 # hyperparameter mattered, and measures a learning rate in a single pass with the *range test*,
 # checking it against the rate the search found. It ends with the tools of a longer search: a
 # dashboard to watch it live, and several worker processes sharing one study.
@@ -796,7 +797,7 @@ def budget_frame(studies_by_run, budget, stopped=pruned):
 prune_results = budget_frame(pruned_studies, PRUNE_BUDGET)
 print(f"{plural(len(prune_results), 'study', 'studies')}, {len(PRUNERS)} pruners")
 
-# %% mystnb={"figure": {"caption": "How each pruner's studies spent the same budget of epochs: the best validation accuracy so far (among the trials finished within the epochs spent so far) against the epochs spent, the mean over the studies of a pruner with a 95% t-interval band, one panel per pruner, each beside no pruning, the reference. Every curve ends at the budget. The accuracy axis, shared by the panels, spans the curves from a quarter of the budget on, so the first trials and the widest bands are cut at the bottom.", "name": "fig-pruner-paths"}, "image": {"alt": "Three line charts side by side sharing a y axis of best validation accuracy so far against epochs spent (x), ending at the same budget. Each panel shows no pruning (purple, solid) and one pruner, dashed: median (red), successive halving (green), Hyperband (orange), each line with a light shaded band with thin edges and a legend in the lower right. The curves rise in steps as trials finish; the earliest parts may rise from below the bottom of the axes."}} tags=["nbval-ignore-output"]
+# %% mystnb={"figure": {"caption": "How each pruner's studies spent the same budget of epochs: the best validation accuracy so far (among the trials finished within the epochs spent so far) against the epochs spent, the mean over the studies of a pruner with a 95% t-interval band, one panel per pruner, each beside no pruning, the reference. Every curve ends at the budget, its last value drawn one epoch wide. The accuracy axis, shared by the panels, spans the curves from a quarter of the budget on, so the first trials are cut at the bottom and the widest bands at the bottom and the top.", "name": "fig-pruner-paths"}, "image": {"alt": "Three line charts side by side sharing a y axis of best validation accuracy so far against epochs spent (x), ending at the same budget. Each panel shows no pruning (purple, solid) and one pruner, dashed: median (red), successive halving (green), Hyperband (orange), each line with a light shaded band with thin edges and a legend in the lower right. The curves rise in steps as trials finish; the earliest parts may rise from below the bottom of the axes."}} tags=["nbval-ignore-output"]
 # the pruners' own palette: the spare colours after the samplers', so no colour means both
 colours = {
     label: colour
@@ -814,7 +815,8 @@ fig, axes = plt.subplots(
 )
 for ax, label in zip(axes, list(PRUNERS)[1:]):
     for name, ls in (("no pruning", "-"), (label, "--")):
-        band = paths[name]
+        band = paths[name]  # its last value drawn one epoch wide, so that the budget's shows
+        band = pd.concat([band, band.iloc[[-1]].set_axis([band.index[-1] + 1])])
         x = band.index
         # steps: the best so far changes only when a trial finishes
         ax.step(x, band["mean"], where="post", ls=ls, lw=2, color=colours[name], label=name)
@@ -822,7 +824,7 @@ for ax, label in zip(axes, list(PRUNERS)[1:]):
         ax.fill_between(x, low, high, step="post", color=colours[name], alpha=0.1, lw=0)
         for edge in (low, high):  # thin edges: overlapping bands stay apart
             ax.step(x, edge, where="post", ls=ls, lw=0.7, color=colours[name], alpha=0.6)
-    ax.set(xlabel="epochs spent so far", xlim=(1, PRUNE_BUDGET))
+    ax.set(xlabel="epochs spent so far", xlim=(1, PRUNE_BUDGET + 1))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(label, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)  # the curves rise to the upper right
