@@ -158,7 +158,9 @@ class Comparison:
             )
         side = "above" if self.difference > 0 else "below"
         size, half = self.scale * abs(self.difference), self.scale * self.half_width
-        digits = 1 if f"{size:.1f}" != f"{half:.1f}" else 2  # "0.7 ± 0.7" would read as a tie
+        digits = 1  # more where "0.7 ± 0.7" would read as an interval that reaches zero
+        while digits < 3 and f"{size:.{digits}f}" == f"{half:.{digits}f}":
+            digits += 1
         return (
             f"{self.a} ends {size:.{digits}f} ± {half:.{digits}f} {self.unit} {side} {self.b} "
             f"over {self.seeds} seeds"

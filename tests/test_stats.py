@@ -114,11 +114,13 @@ def test_compare_pairs_passes_its_confidence_on_bonferroni():
     )
 
 
-def test_a_difference_that_rounds_like_its_interval_gets_two_decimals():
+def test_a_difference_that_rounds_like_its_interval_gets_more_decimals():
     from idlmam.stats import Comparison
 
     close = Comparison("A", "B", -0.0071, 0.0066, 3, True, True)  # 0.7 +- 0.7 would read as a tie
     assert close.sentence() == "A ends 0.71 ± 0.66 points below B over 3 seeds"
+    closer = Comparison("A", "B", -0.00662, 0.00657, 3, True, True)  # 0.66 +- 0.66 too
+    assert closer.sentence() == "A ends 0.662 ± 0.657 points below B over 3 seeds"
     clear = Comparison("A", "B", -0.0071, 0.0036, 3, True, True)
     assert clear.sentence() == "A ends 0.7 ± 0.4 points below B over 3 seeds"
 
