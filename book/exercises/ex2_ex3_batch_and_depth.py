@@ -302,7 +302,9 @@ ax.set(
 )
 ax.set_xticks(BATCH_SIZES, [str(B) for B in BATCH_SIZES], minor=False)
 ax.minorticks_off()
-handles, _ = ax.get_legend_handles_labels()
+handles = [  # drawn as the lines are: errorbar's own handles lose the dashes
+    Line2D([], [], color=colours[n], ls=styles[n], marker="o", label=n) for n in tools
+]
 ax.legend(
     handles=handles + [chance_marker] * bool(failed),
     fontsize=8,
