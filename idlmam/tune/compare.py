@@ -32,7 +32,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import optuna
 import pandas as pd
@@ -258,7 +258,24 @@ def best_by_epochs(
     return pd.DataFrame(rows, columns=["trial", "epochs", "best value"])
 
 
-class stop_at_epochs:  # noqa: N801 - used like a function: callbacks=[stop_at_epochs(72)]
+class _StopAtEpochs:
+    """The callback :func:`stop_at_epochs` returns."""
+
+    def __init__(self, budget: int, states: tuple[TrialState, ...]) -> None:
+        self.budget = budget
+        self.states = states
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if epochs_spent(study, self.states) >= self.budget:
+            study.stop()
+
+    def __repr__(self) -> str:
+        return f"stop_at_epochs({self.budget})"
+
+
+def stop_at_epochs(
+    budget: int, states: Sequence[TrialState] = SPENT_STATES
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
     """A callback that stops a study once its trials have spent ``budget`` epochs.
 
     Pass it to ``study.optimize(objective, n_trials=cap, callbacks=[stop_at_epochs(budget)])``:
@@ -280,6 +297,9 @@ class stop_at_epochs:  # noqa: N801 - used like a function: callbacks=[stop_at_e
         states: the trial states whose epochs count (default :data:`SPENT_STATES`: complete and
             pruned; a failed trial's epochs count only when asked for).
 
+    Returns:
+        The callback, ``(study, trial) -> None``.
+
     Raises:
         ValueError: ``budget`` is not a whole number of at least 1.
 
@@ -294,19 +314,9 @@ class stop_at_epochs:  # noqa: N801 - used like a function: callbacks=[stop_at_e
         >>> len(study.trials), epochs_spent(study)  # the third trial crossed 7: 2 over
         (3, 9)
     """
-
-    def __init__(self, budget: int, states: Sequence[TrialState] = SPENT_STATES) -> None:
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            raise ValueError(f"budget must be a whole number of epochs, at least 1, got {budget!r}")
-        self.budget = budget
-        self.states = tuple(states)
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if epochs_spent(study, self.states) >= self.budget:
-            study.stop()
-
-    def __repr__(self) -> str:
-        return f"stop_at_epochs({self.budget})"
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ValueError(f"budget must be a whole number of epochs, at least 1, got {budget!r}")
+    return _StopAtEpochs(budget, tuple(states))
 
 
 def best_within(
