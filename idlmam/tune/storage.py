@@ -204,7 +204,10 @@ def _retried(name: str) -> Callable:
     return call
 
 
-# every RDBStorage method that talks to the database (_get_stale_trial_ids: fail_stale_trials)
+# every RDBStorage method that talks to the database: the public ones, and the private ones that
+# Optuna's _CachedStorage (which wraps every RDB storage of a study) calls on it directly
+# (_get_stale_trial_ids: fail_stale_trials; _get_best_trial_id: the best trial, read after every
+# trial is told; _create_new_trial, _set_trial_param, _get_trials: ask, suggest, the trials)
 for _name in (
     "create_new_study",
     "delete_study",
@@ -230,8 +233,13 @@ for _name in (
     "get_all_trials",
     "get_best_trial",
     "_get_stale_trial_ids",
+    "_get_best_trial_id",
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_trials",
 ):
-    setattr(_RetryingRDBStorage, _name, _retried(_name))
+    if hasattr(optuna.storages.RDBStorage, _name):  # the private ones may move between releases
+        setattr(_RetryingRDBStorage, _name, _retried(_name))
 
 
 def _record_heartbeat(self: _RetryingRDBStorage, trial_id: int) -> None:
