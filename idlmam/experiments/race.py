@@ -585,7 +585,7 @@ def readable(board: pd.DataFrame, mine: str | None = None) -> pd.DataFrame:
         if pd.isna(mean):
             return "-"
         tail = "" if pd.isna(half) else f" ± {100 * half:.2f}"
-        return f"{100 * mean:{sign}.2f}{tail}"
+        return f"{round(100 * mean, 2) + 0.0:{sign}.2f}{tail}"  # + 0.0: no "-0.00"
 
     shown = pd.DataFrame(index=[f"{n} *" if n == mine else n for n in board.index])
     shown["test acc. (%)"] = [pm(m, h) for m, h in zip(board["test acc."], board["±"])]

@@ -260,6 +260,9 @@ def test_the_leaderboard_by_hand():
     assert list(text.index) == ["A", "C *", "AdamW", "Broken"]
     assert text.loc["A", "test acc. (%)"] == f"91.00 ± {100 * t * 0.01 / math.sqrt(3):.2f}"
     assert text.loc["C *", "vs leader (points)"].startswith("-0.17 ± ")
+    assert text.loc["A", "vs leader (points)"] == "+0.00"  # the leader against itself
+    board.loc["C", "vs leader"] = -0.000004  # rounds to zero: no "-0.00"
+    assert readable(board).loc["C", "vs leader (points)"].startswith("+0.00 ± ")
     assert text.loc["A", "steps to target"] == "20 (3/3)"
     assert text.loc["C *", "steps to target"] == "not reached"
     assert text.loc["Broken", "test acc. (%)"] == "-" and text.loc["Broken", "rate"] == "-"
