@@ -41,7 +41,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
             "pip",
             "install",
             "-q",
-            "idlmam[tune]==0.5.1",
+            "idlmam[tune]==0.5.2",
         ],
         check=True,
     )
