@@ -464,7 +464,8 @@ ranking = pd.DataFrame(
     }
 ).sort_values("tuned: test acc.", ascending=False)
 for when, at in (("usual", 2), ("tuned", 5)):
-    ranks = ranking[f"{when}: test acc."].rank(ascending=False, method="min").astype(int)
+    shown = ranking[f"{when}: test acc."].round(4)  # as the table shows it: a tie, one rank
+    ranks = shown.rank(ascending=False, method="min").astype(int)
     ranking.insert(at, f"{when}: rank", ranks)
 ranking.round(4)
 
@@ -529,9 +530,18 @@ glue("kept_usual", int((best["rate"] == best["usual rate"]).sum()), display=Fals
 glue("n_contenders", len(CONTENDERS), display=False)
 top_usual = list(ranking.sort_values("usual: rank").index[:2])
 top_tuned = list(ranking.index[:2])
+
+
+def first(when, top):
+    """Who came first: one optimizer, or two that the table's four decimals cannot separate."""
+    if ranking.loc[top[1], f"{when}: rank"] == 1:
+        return f"{top[0]} and {top[1]} tied for first to four decimals"
+    return f"{top[0]} came first"
+
+
 lines = [
-    f"- At the usual rates, {top_usual[0]} came first: {compare(usual, *top_usual).sentence()}.",
-    f"- After tuning, {top_tuned[0]} came first: {compare(tuned, *top_tuned).sentence()}.",
+    f"- At the usual rates, {first('usual', top_usual)}: {compare(usual, *top_usual).sentence()}.",
+    f"- After tuning, {first('tuned', top_tuned)}: {compare(tuned, *top_tuned).sentence()}.",
 ]
 both = pd.concat(  # each optimizer twice, so that compare can pair its two rates by seed
     [
