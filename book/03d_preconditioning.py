@@ -201,7 +201,9 @@ reached = {key: steps_to_reach(path, (0.0, 0.0), TOL) for key, (_, path) in best
 def cell(key):
     """One entry of the table: the steps to the minimum, at which rate."""
     rate, steps = best[key][0], reached[key]
-    return f"{steps} at rate {rate:g}" if steps is not None else f"not reached (rate {rate:g})"
+    if steps is None:
+        return f"not reached (rate {rate:g})"
+    return f"{steps} steps at rate {rate:g}"
 
 
 pd.DataFrame({where: {name: cell((where, name)) for name in OPTIMIZERS} for where in SURFACES})
@@ -703,7 +705,9 @@ directions = {
 singular = {name: torch.linalg.svdvals(m) for name, m in directions.items()}
 gap = (directions["Shampoo without memory"] - polar).abs().max().item()
 ns = singular["Newton-Schulz, 5 steps (Muon)"]
-glue("shampoo_gap", f"{gap:.0e}", display=False)
+mantissa, exponent = f"{gap:.0e}".split("e")  # 5e-08 written as 5 × 10⁻⁸
+superscript = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+glue("shampoo_gap", f"{mantissa} × 10{str(int(exponent)).translate(superscript)}", display=False)
 glue("ns_low", f"{ns.min().item():.2f}", display=False)
 glue("ns_high", f"{ns.max().item():.2f}", display=False)
 near_one = int(((ns > 0.7) & (ns < 1.3)).sum())
