@@ -425,7 +425,7 @@ finding(
 # therefore pool the trials of all the TPE studies into one study of {glue:text}`n_pooled`
 # trials for the bars (not one longer search, but PED-ANOVA asks only where the good trials
 # lie), and show each study's own importances as dots, to make their spread visible. Pooled,
-# the top 10% holds {glue:text}`n_top` trials, {glue:text}`top_advice`.
+# the top 10% holds {glue:text}`n_top`, {glue:text}`top_advice`.
 #
 # What the numbers measure matters too. PED-ANOVA compares the best trials with the trials the
 # study ran, not with the whole search space, so it measures importance within the region the
@@ -450,14 +450,16 @@ importances.index.name = "TPE study (seed)"
 glue("n_pooled", len(tpe_trials), display=False)
 # PED-ANOVA's top 10%: the trials at least as good as the ceil(0.1 n)-th best (ties included)
 values = np.sort([t.value for t in tpe_trials if t.value is not None])[::-1]
-n_top = int((values >= values[math.ceil(0.1 * len(values)) - 1]).sum())
-glue("n_top", n_top, display=False)
+tenth = math.ceil(0.1 * len(values))
+n_top = int((values >= values[tenth - 1]).sum())
+ties = f" (not {tenth}: the trials that tie its last place all count)" if n_top > tenth else ""
+glue("n_top", f"{plural(n_top, 'trial')}{ties}", display=False)
 glue(
     "top_advice",
     "the advice's 5 or more" if n_top >= 5 else "fewer than the advice's 5",
     display=False,
 )
-pd.concat([importances, overall.to_frame().T]).round(3)
+pd.concat([importances, overall.to_frame().T]).rename_axis("TPE study (seed)").round(3)
 
 # %% mystnb={"figure": {"caption": "PED-ANOVA parameter importances (passed explicitly; Optuna 5's default evaluator) of the chapter's search: the bars from the pooled trials of all the TPE studies, each dot one study on its own.", "name": "fig-importances"}, "image": {"alt": "Horizontal bar chart with one bar per hyperparameter (the learning rate, hidden layers, neurons per layer), its length the importance from 0 to 1 computed on the pooled TPE trials, with one black dot per TPE study showing how much the single studies disagree."}} tags=["nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(7.5, 2.8), layout="constrained")
@@ -661,6 +663,15 @@ if readings:
     verdicts = "; ".join(verdict for _, verdict in readings)
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
 finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
+if BUDGET.findings and readings:  # the recipe box's reading of the runs
+    range_takeaway = (
+        f"Here one pass of {range_seconds:.1f} s suggested {result.suggestion:.2g}, "
+        f"{result.suggestion / searched:.2g} times the searched rate; over {SEEDS} seeds, "
+        f"{verdicts}."
+    )
+else:
+    range_takeaway = "This budget's runs are too small to compare the rates (see the box above)."
+glue("range_takeaway", range_takeaway, display=False)
 
 # %% [markdown]
 # The range test costs one pass, a search many trainings; it answers a narrower question, though:
@@ -1145,7 +1156,7 @@ plt.show()
 # ```{admonition} A search-and-pruning recipe, and how far this page supports it
 # :class: tip
 # - **Bound the rate first.** One range-test pass, at most an epoch, says where the learning rate
-#   stops training; search the rate on a log scale below that.
+#   stops training; search the rate on a log scale below that. {glue:text}`range_takeaway`
 # - **Explore, then exploit.** Spend the first trials spread evenly over the space: random
 #   search, or quasi-random (Sobol) points, which the Tuning Playbook recommends while the space
 #   is still being learned {cite:p}`godbole2023playbook` (Optuna's `QMCSampler`). A model-based
