@@ -310,6 +310,7 @@ ax.legend(
     fontsize=8,
     loc="upper left",
     bbox_to_anchor=(1.01, 1),
+    handlelength=3.5,  # long enough for a marker and the dashes on either side of it
 )
 plt.show()
 
@@ -352,6 +353,7 @@ fig.legend(
     loc="outside lower center",
     ncol=len(tools) + bool(failed) if len(BATCH_SIZES) > 2 else 2,
     fontsize=8,
+    handlelength=3,  # long enough to show the dashes
 )
 plt.show()
 
