@@ -155,8 +155,11 @@ print(f"{count_parameters(make_rnn()):,} parameters")
 norms: dict[str, list[list[float]]] = {}  # run -> one list per seed: each step's gradient norm
 NAMES = ["SGD", "SGD w/ Nesterov", "AdamW", "AdamW+CosineLR"]  # exercise 4, the book's names
 NAMES += ["SGD w/ Nesterov+clip", "IRNN, SGD", "IRNN, SGD+clip"]  # exercise 5
-COLOURS = run_colours(NAMES)  # one colour per run on every figure of the page
 LINES = {name: (0, dash) if dash else "-" for name, dash in run_dashes(NAMES).items()}
+COLOURS = {  # one colour per run on every figure of the page; a variant's darker than its base's
+    name: tuple(np.array(to_rgb(colour)) * (0.55 if LINES[name] != "-" else 1))
+    for name, colour in run_colours(NAMES).items()
+}
 glue("eta_0", ETA_0, display=False)
 glue("mu", MU, display=False)
 glue("momentum_gain", 1 / (1 - MU), display=False)
@@ -262,13 +265,12 @@ finding("\n".join(lines), needs="rank the optimizers on this recurrent network",
 def plot_seeds(frame, ax, title):
     """Each run's test accuracy per epoch: one thin line per seed, a thick one for their mean.
 
-    A variant ("<base>+<x>", dashed) is drawn in a darker shade of its base's colour, with
-    longer dashes on its thin lines, so that its seeds stand apart from the base's.
+    A variant ("<base>+<x>", dashed, in a darker shade of its base's colour) has longer dashes
+    on its thin lines, so that its seeds stand apart from the base's.
     """
     for name, rows in frame.groupby("run", sort=False):
-        variant = LINES[name] != "-"
-        colour = np.array(to_rgb(COLOURS[name])) * (0.55 if variant else 1)  # darker: a variant
-        thin = (0, (6, 3)) if variant else "-"  # dashes that stay dashes at a thin line's width
+        colour = COLOURS[name]
+        thin = (0, (6, 3)) if LINES[name] != "-" else "-"  # dashes that stay dashes when thin
         for _, seed in rows.groupby("seed"):
             ax.plot(seed["epoch"], seed["test Accuracy"], color=colour, ls=thin, lw=0.8, alpha=0.6)
         mean = rows.groupby("epoch")["test Accuracy"].mean()
@@ -461,7 +463,7 @@ glue(
 )
 print(
     f"IRNN with clipping: {np.mean(clip_norms > z):.0%} of its steps were clipped; "
-    f"norms above {HUGE} z = {HUGE * z:.1f} only in its first {plural(burst, 'step')}"
+    f"norms above {HUGE} × z = {HUGE * z:.1f} only in its first {plural(burst, 'step')}"
 )
 
 # %% mystnb={"figure": {"caption": "Exercise 5: the gradient norm of every step of the IRNN (ReLU units, identity recurrent weights) trained with plain SGD, without and with clipping, measured before clipping; one line per seed.", "name": "fig-ex5-irnn-norms"}, "image": {"alt": "Gradient norm on a logarithmic y-axis against the optimizer step. The unclipped runs, circles, start near a thousand and have no finite gradient after their first steps, where a dotted vertical line stands. The clipped runs, thin lines, start at the same height, fall by about two orders of magnitude over the first few tens of steps, and then cross the dashed line at the threshold z back and forth for the rest of the run."}} tags=["hide-input", "nbval-ignore-output"]
