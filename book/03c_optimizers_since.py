@@ -412,7 +412,7 @@ for ax, (family, names) in zip(axes, FAMILIES.items()):
     ax.axhline(top, color="black", lw=0.8)
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set(xscale="log", title=family)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # off the data
 factors = sorted(set(final["relative"].round(6)))
 axes[0].set_xticks(factors, [f"{f:g}" if f >= 1 else f"1/{1 / f:g}" for f in factors])
 axes[0].xaxis.set_minor_formatter(plt.NullFormatter())
@@ -674,7 +674,9 @@ scratch = costs.loc["AdamW, from scratch"]
 glue("scratch_cost", scratch["x ref"], display=False)
 glue("scratch_low", scratch["x min"], display=False)
 glue("scratch_high", scratch["x max"], display=False)
-costs.rename(columns={"x ref": "x AdamW"}).round(2)
+costs.rename(
+    columns={"x ref": "× AdamW", "x min": "× AdamW, lowest", "x max": "× AdamW, highest"}
+).round(2)
 
 # %% [markdown]
 # In these rounds a step of Muon cost {glue:text}`muon_cost:.1f` times a step of AdamW. The same
@@ -733,7 +735,9 @@ for (family, names), (left, right) in zip(FAMILIES.items(), axes):
     right.set(xlabel="seconds of steps (steps × cost per step)", title=f"{family}: seconds")
     for ax in (left, right):
         ax.axhline(target, color="black", ls="--", lw=1, label="target")
-        ax.label_outer()  # the axis labels on the outer panels only
+    left.label_outer()  # one axis of steps for every row: its numbers on the bottom row only
+    right.set_ylabel(None)  # each row its own axis of seconds: every right panel keeps its numbers
+    right.tick_params(labelleft=False)  # the accuracy axis is shared: numbered on the left only
     right.legend(fontsize=8, title=None, loc="upper left", bbox_to_anchor=(1.02, 1))
 axes[0, 0].set_ylim(target - 0.04, max(target, curves["val Accuracy"].max()) + 0.005)
 axes[0, 0].yaxis.set_major_formatter(plt.FuncFormatter(lambda a, _: f"{a:.0%}"))
