@@ -68,7 +68,7 @@ from idlmam.models import mlp
 from idlmam.notebook import budget_banner, glue, setup
 from idlmam.optim import SOAP, MuonWithAdamW, Shampoo, muon_param_groups
 from idlmam.plotting import run_colours
-from idlmam.text import plural
+from idlmam.text import plural, times_ten
 
 setup(threads=1)  # one CPU thread: the timings below are per thread
 budget_banner(
@@ -350,7 +350,7 @@ sizes = pd.DataFrame(
         "full matrix": [(m * n) ** 2 for m, n in shapes],
         "Shampoo: L and R": [m * m + n * n for m, n in shapes],
     },
-    index=[f"{n} -> {m}" for m, n in shapes],
+    index=[f"{n} → {m}" for m, n in shapes],
 )
 sizes.loc["all four"] = sizes.sum()
 full_gb = 4 * sizes.loc["all four", "full matrix"] / 1e9  # float32: 4 bytes a number
@@ -499,11 +499,11 @@ toy = {name: best_curve(optimizer) for name, optimizer in TOY_OPTIMIZERS.items()
 pd.DataFrame(
     {
         "rate": {name: f"{rate:g}" for name, (rate, _) in toy.items()},
-        "steps to 1e-6 of the start": {
+        "steps to 10⁻⁶ of the start": {
             name: steps_to_million(curve) or f"not in {len(curve) - 1}"
             for name, (_, curve) in toy.items()
         },
-        "loss after 200 steps": {name: f"{curve[-1]:.1e}" for name, (_, curve) in toy.items()},
+        "loss after 200 steps": {name: times_ten(curve[-1], 2) for name, (_, curve) in toy.items()},
     }
 )
 
@@ -627,20 +627,23 @@ COSTS = {
 }
 makers = {name: lambda p, make=make: make(p, lr=1e-3) for name, make in COSTS.items()}
 costs = step_costs(makers, steps=30, rounds=5, reference="AdamW")
-costs = costs[["ms per step"]].assign(**{"x AdamW": costs["x ref"]})
+costs = costs[["ms per step", "x ref", "x min", "x max"]].rename(
+    columns={"x ref": "× AdamW", "x min": "× AdamW, lowest", "x max": "× AdamW, highest"}
+)
 for key, name in (
     ("cost_shampoo_1", "Shampoo, roots every step"),
     ("cost_shampoo_10", "Shampoo, roots every 10 steps"),
     ("cost_soap", "SOAP, bases every 10 steps"),
     ("cost_muon", "Muon (with AdamW)"),
 ):
-    glue(key, f"{costs.loc[name, 'x AdamW']:.1f}", display=False)
+    glue(key, f"{costs.loc[name, '× AdamW']:.1f}", display=False)
 costs.round(1)
 
 # %% [markdown]
 # On this machine a Shampoo step that recomputes its roots every time cost
 # {glue:text}`cost_shampoo_1` times an AdamW step; every 10 steps, {glue:text}`cost_shampoo_10`
-# times; SOAP {glue:text}`cost_soap` times, and Muon {glue:text}`cost_muon` times. These are one
+# times; SOAP {glue:text}`cost_soap` times, and Muon {glue:text}`cost_muon` times (the median
+# ratio over the five rounds; the table gives the lowest and the highest). These are one
 # machine's clock, on a network whose forward and backward passes are tiny: the decompositions'
 # cost grows with the width of the layers and not with the batch, so with large batches and a
 # GPU the share shrinks. Distributed Shampoo {cite:p}`shi2023distributed`, the version
@@ -705,9 +708,7 @@ directions = {
 singular = {name: torch.linalg.svdvals(m) for name, m in directions.items()}
 gap = (directions["Shampoo without memory"] - polar).abs().max().item()
 ns = singular["Newton-Schulz, 5 steps (Muon)"]
-mantissa, exponent = f"{gap:.0e}".split("e")  # 5e-08 written as 5 × 10⁻⁸
-superscript = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-glue("shampoo_gap", f"{mantissa} × 10{str(int(exponent)).translate(superscript)}", display=False)
+glue("shampoo_gap", times_ten(gap), display=False)
 glue("ns_low", f"{ns.min().item():.2f}", display=False)
 glue("ns_high", f"{ns.max().item():.2f}", display=False)
 near_one = int(((ns > 0.7) & (ns < 1.3)).sum())
