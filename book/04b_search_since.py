@@ -425,7 +425,7 @@ finding(
 # therefore pool the trials of all the TPE studies into one study of {glue:text}`n_pooled`
 # trials for the bars (not one longer search, but PED-ANOVA asks only where the good trials
 # lie), and show each study's own importances as dots, to make their spread visible. Pooled,
-# the top 10% holds {glue:text}`n_top`, {glue:text}`top_advice`.
+# the top 10% holds {glue:text}`n_top`: {glue:text}`top_advice`.
 #
 # What the numbers measure matters too. PED-ANOVA compares the best trials with the trials the
 # study ran, not with the whole search space, so it measures importance within the region the
@@ -456,7 +456,7 @@ ties = f" (not {tenth}: the trials that tie its last place all count)" if n_top 
 glue("n_top", f"{plural(n_top, 'trial')}{ties}", display=False)
 glue(
     "top_advice",
-    "the advice's 5 or more" if n_top >= 5 else "fewer than the advice's 5",
+    "at least the 5 the advice asks for" if n_top >= 5 else "fewer than the 5 the advice asks for",
     display=False,
 )
 pd.concat([importances, overall.to_frame().T]).rename_axis("TPE study (seed)").round(3)
@@ -494,10 +494,15 @@ if n_top < 5:
         f"`{first}` and `{second}`, is not firm."
     )
 else:
-    firm = (
-        f"The pooled top 10% holds {n_top} trials, at least the 5 Optuna advises; study by study, "
-        f"`{first}` came before `{second}` in {ahead} of the {STUDIES} studies."
-    )
+    firm = f"Study by study, `{first}` came before `{second}` in {ahead} of the {STUDIES} studies"
+    gap = overall[first] - overall[second]
+    if 2 * ahead <= STUDIES:  # most studies found the other order
+        firm += (
+            f", so the pooled order of these two, {gap:.2f} apart, is not what most studies "
+            "found: the runs do not rank them."
+        )
+    else:
+        firm += "."
 finding(
     f"Pooled, the importances are {ranking}. {agreement} {firm}",
     needs="rank the hyperparameters",
@@ -664,10 +669,16 @@ if readings:
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
 finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 if BUDGET.findings and readings:  # the recipe box's reading of the runs
+    against = {
+        run: compare(at_rates, trained[0], run, "val Accuracy", confidence=confidence)
+        for run in trained[1:]
+    }
+    said = ", ".join(f"against {run} {points(c)}" for run, c in against.items())
     range_takeaway = (
         f"Here one pass of {range_seconds:.1f} s suggested {result.suggestion:.2g}, "
         f"{result.suggestion / searched:.2g} times the searched rate; over {SEEDS} seeds, "
-        f"{verdicts}."
+        f"{trained[0]} ended {said} points ({100 * confidence:.3g}% intervals), "
+        f"{beyond(against)}."
     )
 else:
     range_takeaway = "This budget's runs are too small to compare the rates (see the box above)."
