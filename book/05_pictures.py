@@ -47,6 +47,7 @@ if "google.colab" in sys.modules and not importlib.util.find_spec("idlmam"):
     )
 
 # %%
+import math
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -204,18 +205,18 @@ four = {
     name: optimizer_path(f, START, lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), 40, noise=noise)
     for name, (f, lr, noise) in cases.items()
 }
+steps = [steps_to_reach(p, (0, 0), TOL) for p in four.values()]
+distances = [p[-1].norm().item() for p in four.values()]
 summary = pd.DataFrame(
     {
-        "steps to reach the minimum": pd.array(
-            [steps_to_reach(p, (0, 0), TOL) for p in four.values()], dtype="Int64"
-        ),
-        "distance left after 40 steps": [round(p[-1].norm().item(), 3) for p in four.values()],
+        "steps to reach the minimum": ["not reached" if n is None else n for n in steps],
+        "distance left after 40 steps": [
+            round(d, 3) if math.isfinite(d) else "not finite" for d in distances
+        ],
     },
     index=list(four),
 )
-summary.astype(object).fillna(
-    {"steps to reach the minimum": "not reached", "distance left after 40 steps": "not finite"}
-)
+summary
 
 # %% mystnb={"figure": {"caption": "Figure 5.2 redrawn: 40 steps of plain SGD from the same start on four surfaces, each with its distance from the minimum after 40 steps.", "name": "fig-pictures-four-gradients"}, "image": {"alt": "Four contour maps, green low and red high, each with an SGD path from the hollow circle at the upper left. Ideal: a straight line of shrinking steps into the star at the centre. Noisy: the same direction but wandering, then jittering around the star. Exploding: one long line that leaves the picture on the first step. Vanishing: the path stays at its start on a flat red plain far from the green well."}}
 fig, axes = plt.subplots(2, 2, figsize=(9, 7.5), constrained_layout=True)
@@ -234,7 +235,8 @@ for ax, (name, path) in zip(axes.flat, four.items()):
     ax.text(
         0.03,
         0.04,
-        "after 40 steps: " + ("diverged" if pd.isna(left) else f"{left:.2f} from the minimum"),
+        "after 40 steps: "
+        + ("diverged" if left == "not finite" else f"{left:.2f} from the minimum"),
         transform=ax.transAxes,
         fontsize=9,
         bbox=dict(facecolor="white", alpha=0.8, lw=0),
@@ -750,7 +752,7 @@ for label, (name, kwargs) in rules.items():
         "steps (from scratch)": steps_to_reach(paths[1], CURVED_VALLEY_MIN, TOL),
         "same path (within 1e-10)": torch.allclose(*paths, atol=1e-10, rtol=0),
     }
-pd.DataFrame(rows).T.fillna("not reached")
+pd.DataFrame(rows).T.map(lambda v: "not reached" if pd.isna(v) else v)
 
 # %% [markdown]
 # The last column says whether each from-scratch rule follows its `torch.optim` namesake step for
