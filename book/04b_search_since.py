@@ -88,6 +88,7 @@ from idlmam.tune import (
     run_workers,
 )
 from idlmam.tune.compare import best_by_epochs_band, best_within, stop_at_epochs
+from idlmam.tune.samplers import quiet_experimental
 from idlmam.utils import get_device, set_seed
 
 setup(threads=1)  # one CPU thread: small networks gain little from more, and repeat exactly
@@ -436,7 +437,8 @@ finding(
 tpe_trials = [t for s in range(STUDIES) for t in studies["tpe", s].trials]
 pooled = optuna.create_study(direction="maximize")
 pooled.add_trials(tpe_trials)
-PED_ANOVA = optuna.importance.PedAnovaImportanceEvaluator()  # not left to the version's default
+with quiet_experimental():  # marked experimental in Optuna 4.9, the oldest the package allows
+    PED_ANOVA = optuna.importance.PedAnovaImportanceEvaluator()  # not the version's default
 overall = pd.Series(
     optuna.importance.get_param_importances(pooled, evaluator=PED_ANOVA), name="pooled"
 )
@@ -613,8 +615,10 @@ for seed in range(1, SEEDS + 1):
 at_rates = pd.DataFrame(rows)
 glue("n_epochs", EPOCHS, display=False)
 glue("n_seeds", SEEDS, display=False)
-by_seed = at_rates.pivot(index="seed", columns="run", values="val Accuracy").round(4)
-by_seed.astype(object).mask(by_seed.isna(), "diverged")
+by_seed = at_rates.pivot(index="seed", columns="run", values="val Accuracy")[RATE_NAMES]
+by_seed.rename_axis(columns="validation accuracy at").map(
+    lambda v: "diverged" if pd.isna(v) else f"{v:.4f}"
+)
 
 # %% [markdown]
 # Each comparison below is paired by seed. Its interval says whether the mean difference stands
@@ -1112,7 +1116,7 @@ order.assign(
     complete=(order["complete"] - zero).dt.total_seconds().round(2),
 )[["trial", "worker", "state", "start", "complete", "value"]].round({"value": 3}).rename(
     columns={"start": "start (s)", "complete": "end (s)"}
-)
+).set_index("trial")
 
 # %% [markdown]
 # Whatever the timing, the study holds exactly the trials asked for, every one finished, and
