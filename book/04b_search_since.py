@@ -671,7 +671,6 @@ lines += [f"- At {run}, {n} of {SEEDS} runs diverged." for run, n in diverged.it
 if readings:
     verdicts = "; ".join(verdict for _, verdict in readings)
     lines += [f"\nWhich trains better? {verdicts[:1].upper()}{verdicts[1:]}."]
-finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 if BUDGET.findings and readings:  # the recipe box's reading of the runs
     against = {
         run: compare(at_rates, trained[0], run, "val Accuracy", confidence=confidence)
@@ -687,6 +686,7 @@ if BUDGET.findings and readings:  # the recipe box's reading of the runs
 else:
     range_takeaway = "This budget's runs are too small to compare the rates (see the box above)."
 glue("range_takeaway", range_takeaway, display=False)
+finding("\n".join(lines), needs="compare the rates", sizes=TRAINS["rates"])
 
 # %% [markdown]
 # The range test costs one pass, a search many trainings; it answers a narrower question, though:
